@@ -1,0 +1,181 @@
+"""Command-line entry points behind ``scripts/train.py``, ``eval.py`` and ``infer.py``.
+
+Every expected failure (bad flag, bad config value, missing or corrupted checkpoint, unreadable
+input, input too long) prints one ``error: ...`` line to stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import ConfigError, add_config_arguments, build_config, overrides_from_args
+from .data import DataModule, draw_inputs
+from .tokenizer import ByteTokenizer
+from .train_eval import evaluate, predict, train
+from .utils import pick_device, set_threads
+
+DEFAULT_RUN = "runs/quickstart"
+TRAIN_HINT = "train one first: python scripts/train.py --epochs 3 --batch-size 128"
+
+
+class UsageError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """``ArgumentParser`` whose errors are one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run ``main`` and turn expected failures into one ``error:`` line and exit code 2."""
+    try:
+        return main(argv)
+    except (UsageError, ConfigError, CheckpointError, ValueError, OSError) as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, OSError) and e.filename is not None:
+            message = f"{e.strerror or message}: {e.filename}"
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _load(path: str, device: str):
+    try:
+        return load_checkpoint(path, pick_device(device))
+    except CheckpointError as e:
+        if not Path(path).exists():
+            raise CheckpointError(f"{e}; {TRAIN_HINT}") from None
+        raise
+
+
+# ----------------------------------------------------------------------------- train
+def train_main(argv: Sequence[str] | None = None) -> int:
+    p = Parser(description="Train a seq2seq Transformer on a toy task (default: reverse).")
+    add_config_arguments(p, ("model", "data", "train"))
+    args = p.parse_args(argv)
+    cfg = build_config(None, overrides_from_args(args))
+    out = Path(cfg.train.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    summary = train(cfg)
+    print(f"trained {summary['steps']} steps in {summary['seconds']} s; best validation exact "
+          f"match {summary['best_val_exact_match']:.4f}; checkpoints in {summary['out']}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- eval
+def parse_buckets(text: str) -> list[tuple[int, int]]:
+    """``"1-8,9-16"`` -> ``[(1, 8), (9, 16)]``."""
+    try:
+        edges = [tuple(int(x) for x in part.split("-")) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--lengths must look like 1-8,9-16; got {text!r}") from None
+    if not all(len(e) == 2 and 0 <= e[0] <= e[1] for e in edges):
+        raise UsageError(f"--lengths must look like 1-8,9-16; got {text!r}")
+    return [(lo, hi) for lo, hi in edges]
+
+
+def even_buckets(lo: int, hi: int, n: int = 4) -> list[tuple[int, int]]:
+    step = max(1, -(-(hi - lo + 1) // n))
+    return [(a, min(hi, a + step - 1)) for a in range(lo, hi + 1, step)]
+
+
+def eval_main(argv: Sequence[str] | None = None) -> int:
+    p = Parser(description="Evaluate a checkpoint: exact match and per-character accuracy.")
+    p.add_argument("--checkpoint", default=DEFAULT_RUN, help="run dir or .json (default: %(default)s)")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--lengths", help="fresh strings in these length buckets, e.g. 33-64,65-128")
+    p.add_argument("--samples", type=int, default=200, help="strings per bucket with --lengths")
+    p.add_argument("--alphabet", help="alphabet for --lengths (default: the training one)")
+    p.add_argument("--examples", type=int, default=5, help="examples to print")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = p.parse_args(argv)
+    if args.samples <= 0 or args.examples < 0:
+        raise UsageError("--samples must be > 0 and --examples >= 0")
+    set_threads(0)
+    model, cfg, _ = _load(args.checkpoint, args.device)
+    if args.alphabet is not None:
+        build_config(cfg.to_dict(), {"data": {"alphabet": args.alphabet}})  # validates the name
+    if args.lengths:
+        buckets = parse_buckets(args.lengths)
+        inputs = [x for k, (lo, hi) in enumerate(buckets)
+                  for x in draw_inputs(cfg.data, args.samples, 10_000 + k, min_len=lo, max_len=hi,
+                                       alphabet=args.alphabet)]
+        source = f"{args.samples} fresh strings per bucket"
+    else:
+        dm = DataModule(cfg.data)
+        inputs = dm.test_inputs if args.split == "test" else dm.val_inputs
+        buckets = even_buckets(cfg.data.min_len, cfg.data.max_len)
+        source = f"{args.split} set"
+    longest = max(len(ByteTokenizer().encode(x)) for x in inputs) + 2
+    model.check_length(longest)
+    result = evaluate(model, inputs, cfg.data.task, buckets, args.examples)
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "task": cfg.data.task, "source": source,
+                          **result.to_dict()}, ensure_ascii=False))
+        return 0
+    print(f"task {cfg.data.task}, {source}: {result.n} strings")
+    print(f"exact match {result.exact_match:.4f}   per-character accuracy "
+          f"{result.char_accuracy:.4f}")
+    print(f"{'length':>10} {'n':>6} {'exact':>8} {'char':>8}")
+    for name, b in result.buckets.items():
+        print(f"{name:>10} {b['n']:>6} {b['exact_match']:>8.4f} {b['char_accuracy']:>8.4f}")
+    for ex in result.examples:
+        print(f"\ninput : {ex['input']!r}\ntarget: {ex['target']!r}\npred  : {ex['pred']!r}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- infer
+def read_stdin_lines() -> list[str]:
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise UsageError(f"stdin is not valid UTF-8 (line {line}, byte {e.start})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def infer_main(argv: Sequence[str] | None = None) -> int:
+    p = Parser(description="Run a trained model on --text strings or on lines from stdin.")
+    p.add_argument("--text", action="append", help="input string (repeatable); else stdin lines")
+    p.add_argument("--checkpoint", default=DEFAULT_RUN, help="run dir or .json (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="output length limit in bytes (default: input length + 16)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    args = p.parse_args(argv)
+    set_threads(0)
+    model, cfg, _ = _load(args.checkpoint, args.device)
+    texts = args.text if args.text is not None else read_stdin_lines()
+    if not texts:
+        return 0
+    limit = model.cfg.max_positions - 1
+    if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
+        raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
+    tok = ByteTokenizer()
+    for n, text in enumerate(texts, 1):
+        size = len(tok.encode(text))
+        if size > model.cfg.max_source_tokens:
+            raise UsageError(f"input {n} is {size} bytes long; this model supports at most "
+                             f"{model.cfg.max_source_tokens}")
+    for n, (ids, ended) in enumerate(predict(model, texts, args.max_new_tokens), 1):
+        if not ended:
+            print(f"warning: output {n} hit --max-new-tokens before its end", file=sys.stderr)
+        if not tok.is_valid_utf8(ids):
+            print(f"warning: output {n} is not valid UTF-8; shown with U+FFFD", file=sys.stderr)
+        print(tok.decode(ids))
+    return 0

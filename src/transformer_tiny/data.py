@@ -1,0 +1,139 @@
+"""Data for the toy tasks: deterministic string sets, tensors, and dataloaders.
+
+Each example is a pair of id sequences. With ``x`` the input's bytes and ``y`` the output's:
+
+* ``src     = BOS x EOS``      encoder input
+* ``tgt_in  = BOS y``          decoder input (teacher forcing)
+* ``tgt_out = y EOS``          what the decoder must predict at each position
+
+Batches are right-padded with PAD. Validation and test sets are fixed by ``data_seed``; training
+strings are drawn afresh each epoch and never include a validation or test input.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .config import DataConfig
+from .tasks import ALPHABETS, get_task
+from .tokenizer import ByteTokenizer
+
+_SPLIT_SALT = {"val": 1, "test": 2, "train": 3}
+
+
+def draw_inputs(cfg: DataConfig, n: int, seed: int, exclude: set[str] | frozenset = frozenset(),
+                min_len: int | None = None, max_len: int | None = None,
+                alphabet: str | None = None) -> list[str]:
+    """``n`` distinct task inputs, deterministic in ``seed``, none of them in ``exclude``.
+
+    ``min_len``/``max_len``/``alphabet`` override the config (used to evaluate other lengths).
+    If the space of strings is too small for ``n`` distinct ones, repeats are allowed.
+    """
+    task = get_task(cfg.task)
+    chars = ALPHABETS[alphabet or cfg.alphabet]
+    lo, hi = min_len or cfg.min_len, max_len or cfg.max_len
+    rng = random.Random(seed)
+    out: list[str] = []
+    seen = set(exclude)
+    attempts = 0
+    while len(out) < n:
+        text = task.make_input(rng, chars, lo, hi)
+        attempts += 1
+        if text in seen and attempts < 20 * n:
+            continue
+        seen.add(text)
+        out.append(text)
+    return out
+
+
+def split_seed(cfg: DataConfig, split: str, epoch: int = 0) -> int:
+    return cfg.data_seed * 1_000_003 + _SPLIT_SALT[split] * 10_007 + epoch
+
+
+def heldout_inputs(cfg: DataConfig) -> tuple[list[str], list[str]]:
+    """The fixed validation and test inputs (disjoint from each other)."""
+    val = draw_inputs(cfg, cfg.val_samples, split_seed(cfg, "val"))
+    test = draw_inputs(cfg, cfg.test_samples, split_seed(cfg, "test"), exclude=set(val))
+    return val, test
+
+
+@dataclass
+class Example:
+    src: list[int]
+    tgt: list[int]
+
+
+class PairDataset(Dataset):
+    """(input, expected output) string pairs of a task, tokenized on construction."""
+
+    def __init__(self, inputs: list[str], task_name: str, tokenizer: ByteTokenizer | None = None):
+        self.tok = tokenizer or ByteTokenizer()
+        task = get_task(task_name)
+        self.inputs = inputs
+        self.targets = [task.solve(t) for t in inputs]
+        self.examples = [Example(self.tok.encode(x), self.tok.encode(y))
+                         for x, y in zip(self.inputs, self.targets, strict=True)]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> Example:
+        return self.examples[i]
+
+
+def collate(batch: list[Example]) -> dict[str, torch.Tensor]:
+    """Pad a list of examples into ``src (B, S)``, ``tgt_in (B, T)``, ``tgt_out (B, T)``."""
+    tok = ByteTokenizer()
+    src, _ = tok.pad_batch([e.src for e in batch], bos=True, eos=True)
+    tgt_in, _ = tok.pad_batch([e.tgt for e in batch], bos=True)
+    tgt_out, _ = tok.pad_batch([e.tgt for e in batch], eos=True)
+    return {"src": src, "tgt_in": tgt_in, "tgt_out": tgt_out}
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, rng: random.Random) -> list[int]:
+    """A shuffled order in which each batch holds examples of similar length (less padding).
+
+    Examples are shuffled, cut into pools of 50 batches, sorted by length inside each pool and
+    batched; then the batches are shuffled.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return [i for b in batches for i in b]
+
+
+class DataModule:
+    """Builds the datasets and loaders for one :class:`DataConfig`."""
+
+    def __init__(self, cfg: DataConfig):
+        self.cfg = cfg
+        self.val_inputs, self.test_inputs = heldout_inputs(cfg)
+        self._heldout = frozenset(self.val_inputs) | frozenset(self.test_inputs)
+
+    def train_dataset(self, epoch: int) -> PairDataset:
+        inputs = draw_inputs(self.cfg, self.cfg.train_samples, split_seed(self.cfg, "train", epoch),
+                             exclude=self._heldout)
+        return PairDataset(inputs, self.cfg.task)
+
+    def train_loader(self, epoch: int, batch_size: int, rank: int = 0, world: int = 1) -> DataLoader:
+        """Length-grouped batches of this epoch's fresh strings (``rank`` takes every world-th)."""
+        ds = self.train_dataset(epoch)
+        rng = random.Random(split_seed(self.cfg, "train", epoch))
+        order = length_grouped_order([len(e.src) for e in ds.examples], batch_size, rng)
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        batches = batches[rank::world]
+        return DataLoader(ds, batch_sampler=batches, collate_fn=collate)
+
+    def eval_loader(self, split: str, batch_size: int = 256) -> DataLoader:
+        inputs = self.val_inputs if split == "val" else self.test_inputs
+        return DataLoader(PairDataset(inputs, self.cfg.task), batch_size=batch_size,
+                          collate_fn=collate)

@@ -1,0 +1,299 @@
+"""A from-scratch encoder-decoder Transformer (pre-norm), in one file.
+
+Mask convention, used everywhere: a **boolean** tensor broadcastable to ``(B, nh, T_q, T_k)``,
+``True`` = "this query may attend to this key". Masks are built only by :func:`padding_mask` and
+:func:`subsequent_mask`. A query row with no allowed key outputs zeros, never NaN.
+
+Position schemes (sinusoidal, randomized, rope) live in :mod:`transformer_tiny.positions`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .positions import (
+    Rotation,
+    additive_positions,
+    apply_rotation,
+    offsets_from_end,
+    position_indices,
+    rope_rotation,
+    two_way_rotation,
+)
+from .tokenizer import PAD_ID
+
+
+# ----------------------------------------------------------------------------- masks
+def padding_mask(ids: Tensor) -> Tensor:
+    """``(B, T)`` ids -> ``(B, 1, 1, T)`` bool mask, True where the key is not PAD."""
+    return (ids != PAD_ID)[:, None, None, :]
+
+
+def subsequent_mask(size: int, device: torch.device | None = None) -> Tensor:
+    """``(1, 1, T, T)`` bool mask, True where key position <= query position (causal)."""
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()[None, None]
+
+
+# ----------------------------------------------------------------------------- attention
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False,
+              dropout_p: float = 0.0, impl: str = "sdpa") -> Tensor:
+    """Scaled dot-product attention. ``q (B, nh, Tq, hs)``, ``k, v (B, nh, Tk, hs)``.
+
+    ``mask``: bool, broadcastable to ``(B, nh, Tq, Tk)``, True = may attend. ``causal`` adds
+    :func:`subsequent_mask`. ``impl="sdpa"`` calls the fused kernel; ``"math"`` spells it out.
+    """
+    if impl == "sdpa":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                              is_causal=causal and mask is None)
+    if causal:
+        causal_mask = subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
+        mask = causal_mask if mask is None else mask & causal_mask
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, nh, Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = torch.softmax(scores, dim=-1)
+    if mask is not None:  # rows with no allowed key: softmax gave NaN, make them zero
+        probs = probs.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    probs = F.dropout(probs, p=dropout_p, training=dropout_p > 0)
+    return probs @ v  # (B, nh, Tq, hs)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with a fused input projection laid out like
+    ``nn.MultiheadAttention.in_proj_weight`` (rows: query, key, value)."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, impl: str = "sdpa"):
+        super().__init__()
+        self.n_heads, self.dropout, self.impl = n_heads, dropout, impl
+        self.in_proj = nn.Linear(d_model, 3 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def _heads(self, x: Tensor) -> Tensor:  # (B, T, C) -> (B, nh, T, hs)
+        B, T, C = x.shape
+        return x.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
+
+    def project_kv(self, context: Tensor, rot: Rotation | None = None) -> tuple[Tensor, Tensor]:
+        """Keys (rotated by ``rot`` if given) and values of ``context (B, S, C)``: ``(B, nh, S, hs)``."""
+        d = context.size(-1)
+        kv = F.linear(context, self.in_proj.weight[d:], self.in_proj.bias[d:])
+        k, v = (self._heads(t) for t in kv.split(d, dim=-1))
+        return (k if rot is None else apply_rotation(k, rot)), v
+
+    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor] | None = None,
+                mask: Tensor | None = None, causal: bool = False,
+                cache: LayerCache | None = None, rot: Rotation | None = None) -> Tensor:
+        """``x (B, T, C)`` -> ``(B, T, C)``.
+
+        Self-attention when ``kv`` is None (keys/values from ``x``, appended to ``cache`` if given);
+        cross-attention over precomputed ``kv`` otherwise. ``rot`` rotates the queries (and the
+        self-attention keys) for the rope position scheme.
+        """
+        B, T, C = x.shape
+        if kv is None:
+            q, k, v = (self._heads(t) for t in self.in_proj(x).split(C, dim=-1))
+            if rot is not None:
+                k = apply_rotation(k, rot)
+            if cache is not None:
+                k, v = cache.append(k, v)
+        else:
+            q = self._heads(F.linear(x, self.in_proj.weight[:C], self.in_proj.bias[:C]))
+            k, v = kv
+        if rot is not None:
+            q = apply_rotation(q, rot)
+        p = self.dropout if self.training else 0.0
+        y = attention(q, k, v, mask=mask, causal=causal, dropout_p=p, impl=self.impl)
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+# ----------------------------------------------------------------------------- layers
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model),
+                                 nn.Dropout(dropout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm: ``x + SelfAttn(LN(x))``, then ``x + FFN(LN(x))``."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout, cfg.attention_impl)
+        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, src_mask: Tensor, rot: Rotation | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), mask=src_mask, rot=rot))
+        return x + self.ff(self.norm2(x))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm: causal self-attention, cross-attention over the memory, feed-forward."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
+        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout,
+                                            cfg.attention_impl)
+        self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout,
+                                             cfg.attention_impl)
+        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], src_mask: Tensor,
+                cache: LayerCache | None = None, rot: Rotation | None = None) -> Tensor:
+        # A single new token (cached decoding) may see every earlier one: no mask needed.
+        x = x + self.drop(self.self_attn(self.norm1(x), causal=x.size(1) > 1, cache=cache,
+                                         rot=rot))
+        x = x + self.drop(self.cross_attn(self.norm2(x), kv=memory_kv, mask=src_mask, rot=rot))
+        return x + self.ff(self.norm3(x))
+
+
+# ----------------------------------------------------------------------------- cache
+@dataclass
+class LayerCache:
+    """Self-attention keys and values seen so far by one decoder layer, ``(B, nh, T, hs)``."""
+
+    k: Tensor | None = None
+    v: Tensor | None = None
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+
+@dataclass
+class Memory:
+    """Encoder output and everything the decoder derives from it once per input.
+
+    ``states (B, S, C)``; ``src_mask (B, 1, 1, S)``; ``cross_kv``: per decoder layer, the
+    cross-attention keys and values ``(B, nh, S, hs)``; ``caches``: per-layer self-attention caches
+    for incremental decoding; ``length``: decoder tokens consumed so far.
+    """
+
+    states: Tensor
+    src_mask: Tensor
+    cross_kv: list[tuple[Tensor, Tensor]]
+    positions: Tensor | None = None
+    caches: list[LayerCache] = field(default_factory=list)
+    length: int = 0
+
+    def select(self, rows: Tensor) -> Memory:
+        """The same memory for batch rows ``rows`` (reordering, repeating or dropping rows)."""
+        return Memory(
+            self.states[rows], self.src_mask[rows],
+            [(k[rows], v[rows]) for k, v in self.cross_kv],
+            None if self.positions is None else self.positions[rows],
+            [LayerCache(c.k[rows], c.v[rows]) if c.k is not None else LayerCache()
+             for c in self.caches],
+            self.length,
+        )
+
+
+# ----------------------------------------------------------------------------- model
+class Seq2SeqTransformer(nn.Module):
+    """Encoder-decoder Transformer over byte ids (see the module docstring for conventions).
+
+    ``forward(src (B, S), tgt_in (B, T)) -> logits (B, T, vocab)``. ``encode`` and ``decode`` are
+    separate so that decoding loops (``transformer_tiny.decoding``) can reuse the memory and, with
+    ``use_cache=True``, feed one token at a time.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=PAD_ID)
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_enc_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_dec_layers))
+        self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def _randomized(self) -> bool:
+        return self.training and self.cfg.randomize_positions
+
+    def check_length(self, n_positions: int) -> None:
+        """Raise ``ValueError`` if a sequence needs more positions than the model has."""
+        if n_positions > self.cfg.max_positions:
+            raise ValueError(f"input too long: needs {n_positions} positions, the model supports "
+                             f"{self.cfg.max_positions} ({self.cfg.max_source_tokens} bytes)")
+
+    def encode(self, src: Tensor, positions: Tensor | None = None) -> Memory:
+        """``src (B, S)`` (BOS x EOS, right-padded) -> :class:`Memory`.
+
+        ``positions (B, K >= S)``: position indices shared with the decoder (consecutive if None).
+        """
+        B, S = src.shape
+        self.check_length(S)
+        index = positions if positions is not None else position_indices(
+            S, B, self.cfg.max_positions, False, src.device)
+        start, end = index[:, :S], offsets_from_end(index, src)  # (B, S) each
+        x = self.embed(src)  # (B, S, C)
+        rot = cross_rot = None
+        if self.cfg.position_scheme == "rope":
+            hs = self.cfg.d_model // self.cfg.n_heads
+            rot = rope_rotation(start, hs)
+            cross_rot = two_way_rotation(start, end, self.cfg.n_heads, hs)
+        else:
+            x = x + additive_positions(start, end, self.cfg.d_model)
+        x = self.drop(x)
+        src_mask = padding_mask(src)  # (B, 1, 1, S)
+        for layer in self.encoder:
+            x = layer(x, src_mask, rot)
+        states = self.enc_norm(x)
+        cross_kv = [layer.cross_attn.project_kv(states, cross_rot) for layer in self.decoder]
+        return Memory(states, src_mask, cross_kv, positions)
+
+    def decode(self, tgt: Tensor, memory: Memory, use_cache: bool = False) -> Tensor:
+        """``tgt (B, T)`` decoder ids -> logits ``(B, T, vocab)``.
+
+        Without a cache ``tgt`` is the whole prefix (BOS first). With ``use_cache=True`` it holds
+        only the tokens after those already fed (``memory.length`` of them); keys and values are
+        kept in ``memory.caches``.
+        """
+        B, T = tgt.shape
+        start = memory.length if use_cache else 0
+        if use_cache and T > 1 and start > 0:
+            raise ValueError("a cached decode step after the first takes one token per row")
+        self.check_length(start + T + 1)
+        if memory.positions is not None:
+            index = memory.positions[:, start + 1: start + T + 1]
+        else:
+            index = torch.arange(start + 1, start + T + 1, device=tgt.device).expand(B, T)
+        x = self.embed(tgt)  # (B, T, C)
+        rot = None
+        if self.cfg.position_scheme == "rope":
+            rot = rope_rotation(index, self.cfg.d_model // self.cfg.n_heads)
+        else:
+            x = x + additive_positions(index, index, self.cfg.d_model)
+        x = self.drop(x)
+        if use_cache and not memory.caches:
+            memory.caches = [LayerCache() for _ in self.decoder]
+        for i, layer in enumerate(self.decoder):
+            x = layer(x, memory.cross_kv[i], memory.src_mask,
+                      memory.caches[i] if use_cache else None, rot)
+        if use_cache:
+            memory.length += T
+        return self.head(self.dec_norm(x))
+
+    def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
+        """Teacher-forced logits ``(B, T, vocab)`` for ``src (B, S)`` and ``tgt (B, T)``."""
+        n = max(src.size(1), tgt.size(1) + 1)
+        self.check_length(n)
+        positions = position_indices(n, src.size(0), self.cfg.max_positions, True, src.device) \
+            if self._randomized() else None
+        return self.decode(tgt, self.encode(src, positions))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,175 @@
+"""Training and evaluation steps: the optimiser, the schedule, the loop, and the metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .checkpoint import save_checkpoint
+from .config import RunConfig, TrainConfig
+from .data import DataModule
+from .decoding import greedy_decode
+from .model import Seq2SeqTransformer
+from .tasks import get_task
+from .tokenizer import PAD_ID, ByteTokenizer
+from .utils import atomic_write_text, char_accuracy, pick_device, seed_everything, set_threads
+
+
+def learning_rate(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``lr * min_lr_ratio``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    floor = cfg.min_lr_ratio
+    return cfg.lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on biases, norms or embeddings)."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9)
+
+
+def sequence_loss(model: Seq2SeqTransformer, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
+    """Mean cross-entropy over the real (non-PAD) target tokens, and their count."""
+    logits = model(batch["src"], batch["tgt_in"])  # (B, T, V)
+    target = batch["tgt_out"]
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD_ID)
+    return loss, int((target != PAD_ID).sum())
+
+
+# ----------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def predict(model: Seq2SeqTransformer, texts: list[str], max_new_tokens: int | None = None,
+            batch_size: int = 128, use_cache: bool = True) -> list[tuple[list[int], bool]]:
+    """Greedy output for each text, batched by similar length: ``(ids before EOS, ended)``, where
+    ``ended`` is False when ``max_new_tokens`` ran out before EOS."""
+    tok = ByteTokenizer()
+    device = next(model.parameters()).device
+    encoded = [tok.encode(t) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    results: list[tuple[list[int], bool]] = [([], False) for _ in texts]
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        src, _ = tok.pad_batch([encoded[i] for i in rows], bos=True, eos=True)
+        out = greedy_decode(model, src.to(device), max_new_tokens, use_cache=use_cache)
+        for i, ids in zip(rows, out.tolist(), strict=True):
+            ended = tok.eos_id in ids
+            results[i] = (ids[: ids.index(tok.eos_id)] if ended else ids, ended)
+    return results
+
+
+@dataclass
+class EvalResult:
+    """Exact match and per-character accuracy, overall and per length bucket."""
+
+    exact_match: float
+    char_accuracy: float
+    n: int
+    buckets: dict[str, dict[str, float]] = field(default_factory=dict)
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"exact_match": self.exact_match, "char_accuracy": self.char_accuracy, "n": self.n,
+                "buckets": self.buckets, "examples": self.examples}
+
+
+def evaluate(model: Seq2SeqTransformer, inputs: list[str], task_name: str,
+             bucket_edges: list[tuple[int, int]] | None = None, n_examples: int = 0,
+             max_new_tokens: int | None = None) -> EvalResult:
+    """Greedy-decode ``inputs`` and score them against the task's answers.
+
+    Buckets are by input length in characters; ``bucket_edges`` are inclusive ``(lo, hi)`` pairs.
+    """
+    task, tok = get_task(task_name), ByteTokenizer()
+    preds = [tok.decode(ids) for ids, _ in predict(model, inputs, max_new_tokens)]
+    per_bucket: dict[str, list[tuple[bool, float]]] = defaultdict(list)
+    scores = []
+    for text, pred in zip(inputs, preds, strict=True):
+        target = task.solve(text)
+        score = (pred == target, char_accuracy(pred, target))
+        scores.append(score)
+        for lo, hi in bucket_edges or []:
+            if lo <= len(text) <= hi:
+                per_bucket[f"{lo}-{hi}"].append(score)
+    def summary(s: list[tuple[bool, float]]) -> dict[str, float]:
+        return {"exact_match": sum(e for e, _ in s) / max(1, len(s)),
+                "char_accuracy": sum(c for _, c in s) / max(1, len(s)), "n": len(s)}
+    total = summary(scores)
+    ordered = [f"{lo}-{hi}" for lo, hi in bucket_edges or [] if f"{lo}-{hi}" in per_bucket]
+    examples = [{"input": x, "target": task.solve(x), "pred": p}
+                for x, p in list(zip(inputs, preds, strict=True))[:n_examples]]
+    return EvalResult(total["exact_match"], total["char_accuracy"], len(inputs),
+                      {k: summary(per_bucket[k]) for k in ordered}, examples)
+
+
+# ----------------------------------------------------------------------------- training
+def train(cfg: RunConfig) -> dict[str, Any]:
+    """Train with ``cfg``; writes ``best``/``last`` checkpoints and ``metrics.jsonl`` to
+    ``cfg.train.out``. Returns a summary (best validation exact match, seconds, steps)."""
+    tc = cfg.train
+    set_threads(tc.threads)
+    device = pick_device(tc.device)
+    seed_everything(tc.seed)
+    out = Path(tc.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = Seq2SeqTransformer(cfg.model).to(device)
+    opt = make_optimizer(model, tc)
+    dm = DataModule(cfg.data)
+    steps_per_epoch = math.ceil(cfg.data.train_samples / tc.batch_size)
+    total_steps = steps_per_epoch * tc.epochs
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                              enabled=device.type == "cuda")
+    history: list[dict[str, Any]] = []
+    best, step, t0 = -1.0, 0, time.perf_counter()
+    for epoch in range(tc.epochs):
+        model.train()
+        bar = tqdm(dm.train_loader(epoch, tc.batch_size), total=steps_per_epoch,
+                   desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not tc.progress, leave=False, mininterval=1.0)
+        tokens, t_epoch, loss_sum = 0, time.perf_counter(), 0.0
+        for batch in bar:
+            lr = learning_rate(step, total_steps, tc)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast:
+                loss, n_tok = sequence_loss(model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            step, tokens, loss_sum = step + 1, tokens + n_tok, loss_sum + loss.item()
+            rate = tokens / max(1e-9, time.perf_counter() - t_epoch)
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
+        val = evaluate(model, dm.val_inputs, cfg.data.task)
+        record = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / steps_per_epoch,
+                  "val_exact_match": val.exact_match, "val_char_accuracy": val.char_accuracy,
+                  "tokens_per_s": round(rate), "elapsed_s": round(time.perf_counter() - t0, 2)}
+        history.append(record)
+        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+        meta = {"step": step, "epoch": epoch + 1, "metrics": record}
+        save_checkpoint(out, "last", model, cfg, meta)
+        if val.exact_match > best:
+            best = val.exact_match
+            save_checkpoint(out, "best", model, cfg, meta)
+        if tc.progress:
+            tqdm.write(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}  "
+                       f"val exact match {val.exact_match:.4f}  "
+                       f"char acc {val.char_accuracy:.4f}  {rate:,.0f} tok/s")
+    return {"best_val_exact_match": best, "steps": step, "out": str(out),
+            "seconds": round(time.perf_counter() - t0, 1), "parameters": model.num_parameters()}

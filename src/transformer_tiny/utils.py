@@ -1,0 +1,85 @@
+"""Small helpers: seeding, devices and threads, atomic file writes, metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU. ``cuda`` without CUDA is a ``ValueError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def set_threads(n: int) -> int:
+    """Use ``n`` intra-op threads (0 = one per available core); returns the number set."""
+    if n <= 0:
+        n = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                else os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    return n
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file in the same folder, fsync it, then rename into place.
+
+    A crash or kill at any moment leaves either the old file or the new one, never a torn one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def char_accuracy(pred: str, target: str) -> float:
+    """Fraction of target code points predicted at the right index (a longer prediction is
+    penalised by counting its extra characters as errors)."""
+    hits = sum(p == t for p, t in zip(pred, target, strict=False))
+    return hits / max(len(target), len(pred), 1)
+
+
+def length_bucket(n: int, edges: list[tuple[int, int]]) -> str | None:
+    """Name ``"lo-hi"`` of the first ``(lo, hi)`` range holding ``n``."""
+    for lo, hi in edges:
+        if lo <= n <= hi:
+            return f"{lo}-{hi}"
+    return None
