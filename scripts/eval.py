@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from transformer_tiny.cli import eval_main, run_cli  # noqa: E402
+from transformer_tiny.cli import eval_main, run_cli
 
 if __name__ == "__main__":
     sys.exit(run_cli(eval_main))

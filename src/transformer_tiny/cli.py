@@ -92,8 +92,10 @@ def even_buckets(lo: int, hi: int, n: int = 4) -> list[tuple[int, int]]:
 
 def eval_main(argv: Sequence[str] | None = None) -> int:
     p = Parser(description="Evaluate a checkpoint: exact match and per-character accuracy.")
-    p.add_argument("--checkpoint", default=DEFAULT_RUN, help="run dir or .json (default: %(default)s)")
+    p.add_argument("--checkpoint", default=DEFAULT_RUN,
+                   help="run dir or .json (default: %(default)s)")
     p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--file", help="evaluate on the lines of this UTF-8 text file instead")
     p.add_argument("--lengths", help="fresh strings in these length buckets, e.g. 33-64,65-128")
     p.add_argument("--samples", type=int, default=200, help="strings per bucket with --lengths")
     p.add_argument("--alphabet", help="alphabet for --lengths (default: the training one)")
@@ -107,7 +109,14 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     model, cfg, _ = _load(args.checkpoint, args.device)
     if args.alphabet is not None:
         build_config(cfg.to_dict(), {"data": {"alphabet": args.alphabet}})  # validates the name
-    if args.lengths:
+    if args.file:
+        inputs = read_lines(Path(args.file).read_bytes(), args.file)
+        if not inputs:
+            raise UsageError(f"{args.file} has no lines")
+        longest_line = max(len(x) for x in inputs)
+        buckets = parse_buckets(args.lengths) if args.lengths else even_buckets(1, longest_line)
+        source = f"lines of {args.file}"
+    elif args.lengths:
         buckets = parse_buckets(args.lengths)
         inputs = [x for k, (lo, hi) in enumerate(buckets)
                   for x in draw_inputs(cfg.data, args.samples, 10_000 + k, min_len=lo, max_len=hi,
@@ -137,13 +146,13 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- infer
-def read_stdin_lines() -> list[str]:
-    data = sys.stdin.buffer.read()
+def read_lines(data: bytes, name: str) -> list[str]:
+    """Lines of UTF-8 ``data`` (without their line ends); invalid UTF-8 is a ``UsageError``."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise UsageError(f"stdin is not valid UTF-8 (line {line}, byte {e.start})") from None
+        raise UsageError(f"{name} is not valid UTF-8 (line {line}, byte {e.start})") from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -153,14 +162,15 @@ def read_stdin_lines() -> list[str]:
 def infer_main(argv: Sequence[str] | None = None) -> int:
     p = Parser(description="Run a trained model on --text strings or on lines from stdin.")
     p.add_argument("--text", action="append", help="input string (repeatable); else stdin lines")
-    p.add_argument("--checkpoint", default=DEFAULT_RUN, help="run dir or .json (default: %(default)s)")
+    p.add_argument("--checkpoint", default=DEFAULT_RUN,
+                   help="run dir or .json (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="output length limit in bytes (default: input length + 16)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     args = p.parse_args(argv)
     set_threads(0)
-    model, cfg, _ = _load(args.checkpoint, args.device)
-    texts = args.text if args.text is not None else read_stdin_lines()
+    model, _, _ = _load(args.checkpoint, args.device)
+    texts = args.text if args.text is not None else read_lines(sys.stdin.buffer.read(), "stdin")
     if not texts:
         return 0
     limit = model.cfg.max_positions - 1

@@ -124,7 +124,8 @@ class DataModule:
                              exclude=self._heldout)
         return PairDataset(inputs, self.cfg.task)
 
-    def train_loader(self, epoch: int, batch_size: int, rank: int = 0, world: int = 1) -> DataLoader:
+    def train_loader(self, epoch: int, batch_size: int, rank: int = 0,
+                     world: int = 1) -> DataLoader:
         """Length-grouped batches of this epoch's fresh strings (``rank`` takes every world-th)."""
         ds = self.train_dataset(epoch)
         rng = random.Random(split_seed(self.cfg, "train", epoch))

@@ -79,7 +79,8 @@ class MultiHeadAttention(nn.Module):
         return x.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
 
     def project_kv(self, context: Tensor, rot: Rotation | None = None) -> tuple[Tensor, Tensor]:
-        """Keys (rotated by ``rot`` if given) and values of ``context (B, S, C)``: ``(B, nh, S, hs)``."""
+        """Keys (rotated by ``rot`` if given) and values of ``context (B, S, C)``, each
+        ``(B, nh, S, hs)``."""
         d = context.size(-1)
         kv = F.linear(context, self.in_proj.weight[d:], self.in_proj.bias[d:])
         k, v = (self._heads(t) for t in kv.split(d, dim=-1))

@@ -1,9 +1,9 @@
 """Position information: sinusoidal encodings, (randomized) position indices, rotary embeddings.
 
-Every scheme works from integer position indices. The decoder token at step ``t`` carries index
-``t + 1`` (it predicts output token ``t + 1``, counting from 1); source token ``i`` of a length-``n``
-source (BOS and EOS included) carries two offsets, ``i`` from the start and ``n - 1 - i`` from the
-end, so that "the t-th token from either end" is equally easy to find.
+Every scheme works from integer position indices. The decoder token at step ``t`` carries
+index ``t + 1`` (it predicts output token ``t + 1``, counting from 1); source token ``i`` of a
+length-``n`` source (BOS and EOS included) carries two offsets, ``i`` from the start and
+``n - 1 - i`` from the end, so that "the t-th token from either end" is equally easy to find.
 
 * ``sinusoidal``: the sinusoids of Vaswani et al. (2017) of both offsets are added to the token
   embeddings (first half / second half of the features).
@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .tokenizer import PAD_ID
+
 
 def sinusoidal_encoding(index: Tensor, dim: int) -> Tensor:
     """Sinusoids of Vaswani et al.: ``(...)`` position indices -> ``(..., dim)`` features."""
@@ -73,7 +74,7 @@ Rotation = tuple[Tensor, Tensor]  # (cos, sin), each (B, 1 or nh, T, hs/2)
 
 
 def rope_rotation(index: Tensor, head_size: int) -> Rotation:
-    """Rotary position embedding (Su et al., 2021) angles for ``(B, T)`` or ``(B, nh, T)`` indices."""
+    """Rotary embedding (Su et al., 2021) angles for ``(B, T)`` or ``(B, nh, T)`` indices."""
     if index.dim() == 2:
         index = index[:, None]  # (B, 1, T): the same for every head
     half = head_size // 2

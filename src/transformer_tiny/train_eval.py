@@ -138,7 +138,8 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     for epoch in range(tc.epochs):
         model.train()
         bar = tqdm(dm.train_loader(epoch, tc.batch_size), total=steps_per_epoch,
-                   desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not tc.progress, leave=False, mininterval=1.0)
+                   desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not tc.progress, leave=False,
+                   mininterval=1.0)
         tokens, t_epoch, loss_sum = 0, time.perf_counter(), 0.0
         for batch in bar:
             lr = learning_rate(step, total_steps, tc)
