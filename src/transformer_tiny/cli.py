@@ -12,8 +12,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .config import ConfigError, add_config_arguments, build_config, overrides_from_args
+from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint_info
+from .config import (
+    ConfigError,
+    TrainConfig,
+    add_config_arguments,
+    build_config,
+    overrides_from_args,
+)
 from .data import DataModule, draw_inputs
 from .tokenizer import ByteTokenizer
 from .train_eval import evaluate, predict, train
@@ -61,13 +67,25 @@ def _load(path: str, device: str):
 # ----------------------------------------------------------------------------- train
 def train_main(argv: Sequence[str] | None = None) -> int:
     p = Parser(description="Train a seq2seq Transformer on a toy task (default: reverse).")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (same model and data)")
     add_config_arguments(p, ("model", "data", "train"))
     args = p.parse_args(argv)
-    cfg = build_config(None, overrides_from_args(args))
+    overrides = overrides_from_args(args)
+    base = None
+    if args.resume:
+        out = overrides.get("train", {}).get("out", TrainConfig().out)
+        base = read_checkpoint_info(Path(out) / "last.json")[2].to_dict()
+    cfg = build_config(base, overrides)
+    if base is not None:
+        for section in ("model", "data"):
+            changed = [k for k, v in cfg.to_dict()[section].items() if base[section][k] != v]
+            if changed:
+                raise UsageError(f"--resume cannot change {section} config ({changed[0]})")
     out = Path(cfg.train.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
-    summary = train(cfg)
+    summary = train(cfg, resume=args.resume)
     print(f"trained {summary['steps']} steps in {summary['seconds']} s; best validation exact "
           f"match {summary['best_val_exact_match']:.4f}; checkpoints in {summary['out']}")
     return 0
@@ -166,8 +184,11 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
                    help="run dir or .json (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="output length limit in bytes (default: input length + 16)")
+    p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     args = p.parse_args(argv)
+    if not 1 <= args.beam <= 64:
+        raise UsageError("--beam must be in [1, 64]")
     set_threads(0)
     model, _, _ = _load(args.checkpoint, args.device)
     texts = args.text if args.text is not None else read_lines(sys.stdin.buffer.read(), "stdin")
@@ -182,7 +203,8 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
         if size > model.cfg.max_source_tokens:
             raise UsageError(f"input {n} is {size} bytes long; this model supports at most "
                              f"{model.cfg.max_source_tokens}")
-    for n, (ids, ended) in enumerate(predict(model, texts, args.max_new_tokens), 1):
+    for n, (ids, ended) in enumerate(predict(model, texts, args.max_new_tokens,
+                                                      beam=args.beam), 1):
         if not ended:
             print(f"warning: output {n} hit --max-new-tokens before its end", file=sys.stderr)
         if not tok.is_valid_utf8(ids):

@@ -54,6 +54,8 @@ class ModelConfig:
         _positive(self, "max_positions", "vocab_size")
         _check(self.d_model % self.n_heads == 0, "d_model", "must be divisible by n_heads")
         _check(self.d_model % 4 == 0, "d_model", "must be a multiple of 4")
+        _check(self.position_scheme != "rope" or (self.d_model // self.n_heads) % 2 == 0,
+               "n_heads", "rope needs an even head size (d_model / n_heads)")
         _check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         _check(self.position_scheme in POSITION_SCHEMES, "position_scheme",
                f"must be one of {POSITION_SCHEMES}, got {self.position_scheme!r}")
@@ -104,7 +106,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     out: str = "runs/quickstart"
-    threads: int = 0  # 0 = one per physical core
+    threads: int = 0  # 0 = one per available core
+    save_every: int = 0  # also write the resumable "last" checkpoint every N steps (0: per epoch)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -113,6 +116,7 @@ class TrainConfig:
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         _check(0.0 <= self.min_lr_ratio <= 1.0, "min_lr_ratio", "must be in [0, 1]")
         _check(self.threads >= 0, "threads", "must be >= 0")
+        _check(self.save_every >= 0, "save_every", "must be >= 0")
         _check(self.device in DEVICES, "device", f"must be one of {DEVICES}, got {self.device!r}")
         _check(bool(self.out), "out", "must not be empty")
 

@@ -132,7 +132,9 @@ class DataModule:
         order = length_grouped_order([len(e.src) for e in ds.examples], batch_size, rng)
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         batches = batches[rank::world]
-        return DataLoader(ds, batch_sampler=batches, collate_fn=collate)
+        # Own generator: creating the iterator must not draw from the global RNG (exact resume).
+        gen = torch.Generator().manual_seed(split_seed(self.cfg, "train", epoch))
+        return DataLoader(ds, batch_sampler=batches, collate_fn=collate, generator=gen)
 
     def eval_loader(self, split: str, batch_size: int = 256) -> DataLoader:
         inputs = self.val_inputs if split == "val" else self.test_inputs

@@ -1,4 +1,4 @@
-"""Decoding loops, kept apart from the model: greedy (with or without the KV cache).
+"""Decoding loops, kept apart from the model: greedy (with or without the KV cache) and beam search.
 
 All loops take a batch of right-padded sources ``(B, S)`` and return ``(B, L)`` generated ids
 (BOS excluded); a row that emitted EOS is padded with PAD afterwards.
@@ -7,6 +7,7 @@ All loops take a batch of right-padded sources ``(B, S)`` and return ``(B, L)`` 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .model import Seq2SeqTransformer
@@ -20,11 +21,12 @@ def default_max_new_tokens(model: Seq2SeqTransformer, src: Tensor) -> int:
 
 @torch.no_grad()
 def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_new_tokens: int | None = None,
-                  use_cache: bool = True) -> Tensor:
+                  use_cache: bool = True, stop_at_eos: bool = True) -> Tensor:
     """Batched greedy decoding that stops each row at its EOS.
 
     ``use_cache=True`` feeds one token per step and reuses keys/values (O(n) work per step);
     ``False`` re-runs the decoder over the whole prefix at every step, as most tutorials do.
+    ``stop_at_eos=False`` always runs ``max_new_tokens`` steps (for benchmarks).
     """
     was_training = model.training
     model.eval()
@@ -41,7 +43,80 @@ def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_new_tokens: int | 
         nxt = logits.argmax(dim=-1).masked_fill(finished, PAD_ID)  # (B,)
         out = torch.cat([out, nxt[:, None]], dim=1)
         finished |= nxt == EOS_ID
-        if bool(finished.all()):
+        if stop_at_eos and bool(finished.all()):
             break
     model.train(was_training)
     return out[:, 1:]
+
+
+def sequence_logprob(model: Seq2SeqTransformer, src: Tensor, out: Tensor) -> Tensor:
+    """Sum of log-probabilities ``(B,)`` of generated ids ``out (B, L)`` (up to and incl. EOS)."""
+    model.eval()
+    B = src.size(0)
+    bos = torch.full((B, 1), BOS_ID, dtype=torch.long, device=src.device)
+    tgt_in = torch.cat([bos, out[:, :-1]], dim=1)
+    logp = torch.log_softmax(model.decode(tgt_in, model.encode(src)).float(), dim=-1)
+    token_logp = logp.gather(-1, out[..., None]).squeeze(-1)  # (B, L)
+    return token_logp.masked_fill(out == PAD_ID, 0.0).sum(dim=1)
+
+
+def normalized_score(logprob: Tensor, length: Tensor, alpha: float) -> Tensor:
+    """Length-normalised score ``logprob / length ** alpha`` (alpha 0: raw sum)."""
+    return logprob / length.clamp(min=1).to(logprob.dtype) ** alpha
+
+
+@torch.no_grad()
+def beam_search(model: Seq2SeqTransformer, src: Tensor, beam: int,
+                max_new_tokens: int | None = None, alpha: float = 0.6) -> Tensor:
+    """Batched beam search with the KV cache; returns ``(B, L)`` ids like :func:`greedy_decode`.
+
+    Each input keeps ``beam`` hypotheses ranked by summed log-probability; a hypothesis that emits
+    EOS is finished and keeps its score. The result is the hypothesis with the best
+    length-normalised score (:func:`normalized_score`) among the finished ones and the greedy
+    output, so it never scores below greedy decoding. ``beam=1`` is greedy decoding.
+    """
+    greedy = greedy_decode(model, src, max_new_tokens)
+    if beam == 1:
+        return greedy
+    model.eval()
+    steps = max_new_tokens if max_new_tokens is not None else default_max_new_tokens(model, src)
+    B, K, dev = src.size(0), beam, src.device
+    memory = model.encode(src).select(torch.arange(B, device=dev).repeat_interleave(K))
+    scores = torch.full((B, K), float("-inf"), device=dev)
+    scores[:, 0] = 0.0  # all beams start identical: keep one
+    tokens = torch.full((B * K, 1), BOS_ID, dtype=torch.long, device=dev)
+    finished = torch.zeros(B * K, dtype=torch.bool, device=dev)
+    for _ in range(steps):
+        logits = model.decode(tokens[:, -1:], memory, use_cache=True)[:, -1].float()
+        logp = torch.log_softmax(logits, dim=-1)  # (B*K, V)
+        done = torch.full_like(logp, float("-inf"))
+        done[:, PAD_ID] = 0.0  # a finished hypothesis can only continue with PAD, for free
+        logp = torch.where(finished[:, None], done, logp)
+        V = logp.size(-1)
+        cand = (scores.view(B * K, 1) + logp).view(B, K * V)
+        scores, flat = cand.topk(K, dim=-1)  # (B, K)
+        parent = (flat // V) + torch.arange(B, device=dev)[:, None] * K  # rows in B*K
+        token = (flat % V).view(-1)
+        rows = parent.view(-1)
+        memory = memory.select(rows)
+        tokens = torch.cat([tokens[rows], token[:, None]], dim=1)
+        finished = finished[rows] | (token == EOS_ID)
+        if bool(finished.all()):
+            break
+    out = tokens[:, 1:].view(B, K, -1)
+    length = ((out != PAD_ID) & (out != EOS_ID)).sum(-1) + (out == EOS_ID).any(-1).long()
+    norm = normalized_score(scores, length, alpha).masked_fill(~finished.view(B, K), float("-inf"))
+    best = norm.argmax(dim=1)
+    chosen = out[torch.arange(B, device=dev), best]  # (B, L)
+    g_len = ((greedy != PAD_ID) & (greedy != EOS_ID)).sum(-1) + (greedy == EOS_ID).any(-1).long()
+    g_norm = normalized_score(sequence_logprob(model, src, greedy), g_len, alpha)
+    use_greedy = g_norm >= norm[torch.arange(B, device=dev), best]
+    width = max(chosen.size(1), greedy.size(1))
+    chosen, greedy = (F.pad(t, (0, width - t.size(1)), value=PAD_ID) for t in (chosen, greedy))
+    return _trim(torch.where(use_greedy[:, None], greedy, chosen))
+
+
+def _trim(out: Tensor) -> Tensor:
+    """Drop trailing all-PAD columns."""
+    keep = int((out != PAD_ID).any(dim=0).nonzero().max()) + 1 if bool((out != PAD_ID).any()) else 1
+    return out[:, :keep]

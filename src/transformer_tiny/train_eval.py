@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -15,10 +16,16 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .checkpoint import save_checkpoint
+from .checkpoint import (
+    pack_trainer_state,
+    read_checkpoint_info,
+    read_tensors,
+    save_checkpoint,
+    unpack_trainer_state,
+)
 from .config import RunConfig, TrainConfig
 from .data import DataModule
-from .decoding import greedy_decode
+from .decoding import beam_search, greedy_decode
 from .model import Seq2SeqTransformer
 from .tasks import get_task
 from .tokenizer import PAD_ID, ByteTokenizer
@@ -54,9 +61,10 @@ def sequence_loss(model: Seq2SeqTransformer, batch: dict[str, Tensor]) -> tuple[
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def predict(model: Seq2SeqTransformer, texts: list[str], max_new_tokens: int | None = None,
-            batch_size: int = 128, use_cache: bool = True) -> list[tuple[list[int], bool]]:
-    """Greedy output for each text, batched by similar length: ``(ids before EOS, ended)``, where
-    ``ended`` is False when ``max_new_tokens`` ran out before EOS."""
+            batch_size: int = 128, use_cache: bool = True,
+            beam: int = 1) -> list[tuple[list[int], bool]]:
+    """Output for each text, batched by similar length: ``(ids before EOS, ended)``, where
+    ``ended`` is False when ``max_new_tokens`` ran out before EOS. Greedy unless ``beam > 1``."""
     tok = ByteTokenizer()
     device = next(model.parameters()).device
     encoded = [tok.encode(t) for t in texts]
@@ -65,7 +73,10 @@ def predict(model: Seq2SeqTransformer, texts: list[str], max_new_tokens: int | N
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         src, _ = tok.pad_batch([encoded[i] for i in rows], bos=True, eos=True)
-        out = greedy_decode(model, src.to(device), max_new_tokens, use_cache=use_cache)
+        if beam > 1:
+            out = beam_search(model, src.to(device), beam, max_new_tokens)
+        else:
+            out = greedy_decode(model, src.to(device), max_new_tokens, use_cache=use_cache)
         for i, ids in zip(rows, out.tolist(), strict=True):
             ended = tok.eos_id in ids
             results[i] = (ids[: ids.index(tok.eos_id)] if ended else ids, ended)
@@ -117,60 +128,124 @@ def evaluate(model: Seq2SeqTransformer, inputs: list[str], task_name: str,
 
 
 # ----------------------------------------------------------------------------- training
-def train(cfg: RunConfig) -> dict[str, Any]:
+class TrainingError(ValueError):
+    """Training cannot go on (e.g. a non-finite loss); checkpoints already written are kept."""
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint so that ``--resume`` continues exactly."""
+
+    step: int = 0
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch already trained
+    best: float = -1.0
+    loss_sum: float = 0.0
+    tokens: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _save(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
+          cfg: RunConfig, progress: Progress) -> None:
+    """Write checkpoint ``name``; ``last`` also carries the trainer state needed to resume."""
+    tensors, opt_meta = pack_trainer_state(opt)
+    metrics = progress.history[-1] if progress.history else {}
+    meta = {"step": progress.step, "epoch": progress.epoch, "metrics": metrics,
+            "progress": dataclasses.asdict(progress), "optimizer": opt_meta}
+    save_checkpoint(out, name, model, cfg, meta, tensors if name == "last" else None)
+
+
+def _resume(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> Progress:
+    """Load ``out/last.json`` (weights, optimizer, RNG, progress) into ``model`` and ``opt``."""
+    path, info, _ = read_checkpoint_info(out / "last.json")
+    model.load_state_dict(read_tensors(path, info, "weights"))
+    unpack_trainer_state(opt, read_tensors(path, info, "state"), info.get("optimizer", {}))
+    return Progress(**info["progress"])
+
+
+def _train_step(model: Seq2SeqTransformer, opt: torch.optim.Optimizer, batch: dict[str, Tensor],
+                lr: float, cfg: TrainConfig, autocast, step: int) -> tuple[float, int]:
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with autocast:
+        loss, n_tok = sequence_loss(model, batch)
+    if not torch.isfinite(loss):
+        raise TrainingError(f"non-finite loss ({loss.item()}) at step {step + 1}; "
+                            "training stopped, the last good checkpoint is kept")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return loss.item(), n_tok
+
+
+def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     """Train with ``cfg``; writes ``best``/``last`` checkpoints and ``metrics.jsonl`` to
-    ``cfg.train.out``. Returns a summary (best validation exact match, seconds, steps)."""
+    ``cfg.train.out`` (``last`` also every ``save_every`` steps). ``resume`` continues from
+    ``out/last.json``. Returns a summary (best validation exact match, seconds, steps)."""
     tc = cfg.train
     set_threads(tc.threads)
     device = pick_device(tc.device)
     seed_everything(tc.seed)
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
+    for leftover in out.glob(".*.tmp"):  # from a run killed in the middle of a write
+        leftover.unlink(missing_ok=True)
     model = Seq2SeqTransformer(cfg.model).to(device)
     opt = make_optimizer(model, tc)
+    progress = _resume(out, model, opt) if resume else Progress()
     dm = DataModule(cfg.data)
     steps_per_epoch = math.ceil(cfg.data.train_samples / tc.batch_size)
     total_steps = steps_per_epoch * tc.epochs
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                               enabled=device.type == "cuda")
-    history: list[dict[str, Any]] = []
-    best, step, t0 = -1.0, 0, time.perf_counter()
-    for epoch in range(tc.epochs):
+    t0 = time.perf_counter()
+    while progress.epoch < tc.epochs:
         model.train()
-        bar = tqdm(dm.train_loader(epoch, tc.batch_size), total=steps_per_epoch,
-                   desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not tc.progress, leave=False,
-                   mininterval=1.0)
-        tokens, t_epoch, loss_sum = 0, time.perf_counter(), 0.0
-        for batch in bar:
-            lr = learning_rate(step, total_steps, tc)
-            for group in opt.param_groups:
-                group["lr"] = lr
+        bar = tqdm(dm.train_loader(progress.epoch, tc.batch_size), total=steps_per_epoch,
+                   desc=f"epoch {progress.epoch + 1}/{tc.epochs}", disable=not tc.progress,
+                   leave=False, mininterval=1.0)
+        t_epoch, tokens_here = time.perf_counter(), 0
+        for i, batch in enumerate(bar):
+            if i < progress.batch:
+                continue  # trained before the run was interrupted
+            lr = learning_rate(progress.step, total_steps, tc)
             batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast:
-                loss, n_tok = sequence_loss(model, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-            step, tokens, loss_sum = step + 1, tokens + n_tok, loss_sum + loss.item()
-            rate = tokens / max(1e-9, time.perf_counter() - t_epoch)
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
-        val = evaluate(model, dm.val_inputs, cfg.data.task)
-        record = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / steps_per_epoch,
-                  "val_exact_match": val.exact_match, "val_char_accuracy": val.char_accuracy,
-                  "tokens_per_s": round(rate), "elapsed_s": round(time.perf_counter() - t0, 2)}
-        history.append(record)
-        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-        meta = {"step": step, "epoch": epoch + 1, "metrics": record}
-        save_checkpoint(out, "last", model, cfg, meta)
-        if val.exact_match > best:
-            best = val.exact_match
-            save_checkpoint(out, "best", model, cfg, meta)
-        if tc.progress:
-            tqdm.write(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}  "
-                       f"val exact match {val.exact_match:.4f}  "
-                       f"char acc {val.char_accuracy:.4f}  {rate:,.0f} tok/s")
-    return {"best_val_exact_match": best, "steps": step, "out": str(out),
+            loss, n_tok = _train_step(model, opt, batch, lr, tc, autocast, progress.step)
+            progress.step, progress.batch = progress.step + 1, i + 1
+            progress.loss_sum, progress.tokens = progress.loss_sum + loss, progress.tokens + n_tok
+            tokens_here += n_tok
+            rate = tokens_here / max(1e-9, time.perf_counter() - t_epoch)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
+            if tc.save_every and progress.step % tc.save_every == 0:
+                _save(out, "last", model, opt, cfg, progress)
+        rate = tokens_here / max(1e-9, time.perf_counter() - t_epoch)
+        _end_epoch(model, opt, cfg, dm, progress, out, rate, time.perf_counter() - t0)
+    return {"best_val_exact_match": progress.best, "steps": progress.step, "out": str(out),
             "seconds": round(time.perf_counter() - t0, 1), "parameters": model.num_parameters()}
+
+
+def _end_epoch(model: Seq2SeqTransformer, opt: torch.optim.Optimizer, cfg: RunConfig,
+               dm: DataModule, progress: Progress, out: Path, rate: float,
+               elapsed: float) -> None:
+    """Validate, log a metrics line, and write ``last`` (and ``best`` if it improved)."""
+    val = evaluate(model, dm.val_inputs, cfg.data.task)
+    batches = max(1, progress.batch)
+    record = {"epoch": progress.epoch + 1, "step": progress.step,
+              "train_loss": progress.loss_sum / batches, "val_exact_match": val.exact_match,
+              "val_char_accuracy": val.char_accuracy, "tokens_per_s": round(rate),
+              "elapsed_s": round(elapsed, 2)}
+    progress.history.append(record)
+    progress.epoch, progress.batch = progress.epoch + 1, 0
+    progress.loss_sum, progress.tokens = 0.0, 0
+    improved = val.exact_match > progress.best
+    progress.best = max(progress.best, val.exact_match)
+    atomic_write_text(out / "metrics.jsonl",
+                      "".join(json.dumps(r) + "\n" for r in progress.history))
+    _save(out, "last", model, opt, cfg, progress)
+    if improved:
+        _save(out, "best", model, opt, cfg, progress)
+    if cfg.train.progress:
+        tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}  "
+                   f"val exact match {val.exact_match:.4f}  "
+                   f"char acc {val.char_accuracy:.4f}  {rate:,.0f} tok/s")

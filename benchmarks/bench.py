@@ -1,0 +1,233 @@
+"""Benchmark ours against a peer built on PyTorch's ``nn.Transformer``, in one run.
+
+    python benchmarks/bench.py            # full run (time-to-accuracy capped at 15 min per recipe)
+    python benchmarks/bench.py --quick    # smoke run: fewer steps, 60 s caps
+
+Sections (each measured in its own child process, so that its peak memory is its own):
+* training throughput: target tokens/s of forward + backward + AdamW step, same batches;
+* greedy decoding: strings/s at source lengths 32/128/256, batch 1 and 64, for ours with the KV
+  cache, ours without it, and the peer's tutorial loop (re-runs the prefix each step); every
+  decoder runs exactly ``length + 1`` steps;
+* time to accuracy: training seconds (evaluation pauses excluded) until validation exact match
+  >= 99.9% on lengths 1-32, for our quickstart recipe and for the PyTorch translation tutorial's
+  recipe (nn.Transformer post-norm, embeddings x sqrt(d_model), sinusoidal positions, dropout 0.1,
+  Adam lr 1e-4, betas (0.9, 0.98), eps 1e-9), at the same sizes.
+Peak memory is the child's peak resident set size. Results go to ``benchmarks/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+warnings.filterwarnings("ignore")
+
+from peer import PeerTransformer, peer_greedy  # noqa: E402
+
+from transformer_tiny.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from transformer_tiny.data import DataModule  # noqa: E402
+from transformer_tiny.decoding import greedy_decode  # noqa: E402
+from transformer_tiny.model import Seq2SeqTransformer  # noqa: E402
+from transformer_tiny.tokenizer import ByteTokenizer  # noqa: E402
+from transformer_tiny.train_eval import (  # noqa: E402
+    learning_rate,
+    make_optimizer,
+    sequence_loss,
+)
+from transformer_tiny.utils import atomic_write_json, set_threads  # noqa: E402
+
+
+def build(which: str) -> torch.nn.Module:
+    cfg = ModelConfig()
+    if which == "ours":
+        return Seq2SeqTransformer(cfg)
+    if which == "peer":
+        return PeerTransformer(cfg)
+    return PeerTransformer(cfg, dropout=0.1, scale_embeddings=True, norm_first=False)  # tutorial
+
+
+# ----------------------------------------------------------------------------- children
+def child_train(which: str, steps: int) -> dict:
+    model = build(which).train()
+    opt = make_optimizer(model, TrainConfig())
+    batches = list(DataModule(DataConfig(train_samples=128 * (steps + 5))).train_loader(0, 128))
+    rates = []
+    for i, batch in enumerate(batches):
+        t = time.perf_counter()
+        loss, n_tok = sequence_loss(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= 5:
+            rates.append(n_tok / (time.perf_counter() - t))
+    return {"tokens_per_s": statistics.median(rates), "steps": len(rates)}
+
+
+def child_decode(which: str, length: int, batch: int, repeats: int) -> dict:
+    model = build("peer" if which == "peer" else "ours").eval()
+    texts = ["".join(chr(33 + (i * 7 + j) % 90) for j in range(length)) for i in range(batch)]
+    src, _ = ByteTokenizer().encode_batch(texts, bos=True, eos=True)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        if which == "peer":
+            peer_greedy(model, src, length + 1, stop_at_eos=False)
+        else:
+            greedy_decode(model, src, length + 1, use_cache=which == "cached", stop_at_eos=False)
+        times.append(time.perf_counter() - t)
+    return {"strings_per_s": batch / statistics.median(times)}
+
+
+@torch.no_grad()
+def exact_match(model: torch.nn.Module, which: str, inputs: list[str]) -> float:
+    """Greedy exact match of a reversal model (ours or a peer) on ``inputs``."""
+    tok, good = ByteTokenizer(), 0
+    model.eval()
+    for i in range(0, len(inputs), 250):
+        chunk = inputs[i:i + 250]
+        src, _ = tok.encode_batch(chunk, bos=True, eos=True)
+        decode = greedy_decode if which == "ours" else peer_greedy
+        out = decode(model, src, src.size(1))
+        good += sum(tok.decode(o.tolist()) == x[::-1] for o, x in zip(out, chunk, strict=True))
+    return good / len(inputs)
+
+
+def child_tta(which: str, cap_s: float, target: float) -> dict:
+    torch.manual_seed(0)
+    tc, dc = TrainConfig(), DataConfig()
+    model = build(which)
+    if which == "ours":
+        opt = make_optimizer(model, tc)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
+    dm = DataModule(dc)
+    steps_per_epoch = -(-dc.train_samples // tc.batch_size)
+    total = steps_per_epoch * tc.epochs
+    trained, step, epoch, acc, curve = 0.0, 0, 0, 0.0, []
+    every = 25 if which == "ours" else 100
+    while trained < cap_s:
+        for batch in dm.train_loader(epoch, tc.batch_size):
+            t = time.perf_counter()
+            model.train()
+            if which == "ours":
+                for g in opt.param_groups:
+                    g["lr"] = learning_rate(min(step, total - 1), total, tc)
+            loss, _ = sequence_loss(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if which == "ours":
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            trained += time.perf_counter() - t
+            step += 1
+            if step % every == 0:
+                acc = exact_match(model, which, dm.val_inputs)
+                curve.append((round(trained, 1), acc))
+                if acc >= target or trained >= cap_s:
+                    break
+        else:
+            epoch += 1
+            continue
+        break
+    return {"seconds": round(trained, 1) if acc >= target else None, "reached": acc,
+            "steps": step, "curve": curve}
+
+
+# ----------------------------------------------------------------------------- parent
+def run_child(args: list[str]) -> tuple[dict, float]:
+    """Run one measurement in a child process; returns (its JSON result, its peak RSS in MiB)."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE,
+                            text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child {args} failed with code {proc.returncode}")
+    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", default=str(HERE / "results" / "latest.json"))
+    p.add_argument("--child", nargs="+")
+    args = p.parse_args()
+    set_threads(0)
+    if args.child:
+        kind, *rest = args.child
+        fn = {"train": child_train, "decode": child_decode, "tta": child_tta}[kind]
+        typed = [int(x) if x.isdigit() else (float(x) if x[0].isdigit() else x) for x in rest]
+        print(json.dumps(fn(*typed)))
+        return 0
+    steps, repeats, cap = (10, 1, 60) if args.quick else (40, 3, 900)
+    report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                    f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+                    "config": vars(ModelConfig()), "train": {}, "decode": [], "tta": {}}
+    _, base_rss = run_child(["decode", "cached", "1", "1", "1"])
+    report["baseline_rss_mib"] = round(base_rss)
+    for which in ("ours", "peer"):
+        res, rss = run_child(["train", which, str(steps)])
+        report["train"][which] = {**res, "peak_rss_mib": round(rss)}
+        print(f"train {which}: {res['tokens_per_s']:,.0f} tok/s, peak {rss:.0f} MiB", flush=True)
+    for length in (32, 128, 256):
+        for batch in (1, 64):
+            row = {"length": length, "batch": batch}
+            for which in ("cached", "uncached", "peer"):
+                res, rss = run_child(["decode", which, str(length), str(batch), str(repeats)])
+                row[which] = res["strings_per_s"]
+                row[f"{which}_peak_rss_mib"] = round(rss)
+            report["decode"].append(row)
+            print(f"decode L={length} B={batch}: " + ", ".join(
+                f"{w} {row[w]:.1f}/s" for w in ("cached", "uncached", "peer")), flush=True)
+    for which in ("ours", "tutorial"):
+        res, rss = run_child(["tta", which, str(float(cap)), "0.999"])
+        report["tta"][which] = {**res, "peak_rss_mib": round(rss), "cap_s": cap}
+        print(f"time to 99.9%: {which}: {res['seconds']} s (reached {res['reached']:.4f})",
+              flush=True)
+    atomic_write_json(args.out, report)
+    print(format_table(report))
+    return 0
+
+
+def format_table(r: dict) -> str:
+    t = r["train"]
+    lines = [f"machine: {r['machine']}", "",
+             "| measurement | ours | peer | ours / peer |", "|---|---|---|---|",
+             f"| training, target tokens/s | {t['ours']['tokens_per_s']:,.0f} | "
+             f"{t['peer']['tokens_per_s']:,.0f} | "
+             f"{t['ours']['tokens_per_s'] / t['peer']['tokens_per_s']:.2f}x |",
+             f"| training, peak RSS MiB | {t['ours']['peak_rss_mib']} | "
+             f"{t['peer']['peak_rss_mib']} | |", "",
+             "| greedy decoding, strings/s | cached | uncached | peer loop | cached / uncached "
+             "| cached / peer | peak RSS MiB (cached / uncached / peer) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in r["decode"]:
+        lines.append(
+            f"| length {row['length']}, batch {row['batch']} | {row['cached']:.1f} | "
+            f"{row['uncached']:.1f} | {row['peer']:.1f} | {row['cached'] / row['uncached']:.2f}x "
+            f"| {row['cached'] / row['peer']:.2f}x | {row['cached_peak_rss_mib']} / "
+            f"{row['uncached_peak_rss_mib']} / {row['peer_peak_rss_mib']} |")
+    lines += ["", "| time to 99.9% validation exact match | seconds | reached | steps | "
+              "peak RSS MiB |", "|---|---|---|---|---|"]
+    for which, res in r["tta"].items():
+        secs = res["seconds"] if res["seconds"] is not None else f"missed (cap {res['cap_s']} s)"
+        lines.append(f"| {which} | {secs} | {res['reached']:.4f} | {res['steps']} | "
+                     f"{res['peak_rss_mib']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
