@@ -60,7 +60,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
         proc.wait()
         kills += 1
         if (out / "last.json").exists():
-            model, _, info = load_checkpoint(out / "last.json")  # loads after every kill
+            _, _, info = load_checkpoint(out / "last.json")  # loads after every kill
             assert info["step"] >= 1
     done = subprocess.run(train_cmd(out, "--resume"), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

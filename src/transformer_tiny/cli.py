@@ -207,7 +207,9 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
                                                       beam=args.beam), 1):
         if not ended:
             print(f"warning: output {n} hit --max-new-tokens before its end", file=sys.stderr)
-        if not tok.is_valid_utf8(ids):
+        if tok.is_valid_utf8(ids):
+            print(tok.decode(ids))
+        else:
             print(f"warning: output {n} is not valid UTF-8; shown with U+FFFD", file=sys.stderr)
-        print(tok.decode(ids))
+            print(tok.to_bytes(ids).decode("utf-8", errors="replace"))
     return 0

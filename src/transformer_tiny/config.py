@@ -28,6 +28,20 @@ def _check(ok: bool, name: str, message: str) -> None:
         raise ConfigError(f"{name}: {message}")
 
 
+_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
+
+
+def _check_types(cfg: Any) -> None:
+    """Every field holds a value of its annotated type (``bool`` is not accepted as a number)."""
+    for f in fields(cfg):
+        value, kind = getattr(cfg, f.name), _TYPES[str(f.type)]
+        ok = isinstance(value, kind) and (str(f.type) == "bool" or not isinstance(value, bool))
+        _check(ok, f.name, f"must be of type {f.type}, got {value!r}")
+    for f in fields(cfg):
+        if str(f.type) == "float":
+            setattr(cfg, f.name, float(getattr(cfg, f.name)))
+
+
 def _positive(cfg: Any, *names: str) -> None:
     for name in names:
         _check(getattr(cfg, name) > 0, name, f"must be > 0, got {getattr(cfg, name)!r}")
@@ -50,6 +64,7 @@ class ModelConfig:
     vocab_size: int = VOCAB_SIZE
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _positive(self, "d_model", "n_heads", "n_enc_layers", "n_dec_layers", "d_ff")
         _positive(self, "max_positions", "vocab_size")
         _check(self.d_model % self.n_heads == 0, "d_model", "must be divisible by n_heads")
@@ -83,6 +98,7 @@ class DataConfig:
     data_seed: int = 1234
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _positive(self, "min_len", "max_len", "train_samples", "val_samples", "test_samples")
         _check(self.min_len <= self.max_len, "min_len", "must be <= max_len")
         from .tasks import ALPHABETS, TASKS  # late import: tasks imports nothing from config
@@ -111,6 +127,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _positive(self, "epochs", "batch_size", "lr", "grad_clip")
         _check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
@@ -135,9 +152,13 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys are an error naming the key."""
+        _check(isinstance(d, dict), "config", "must be a JSON object")
+        unknown_sections = sorted(set(d) - set(SECTIONS))
+        _check(not unknown_sections, str(unknown_sections[:1]), "unknown config section")
         parts = {}
-        for name, kind in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
-            values = dict(d.get(name, {}))
+        for name, kind in SECTIONS.items():
+            values = d.get(name, {})
+            _check(isinstance(values, dict), name, "must be a JSON object")
             known = {f.name for f in fields(kind)}
             unknown = sorted(set(values) - known)
             _check(not unknown, f"{name}.{unknown[0] if unknown else ''}", "unknown config key")

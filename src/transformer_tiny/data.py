@@ -31,18 +31,23 @@ def draw_inputs(cfg: DataConfig, n: int, seed: int, exclude: set[str] | frozense
     """``n`` distinct task inputs, deterministic in ``seed``, none of them in ``exclude``.
 
     ``min_len``/``max_len``/``alphabet`` override the config (used to evaluate other lengths).
-    If the space of strings is too small for ``n`` distinct ones, repeats are allowed.
+    If the space of strings is too small for ``n`` distinct ones, repeats are allowed; an input
+    in ``exclude`` never is.
     """
     task = get_task(cfg.task)
     chars = ALPHABETS[alphabet or cfg.alphabet]
     lo, hi = min_len or cfg.min_len, max_len or cfg.max_len
     rng = random.Random(seed)
     out: list[str] = []
-    seen = set(exclude)
+    seen: set[str] = set()
     attempts = 0
     while len(out) < n:
         text = task.make_input(rng, chars, lo, hi)
         attempts += 1
+        if text in exclude:  # never, however long it takes
+            if attempts > 1000 * n:
+                raise ValueError("cannot draw inputs outside the held-out sets: too few strings")
+            continue
         if text in seen and attempts < 20 * n:
             continue
         seen.add(text)

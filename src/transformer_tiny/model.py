@@ -48,12 +48,14 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causa
     ``mask``: bool, broadcastable to ``(B, nh, Tq, Tk)``, True = may attend. ``causal`` adds
     :func:`subsequent_mask`. ``impl="sdpa"`` calls the fused kernel; ``"math"`` spells it out.
     """
+    if causal and mask is not None:  # both: fold the causal part into the mask
+        mask = mask & subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
+        causal = False
     if impl == "sdpa":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                              is_causal=causal and mask is None)
+                                              is_causal=causal)
     if causal:
-        causal_mask = subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
-        mask = causal_mask if mask is None else mask & causal_mask
+        mask = subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, nh, Tq, Tk)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))

@@ -1,0 +1,225 @@
+"""Checkpoints: lossless save/load, and a one-line CheckpointError for every broken one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY, make_model, source_batch, target_batch, weights_of
+
+from transformer_tiny.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from transformer_tiny.config import ModelConfig, RunConfig
+from transformer_tiny.utils import atomic_write_bytes, atomic_write_json
+
+
+def run_config(**model_overrides) -> RunConfig:
+    """The config that goes with ``make_model(**model_overrides)``."""
+    return RunConfig(model=ModelConfig(**{**TINY, **model_overrides}))
+
+
+@pytest.fixture
+def saved(tmp_path: Path):
+    """A float32 model saved as ``tmp_path/best.*``; returns ``(model, cfg, json_path)``."""
+    model = make_model(dtype=torch.float32)
+    cfg = run_config()
+    path = save_checkpoint(tmp_path, "best", model, cfg, {"step": 7, "metrics": {"x": 0.5}})
+    return model, cfg, path
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def assert_one_line_error(path, match: str | None = None) -> CheckpointError:
+    with pytest.raises(CheckpointError, match=match) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message and "\n" not in message
+    return info.value
+
+
+def test_round_trip_gives_identical_logits(saved, tmp_path):
+    model, cfg, path = saved
+    assert path == tmp_path / "best.json"
+    src, tgt = source_batch([5, 2, 0]), target_batch([3, 4, 1])
+    expected = model(src, tgt)
+    for where in (tmp_path, path, weights_of(path), str(path)):
+        loaded, loaded_cfg, info = load_checkpoint(where)
+        assert not loaded.training
+        assert loaded_cfg == cfg
+        assert info["step"] == 7 and info["metrics"] == {"x": 0.5}
+        assert loaded(src, tgt).equal(expected)
+        for name, tensor in model.state_dict().items():
+            assert loaded.state_dict()[name].equal(tensor)
+
+
+def test_json_contents(saved, tmp_path):
+    _, cfg, path = saved
+    info = read_json(path)
+    assert info["format"] == FORMAT
+    assert info["config"] == cfg.to_dict()
+    assert RunConfig.from_dict(info["config"]) == cfg
+    assert info["tokenizer"] == {"type": "byte", "vocab_size": 259, "pad": 256, "bos": 257,
+                                 "eos": 258}
+    assert info["weights"].startswith("best") and info["weights"].endswith(".safetensors")
+    assert info["step"] == 7
+    blob = (tmp_path / info["weights"]).read_bytes()
+    assert info["weights_sha256"] == hashlib.sha256(blob).hexdigest()
+
+
+def test_resolve_checkpoint(saved, tmp_path):
+    _, _, path = saved
+    assert resolve_checkpoint(tmp_path) == path
+    assert resolve_checkpoint(weights_of(path)) == path
+    assert resolve_checkpoint(path) == path
+
+
+def test_corrupted_weights(saved, tmp_path):
+    weights = weights_of(saved[2])
+    blob = bytearray(weights.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    blob[-1] ^= 0x01
+    weights.write_bytes(bytes(blob))
+    assert_one_line_error(tmp_path, "do not match")
+
+
+def test_truncated_weights(saved, tmp_path):
+    weights = weights_of(saved[2])
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert_one_line_error(tmp_path, "do not match")
+
+
+def test_truncated_weights_with_matching_hash(saved, tmp_path):
+    """A torn weights file whose hash was (wrongly) recorded still fails cleanly."""
+    _, _, path = saved
+    weights = weights_of(path)
+    blob = weights.read_bytes()[:1000]
+    weights.write_bytes(blob)
+    info = read_json(path)
+    info["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    atomic_write_json(path, info)
+    assert_one_line_error(tmp_path, "unreadable")
+
+
+def test_config_that_does_not_fit_the_weights(saved, tmp_path):
+    path = saved[2]
+    info = read_json(path)
+    info["config"]["model"]["d_model"] = 64  # the sha256 still matches the weights
+    atomic_write_json(path, info)
+    assert_one_line_error(tmp_path, "do not fit the config")
+
+
+def test_weights_of_another_model(saved, tmp_path):
+    _, _, path = saved
+    other = make_model(dtype=torch.float32, n_dec_layers=1)
+    other_json = save_checkpoint(tmp_path / "other", "best", other, run_config(n_dec_layers=1), {})
+    blob = weights_of(other_json).read_bytes()
+    weights_of(path).write_bytes(blob)
+    info = read_json(path)
+    info["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    atomic_write_json(path, info)
+    assert_one_line_error(tmp_path, "do not fit the config")  # missing decoder layer weights
+
+
+def test_missing_weights_file(saved, tmp_path):
+    weights_of(saved[2]).unlink()
+    assert_one_line_error(tmp_path, "cannot read weights")
+
+
+def test_json_without_weights_entry(saved, tmp_path):
+    _, _, path = saved
+    info = read_json(path)
+    del info["weights"]
+    atomic_write_json(path, info)
+    assert_one_line_error(tmp_path, "weights")
+
+
+def test_saving_again_replaces_the_weights(saved, tmp_path):
+    _, cfg, path = saved
+    old_weights = weights_of(path)
+    newer = make_model(seed=1, dtype=torch.float32)
+    save_checkpoint(tmp_path, "best", newer, cfg, {"step": 8})
+    assert not old_weights.exists()  # no orphaned weights are left behind
+    assert sorted(os.listdir(tmp_path)) == sorted(["best.json", weights_of(path).name])
+    src, tgt = source_batch([4]), target_batch([2])
+    assert load_checkpoint(tmp_path)[0](src, tgt).equal(newer(src, tgt))
+
+
+def test_missing_path(tmp_path):
+    assert_one_line_error(tmp_path / "nope", "no checkpoint")
+    assert_one_line_error(tmp_path / "nope.json", "no checkpoint")
+
+
+def test_directory_without_best_json(tmp_path):
+    (tmp_path / "last.json").write_text("{}")
+    assert_one_line_error(tmp_path, "no checkpoint")
+
+
+def test_json_is_a_directory(tmp_path):
+    (tmp_path / "best.json").mkdir()
+    assert_one_line_error(tmp_path, "not a file")
+
+
+@pytest.mark.parametrize("text", ["", "{not json", "[1, 2]", '{"format": "other"}', "\udcff"])
+def test_unreadable_or_foreign_json(saved, tmp_path, text):
+    _, _, path = saved
+    path.write_bytes(text.encode("utf-8", errors="surrogateescape"))  # "\udcff": invalid UTF-8
+    assert_one_line_error(tmp_path)
+
+
+@pytest.mark.parametrize("config", [
+    pytest.param({"model": {"d_model": 30}}, id="invalid_value"),
+    pytest.param({"model": {"colour": "red"}}, id="unknown_key"),
+    pytest.param({"model": 5}, id="section_not_a_dict"),
+    pytest.param({"model": {"d_model": "wide"}}, id="string_size"),
+    pytest.param([], id="config_is_a_list"),
+    pytest.param({"model": {**TINY, "d_model": 32.0}}, id="float_size"),
+    pytest.param({"model": {**TINY, "randomize_positions": "no"}}, id="string_bool"),
+    pytest.param({"modle": {}}, id="unknown_section"),
+])
+def test_invalid_config_in_json(saved, tmp_path, config):
+    _, _, path = saved
+    info = read_json(path)
+    info["config"] = config
+    atomic_write_json(path, info)
+    assert_one_line_error(tmp_path)
+
+
+# ----------------------------------------------------------------------------- atomic writes
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_atomic_write_bytes_replaces_content(tmp_path):
+    target = tmp_path / "sub" / "file.bin"
+    atomic_write_bytes(target, b"first")
+    assert target.read_bytes() == b"first"
+    atomic_write_bytes(target, b"second, longer content")
+    assert target.read_bytes() == b"second, longer content"
+    atomic_write_bytes(target, b"")
+    assert target.read_bytes() == b""
+    assert leftovers(target.parent) == []
+    assert sorted(os.listdir(target.parent)) == ["file.bin"]
+
+
+def test_atomic_write_bytes_failure_keeps_old_file(tmp_path):
+    target = tmp_path / "file.bin"
+    atomic_write_bytes(target, b"old")
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path) == []
+
+
+def test_save_checkpoint_leaves_no_temp_files(saved, tmp_path):
+    assert sorted(os.listdir(tmp_path)) == sorted(["best.json", weights_of(saved[2]).name])

@@ -1,0 +1,197 @@
+"""Config validation (errors name the field), dict round trip, and command-line overrides."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from transformer_tiny.cli import Parser, UsageError
+from transformer_tiny.config import (
+    SECTIONS,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    add_config_arguments,
+    build_config,
+    overrides_from_args,
+)
+
+
+@pytest.mark.parametrize("kind, kwargs, field", [
+    (ModelConfig, dict(d_model=30, n_heads=4), "d_model"),  # not divisible by n_heads
+    (ModelConfig, dict(d_model=18, n_heads=3), "d_model"),  # not a multiple of 4
+    (ModelConfig, dict(d_model=-8), "d_model"),
+    (ModelConfig, dict(n_heads=0), "n_heads"),
+    (ModelConfig, dict(n_enc_layers=-1), "n_enc_layers"),
+    (ModelConfig, dict(n_dec_layers=0), "n_dec_layers"),
+    (ModelConfig, dict(d_ff=-256), "d_ff"),
+    (ModelConfig, dict(max_positions=-5), "max_positions"),
+    (ModelConfig, dict(max_positions=2), "max_positions"),
+    (ModelConfig, dict(vocab_size=0), "vocab_size"),
+    (ModelConfig, dict(dropout=1.0), "dropout"),
+    (ModelConfig, dict(dropout=-0.1), "dropout"),
+    (ModelConfig, dict(position_scheme="alibi"), "position_scheme"),
+    (ModelConfig, dict(attention_impl="flash"), "attention_impl"),
+    (DataConfig, dict(task="sort"), "task"),
+    (DataConfig, dict(alphabet="klingon"), "alphabet"),
+    (DataConfig, dict(min_len=9, max_len=8), "min_len"),
+    (DataConfig, dict(min_len=0), "min_len"),
+    (DataConfig, dict(max_len=-1), "max_len"),
+    (DataConfig, dict(train_samples=0), "train_samples"),
+    (DataConfig, dict(val_samples=-1), "val_samples"),
+    (DataConfig, dict(test_samples=0), "test_samples"),
+    (TrainConfig, dict(device="gpu"), "device"),
+    (TrainConfig, dict(epochs=0), "epochs"),
+    (TrainConfig, dict(batch_size=-1), "batch_size"),
+    (TrainConfig, dict(lr=0.0), "lr"),
+    (TrainConfig, dict(grad_clip=-1.0), "grad_clip"),
+    (TrainConfig, dict(warmup_steps=-1), "warmup_steps"),
+    (TrainConfig, dict(weight_decay=-0.1), "weight_decay"),
+    (TrainConfig, dict(min_lr_ratio=1.5), "min_lr_ratio"),
+    (TrainConfig, dict(threads=-2), "threads"),
+    (TrainConfig, dict(out=""), "out"),
+])
+def test_invalid_values_name_the_field(kind, kwargs, field):
+    with pytest.raises(ConfigError) as info:
+        kind(**kwargs)
+    message = str(info.value)
+    assert message.startswith(f"{field}:")
+    assert "\n" not in message
+    assert isinstance(info.value, ValueError)  # the CLIs treat it as a usage error
+
+
+def test_error_messages_are_informative():
+    with pytest.raises(ConfigError, match="divisible by n_heads"):
+        ModelConfig(d_model=30, n_heads=4)
+    with pytest.raises(ConfigError, match="'alibi'"):
+        ModelConfig(position_scheme="alibi")
+    with pytest.raises(ConfigError, match="reverse"):  # lists the known tasks
+        DataConfig(task="sort")
+    with pytest.raises(ConfigError, match="-8"):
+        ModelConfig(d_model=-8)
+
+
+def test_rope_needs_an_even_head_size():
+    # positions.apply_rotation rotates feature pairs; an odd head size has no pairing
+    with pytest.raises(ConfigError, match=r"^n_heads:"):
+        ModelConfig(d_model=36, n_heads=12, position_scheme="rope")  # head size 3
+
+
+def test_valid_configs():
+    ModelConfig(d_model=36, n_heads=12, position_scheme="sinusoidal")  # odd head size is fine here
+    ModelConfig(d_model=4, n_heads=1, max_positions=3)
+    DataConfig(min_len=5, max_len=5, task="copy", alphabet="unicode")
+    TrainConfig(device="cpu", warmup_steps=0, min_lr_ratio=0.0)
+
+
+def test_defaults():
+    cfg = RunConfig()
+    assert cfg.model.max_source_tokens == cfg.model.max_positions - 2
+    assert cfg.data.task == "reverse"
+    assert cfg.model.position_scheme in ("sinusoidal", "rope")
+
+
+def test_to_dict_from_dict_round_trip():
+    cfg = RunConfig(ModelConfig(d_model=64, n_heads=8, position_scheme="sinusoidal",
+                                randomize_positions=False, attention_impl="math", dropout=0.1),
+                    DataConfig(task="copy", alphabet="digits", min_len=2, max_len=5),
+                    TrainConfig(epochs=7, lr=1e-3, device="cpu", out="x/y", progress=False))
+    d = cfg.to_dict()
+    assert set(d) == {"model", "data", "train"}
+    assert d["model"]["d_model"] == 64 and d["data"]["task"] == "copy"
+    assert RunConfig.from_dict(d) == cfg
+    assert RunConfig.from_dict({}) == RunConfig()  # missing sections take the defaults
+    assert RunConfig.from_dict({"model": {"d_model": 64}}).model == ModelConfig(d_model=64)
+
+
+def test_from_dict_unknown_key_is_an_error():
+    with pytest.raises(ConfigError, match=r"model\.colour"):
+        RunConfig.from_dict({"model": {"colour": "red"}})
+    with pytest.raises(ConfigError, match=r"train\.epoch"):
+        RunConfig.from_dict({"train": {"epoch": 3}})
+
+
+def test_from_dict_validates_values():
+    with pytest.raises(ConfigError, match="d_model"):
+        RunConfig.from_dict({"model": {"d_model": 30, "n_heads": 4}})
+
+
+def test_from_dict_unknown_section_is_an_error():
+    with pytest.raises(ConfigError, match="modle"):
+        RunConfig.from_dict({"modle": {"d_model": 64}})
+
+
+# ----------------------------------------------------------------------------- command line
+def parse(argv: list[str], sections=("model", "data", "train")) -> argparse.Namespace:
+    parser = Parser()
+    add_config_arguments(parser, sections)
+    return parser.parse_args(argv)
+
+
+def test_every_field_has_a_flag():
+    parser = Parser()
+    add_config_arguments(parser, tuple(SECTIONS))
+    flags = {opt for action in parser._actions for opt in action.option_strings}
+    for kind in SECTIONS.values():
+        for f in dataclasses.fields(kind):
+            assert f"--{f.name.replace('_', '-')}" in flags
+
+
+def test_flags_build_the_right_config():
+    args = parse(["--d-model", "64", "--n-heads", "4", "--task", "copy",
+                  "--randomize-positions", "false"])
+    overrides = overrides_from_args(args)
+    assert overrides == {"model": {"d_model": 64, "n_heads": 4, "randomize_positions": False},
+                         "data": {"task": "copy"}}
+    cfg = build_config(None, overrides)
+    expected = RunConfig(ModelConfig(d_model=64, n_heads=4, randomize_positions=False),
+                         DataConfig(task="copy"), TrainConfig())
+    assert cfg == expected
+
+
+def test_flag_types():
+    args = parse(["--lr", "0.001", "--dropout", "0.25", "--progress", "no", "--epochs", "2",
+                  "--out", "runs/x", "--alphabet", "digits"])
+    cfg = build_config(None, overrides_from_args(args))
+    assert cfg.train.lr == 0.001 and isinstance(cfg.train.lr, float)
+    assert cfg.model.dropout == 0.25
+    assert cfg.train.progress is False and cfg.train.epochs == 2 and cfg.train.out == "runs/x"
+    assert cfg.data.alphabet == "digits"
+
+
+def test_no_flags_means_no_overrides():
+    assert overrides_from_args(parse([])) == {}
+    assert build_config(None, {}) == RunConfig()
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("1", True), ("YES", True), ("on", True),
+                                         ("false", False), ("0", False), ("No", False),
+                                         ("off", False)])
+def test_boolean_flags(text, value):
+    cfg = build_config(None, overrides_from_args(parse(["--randomize-positions", text])))
+    assert cfg.model.randomize_positions is value
+
+
+@pytest.mark.parametrize("argv", [["--randomize-positions", "maybe"], ["--d-model", "wide"],
+                                  ["--lr", "fast"], ["--colour", "red"]])
+def test_bad_flag_values_are_usage_errors(argv):
+    with pytest.raises(UsageError):
+        parse(argv)
+
+
+def test_sections_limit_the_flags():
+    with pytest.raises(UsageError):
+        parse(["--epochs", "3"], sections=("model",))
+
+
+def test_overrides_take_precedence_over_base():
+    base = RunConfig(ModelConfig(d_model=64, n_heads=8), DataConfig(task="copy")).to_dict()
+    cfg = build_config(base, {"model": {"n_heads": 4}, "train": {"epochs": 9}})
+    assert cfg.model.d_model == 64 and cfg.model.n_heads == 4
+    assert cfg.data.task == "copy" and cfg.train.epochs == 9
+    with pytest.raises(ConfigError, match="d_model"):
+        build_config(base, {"model": {"n_heads": 5}})

@@ -1,0 +1,178 @@
+"""Data: deterministic splits, no held-out leakage, task targets, batching."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from transformer_tiny.config import DataConfig
+from transformer_tiny.data import (
+    DataModule,
+    Example,
+    PairDataset,
+    collate,
+    draw_inputs,
+    heldout_inputs,
+    length_grouped_order,
+)
+from transformer_tiny.tasks import ALPHABETS, TASKS, Task, get_task, register_task, reverse_text
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
+
+TOK = ByteTokenizer()
+SMALL = dict(train_samples=300, val_samples=60, test_samples=80)
+
+
+def test_determinism_from_data_seed():
+    cfg = DataConfig(**SMALL)
+    a, b = DataModule(cfg), DataModule(DataConfig(**SMALL))
+    assert a.val_inputs == b.val_inputs and a.test_inputs == b.test_inputs
+    assert a.train_dataset(0).inputs == b.train_dataset(0).inputs
+    assert a.train_dataset(0).inputs != a.train_dataset(1).inputs  # fresh strings every epoch
+    other = DataModule(DataConfig(**SMALL, data_seed=99))
+    assert other.val_inputs != a.val_inputs and other.test_inputs != a.test_inputs
+    assert other.train_dataset(0).inputs != a.train_dataset(0).inputs
+
+
+def test_splits_have_the_configured_sizes_and_lengths():
+    cfg = DataConfig(min_len=3, max_len=6, alphabet="letters", **SMALL)
+    dm = DataModule(cfg)
+    train = dm.train_dataset(0).inputs
+    assert (len(train), len(dm.val_inputs), len(dm.test_inputs)) == (300, 60, 80)
+    for text in train + dm.val_inputs + dm.test_inputs:
+        assert 3 <= len(text) <= 6
+        assert set(text) <= set(ALPHABETS["letters"])
+
+
+@pytest.mark.parametrize("max_len", [3, 4])
+def test_no_heldout_input_in_training(max_len):
+    """With 'digits' up to 3-4 characters, collisions with the held-out sets are frequent."""
+    cfg = DataConfig(alphabet="digits", min_len=1, max_len=max_len, train_samples=400,
+                     val_samples=100, test_samples=100)
+    dm = DataModule(cfg)
+    val, test = set(dm.val_inputs), set(dm.test_inputs)
+    assert len(val) == 100 and len(test) == 100  # distinct within each split
+    assert not val & test
+    for epoch in range(3):
+        train = dm.train_dataset(epoch).inputs
+        assert len(set(train)) == len(train) == 400
+        assert not set(train) & (val | test)
+
+
+def test_no_heldout_input_in_training_when_strings_run_out():
+    # 'digits' of length 1-2: only 110 strings, 64 of them held out, 256 training draws.
+    cfg = DataConfig(alphabet="digits", min_len=1, max_len=2, train_samples=256,
+                     val_samples=32, test_samples=32)
+    dm = DataModule(cfg)
+    heldout = set(dm.val_inputs) | set(dm.test_inputs)
+    train = dm.train_dataset(0).inputs
+    assert len(train) == 256  # repeats are allowed ...
+    assert not set(train) & heldout  # ... but never a held-out input
+
+
+def test_heldout_inputs_matches_data_module():
+    cfg = DataConfig(**SMALL)
+    assert heldout_inputs(cfg) == (DataModule(cfg).val_inputs, DataModule(cfg).test_inputs)
+
+
+def test_draw_inputs_overrides():
+    cfg = DataConfig(**SMALL)
+    texts = draw_inputs(cfg, 50, seed=5, min_len=40, max_len=50, alphabet="digits")
+    assert len(texts) == 50 and all(40 <= len(t) <= 50 and t.isdigit() for t in texts)
+    assert draw_inputs(cfg, 50, seed=5) == draw_inputs(cfg, 50, seed=5)
+    excluded = set(draw_inputs(DataConfig(alphabet="digits", max_len=2, **SMALL), 30, seed=1))
+    again = draw_inputs(DataConfig(alphabet="digits", max_len=2, **SMALL), 30, seed=2,
+                        exclude=excluded)
+    assert not set(again) & excluded
+
+
+# ----------------------------------------------------------------------------- tasks
+@pytest.mark.parametrize("text, expected", [
+    ("héllo", "olléh"), ("abc", "cba"), ("", ""), ("😀a👍", "👍a😀"), ("日本語", "語本日"),
+])
+def test_reverse_is_code_point_reversal(text, expected):
+    assert reverse_text(text) == expected
+    ds = PairDataset([text], "reverse")
+    assert ds.targets == [expected]
+    assert ds.examples[0].src == TOK.encode(text)
+    assert ds.examples[0].tgt == TOK.encode(expected)
+    assert TOK.is_valid_utf8(ds.examples[0].tgt)  # not a byte reversal
+
+
+def test_copy_task():
+    ds = PairDataset(["héllo", "x"], "copy")
+    assert ds.targets == ["héllo", "x"]
+    assert len(ds) == 2 and ds[1] == Example(TOK.encode("x"), TOK.encode("x"))
+
+
+def test_task_registry():
+    assert {"reverse", "copy"} <= set(TASKS)
+    assert get_task("reverse").solve("ab") == "ba"
+    with pytest.raises(KeyError, match="reverse"):
+        get_task("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        register_task(Task("reverse", "again", lambda s: s))
+
+
+# ----------------------------------------------------------------------------- batching
+def test_collate():
+    batch = [Example(TOK.encode("ab"), TOK.encode("ba")), Example(TOK.encode("héllo"),
+                                                                  TOK.encode("olléh"))]
+    out = collate(batch)
+    assert set(out) == {"src", "tgt_in", "tgt_out"}
+    assert out["src"].shape == (2, 8) and out["tgt_in"].shape == out["tgt_out"].shape == (2, 7)
+    assert all(t.dtype == torch.long for t in out.values())
+    b, a = TOK.encode("b"), TOK.encode("a")
+    assert out["src"][0].tolist() == [BOS_ID, *TOK.encode("ab"), EOS_ID] + [PAD_ID] * 4
+    assert out["tgt_in"][0].tolist() == [BOS_ID, *b, *a] + [PAD_ID] * 4
+    assert out["tgt_out"][0].tolist() == [*b, *a, EOS_ID] + [PAD_ID] * 4
+    y = TOK.encode("olléh")
+    assert out["src"][1].tolist() == [BOS_ID, *TOK.encode("héllo"), EOS_ID]
+    assert out["tgt_in"][1].tolist() == [BOS_ID, *y]
+    assert out["tgt_out"][1].tolist() == [*y, EOS_ID]
+    # teacher forcing: tgt_out is tgt_in shifted left by one
+    assert out["tgt_in"][:, 1:].equal(
+        out["tgt_out"][:, :-1].masked_fill(out["tgt_out"][:, :-1] == EOS_ID, PAD_ID))
+
+
+@given(st.lists(st.integers(1, 40), max_size=300), st.integers(1, 16), st.integers(0, 1000))
+def test_length_grouped_order_is_a_permutation(lengths, batch_size, seed):
+    order = length_grouped_order(lengths, batch_size, random.Random(seed))
+    assert sorted(order) == list(range(len(lengths)))
+    assert order == length_grouped_order(lengths, batch_size, random.Random(seed))
+
+
+def test_length_grouped_batches_have_similar_lengths():
+    rng = random.Random(0)
+    lengths = [rng.randint(1, 64) for _ in range(1000)]
+    order = length_grouped_order(lengths, 10, random.Random(1))
+    batches = [order[i:i + 10] for i in range(0, 1000, 10)]
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+    assert sum(spread) / len(spread) < 5  # random batches would spread over ~50
+
+
+def test_train_loader_covers_the_epoch():
+    cfg = DataConfig(min_len=1, max_len=8, **SMALL)
+    dm = DataModule(cfg)
+    ds = dm.train_dataset(0)
+    seen = []
+    for batch in dm.train_loader(0, batch_size=32):
+        assert batch["src"].size(0) <= 32
+        for row in batch["src"].tolist():
+            seen.append(TOK.decode(row))
+    assert sorted(seen) == sorted(ds.inputs)
+    parts = [sum(b["src"].size(0) for b in dm.train_loader(0, 32, rank=r, world=2))
+             for r in (0, 1)]
+    assert sum(parts) == 300 and min(parts) > 0
+
+
+def test_eval_loader():
+    dm = DataModule(DataConfig(**SMALL))
+    texts = [TOK.decode(row) for b in dm.eval_loader("test", batch_size=32)
+             for row in b["src"].tolist()]
+    assert texts == dm.test_inputs
+    targets = [TOK.decode(row) for b in dm.eval_loader("val") for row in b["tgt_out"].tolist()]
+    assert targets == [reverse_text(t) for t in dm.val_inputs]

@@ -1,0 +1,287 @@
+"""Properties of random (untrained) models: causality, padding invariance, batching, the KV
+cache, randomized positions and RoPE's relative-position property."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_model, source_batch, target_batch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transformer_tiny.decoding import greedy_decode
+from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.positions import (
+    apply_rotation,
+    offsets_from_end,
+    position_indices,
+    rope_rotation,
+    two_way_rotation,
+)
+from transformer_tiny.tokenizer import EOS_ID, PAD_ID
+
+SCHEMES = ["sinusoidal", "rope"]
+IMPLS = ["sdpa", "math"]
+SRC_LENGTHS = [6, 1, 11, 0, 3]  # bytes per row; mixed, including an empty input
+TGT_LENGTHS = [4, 9, 2, 0, 7]
+
+
+def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5) -> None:
+    torch.testing.assert_close(a, b, atol=atol, rtol=0)
+
+
+def pad_columns(x: torch.Tensor, extra: int) -> torch.Tensor:
+    return torch.cat([x, torch.full((x.size(0), extra), PAD_ID)], dim=1)
+
+
+def trim(x: torch.Tensor) -> torch.Tensor:
+    """Drop the all-PAD columns at the right of a 1-row batch."""
+    n = int((x != PAD_ID).sum())
+    return x[:, :max(n, 1)]
+
+
+def stopping_model(src: torch.Tensor, seed: int = 3, **overrides) -> Seq2SeqTransformer:
+    """A random model whose EOS bias is raised until greedy decoding of ``src`` ends some rows
+    early and not others, so that the finished-row logic is exercised."""
+    model = make_model(seed=seed, **overrides)
+    for bias in torch.linspace(0.0, 6.0, 121):
+        with torch.no_grad():
+            model.head.bias[EOS_ID] = bias
+        out = greedy_decode(model, src, max_new_tokens=12).tolist()
+        stops = {row.index(EOS_ID) if EOS_ID in row else None for row in out}
+        if None in stops and len(stops) >= 2:
+            return model
+    raise AssertionError("no EOS bias gives a mix of finished and unfinished rows")
+
+
+# ----------------------------------------------------------------------------- causality
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_no_causal_leakage(scheme, impl):
+    model = make_model(position_scheme=scheme, attention_impl=impl)
+    src, tgt = source_batch([5, 3]), target_batch([8, 8])
+    base = model(src, tgt)
+    for t in range(tgt.size(1) - 1):
+        changed = tgt.clone()
+        changed[:, t + 1:] = torch.randint(0, 256, changed[:, t + 1:].shape,
+                                           generator=torch.Generator().manual_seed(t))
+        logits = model(src, changed)
+        close(logits[:, : t + 1], base[:, : t + 1], atol=1e-10)
+        assert not torch.allclose(logits[:, t + 1:], base[:, t + 1:])  # the change is visible
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_no_causal_leakage_with_randomized_positions(scheme):
+    model = make_model(position_scheme=scheme, randomize_positions=True, eval_mode=False)
+    src, tgt = source_batch([5, 3]), target_batch([8, 8])
+    torch.manual_seed(7)
+    base = model(src, tgt)
+    changed = tgt.clone()
+    changed[:, 5:] = 65
+    torch.manual_seed(7)  # the same random positions
+    close(model(src, changed)[:, :5], base[:, :5], atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- padding, batching
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_padding_invariance(scheme, impl):
+    model = make_model(position_scheme=scheme, attention_impl=impl)
+    src, tgt = source_batch(SRC_LENGTHS), target_batch(TGT_LENGTHS)
+    base = model(src, tgt)
+    for extra_src, extra_tgt in [(3, 0), (0, 4), (5, 2)]:
+        logits = model(pad_columns(src, extra_src), pad_columns(tgt, extra_tgt))
+        close(logits[:, : tgt.size(1)], base)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_batched_equals_one_by_one(scheme, impl):
+    model = make_model(position_scheme=scheme, attention_impl=impl)
+    src, tgt = source_batch(SRC_LENGTHS), target_batch(TGT_LENGTHS)
+    batched = model(src, tgt)
+    for i, n in enumerate(TGT_LENGTHS):
+        alone = model(trim(src[i:i + 1]), tgt[i:i + 1, : n + 1])
+        close(batched[i:i + 1, : n + 1], alone)
+
+
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no_cache"])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_greedy_decode_batched_equals_one_by_one(scheme, use_cache):
+    src = source_batch(SRC_LENGTHS, seed=4)
+    model = stopping_model(src, position_scheme=scheme)
+    batched = greedy_decode(model, src, max_new_tokens=12, use_cache=use_cache)
+    assert batched.size(1) <= 12
+    for i in range(src.size(0)):
+        alone = greedy_decode(model, trim(src[i:i + 1]), max_new_tokens=12,
+                              use_cache=use_cache)[0].tolist()
+        row = batched[i].tolist()
+        assert row[: len(alone)] == alone
+        assert all(t == PAD_ID for t in row[len(alone):])  # finished rows are padded
+        if EOS_ID in alone:
+            assert alone.index(EOS_ID) == len(alone) - 1  # decoding stopped at EOS
+
+
+def test_greedy_decode_restores_training_mode():
+    model = make_model(eval_mode=False)
+    greedy_decode(model, source_batch([3]), max_new_tokens=2)
+    assert model.training
+
+
+# ----------------------------------------------------------------------------- KV cache
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cached_greedy_equals_uncached(scheme, impl, seed):
+    src = source_batch(SRC_LENGTHS, seed=seed + 10)
+    model = stopping_model(src, seed=seed, position_scheme=scheme, attention_impl=impl)
+    cached = greedy_decode(model, src, max_new_tokens=12, use_cache=True)
+    uncached = greedy_decode(model, src, max_new_tokens=12, use_cache=False)
+    assert cached.tolist() == uncached.tolist()
+    plain = make_model(seed=seed, position_scheme=scheme, attention_impl=impl)  # no EOS tweak
+    assert greedy_decode(plain, src, max_new_tokens=20, use_cache=True).tolist() == \
+        greedy_decode(plain, src, max_new_tokens=20, use_cache=False).tolist()
+
+
+@pytest.mark.parametrize("first", [1, 3], ids=["one_token_first", "prefix_first"])
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_cached_step_logits_equal_full_prefix(scheme, impl, first):
+    model = make_model(position_scheme=scheme, attention_impl=impl)
+    src, tgt = source_batch(SRC_LENGTHS), target_batch([9] * len(SRC_LENGTHS))
+    full = model.decode(tgt, model.encode(src))
+    memory = model.encode(src)
+    steps = [model.decode(tgt[:, :first], memory, use_cache=True)]
+    steps += [model.decode(tgt[:, t:t + 1], memory, use_cache=True)
+              for t in range(first, tgt.size(1))]
+    assert memory.length == tgt.size(1)
+    close(torch.cat(steps, dim=1), full)
+
+
+def test_memory_select_reorders_rows():
+    model = make_model()
+    src, tgt = source_batch(SRC_LENGTHS), target_batch([6] * len(SRC_LENGTHS))
+    rows = torch.tensor([2, 0, 4, 4, 1])  # reorder, repeat and drop rows
+    memory = model.encode(src)
+    chosen = memory.select(rows)
+    close(chosen.states, memory.states[rows], atol=0)
+    assert chosen.src_mask.equal(memory.src_mask[rows])
+    for (k, v), (k0, v0) in zip(chosen.cross_kv, memory.cross_kv, strict=True):
+        assert k.equal(k0[rows]) and v.equal(v0[rows])
+    close(model.decode(tgt[rows], chosen), model.decode(tgt, memory)[rows], atol=1e-10)
+
+    # Selecting in the middle of cached decoding carries the caches along.
+    memory = model.encode(src)
+    first = model.decode(tgt[:, :3], memory, use_cache=True)
+    chosen = memory.select(rows)
+    assert chosen.length == 3
+    for cache, cache0 in zip(chosen.caches, memory.caches, strict=True):
+        assert cache.k.equal(cache0.k[rows]) and cache.v.equal(cache0.v[rows])
+    nxt = model.decode(tgt[rows, 3:4], chosen, use_cache=True)
+    full = model.decode(tgt, model.encode(src))
+    close(first, full[:, :3])
+    close(nxt, full[rows, 3:4])
+
+
+# ----------------------------------------------------------------------------- positions
+@settings(max_examples=60, deadline=None)
+@given(st.integers(3, 80), st.data())
+def test_randomized_position_indices(max_positions, data):
+    n = data.draw(st.integers(1, max_positions))
+    batch = data.draw(st.integers(1, 5))
+    torch.manual_seed(data.draw(st.integers(0, 2**31)))
+    index = position_indices(n, batch, max_positions, True, torch.device("cpu"))
+    assert index.shape == (batch, n) and index.dtype == torch.long
+    assert (index >= 0).all() and (index < max_positions).all()
+    assert (index[:, 1:] > index[:, :-1]).all()
+
+
+def test_randomized_position_indices_spread_out():
+    torch.manual_seed(0)
+    index = position_indices(4, 500, 64, True, torch.device("cpu"))
+    assert index.max() >= 60 and index.min() == 0  # the whole range [0, 64) is used
+    span = index[:, -1] - index[:, 0]
+    assert (span == 3).any() and (span >= 40).any()  # both consecutive and sparse index sets
+
+
+def test_consecutive_position_indices():
+    index = position_indices(5, 2, 8, False, torch.device("cpu"))
+    assert index.tolist() == [list(range(5))] * 2
+    with pytest.raises(ValueError):
+        position_indices(9, 1, 8, True, torch.device("cpu"))
+
+
+def test_offsets_from_end():
+    src = source_batch([3, 1])  # lengths 5 and 3 with BOS/EOS
+    index = torch.tensor([[0, 1, 2, 3, 4], [10, 20, 30, 40, 50]])
+    end = offsets_from_end(index, src)
+    assert end[0].tolist() == [4, 3, 2, 1, 0]
+    assert end[1, :3].tolist() == [30, 20, 10]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_randomized_positions_train_vs_eval(scheme):
+    model = make_model(position_scheme=scheme, randomize_positions=True, eval_mode=False)
+    src, tgt = source_batch(SRC_LENGTHS), target_batch(TGT_LENGTHS)
+    a, b = model(src, tgt), model(src, tgt)
+    assert not torch.allclose(a, b)  # training draws fresh positions each call (no dropout here)
+    model.eval()
+    c, d = model(src, tgt), model(src, tgt)
+    assert c.equal(d)  # evaluation is deterministic ...
+    consecutive = make_model(position_scheme=scheme, randomize_positions=False)
+    close(c, consecutive(src, tgt), atol=0)  # ... and uses the consecutive positions
+
+
+# ----------------------------------------------------------------------------- RoPE
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from([2, 4, 8, 16]))
+def test_rotation_preserves_norm(seed, head_size):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 3, 5, head_size, generator=g, dtype=torch.float64)
+    index = torch.randint(0, 1000, (2, 5), generator=g)
+    y = apply_rotation(x, rope_rotation(index, head_size))
+    assert y.shape == x.shape
+    close(y.norm(dim=-1), x.norm(dim=-1), atol=1e-6)
+    close(apply_rotation(x, rope_rotation(torch.zeros(2, 5, dtype=torch.long), head_size)), x,
+          atol=0)  # index 0 is the identity
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**31), st.integers(0, 100), st.integers(0, 100), st.integers(0, 100))
+def test_rotated_dot_product_depends_only_on_offset(seed, a, b, shift):
+    hs = 8
+    g = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(2, 1, 1, 1, hs, generator=g, dtype=torch.float64)
+
+    def score(i: int, j: int) -> torch.Tensor:
+        qa = apply_rotation(q, rope_rotation(torch.tensor([[i]]), hs))
+        kb = apply_rotation(k, rope_rotation(torch.tensor([[j]]), hs))
+        return (qa * kb).sum()
+
+    close(score(a, b), score(a + shift, b + shift), atol=1e-4)
+
+
+def test_two_way_rotation_splits_heads():
+    start = torch.tensor([[0, 1, 2, 3]])
+    end = torch.tensor([[3, 2, 1, 0]])
+    cos, sin = two_way_rotation(start, end, n_heads=4, head_size=8)
+    ref_start, ref_end = rope_rotation(start, 8), rope_rotation(end, 8)
+    assert cos.shape == (1, 4, 4, 4)
+    close(cos[:, :2], ref_start[0].expand(1, 2, 4, 4), atol=0)
+    close(sin[:, 2:], ref_end[1].expand(1, 2, 4, 4), atol=0)
+
+
+@pytest.mark.parametrize("shift", [1, 7, 30])
+def test_rope_model_is_invariant_to_shifted_positions(shift):
+    """Under RoPE every attention score depends on index differences only, so shifting all
+    position indices (encoder, cross-attention both ways, decoder) leaves the logits unchanged."""
+    model = make_model(position_scheme="rope")
+    src, tgt = source_batch(SRC_LENGTHS), target_batch(TGT_LENGTHS)
+    n = max(src.size(1), tgt.size(1) + 1)
+    base = model(src, tgt)
+    positions = (torch.arange(n) + shift).expand(src.size(0), n)
+    shifted = model.decode(tgt, model.encode(src, positions))
+    close(shifted, base, atol=1e-4)
+    sinusoidal = make_model(position_scheme="sinusoidal")  # absolute positions: not invariant
+    assert not torch.allclose(sinusoidal.decode(tgt, sinusoidal.encode(src, positions)),
+                              sinusoidal(src, tgt), atol=1e-3)
