@@ -46,9 +46,12 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         return main(argv)
     except (UsageError, ConfigError, CheckpointError, ValueError, OSError) as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, UnicodeError):
+            message = f"text cannot be encoded: {e.reason}"
         if isinstance(e, OSError) and e.filename is not None:
             message = f"{e.strerror or message}: {e.filename}"
-        print(f"error: {message}", file=sys.stderr)
+        printable = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        print(f"error: {printable}", file=sys.stderr)  # one line, whatever the input held
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -198,11 +201,6 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
         raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
     tok = ByteTokenizer()
-    for n, text in enumerate(texts, 1):
-        size = len(tok.encode(text))
-        if size > model.cfg.max_source_tokens:
-            raise UsageError(f"input {n} is {size} bytes long; this model supports at most "
-                             f"{model.cfg.max_source_tokens}")
     for n, (ids, ended) in enumerate(predict(model, texts, args.max_new_tokens,
                                                       beam=args.beam), 1):
         if not ended:

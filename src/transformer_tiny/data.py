@@ -35,8 +35,9 @@ def draw_inputs(cfg: DataConfig, n: int, seed: int, exclude: set[str] | frozense
     in ``exclude`` never is.
     """
     task = get_task(cfg.task)
-    chars = ALPHABETS[alphabet or cfg.alphabet]
-    lo, hi = min_len or cfg.min_len, max_len or cfg.max_len
+    chars = ALPHABETS[alphabet if alphabet is not None else cfg.alphabet]
+    lo = min_len if min_len is not None else cfg.min_len
+    hi = max_len if max_len is not None else cfg.max_len
     rng = random.Random(seed)
     out: list[str] = []
     seen: set[str] = set()

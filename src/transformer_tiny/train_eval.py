@@ -65,9 +65,15 @@ def predict(model: Seq2SeqTransformer, texts: list[str], max_new_tokens: int | N
             beam: int = 1) -> list[tuple[list[int], bool]]:
     """Output for each text, batched by similar length: ``(ids before EOS, ended)``, where
     ``ended`` is False when ``max_new_tokens`` ran out before EOS. Greedy unless ``beam > 1``."""
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise TypeError("predict() takes a list of str")
     tok = ByteTokenizer()
     device = next(model.parameters()).device
     encoded = [tok.encode(t) for t in texts]
+    for n, ids in enumerate(encoded, 1):
+        if len(ids) > model.cfg.max_source_tokens:
+            raise ValueError(f"input {n} is {len(ids)} bytes long; this model supports at most "
+                             f"{model.cfg.max_source_tokens}")
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     results: list[tuple[list[int], bool]] = [([], False) for _ in texts]
     for start in range(0, len(order), batch_size):
