@@ -23,15 +23,17 @@ def _chars(first: int, last: int, step: int = 1) -> str:
 _ACCENTED = _chars(0xC0, 0x17F)  # Latin-1 supplement letters and Latin Extended-A
 _GREEK = _chars(0x391, 0x3A1) + _chars(0x3A3, 0x3C9)
 _CYRILLIC = _chars(0x410, 0x44F) + "ёЁ"
-_CJK = _chars(0x4E00, 0x9FFF, 41)  # a spread of CJK unified ideographs
+_PUNCT = _chars(0x2010, 0x2027) + "«»¿¡€£¥©°·"  # dashes, quotes, ellipsis, ...
+_CJK = _chars(0x3041, 0x30FF) + _chars(0x4E00, 0x9FFF, 41) + _chars(0xAC00, 0xD7A3, 43)
+# kana, a spread of CJK unified ideographs, a spread of Hangul syllables
 _EMOJI = _chars(0x1F600, 0x1F64F) + _chars(0x1F300, 0x1F5FF, 4)
-UNICODE_EXTRA = _ACCENTED + _GREEK + _CYRILLIC + _CJK + _EMOJI
+UNICODE_EXTRA = _ACCENTED + _GREEK + _CYRILLIC + _PUNCT + _CJK + _EMOJI
 
 ALPHABETS: dict[str, str] = {
     "printable": _PRINTABLE,
     "digits": string.digits,
     "letters": string.ascii_letters,
-    "unicode": _PRINTABLE + UNICODE_EXTRA,
+    "unicode": _PRINTABLE * 12 + UNICODE_EXTRA,  # about 42% ASCII, like much real text
 }
 
 
