@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sys
 from pathlib import Path
 
 # OpenMP threads that spin while waiting make PyTorch many times slower when another process
@@ -11,6 +13,7 @@ from pathlib import Path
 # inherited by the scripts that test_cli.py runs as subprocesses.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import pytest
 import torch
 
 from transformer_tiny.config import ModelConfig
@@ -66,3 +69,30 @@ def source_batch(lengths: list[int], seed: int = 0) -> torch.Tensor:
 def target_batch(lengths: list[int], seed: int = 1) -> torch.Tensor:
     """``BOS y`` decoder inputs of random bytes with the given byte lengths, right-padded."""
     return pad_rows(random_rows(lengths, seed), bos=True)
+
+
+@pytest.fixture(scope="module")
+def untrained_run(tmp_path_factory) -> Path:
+    """A run directory holding an untrained tiny model as ``best`` (up to 46 input bytes)."""
+    from transformer_tiny.checkpoint import save_checkpoint
+    from transformer_tiny.config import DataConfig, RunConfig
+
+    run = tmp_path_factory.mktemp("untrained") / "run"
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                max_positions=48), DataConfig(val_samples=4, test_samples=4))
+    save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
+    return run
+
+
+def call_cli(main, argv: list[str], stdin: bytes = b"") -> int:
+    """Run a command in-process through ``run_cli`` with ``stdin`` as its standard input."""
+    from transformer_tiny.cli import run_cli
+
+    old = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    try:
+        return run_cli(main, argv)
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    finally:
+        sys.stdin = old

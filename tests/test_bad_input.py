@@ -3,39 +3,18 @@ code 2 for the commands, a clear exception for the API; valid odd input is answe
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 
 import pytest
+from conftest import call_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transformer_tiny.checkpoint import save_checkpoint
-from transformer_tiny.cli import eval_main, infer_main, run_cli, train_main
-from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
+from transformer_tiny.cli import eval_main, infer_main, train_main
+from transformer_tiny.config import DataConfig
 from transformer_tiny.data import draw_inputs
-from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.tasks import ALPHABETS
 from transformer_tiny.train_eval import predict
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bad") / "run"
-    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
-                                max_positions=48), DataConfig(val_samples=4, test_samples=4))
-    save_checkpoint(path, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
-    return path
-
-
-def call(main, argv: list[str], stdin: bytes = b"") -> int:
-    old = sys.stdin
-    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-    try:
-        return run_cli(main, argv)
-    finally:
-        sys.stdin = old
 
 
 def one_error_line(capsys) -> str:
@@ -45,10 +24,10 @@ def one_error_line(capsys) -> str:
     return lines[0]
 
 
-def broken_copies(run, tmp_path) -> dict[str, object]:
+def broken_copies(untrained_run, tmp_path) -> dict[str, object]:
     """Checkpoints broken in different ways, as paths."""
-    info = json.loads((run / "best.json").read_text())
-    weights = (run / info["weights"]).read_bytes()
+    info = json.loads((untrained_run / "best.json").read_text())
+    weights = (untrained_run / info["weights"]).read_bytes()
     cases = {}
     for name, blob, config in [
         ("truncated", weights[: len(weights) // 2], None),
@@ -68,9 +47,9 @@ def broken_copies(run, tmp_path) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("main", [infer_main, eval_main], ids=["infer", "eval"])
-def test_broken_checkpoints(run, tmp_path, capsys, main):
-    for case, path in broken_copies(run, tmp_path).items():
-        assert call(main, ["--checkpoint", str(path), "--text", "x"] if main is infer_main
+def test_broken_checkpoints(untrained_run, tmp_path, capsys, main):
+    for case, path in broken_copies(untrained_run, tmp_path).items():
+        assert call_cli(main, ["--checkpoint", str(path), "--text", "x"] if main is infer_main
                     else ["--checkpoint", str(path)]) == 2, case
         one_error_line(capsys)
 
@@ -83,13 +62,13 @@ def test_broken_checkpoints(run, tmp_path, capsys, main):
 def test_train_bad_arguments(argv, capsys, tmp_path):
     extra = [] if "--out" in argv else ["--out", str(tmp_path / "r")]
     small = ["--train-samples", "8", "--val-samples", "2", "--test-samples", "2"]
-    assert call(train_main, [*argv, *extra, *small]) == 2
+    assert call_cli(train_main, [*argv, *extra, *small]) == 2
     one_error_line(capsys)
 
 
 def test_train_out_is_a_file(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    assert call(train_main, ["--out", str(tmp_path / "file")]) == 2
+    assert call_cli(train_main, ["--out", str(tmp_path / "file")]) == 2
     assert "not a directory" in one_error_line(capsys)
 
 
@@ -99,36 +78,37 @@ def test_train_out_is_a_file(tmp_path, capsys):
     ["--lengths", "100-100"],  # longer than the model supports
 ], ids=["missing-file", "directory", "reversed-range", "bad-range", "alphabet", "samples",
         "split", "too-long"])
-def test_eval_bad_arguments(run, argv, capsys):
-    assert call(eval_main, ["--checkpoint", str(run), *argv]) == 2
+def test_eval_bad_arguments(untrained_run, argv, capsys):
+    assert call_cli(eval_main, ["--checkpoint", str(untrained_run), *argv]) == 2
     one_error_line(capsys)
 
 
-def test_eval_file_not_utf8(run, tmp_path, capsys):
+def test_eval_file_not_utf8(untrained_run, tmp_path, capsys):
     (tmp_path / "bad.txt").write_bytes(b"ok\n\xff\xfe\n")
-    assert call(eval_main, ["--checkpoint", str(run), "--file", str(tmp_path / "bad.txt")]) == 2
+    argv = ["--checkpoint", str(untrained_run), "--file", str(tmp_path / "bad.txt")]
+    assert call_cli(eval_main, argv) == 2
     assert "not valid UTF-8 (line 2" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("argv", [["--beam", "0"], ["--max-new-tokens", "0"],
                                   ["--max-new-tokens", "99999"], ["--text", "x" * 100]],
                          ids=["beam", "zero-tokens", "too-many-tokens", "too-long"])
-def test_infer_bad_arguments(run, argv, capsys):
-    assert call(infer_main, ["--checkpoint", str(run), *argv, "--text", "a"]) == 2
+def test_infer_bad_arguments(untrained_run, argv, capsys):
+    assert call_cli(infer_main, ["--checkpoint", str(untrained_run), *argv, "--text", "a"]) == 2
     one_error_line(capsys)
 
 
-def test_infer_valid_odd_inputs_are_answered(run, capsys):
+def test_infer_valid_odd_inputs_are_answered(untrained_run, capsys):
     texts = ["", " ", "\t", "a\x00b", "\x07"]
-    assert call(infer_main, ["--checkpoint", str(run), "--max-new-tokens", "4",
+    assert call_cli(infer_main, ["--checkpoint", str(untrained_run), "--max-new-tokens", "4",
                              *[x for t in texts for x in ("--text", t)]]) == 0
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_python_api_rejects_bad_input(run):
+def test_python_api_rejects_bad_input(untrained_run):
     from transformer_tiny.checkpoint import load_checkpoint
 
-    model, _, _ = load_checkpoint(run)
+    model, _, _ = load_checkpoint(untrained_run)
     with pytest.raises(TypeError, match="list of str"):
         predict(model, "abc")
     with pytest.raises(TypeError, match="list of str"):

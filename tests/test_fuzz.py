@@ -3,17 +3,12 @@ and bytes, a command returns 0 or 2 and never lets an exception escape."""
 
 from __future__ import annotations
 
-import io
-import sys
-
 import pytest
+from conftest import call_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transformer_tiny.checkpoint import save_checkpoint
-from transformer_tiny.cli import eval_main, infer_main, run_cli, train_main
-from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
-from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.cli import eval_main, infer_main, train_main
 
 FLAGS = ["--text", "--checkpoint", "--max-new-tokens", "--beam", "--device", "--lengths",
          "--samples", "--alphabet", "--file", "--split", "--json", "--examples", "--d-model",
@@ -23,26 +18,6 @@ VALUES = st.one_of(st.sampled_from(["0", "-1", "3", "1e9", "nan", "cpu", "cuda",
                    st.text(max_size=12))
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    run = tmp_path_factory.mktemp("fuzz")
-    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
-                                max_positions=48), DataConfig(val_samples=4, test_samples=4))
-    save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
-    return run
-
-
-def call(main, argv: list[str], stdin: bytes = b"") -> int:
-    old = sys.stdin
-    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-    try:
-        return run_cli(main, argv)
-    except SystemExit as e:  # --help
-        return int(e.code or 0)
-    finally:
-        sys.stdin = old
-
-
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
 args_strategy = st.lists(st.tuples(st.sampled_from(FLAGS), VALUES), max_size=4).map(
     lambda pairs: [x for flag, value in pairs for x in (flag, value)])
@@ -50,9 +25,9 @@ args_strategy = st.lists(st.tuples(st.sampled_from(FLAGS), VALUES), max_size=4).
 
 @settings(max_examples=40, **SETTINGS)
 @given(args=args_strategy, stdin=st.binary(max_size=64))
-def test_infer_never_raises(checkpoint, args, stdin, capsys):
-    code = call(infer_main, ["--checkpoint", str(checkpoint), "--max-new-tokens", "8", *args],
-                stdin)
+def test_infer_never_raises(untrained_run, args, stdin, capsys):
+    argv = ["--checkpoint", str(untrained_run), "--max-new-tokens", "8", *args]
+    code = call_cli(infer_main, argv, stdin)
     assert code in (0, 2)
     err = capsys.readouterr().err
     if code == 2:
@@ -61,9 +36,9 @@ def test_infer_never_raises(checkpoint, args, stdin, capsys):
 
 @settings(max_examples=25, **SETTINGS)
 @given(args=args_strategy)
-def test_eval_never_raises(checkpoint, args, capsys):
-    code = call(eval_main, ["--checkpoint", str(checkpoint), "--samples", "2", "--lengths", "1-3",
-                            *args])
+def test_eval_never_raises(untrained_run, args, capsys):
+    argv = ["--checkpoint", str(untrained_run), "--samples", "2", "--lengths", "1-3", *args]
+    code = call_cli(eval_main, argv)
     assert code in (0, 2)
     if code == 2:
         err = capsys.readouterr().err
@@ -74,15 +49,16 @@ def test_eval_never_raises(checkpoint, args, capsys):
 @given(args=args_strategy)
 def test_train_arguments_never_raise(tmp_path, args, capsys):
     # Only argument handling: --epochs 0 is invalid, so no argument set that parses trains long.
-    code = call(train_main, [*args, "--out", str(tmp_path / "run"), "--epochs", "0"])
+    code = call_cli(train_main, [*args, "--out", str(tmp_path / "run"), "--epochs", "0"])
     assert code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
 
 
 @pytest.mark.parametrize("stdin", [b"\x00\x01\x02", b"a\tb\x7f", b" \n\n  ", b"x" * 1_000_000])
-def test_control_bytes_whitespace_and_huge_lines(checkpoint, stdin, capsys):
-    code = call(infer_main, ["--checkpoint", str(checkpoint), "--max-new-tokens", "4"], stdin)
+def test_control_bytes_whitespace_and_huge_lines(untrained_run, stdin, capsys):
+    argv = ["--checkpoint", str(untrained_run), "--max-new-tokens", "4"]
+    code = call_cli(infer_main, argv, stdin)
     out, err = capsys.readouterr()
     if len(stdin) > 46:  # longer than the model supports: one error line
         assert code == 2 and "supports at most" in err
