@@ -10,6 +10,7 @@ from transformer_tiny.decoding import (
     beam_search,
     greedy_decode,
     normalized_score,
+    output_length,
     sequence_logprob,
 )
 from transformer_tiny.tokenizer import EOS_ID, PAD_ID
@@ -18,8 +19,7 @@ LENGTHS = [5, 1, 9, 3]
 
 
 def score(model, src, out, alpha=0.6):
-    length = ((out != PAD_ID) & (out != EOS_ID)).sum(-1) + (out == EOS_ID).any(-1).long()
-    return normalized_score(sequence_logprob(model, src, out), length, alpha)
+    return normalized_score(sequence_logprob(model, src, out), output_length(out), alpha)
 
 
 @pytest.mark.parametrize("seed", range(4))

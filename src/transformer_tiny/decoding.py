@@ -60,6 +60,11 @@ def sequence_logprob(model: Seq2SeqTransformer, src: Tensor, out: Tensor) -> Ten
     return token_logp.masked_fill(out == PAD_ID, 0.0).sum(dim=1)
 
 
+def output_length(out: Tensor) -> Tensor:
+    """Tokens generated per row of ``out (..., L)``: the bytes before EOS, plus EOS if present."""
+    return ((out != PAD_ID) & (out != EOS_ID)).sum(-1) + (out == EOS_ID).any(-1).long()
+
+
 def normalized_score(logprob: Tensor, length: Tensor, alpha: float) -> Tensor:
     """Length-normalised score ``logprob / length ** alpha`` (alpha 0: raw sum)."""
     return logprob / length.clamp(min=1).to(logprob.dtype) ** alpha
@@ -104,12 +109,11 @@ def beam_search(model: Seq2SeqTransformer, src: Tensor, beam: int,
         if bool(finished.all()):
             break
     out = tokens[:, 1:].view(B, K, -1)
-    length = ((out != PAD_ID) & (out != EOS_ID)).sum(-1) + (out == EOS_ID).any(-1).long()
-    norm = normalized_score(scores, length, alpha).masked_fill(~finished.view(B, K), float("-inf"))
+    norm = normalized_score(scores, output_length(out), alpha)
+    norm = norm.masked_fill(~finished.view(B, K), float("-inf"))  # unfinished never win
     best = norm.argmax(dim=1)
     chosen = out[torch.arange(B, device=dev), best]  # (B, L)
-    g_len = ((greedy != PAD_ID) & (greedy != EOS_ID)).sum(-1) + (greedy == EOS_ID).any(-1).long()
-    g_norm = normalized_score(sequence_logprob(model, src, greedy), g_len, alpha)
+    g_norm = normalized_score(sequence_logprob(model, src, greedy), output_length(greedy), alpha)
     use_greedy = g_norm >= norm[torch.arange(B, device=dev), best]
     width = max(chosen.size(1), greedy.size(1))
     chosen, greedy = (F.pad(t, (0, width - t.size(1)), value=PAD_ID) for t in (chosen, greedy))
