@@ -237,7 +237,7 @@ def test_randomized_positions_train_vs_eval(scheme):
 @given(st.integers(0, 2**31), st.sampled_from([2, 4, 8, 16]))
 def test_rotation_preserves_norm(seed, head_size):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, 3, 5, head_size, generator=g, dtype=torch.float64)
+    x = torch.randn(2, 5, 3, head_size, generator=g, dtype=torch.float64)  # (B, T, nh, hs)
     index = torch.randint(0, 1000, (2, 5), generator=g)
     y = apply_rotation(x, rope_rotation(index, head_size))
     assert y.shape == x.shape
@@ -246,12 +246,30 @@ def test_rotation_preserves_norm(seed, head_size):
           atol=0)  # index 0 is the identity
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31))
+def test_complex_rotation_equals_real_formula(seed):
+    """The fast path (one complex multiply) and the real one (ONNX, bf16) rotate alike, and both
+    rotate the pair (x[2i], x[2i+1]) by angle index * 10000^(-i / (hs/2))."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 5, 4, 8, generator=g)
+    rot = rope_rotation(torch.randint(0, 1000, (2, 5), generator=g), 8)
+    assert rot.z is not None
+    real = apply_rotation(x, rot._replace(z=None))
+    close(apply_rotation(x, rot), real, atol=1e-5)
+    angle = 7 * 10_000.0 ** (-torch.arange(4) / 4)
+    one = apply_rotation(x[:1, :1], rope_rotation(torch.tensor([[7]]), 8))
+    x0, x1 = x[0, 0, :, 0::2], x[0, 0, :, 1::2]
+    close(one[0, 0, :, 0::2], x0 * angle.cos() - x1 * angle.sin(), atol=1e-4)
+    close(one[0, 0, :, 1::2], x0 * angle.sin() + x1 * angle.cos(), atol=1e-4)
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.integers(0, 2**31), st.integers(0, 100), st.integers(0, 100), st.integers(0, 100))
 def test_rotated_dot_product_depends_only_on_offset(seed, a, b, shift):
     hs = 8
     g = torch.Generator().manual_seed(seed)
-    q, k = torch.randn(2, 1, 1, 1, hs, generator=g, dtype=torch.float64)
+    q, k = torch.randn(2, 1, 1, 1, hs, generator=g, dtype=torch.float64)  # each (B, T, nh, hs)
 
     def score(i: int, j: int) -> torch.Tensor:
         qa = apply_rotation(q, rope_rotation(torch.tensor([[i]]), hs))
@@ -264,11 +282,11 @@ def test_rotated_dot_product_depends_only_on_offset(seed, a, b, shift):
 def test_two_way_rotation_splits_heads():
     start = torch.tensor([[0, 1, 2, 3]])
     end = torch.tensor([[3, 2, 1, 0]])
-    cos, sin = two_way_rotation(start, end, n_heads=4, head_size=8)
+    cos, sin, _ = two_way_rotation(start, end, n_heads=4, head_size=8)  # (B, S, nh, hs/2)
     ref_start, ref_end = rope_rotation(start, 8), rope_rotation(end, 8)
     assert cos.shape == (1, 4, 4, 4)
-    close(cos[:, :2], ref_start[0].expand(1, 2, 4, 4), atol=0)
-    close(sin[:, 2:], ref_end[1].expand(1, 2, 4, 4), atol=0)
+    close(cos[:, :, :2], ref_start.cos.expand(1, 4, 2, 4), atol=0)
+    close(sin[:, :, 2:], ref_end.sin.expand(1, 4, 2, 4), atol=0)
 
 
 @pytest.mark.parametrize("shift", [1, 7, 30])

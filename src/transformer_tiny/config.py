@@ -15,7 +15,7 @@ from typing import Any
 from .tokenizer import VOCAB_SIZE
 
 POSITION_SCHEMES = ("sinusoidal", "rope")
-ATTENTION_IMPLS = ("sdpa", "math")
+ATTENTION_IMPLS = ("auto", "sdpa", "math")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -60,7 +60,7 @@ class ModelConfig:
     max_positions: int = 1024  # position indices 0..max_positions-1; sequences carry 2 extra tokens
     position_scheme: str = "rope"  # one of POSITION_SCHEMES
     randomize_positions: bool = True  # train on sorted random subsets of the position indices
-    attention_impl: str = "sdpa"  # "sdpa" (fused kernel) or "math" (explicit softmax(QK^T)V)
+    attention_impl: str = "auto"  # "sdpa" (fused kernel), "math" (explicit), "auto" (see model.py)
     vocab_size: int = VOCAB_SIZE
 
     def __post_init__(self) -> None:

@@ -9,15 +9,16 @@ length-``n`` source (BOS and EOS included) carries two offsets, ``i`` from the s
   embeddings (first half / second half of the features).
 * ``randomized``: as ``sinusoidal``, but training draws the indices as a sorted random subset of
   ``[0, max_positions)`` (Ruoss et al., 2023), so indices far beyond the training lengths are seen.
-* ``rope``: rotary embeddings (Su et al., 2021) in every attention; nothing is added to the
-  embeddings. Attention scores then depend only on index differences, so they extend to lengths
-  never seen in training. In cross-attention, half of the heads rotate keys by start offset and
-  half by end offset.
+* ``rope``: rotary embeddings (Su et al., 2021) in every attention, rotating feature pairs
+  ``(2i, 2i+1)`` of each head; nothing is added to the embeddings. Attention scores then depend
+  only on index differences, so they extend to lengths never seen in training. In
+  cross-attention, half of the heads rotate keys by start offset and half by end offset.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -70,29 +71,44 @@ def additive_positions(start: Tensor, end: Tensor, d_model: int) -> Tensor:
     return torch.cat([sinusoidal_encoding(start, half), sinusoidal_encoding(end, half)], dim=-1)
 
 
-Rotation = tuple[Tensor, Tensor]  # (cos, sin), each (B, 1 or nh, T, hs/2)
+class Rotation(NamedTuple):
+    """Rotary angles as ``cos`` and ``sin``, each ``(B, T, 1 or nh, hs/2)``, and ``z``, the same
+    as one complex tensor (None while exporting to ONNX, which has no complex type)."""
+
+    cos: Tensor
+    sin: Tensor
+    z: Tensor | None
 
 
 def rope_rotation(index: Tensor, head_size: int) -> Rotation:
-    """Rotary embedding (Su et al., 2021) angles for ``(B, T)`` or ``(B, nh, T)`` indices."""
+    """Rotary embedding (Su et al., 2021) angles for ``(B, T)`` or ``(B, T, nh)`` indices."""
     if index.dim() == 2:
-        index = index[:, None]  # (B, 1, T): the same for every head
+        index = index[..., None]  # (B, T, 1): the same for every head
     half = head_size // 2
     freq = torch.exp(torch.arange(half, device=index.device) * (-math.log(10_000.0) / half))
-    angle = index.to(torch.float32)[..., None] * freq  # (B, nh|1, T, hs/2)
-    return angle.cos(), angle.sin()
+    angle = index.to(torch.float32)[..., None] * freq  # (B, T, nh|1, hs/2)
+    cos, sin = angle.cos(), angle.sin()
+    return Rotation(cos, sin, None if torch.onnx.is_in_onnx_export() else torch.complex(cos, sin))
 
 
 def apply_rotation(x: Tensor, rot: Rotation) -> Tensor:
-    """Rotate feature pairs ``(x[:hs/2], x[hs/2:])`` of ``x (B, nh, T, hs)`` by ``rot``."""
-    cos, sin = rot
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    """Rotate the feature pairs ``(x[2i], x[2i+1])`` of each head of ``x (B, T, nh, hs)``.
+
+    A pair is a complex number and the rotation one complex multiply: a single kernel, several
+    times faster than the real-valued formula, which is kept for ONNX export and for half
+    precision (there is no complex bf16).
+    """
+    pairs = x.unflatten(-1, (-1, 2))  # (B, T, nh, hs/2, 2)
+    if rot.z is not None and x.dtype in (torch.float32, torch.float64):
+        return torch.view_as_real(torch.view_as_complex(pairs) * rot.z).flatten(-2)
+    x0, x1 = pairs.unbind(-1)
+    cos, sin = rot.cos, rot.sin
+    return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1).flatten(-2).type_as(x)
 
 
 def two_way_rotation(start: Tensor, end: Tensor, n_heads: int, head_size: int) -> Rotation:
     """Cross-attention key rotation: the first half of the heads by start offset, the rest by
     end offset, so a head can find "the token t from the start" or "t from the end"."""
     split = n_heads // 2
-    index = torch.stack([start] * split + [end] * (n_heads - split), dim=1)  # (B, nh, S)
+    index = torch.stack([start] * split + [end] * (n_heads - split), dim=-1)  # (B, S, nh)
     return rope_rotation(index, head_size)
