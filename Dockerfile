@@ -6,7 +6,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends make \
 ENV PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu \
     PIP_NO_CACHE_DIR=1 PYTHON=python3
 WORKDIR /app
-COPY requirements.txt requirements-dev.txt pyproject.toml README.md ./
+COPY Makefile requirements.txt requirements-dev.txt pyproject.toml README.md ./
 COPY src ./src
 RUN make install
 COPY . .

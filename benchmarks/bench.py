@@ -184,6 +184,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=str(HERE / "results" / "latest.json"))
     p.add_argument("--child", nargs="+")
+    p.add_argument("--sections", default="train,decode,tta",
+                   help="comma-separated subset of train,decode,tta (default: all)")
     args = p.parse_args()
     set_threads(0)
     if args.child:
@@ -198,6 +200,22 @@ def main() -> int:
                     "config": vars(ModelConfig()), "train": {}, "decode": [], "tta": {}}
     _, base_rss = run_child(["decode", "cached", "1", "1", "1"])
     report["baseline_rss_mib"] = round(base_rss)
+    sections = set(args.sections.split(","))
+    if not sections <= {"train", "decode", "tta"}:
+        p.error(f"--sections must be a subset of train,decode,tta; got {args.sections!r}")
+    report["sections"] = sorted(sections)
+    if "train" in sections:
+        measure_training(report, steps)
+    if "decode" in sections:
+        measure_decoding(report, repeats)
+    if "tta" in sections:
+        measure_tta(report, cap)
+    atomic_write_json(args.out, report)
+    print(format_table(report))
+    return 0
+
+
+def measure_training(report: dict, steps: int) -> None:
     res, _ = run_child(["train", "both", str(steps)])
     report["train"]["ratio"] = res["ratio"]
     for which in ("ours", "peer"):
@@ -206,6 +224,9 @@ def main() -> int:
                                   "peak_rss_mib": round(rss), "steps": res["steps"]}
         print(f"train {which}: {res[f'{which}_tokens_per_s']:,.0f} tok/s, peak {rss:.0f} MiB",
               flush=True)
+
+
+def measure_decoding(report: dict, repeats: int) -> None:
     for length in (32, 128, 256):
         for batch in (1, 64):
             row = {"length": length, "batch": batch}
@@ -216,36 +237,39 @@ def main() -> int:
             report["decode"].append(row)
             print(f"decode L={length} B={batch}: " + ", ".join(
                 f"{w} {row[w]:.1f}/s" for w in ("cached", "uncached", "peer")), flush=True)
+
+
+def measure_tta(report: dict, cap: float) -> None:
     for which in ("ours", "tutorial"):
         res, rss = run_child(["tta", which, str(float(cap)), "0.999"])
         report["tta"][which] = {**res, "peak_rss_mib": round(rss), "cap_s": cap}
         print(f"time to 99.9%: {which}: {res['seconds']} s (reached {res['reached']:.4f})",
               flush=True)
-    atomic_write_json(args.out, report)
-    print(format_table(report))
-    return 0
 
 
 def format_table(r: dict) -> str:
     t = r["train"]
-    lines = [f"machine: {r['machine']}", "",
-             "| measurement | ours | peer | ours / peer |", "|---|---|---|---|",
-             f"| training, target tokens/s (steps interleaved) | "
-             f"{t['ours']['tokens_per_s']:,.0f} | {t['peer']['tokens_per_s']:,.0f} | "
-             f"{t['ratio']:.2f}x (median of per-batch ratios) |",
-             f"| training, peak RSS MiB | {t['ours']['peak_rss_mib']} | "
-             f"{t['peer']['peak_rss_mib']} | |", "",
-             "| greedy decoding, strings/s | cached | uncached | peer loop | cached / uncached "
-             "| cached / peer | peak RSS MiB (cached / uncached / peer) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"machine: {r['machine']}", ""]
+    if t:
+        lines += ["| measurement | ours | peer | ours / peer |", "|---|---|---|---|",
+                  f"| training, target tokens/s (steps interleaved) | "
+                  f"{t['ours']['tokens_per_s']:,.0f} | {t['peer']['tokens_per_s']:,.0f} | "
+                  f"{t['ratio']:.2f}x (median of per-batch ratios) |",
+                  f"| training, peak RSS MiB | {t['ours']['peak_rss_mib']} | "
+                  f"{t['peer']['peak_rss_mib']} | |", ""]
+    if r["decode"]:
+        lines += ["| greedy decoding, strings/s | cached | uncached | peer loop "
+                  "| cached / uncached | cached / peer | peak RSS MiB (cached / uncached / peer) |",
+                  "|---|---|---|---|---|---|---|"]
     for row in r["decode"]:
         lines.append(
             f"| length {row['length']}, batch {row['batch']} | {row['cached']:.1f} | "
             f"{row['uncached']:.1f} | {row['peer']:.1f} | {row['cached'] / row['uncached']:.2f}x "
             f"| {row['cached'] / row['peer']:.2f}x | {row['cached_peak_rss_mib']} / "
             f"{row['uncached_peak_rss_mib']} / {row['peer_peak_rss_mib']} |")
-    lines += ["", "| time to 99.9% validation exact match | seconds | reached | steps | "
-              "peak RSS MiB |", "|---|---|---|---|---|"]
+    if r["tta"]:
+        lines += ["", "| time to 99.9% validation exact match | seconds | reached | steps | "
+                  "peak RSS MiB |", "|---|---|---|---|---|"]
     for which, res in r["tta"].items():
         secs = res["seconds"] if res["seconds"] is not None else f"missed (cap {res['cap_s']} s)"
         lines.append(f"| {which} | {secs} | {res['reached']:.4f} | {res['steps']} | "

@@ -1,7 +1,8 @@
 """Write evaluation lines cut from natural text that ships with the operating system.
 
 English: the licence texts in /usr/share/common-licenses. Multilingual: the translated messages
-of the gettext catalogues in /usr/share/locale (real sentences by human translators). Lines are
+of the gettext catalogues in /usr/share/locale (real sentences by human translators), the same
+number of pieces from each of the languages in ``LANGS``. Lines are
 cut at word boundaries into pieces of ``--min-len``..``--max-len`` characters; nothing here is
 used for training.
 
@@ -31,21 +32,17 @@ def english_texts() -> list[str]:
     return [p.read_text(errors="ignore") for p in sorted(root.glob("*")) if p.is_file()]
 
 
-def multilingual_texts(per_lang: int, rng: random.Random) -> list[str]:
-    out = []
-    for lang in LANGS:
-        files = sorted(Path("/usr/share/locale", lang, "LC_MESSAGES").glob("*.mo"))
-        messages = []
-        for f in files:
-            try:
-                with f.open("rb") as fh:
-                    catalog = gettext.GNUTranslations(fh)._catalog
-            except (OSError, UnicodeDecodeError, Exception):
-                continue
-            messages += [v for v in catalog.values() if isinstance(v, str) and len(v) >= 8]
-        rng.shuffle(messages)
-        out += messages[:per_lang]
-    return out
+def multilingual_texts(lang: str) -> list[str]:
+    """The translated messages of every gettext catalogue of ``lang``."""
+    messages = []
+    for f in sorted(Path("/usr/share/locale", lang, "LC_MESSAGES").glob("*.mo")):
+        try:
+            with f.open("rb") as fh:
+                catalog = gettext.GNUTranslations(fh)._catalog
+        except Exception:  # a catalogue that cannot be read is skipped
+            continue
+        messages += [v for v in catalog.values() if isinstance(v, str) and len(v) >= 8]
+    return messages
 
 
 def pieces(text: str, lo: int, hi: int, rng: random.Random) -> list[str]:
@@ -75,11 +72,23 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     rng = random.Random(args.seed)
-    texts = english_texts() if args.kind == "english" else multilingual_texts(400, rng)
-    lines = sorted({x for t in texts for x in pieces(t, args.min_len, args.max_len, rng)})
-    rng.shuffle(lines)
-    atomic_write_text(args.out, "".join(line + "\n" for line in lines[: args.n]))
-    print(f"wrote {min(len(lines), args.n)} lines to {args.out}")
+    if args.kind == "english":
+        lines = sorted({x for t in english_texts() for x in pieces(t, args.min_len, args.max_len,
+                                                                   rng)})
+        rng.shuffle(lines)
+        lines = lines[: args.n]
+    else:  # the same number of pieces from each language
+        lines = []
+        for lang in LANGS:
+            texts = multilingual_texts(lang)
+            rng.shuffle(texts)
+            own = sorted({x for t in texts[:2000] for x in pieces(t, args.min_len, args.max_len,
+                                                                    rng)})
+            rng.shuffle(own)
+            lines += own[: args.n // len(LANGS)]
+        rng.shuffle(lines)
+    atomic_write_text(args.out, "".join(line + "\n" for line in lines))
+    print(f"wrote {len(lines)} lines to {args.out}")
     return 0
 
 

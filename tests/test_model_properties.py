@@ -12,13 +12,16 @@ from hypothesis import strategies as st
 from transformer_tiny.decoding import greedy_decode
 from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.positions import (
+    CharState,
     apply_rotation,
-    offsets_from_end,
+    char_positions,
+    decoder_positions,
     position_indices,
     rope_rotation,
+    source_positions,
     two_way_rotation,
 )
-from transformer_tiny.tokenizer import EOS_ID, PAD_ID
+from transformer_tiny.tokenizer import EOS_ID, PAD_ID, ByteTokenizer
 
 SCHEMES = ["sinusoidal", "rope"]
 IMPLS = ["sdpa", "math"]
@@ -211,12 +214,65 @@ def test_consecutive_position_indices():
         position_indices(9, 1, 8, True, torch.device("cpu"))
 
 
-def test_offsets_from_end():
+def test_source_positions_ascii_are_token_positions():
     src = source_batch([3, 1])  # lengths 5 and 3 with BOS/EOS
-    index = torch.tensor([[0, 1, 2, 3, 4], [10, 20, 30, 40, 50]])
-    end = offsets_from_end(index, src)
-    assert end[0].tolist() == [4, 3, 2, 1, 0]
-    assert end[1, :3].tolist() == [30, 20, 10]
+    src[0, 1:4] %= 128  # ASCII bytes
+    src[1, 1] %= 128
+    char, from_end, offset = source_positions(src)
+    assert char[0].tolist() == [0, 1, 2, 3, 4]
+    assert from_end[0].tolist() == [4, 3, 2, 1, 0]
+    assert from_end[1, :3].tolist() == [2, 1, 0]
+    assert not offset.any()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=20))
+def test_character_positions_follow_code_points(text):
+    """Every byte of the i-th code point has character index i + 1 (BOS is 0), byte offsets count
+    0, 1, ... inside it, and the decoder predicts exactly the position of its next target."""
+    tok = ByteTokenizer()
+    src, _ = tok.encode_batch([text], bos=True, eos=True)
+    char, from_end, offset = source_positions(src)
+    expect_char, expect_offset = [0], [0]
+    for i, c in enumerate(text, start=1):
+        n = len(tok.encode(c))
+        expect_char += [i] * n
+        expect_offset += list(range(n))
+    expect_char.append(len(text) + 1)
+    expect_offset.append(0)
+    assert char[0].tolist() == expect_char
+    assert offset[0].tolist() == expect_offset
+    assert (from_end[0] + char[0]).eq(len(text) + 1).all()
+    tgt_in = src[:, :-1]  # BOS y, predicting y EOS
+    pred_char, pred_offset = decoder_positions(tgt_in)
+    assert pred_char[0].tolist() == expect_char[1:]
+    assert pred_offset[0].tolist() == expect_offset[1:]
+
+
+def test_stray_continuation_bytes_are_characters_of_their_own():
+    ids = torch.tensor([[0x41, 0x80, 0x80, 0xC3, 0xA9, 0xA9, 0x42]])  # A, 2 strays, é, stray, B
+    char, offset, remaining = char_positions(ids)
+    assert char[0].tolist() == [0, 1, 2, 3, 3, 4, 5]
+    assert offset[0].tolist() == [0, 0, 0, 0, 1, 0, 0]
+    assert remaining[0].tolist() == [0, 0, 0, 1, 0, 0, 0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0x41, 0x80, 0xBF, 0xC3, 0xE4, 0xF0, 0xF8, EOS_ID]),
+                         min_size=12, max_size=12), min_size=1, max_size=3))
+def test_incremental_char_state_equals_full_computation(rows):
+    """Cached decoding advances the character state one token at a time; it must agree with
+    the whole-sequence computation on any byte sequence, valid UTF-8 or not."""
+    ids = torch.tensor(rows)
+    state = CharState.of(ids[:, :1])
+    for t in range(1, ids.size(1)):
+        state = state.advance(ids[:, t])
+        full = CharState.of(ids[:, : t + 1])
+        for got, want in zip(state, full, strict=True):
+            assert got.tolist() == want.tolist()
+        char, offset = decoder_positions(ids[:, : t + 1])
+        assert [x.tolist() for x in state.predicted()] == [char[:, -1].tolist(),
+                                                           offset[:, -1].tolist()]
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

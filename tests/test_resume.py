@@ -17,6 +17,7 @@ from conftest import ROOT
 from safetensors.torch import load_file
 
 from transformer_tiny.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_info
+from transformer_tiny.logs import read_metrics, read_steps
 
 SMALL = ["--d-model", "32", "--n-heads", "2", "--d-ff", "64", "--max-len", "8",
          "--train-samples", "640", "--batch-size", "32", "--val-samples", "16",
@@ -68,6 +69,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert ref.keys() == got.keys()
     assert all(torch.equal(ref[k], got[k]) for k in ref)
     assert not list(out.glob(".*.tmp"))
+    assert read_steps(out) == read_steps(reference)  # each step's loss once, as uninterrupted
+    same = ("epoch", "step", "train_loss", "val_exact_match")
+    assert [[r[k] for k in same] for r in read_metrics(out)] == \
+        [[r[k] for k in same] for r in read_metrics(reference)]
 
 
 class Boom:

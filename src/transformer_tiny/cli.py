@@ -1,4 +1,5 @@
-"""Command-line entry points behind ``scripts/train.py``, ``eval.py`` and ``infer.py``.
+"""Command-line entry points behind ``scripts/train.py``, ``eval.py`` and ``infer.py``, and the
+``transformer-tiny COMMAND`` console command (:func:`main`) that dispatches to them.
 
 Every expected failure (bad flag, bad config value, missing or corrupted checkpoint, unreadable
 input, input too long) prints one ``error: ...`` line to stderr and exits with code 2.
@@ -7,9 +8,11 @@ input, input too long) prints one ``error: ...`` line to stderr and exits with c
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint_info
@@ -21,6 +24,8 @@ from .config import (
     overrides_from_args,
 )
 from .data import DataModule, draw_inputs
+from .logs import require_tensorboard
+from .tasks import task_for
 from .tokenizer import ByteTokenizer
 from .train_eval import evaluate, predict, train
 from .utils import pick_device, set_threads
@@ -68,12 +73,18 @@ def _load(path: str, device: str):
 
 
 # ----------------------------------------------------------------------------- train
-def train_main(argv: Sequence[str] | None = None) -> int:
-    p = Parser(description="Train a seq2seq Transformer on a toy task (default: reverse).")
+def train_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    p = Parser(prog=prog,
+               description="Train a seq2seq Transformer on a toy task (default: reverse).")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (same model and data)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log to TensorBoard, in OUT/tensorboard (needs the tensorboard "
+                        "package: the [tensorboard] extra)")
     add_config_arguments(p, ("model", "data", "train"))
     args = p.parse_args(argv)
+    if args.tensorboard:
+        require_tensorboard()  # fail now, not after training
     overrides = overrides_from_args(args)
     base = None
     if args.resume:
@@ -88,7 +99,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     out = Path(cfg.train.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
-    summary = train(cfg, resume=args.resume)
+    summary = train(cfg, resume=args.resume, tensorboard=args.tensorboard)
+    if summary.get("rank", 0) != 0:  # several processes (torchrun): rank 0 reports
+        return 0
     print(f"trained {summary['steps']} steps in {summary['seconds']} s; best validation exact "
           f"match {summary['best_val_exact_match']:.4f}; checkpoints in {summary['out']}")
     return 0
@@ -111,8 +124,9 @@ def even_buckets(lo: int, hi: int, n: int = 4) -> list[tuple[int, int]]:
     return [(a, min(hi, a + step - 1)) for a in range(lo, hi + 1, step)]
 
 
-def eval_main(argv: Sequence[str] | None = None) -> int:
-    p = Parser(description="Evaluate a checkpoint: exact match and per-character accuracy.")
+def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    p = Parser(prog=prog,
+               description="Evaluate a checkpoint: exact match and per-character accuracy.")
     p.add_argument("--checkpoint", default=DEFAULT_RUN,
                    help="run dir or .json (default: %(default)s)")
     p.add_argument("--split", choices=("test", "val"), default="test")
@@ -150,7 +164,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         source = f"{args.split} set"
     longest = max(len(ByteTokenizer().encode(x)) for x in inputs) + 2
     model.check_length(longest)
-    result = evaluate(model, inputs, cfg.data.task, buckets, args.examples)
+    result = evaluate(model, inputs, task_for(cfg.data), buckets, args.examples)
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "task": cfg.data.task, "source": source,
                           **result.to_dict()}, ensure_ascii=False))
@@ -180,8 +194,9 @@ def read_lines(data: bytes, name: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def infer_main(argv: Sequence[str] | None = None) -> int:
-    p = Parser(description="Run a trained model on --text strings or on lines from stdin.")
+def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    p = Parser(prog=prog,
+               description="Run a trained model on --text strings or on lines from stdin.")
     p.add_argument("--text", action="append", help="input string (repeatable); else stdin lines")
     p.add_argument("--checkpoint", default=DEFAULT_RUN,
                    help="run dir or .json (default: %(default)s)")
@@ -211,3 +226,64 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: output {n} is not valid UTF-8; shown with U+FFFD", file=sys.stderr)
             print(tok.to_bytes(ids).decode("utf-8", errors="replace"))
     return 0
+
+
+# ----------------------------------------------------------------------------- transformer-tiny
+COMMAND = "transformer-tiny"
+COMMANDS = {
+    "train": "train a model (as python scripts/train.py)",
+    "eval": "evaluate a checkpoint (as python scripts/eval.py)",
+    "infer": "run a trained model on strings (as python scripts/infer.py)",
+    "export": "export a trained model",
+    "plot": "draw attention maps, training curves, accuracy by length (as python scripts/plot.py)",
+}
+
+
+def _with_prog(main: Callable[..., int], prog: str) -> Callable[[Sequence[str] | None], int]:
+    """``main`` with its usage line naming ``prog``, if it takes a ``prog`` argument."""
+    return partial(main, prog=prog) if "prog" in inspect.signature(main).parameters else main
+
+
+def _command(name: str) -> Callable[..., int]:
+    """The ``*_main`` function of command ``name``; ``export`` and ``plot`` are imported only
+    when asked for, so that the other commands never depend on them."""
+    if name == "export":
+        try:
+            from .export import export_main
+        except ImportError as e:
+            if getattr(e, "name", None) == f"{__package__}.export":
+                raise UsageError("the export command is not available in this installation "
+                                 f"({__package__}.export is missing)") from None
+            raise UsageError(f"the export command cannot start: {e}") from None
+        return export_main
+    if name == "plot":
+        from .plots import plot_main
+
+        return plot_main
+    return {"train": train_main, "eval": eval_main, "infer": infer_main}[name]
+
+
+def usage() -> str:
+    """The text of ``transformer-tiny --help``."""
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"usage: {COMMAND} COMMAND [options]", "",
+             "A from-scratch seq2seq Transformer for toy string tasks (default: reverse).", "",
+             "commands:", *(f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()), "",
+             f"'{COMMAND} COMMAND --help' lists the options of a command."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``transformer-tiny COMMAND [options]``: the same commands, output and exit codes as the
+    scripts (one ``error:`` line and exit code 2 for bad input)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if not args or args[0] not in COMMANDS:
+        given = f"unknown command {args[0]!r}" if args else "a command is required"
+        message = f"error: {given}; choose from {', '.join(COMMANDS)} ({COMMAND} --help)"
+        print("".join(c if c.isprintable() else repr(c)[1:-1] for c in message), file=sys.stderr)
+        return 2
+    name = args[0]
+    return run_cli(lambda rest: _with_prog(_command(name), f"{COMMAND} {name}")(rest), args[1:])

@@ -96,11 +96,13 @@ class DataConfig:
     val_samples: int = 1_000
     test_samples: int = 2_000
     data_seed: int = 1234
+    shift: int = 3  # task "shift": letters move this many places forward (a -> d)
 
     def __post_init__(self) -> None:
         _check_types(self)
         _positive(self, "min_len", "max_len", "train_samples", "val_samples", "test_samples")
         _check(self.min_len <= self.max_len, "min_len", "must be <= max_len")
+        _check(0 <= self.shift <= 25, "shift", f"must be in [0, 25], got {self.shift!r}")
         from .tasks import ALPHABETS, TASKS  # late import: tasks imports nothing from config
 
         _check(self.task in TASKS, "task", f"must be one of {sorted(TASKS)}, got {self.task!r}")

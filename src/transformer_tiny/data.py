@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .config import DataConfig
-from .tasks import ALPHABETS, get_task
+from .tasks import ALPHABETS, Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
 _SPLIT_SALT = {"val": 1, "test": 2, "train": 3}
@@ -34,7 +34,7 @@ def draw_inputs(cfg: DataConfig, n: int, seed: int, exclude: set[str] | frozense
     If the space of strings is too small for ``n`` distinct ones, repeats are allowed; an input
     in ``exclude`` never is.
     """
-    task = get_task(cfg.task)
+    task = task_for(cfg)
     chars = ALPHABETS[alphabet if alphabet is not None else cfg.alphabet]
     lo = min_len if min_len is not None else cfg.min_len
     hi = max_len if max_len is not None else cfg.max_len
@@ -74,11 +74,15 @@ class Example:
 
 
 class PairDataset(Dataset):
-    """(input, expected output) string pairs of a task, tokenized on construction."""
+    """(input, expected output) string pairs of a task, tokenized on construction.
 
-    def __init__(self, inputs: list[str], task_name: str, tokenizer: ByteTokenizer | None = None):
+    ``task`` is a :class:`Task` or a registered name (with default options).
+    """
+
+    def __init__(self, inputs: list[str], task: str | Task,
+                 tokenizer: ByteTokenizer | None = None):
         self.tok = tokenizer or ByteTokenizer()
-        task = get_task(task_name)
+        task = get_task(task) if isinstance(task, str) else task
         self.inputs = inputs
         self.targets = [task.solve(t) for t in inputs]
         self.examples = [Example(self.tok.encode(x), self.tok.encode(y))
@@ -128,7 +132,7 @@ class DataModule:
     def train_dataset(self, epoch: int) -> PairDataset:
         inputs = draw_inputs(self.cfg, self.cfg.train_samples, split_seed(self.cfg, "train", epoch),
                              exclude=self._heldout)
-        return PairDataset(inputs, self.cfg.task)
+        return PairDataset(inputs, task_for(self.cfg))
 
     def train_loader(self, epoch: int, batch_size: int, rank: int = 0,
                      world: int = 1) -> DataLoader:
@@ -144,5 +148,5 @@ class DataModule:
 
     def eval_loader(self, split: str, batch_size: int = 256) -> DataLoader:
         inputs = self.val_inputs if split == "val" else self.test_inputs
-        return DataLoader(PairDataset(inputs, self.cfg.task), batch_size=batch_size,
+        return DataLoader(PairDataset(inputs, task_for(self.cfg)), batch_size=batch_size,
                           collate_fn=collate)

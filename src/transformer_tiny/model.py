@@ -18,12 +18,15 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .positions import (
+    MAX_CHAR_BYTES,
+    CharState,
     Rotation,
     additive_positions,
     apply_rotation,
-    offsets_from_end,
+    decoder_positions,
     position_indices,
     rope_rotation,
+    source_positions,
     two_way_rotation,
 )
 from .tokenizer import PAD_ID
@@ -91,7 +94,8 @@ class MultiHeadAttention(nn.Module):
         k, v = (self._split(t) for t in F.linear(context, self.in_proj.weight[d:],
                                                   self.in_proj.bias[d:]).split(d, dim=-1))
         k = k if rot is None else apply_rotation(k, rot)
-        return k.transpose(1, 2), v.transpose(1, 2)
+        # Contiguous once per input, so that no decoding step copies them again.
+        return k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
 
     def forward(self, x: Tensor, kv: tuple[Tensor, Tensor] | None = None,
                 mask: Tensor | None = None, causal: bool = False,
@@ -189,7 +193,8 @@ class Memory:
 
     ``states (B, S, C)``; ``src_mask (B, 1, 1, S)``; ``cross_kv``: per decoder layer, the
     cross-attention keys and values ``(B, nh, S, hs)``; ``caches``: per-layer self-attention caches
-    for incremental decoding; ``length``: decoder tokens consumed so far.
+    for incremental decoding; ``length``: decoder tokens consumed so far; ``chars``: the
+    character position reached (it places the next step's token).
     """
 
     states: Tensor
@@ -198,6 +203,7 @@ class Memory:
     positions: Tensor | None = None
     caches: list[LayerCache] = field(default_factory=list)
     length: int = 0
+    chars: CharState | None = None
 
     def select(self, rows: Tensor) -> Memory:
         """The same memory for batch rows ``rows`` (reordering, repeating or dropping rows)."""
@@ -208,6 +214,7 @@ class Memory:
             [LayerCache(c.k[rows], c.v[rows]) if c.k is not None else LayerCache()
              for c in self.caches],
             self.length,
+            None if self.chars is None else CharState(*(t[rows] for t in self.chars)),
         )
 
 
@@ -224,6 +231,7 @@ class Seq2SeqTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=PAD_ID)
+        self.byte_embed = nn.Embedding(MAX_CHAR_BYTES, cfg.d_model)  # offset inside a character
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_dec_layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
@@ -239,17 +247,25 @@ class Seq2SeqTransformer(nn.Module):
             raise ValueError(f"input too long: needs {n_positions} positions, the model supports "
                              f"{self.cfg.max_positions} ({self.cfg.max_source_tokens} bytes)")
 
+    def _lookup(self, char: Tensor, positions: Tensor | None) -> Tensor:
+        """Character indices ``(B, T)`` -> position indices: themselves, or entries of the
+        (randomized) table ``positions (B, K)``."""
+        return char if positions is None else positions.gather(1, char)
+
+    def _embed(self, ids: Tensor, offset: Tensor) -> Tensor:
+        """Token embedding plus the embedding of each byte's offset inside its character."""
+        return self.embed(ids) + self.byte_embed(offset.clamp(max=MAX_CHAR_BYTES - 1))
+
     def encode(self, src: Tensor, positions: Tensor | None = None) -> Memory:
         """``src (B, S)`` (BOS x EOS, right-padded) -> :class:`Memory`.
 
-        ``positions (B, K >= S)``: position indices shared with the decoder (consecutive if None).
+        ``positions (B, K >= S)``: position indices shared with the decoder, looked up by
+        character index (the character indices themselves if None).
         """
-        B, S = src.shape
-        self.check_length(S)
-        index = positions if positions is not None else position_indices(
-            S, B, self.cfg.max_positions, False, src.device)
-        start, end = index[:, :S], offsets_from_end(index, src)  # (B, S) each
-        x = self.embed(src)  # (B, S, C)
+        self.check_length(src.size(1))
+        char, from_end, offset = source_positions(src)  # (B, S) each
+        start, end = self._lookup(char, positions), self._lookup(from_end, positions)
+        x = self._embed(src, offset)  # (B, S, C)
         rot = cross_rot = None
         if self.cfg.position_scheme == "rope":
             hs = self.cfg.d_model // self.cfg.n_heads
@@ -270,18 +286,32 @@ class Seq2SeqTransformer(nn.Module):
 
         Without a cache ``tgt`` is the whole prefix (BOS first). With ``use_cache=True`` it holds
         only the tokens after those already fed (``memory.length`` of them); keys and values are
-        kept in ``memory.caches``.
+        kept in ``memory.caches``, the character position in ``memory.chars``.
         """
-        B, T = tgt.shape
+        T = tgt.size(1)
         start = memory.length if use_cache else 0
-        if use_cache and T > 1 and start > 0:
-            raise ValueError("a cached decode step after the first takes one token per row")
         self.check_length(start + T + 1)
-        if memory.positions is not None:
-            index = memory.positions[:, start + 1: start + T + 1]
+        if not use_cache or start == 0:
+            char, offset = decoder_positions(tgt)  # (B, T) each
+            if use_cache:
+                memory.chars = CharState.of(tgt)
+        elif T > 1:
+            raise ValueError("a cached decode step after the first takes one token per row")
         else:
-            index = torch.arange(start + 1, start + T + 1, device=tgt.device).expand(B, T)
-        x = self.embed(tgt)  # (B, T, C)
+            memory.chars = memory.chars.advance(tgt[:, 0])
+            char, offset = (t[:, None] for t in memory.chars.predicted())
+        logits = self.decode_at(tgt, char, offset, memory, use_cache)
+        if use_cache:
+            memory.length += T
+        return logits
+
+    def decode_at(self, tgt: Tensor, char: Tensor, offset: Tensor, memory: Memory,
+                  use_cache: bool = False) -> Tensor:
+        """:meth:`decode` with the positions given: ``char`` and ``offset (B, T)`` are the
+        character index and byte offset of the token each step predicts
+        (:func:`~transformer_tiny.positions.decoder_positions`)."""
+        index = self._lookup(char, memory.positions)
+        x = self._embed(tgt, offset)  # (B, T, C)
         rot = None
         if self.cfg.position_scheme == "rope":
             rot = rope_rotation(index, self.cfg.d_model // self.cfg.n_heads)
@@ -293,8 +323,6 @@ class Seq2SeqTransformer(nn.Module):
         for i, layer in enumerate(self.decoder):
             x = layer(x, memory.cross_kv[i], memory.src_mask,
                       memory.caches[i] if use_cache else None, rot)
-        if use_cache:
-            memory.length += T
         return self.head(self.dec_norm(x))
 
     def forward(self, src: Tensor, tgt: Tensor) -> Tensor:

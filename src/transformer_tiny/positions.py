@@ -1,9 +1,12 @@
 """Position information: sinusoidal encodings, (randomized) position indices, rotary embeddings.
 
-Every scheme works from integer position indices. The decoder token at step ``t`` carries
-index ``t + 1`` (it predicts output token ``t + 1``, counting from 1); source token ``i`` of a
-length-``n`` source (BOS and EOS included) carries two offsets, ``i`` from the start and
-``n - 1 - i`` from the end, so that "the t-th token from either end" is equally easy to find.
+Positions count **characters** (code points), not bytes: all the bytes of one character share
+its index and carry their byte offset inside it (0-3; :func:`char_positions`). Source character
+``i`` of a source of ``n`` characters (BOS and EOS included, BOS is 0) carries two offsets, ``i``
+from the start and ``n - 1 - i`` from the end, so that "the t-th character from either end" is
+equally easy to find. A decoder step carries the position of the byte it *predicts*
+(:func:`decoder_positions`): for ASCII output, step ``t`` has index ``t + 1``. Every scheme
+works from these integer indices.
 
 * ``sinusoidal``: the sinusoids of Vaswani et al. (2017) of both offsets are added to the token
   embeddings (first half / second half of the features).
@@ -55,11 +58,100 @@ def position_indices(n_tokens: int, batch: int, max_positions: int, randomized: 
     return scores.topk(n_tokens, dim=-1).indices.sort(dim=-1).values
 
 
-def offsets_from_end(index: Tensor, src: Tensor) -> Tensor:
-    """``(B, S)`` end offsets: token ``i`` of a row of length ``n`` gets ``index[n - 1 - i]``."""
-    n = (src != PAD_ID).sum(dim=1, keepdim=True)  # (B, 1)
-    i = torch.arange(src.size(1), device=src.device)[None]  # (1, S)
-    return index.gather(1, (n - 1 - i).clamp(min=0))
+MAX_CHAR_BYTES = 4  # UTF-8 encodes a code point in 1 to 4 bytes
+
+
+# Bytes of the character each id starts: 1 for ASCII, 0 for continuation bytes (0x80-0xBF),
+# 2-4 for lead bytes, 1 for bytes that are never valid (0xF8-0xFF) and for PAD/BOS/EOS.
+_UTF8_LENGTH = torch.tensor([1] * 0x80 + [0] * 0x40 + [2] * 0x20 + [3] * 0x10 + [4] * 0x08
+                            + [1] * 0x08 + [1] * 3)
+
+
+def utf8_length(ids: Tensor) -> Tensor:
+    """Bytes of the character that each id starts: 1 for ASCII, special ids and invalid bytes,
+    2-4 for UTF-8 lead bytes, 0 for continuation bytes (``0x80..0xBF``)."""
+    return _UTF8_LENGTH.to(ids.device)[ids]
+
+
+def _back(x: Tensor, k: int, fill: int) -> Tensor:
+    """``x[:, t - k]`` for every ``t`` of ``x (B, T)``, ``fill`` where ``t < k``."""
+    if k == 0:
+        return x
+    return torch.cat([torch.full_like(x[:, :1], fill).expand(-1, k), x], dim=1)[:, :x.size(1)]
+
+
+def char_positions(ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Character structure of ``(B, T)`` byte ids, each result ``(B, T)``.
+
+    Returns the character index of each token (the first token is character 0), its byte offset
+    inside that character, and how many more bytes its character expects (from the lead byte
+    alone, so whether the *next* token continues it is known before that token is). A
+    continuation byte
+    beyond its lead's declared length counts as a character of its own. A character has at most
+    4 bytes, so looking back 3 tokens always finds what is needed (no scan over the sequence).
+    """
+    declared = utf8_length(ids)
+    lead_dist = torch.full_like(ids, MAX_CHAR_BYTES)  # tokens back to the last lead byte
+    lead_len = torch.zeros_like(ids)
+    for k in reversed(range(MAX_CHAR_BYTES)):  # the nearest lead wins
+        back = _back(declared, k, 0)
+        lead_dist = torch.where(back > 0, k, lead_dist)
+        lead_len = torch.where(back > 0, back, lead_len)
+    start = (lead_dist == 0) | (lead_dist >= lead_len)
+    offset, start_len = torch.zeros_like(ids), torch.zeros_like(ids)
+    for k in reversed(range(MAX_CHAR_BYTES)):  # the nearest character start wins
+        hit = _back(start.long(), k, 0) > 0
+        offset = torch.where(hit, k, offset)
+        start_len = torch.where(hit, _back(declared, k, 0), start_len)
+    return start.long().cumsum(dim=1) - 1, offset, (start_len - offset - 1).clamp(min=0)
+
+
+def _predicted(char: Tensor, offset: Tensor, remaining: Tensor) -> tuple[Tensor, Tensor]:
+    """Position of the token after one at ``(char, offset)`` whose character expects
+    ``remaining`` more bytes: the next byte of that character, or the first of a new one."""
+    more = remaining > 0
+    return torch.where(more, char, char + 1), torch.where(more, offset + 1, 0)
+
+
+def decoder_positions(tgt: Tensor) -> tuple[Tensor, Tensor]:
+    """``(B, T)`` decoder input ids (BOS first) -> character index and byte offset ``(B, T)`` of
+    the token each step *predicts*. BOS is character 0, so the first output character is 1."""
+    return _predicted(*char_positions(tgt))
+
+
+class CharState(NamedTuple):
+    """Where cached decoding stands, each ``(B,)``: the character index and byte offset of the
+    last token fed, and the bytes its character still expects."""
+
+    char: Tensor
+    offset: Tensor
+    remaining: Tensor
+
+    @classmethod
+    def of(cls, ids: Tensor) -> CharState:
+        """The state after feeding ``ids (B, T)`` (BOS first)."""
+        return cls(*(t[:, -1] for t in char_positions(ids)))
+
+    def advance(self, token: Tensor) -> CharState:
+        """The state after feeding one more token per row, ``token (B,)``; equal to
+        ``CharState.of`` of the longer sequence, in a handful of operations."""
+        length = utf8_length(token)
+        cont = (length == 0) & (self.remaining > 0)
+        return CharState(torch.where(cont, self.char, self.char + 1),
+                         torch.where(cont, self.offset + 1, 0),
+                         torch.where(cont, self.remaining - 1, (length - 1).clamp(min=0)))
+
+    def predicted(self) -> tuple[Tensor, Tensor]:
+        """Character index and byte offset ``(B,)`` of the token the next step predicts."""
+        return _predicted(*self)
+
+
+def source_positions(src: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(B, S)`` right-padded source ids (BOS x EOS) -> per token its character index from the
+    start, its character offset from the end (EOS is 0) and its byte offset in its character."""
+    char, offset, _ = char_positions(src)
+    last = ((src != PAD_ID).sum(dim=1, keepdim=True) - 1).clamp(min=0)  # (B, 1): where EOS is
+    return char, (char.gather(1, last) - char).clamp(min=0), offset
 
 
 def additive_positions(start: Tensor, end: Tensor, d_model: int) -> Tensor:

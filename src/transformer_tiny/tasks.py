@@ -3,14 +3,22 @@
 A task is a name, a function that draws an input, and a function that solves it. Register a new one
 with :func:`register_task`; ``train.py --task NAME`` then trains it, and the name is stored in the
 checkpoint so that ``eval.py`` and ``infer.py`` pick it up.
+
+``min_len``/``max_len`` are always the length of the input in characters (``add`` pads its numbers
+to a fixed width, so all its inputs have the largest odd length <= ``max_len``). ``reverse``,
+``copy``, ``shift`` and ``sort`` draw random strings over the chosen alphabet; ``parens`` and
+``add`` bring their own characters (brackets; digits and ``+``) and ignore the alphabet.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
 
 _PRINTABLE = "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c")  # 95, space incl.
 
@@ -27,13 +35,17 @@ _PUNCT = _chars(0x2010, 0x2027) + "«»¿¡€£¥©°·"  # dashes, quotes, ell
 _CJK = _chars(0x3041, 0x30FF) + _chars(0x4E00, 0x9FFF, 41) + _chars(0xAC00, 0xD7A3, 43)
 # kana, a spread of CJK unified ideographs, a spread of Hangul syllables
 _EMOJI = _chars(0x1F600, 0x1F64F) + _chars(0x1F300, 0x1F5FF, 4)
-UNICODE_EXTRA = _ACCENTED + _GREEK + _CYRILLIC + _PUNCT + _CJK + _EMOJI
+_VIETNAMESE = "ƠơƯư" + _chars(0x1EA0, 0x1EF9)
+# A spread over all of Unicode (surrogates excluded), so that every UTF-8 lead byte occurs.
+_SPREAD = "".join(chr(c) for c in [*range(0xA0, 0x800, 7), *range(0x800, 0xD800, 97),
+                                   *range(0xE000, 0xFFFE, 97), *range(0x10000, 0x110000, 3001)])
+UNICODE_EXTRA = _ACCENTED + _GREEK + _CYRILLIC + _PUNCT + _CJK + _EMOJI + _VIETNAMESE + _SPREAD
 
 ALPHABETS: dict[str, str] = {
     "printable": _PRINTABLE,
     "digits": string.digits,
     "letters": string.ascii_letters,
-    "unicode": _PRINTABLE * 12 + UNICODE_EXTRA,  # about 42% ASCII, like much real text
+    "unicode": _PRINTABLE * 20 + UNICODE_EXTRA,  # about 40% ASCII, like much real text
 }
 
 
@@ -44,12 +56,18 @@ def random_string(rng: random.Random, alphabet: str, min_len: int, max_len: int)
 
 @dataclass(frozen=True)
 class Task:
-    """A toy task: ``make_input`` draws an input, ``solve`` gives the expected output."""
+    """A toy task: ``make_input`` draws an input, ``solve`` gives the expected output.
+
+    ``make_input(rng, alphabet, min_len, max_len)`` must be deterministic in ``rng``. A task with
+    options (``shift``'s k) sets ``configure``: given the ``DataConfig``, it returns the task with
+    those options bound; :func:`task_for` applies it.
+    """
 
     name: str
     description: str
     solve: Callable[[str], str]
     make_input: Callable[[random.Random, str, int, int], str] = random_string
+    configure: Callable[[Any], Task] | None = None
 
 
 TASKS: dict[str, Task] = {}
@@ -71,6 +89,12 @@ def get_task(name: str) -> Task:
         raise KeyError(f"unknown task {name!r}; known: {sorted(TASKS)}") from None
 
 
+def task_for(cfg: Any) -> Task:
+    """The task that ``cfg`` (a ``DataConfig``) names, its options bound (e.g. ``cfg.shift``)."""
+    task = get_task(cfg.task)
+    return task.configure(cfg) if task.configure is not None else task
+
+
 def reverse_text(text: str) -> str:
     """Reverse by Unicode code point, so ``'héllo'`` -> ``'olléh'`` stays valid UTF-8."""
     return text[::-1]
@@ -78,3 +102,132 @@ def reverse_text(text: str) -> str:
 
 register_task(Task("reverse", "reverse the string by code point", reverse_text))
 register_task(Task("copy", "repeat the string unchanged", lambda text: text))
+
+
+# ----------------------------------------------------------------------------- shift
+def caesar_shift(text: str, k: int = 3) -> str:
+    """Shift the letters a-z and A-Z ``k`` places forward, wrapping around; others unchanged."""
+    out = []
+    for c in text:
+        for first in ("a", "A"):
+            if first <= c <= chr(ord(first) + 25):
+                c = chr(ord(first) + (ord(c) - ord(first) + k) % 26)
+                break
+        out.append(c)
+    return "".join(out)
+
+
+def _bind_shift(cfg: Any) -> Task:
+    k = cfg.shift
+    return replace(SHIFT, description=f"shift letters by {k}", solve=partial(caesar_shift, k=k))
+
+
+SHIFT = register_task(Task("shift", "shift letters by k (--shift, default 3) with wrap-around",
+                           caesar_shift, configure=_bind_shift))
+
+
+# ----------------------------------------------------------------------------- sort
+register_task(Task("sort", "sort the characters by code point", lambda text: "".join(sorted(text))))
+
+
+# ----------------------------------------------------------------------------- parens
+BRACKETS = "()[]{}<>"
+_CLOSER = {"(": ")", "[": "]", "{": "}", "<": ">"}
+BALANCED, UNBALANCED = "balanced", "unbalanced"
+
+
+def parens_answer(text: str) -> str:
+    """``"balanced"`` if the brackets ``()[]{}<>`` nest properly, else ``"unbalanced"``.
+
+    Characters other than these brackets are ignored.
+    """
+    stack: list[str] = []
+    for c in text:
+        if c in _CLOSER:
+            stack.append(_CLOSER[c])
+        elif c in BRACKETS and (not stack or stack.pop() != c):
+            return UNBALANCED
+    return UNBALANCED if stack else BALANCED
+
+
+def _paths(steps: int, depth: int) -> int:
+    """Bracket paths of ``steps`` steps from nesting ``depth`` down to 0, never below 0."""
+    if depth > steps or (steps - depth) % 2:
+        return 0
+    ups = (steps - depth) // 2
+    return math.comb(steps, ups) - (math.comb(steps, ups - 1) if ups > 0 else 0)
+
+
+def balanced_brackets(rng: random.Random, length: int) -> str:
+    """A balanced string of even ``length``: a uniformly random nesting shape, random kinds."""
+    out: list[str] = []
+    stack: list[str] = []
+    for left in range(length, 0, -1):
+        depth = len(stack)
+        if rng.random() * _paths(left, depth) < _paths(left - 1, depth + 1):
+            opener = rng.choice("([{<")
+            out.append(opener)
+            stack.append(_CLOSER[opener])
+        else:
+            out.append(stack.pop())
+    return "".join(out)
+
+
+def parens_input(rng: random.Random, _alphabet: str, min_len: int, max_len: int) -> str:
+    """Half balanced strings, half near misses: a balanced string with one bracket changed to
+    another kind, two neighbours swapped, one bracket dropped or one inserted (ignores the
+    alphabet). Lengths are uniform over the even lengths in range; odd ones come from the edits."""
+    evens = [n for n in range(max(2, min_len), max_len + 1) if n % 2 == 0]
+    if not evens:  # no balanced string has such a length
+        return random_string(rng, BRACKETS, min_len, max_len)
+    if rng.random() < 0.5:
+        return balanced_brackets(rng, rng.choice(evens))
+    while True:
+        chars = list(balanced_brackets(rng, rng.choice(evens)))
+        i = rng.randrange(len(chars))
+        edit = rng.choice(("change",) * 3 + ("swap",) * 2 + ("drop", "insert"))
+        if edit == "change":  # to another kind, same direction: the counts still agree
+            same_side = "([{<" if chars[i] in _CLOSER else ")]}>"
+            chars[i] = rng.choice(same_side.replace(chars[i], ""))
+        elif edit == "swap" and i + 1 < len(chars):
+            chars[i], chars[i + 1] = chars[i + 1], chars[i]
+        elif edit == "drop":
+            del chars[i]
+        elif edit == "insert":
+            chars.insert(i, rng.choice(BRACKETS))
+        text = "".join(chars)
+        if min_len <= len(text) <= max_len and parens_answer(text) == UNBALANCED:
+            return text
+
+
+register_task(Task("parens", f"{BALANCED!r} or {UNBALANCED!r}: do the brackets {BRACKETS} nest?",
+                   parens_answer, parens_input))
+
+
+# ----------------------------------------------------------------------------- add
+def add_answer(text: str) -> str:
+    """``"a+b"`` -> the decimal sum with one digit more than the longer number, so that every
+    digit has a fixed place: ``"00095+00007"`` -> ``"000102"``, ``"95+7"`` -> ``"102"``."""
+    a, _, b = text.partition("+")
+    if not (a.isdecimal() and b.isdecimal() and a.isascii() and b.isascii()):
+        raise ValueError(f"task add: expected digits+digits, got {text!r}")
+    return str(int(a) + int(b)).zfill(max(len(a), len(b)) + 1)
+
+
+def add_input(rng: random.Random, _alphabet: str, min_len: int, max_len: int) -> str:
+    """``"a+b"`` with both numbers zero-padded to ``W = (max_len - 1) // 2`` digits, so every input
+    has ``2W + 1`` characters; each number has 1 to W significant digits, the count uniform
+    (ignores the alphabet)."""
+    width = (max_len - 1) // 2
+    if width < 1 or 2 * width + 1 < min_len:
+        raise ValueError(f"task add: inputs have 2W+1 characters with W = (max_len - 1) // 2 >= 1; "
+                         f"none fits lengths {min_len}-{max_len}")
+
+    def number() -> str:
+        digits = rng.randint(1, width)
+        return str(rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10**digits - 1))
+
+    return f"{number().zfill(width)}+{number().zfill(width)}"
+
+
+register_task(Task("add", "the sum of two zero-padded decimal numbers a+b", add_answer, add_input))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import (
     pack_trainer_state,
     read_checkpoint_info,
@@ -26,10 +27,11 @@ from .checkpoint import (
 from .config import RunConfig, TrainConfig
 from .data import DataModule
 from .decoding import beam_search, greedy_decode
+from .logs import open_run_log
 from .model import Seq2SeqTransformer
-from .tasks import get_task
+from .tasks import Task, get_task, task_for
 from .tokenizer import PAD_ID, ByteTokenizer
-from .utils import atomic_write_text, char_accuracy, pick_device, seed_everything, set_threads
+from .utils import char_accuracy, pick_device, seed_everything, set_threads
 
 
 def learning_rate(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -104,14 +106,16 @@ class EvalResult:
                 "buckets": self.buckets, "examples": self.examples}
 
 
-def evaluate(model: Seq2SeqTransformer, inputs: list[str], task_name: str,
+def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
              bucket_edges: list[tuple[int, int]] | None = None, n_examples: int = 0,
              max_new_tokens: int | None = None) -> EvalResult:
     """Greedy-decode ``inputs`` and score them against the task's answers.
 
-    Buckets are by input length in characters; ``bucket_edges`` are inclusive ``(lo, hi)`` pairs.
+    ``task`` is a :class:`Task` (``tasks.task_for(cfg.data)`` binds a run's task options) or a
+    registered name (default options). Buckets are by input length in characters;
+    ``bucket_edges`` are inclusive ``(lo, hi)`` pairs.
     """
-    task, tok = get_task(task_name), ByteTokenizer()
+    task, tok = get_task(task) if isinstance(task, str) else task, ByteTokenizer()
     preds = [tok.decode(ids) for ids, _ in predict(model, inputs, max_new_tokens)]
     per_bucket: dict[str, list[tuple[bool, float]]] = defaultdict(list)
     scores = []
@@ -185,73 +189,100 @@ def _train_step(model: Seq2SeqTransformer, opt: torch.optim.Optimizer, batch: di
     return loss.item(), n_tok
 
 
-def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
-    """Train with ``cfg``; writes ``best``/``last`` checkpoints and ``metrics.jsonl`` to
-    ``cfg.train.out`` (``last`` also every ``save_every`` steps). ``resume`` continues from
-    ``out/last.json``. Returns a summary (best validation exact match, seconds, steps)."""
+def train(cfg: RunConfig, resume: bool = False, tensorboard: bool = False) -> dict[str, Any]:
+    """Train with ``cfg``; writes ``best``/``last`` checkpoints and the logs of
+    :mod:`transformer_tiny.logs` (``metrics.jsonl``, ``steps.csv``, TensorBoard events with
+    ``tensorboard``) to ``cfg.train.out`` (``last`` also every ``save_every`` steps). ``resume``
+    continues from ``out/last.json``. Returns a summary (best validation exact match, seconds,
+    steps)."""
     tc = cfg.train
-    set_threads(tc.threads)
-    device = pick_device(tc.device)
+    ctx = distributed.setup(pick_device(tc.device))  # several processes under torchrun
+    set_threads(tc.threads or ctx.default_threads())
+    device = ctx.device
     seed_everything(tc.seed)
     out = Path(tc.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for leftover in out.glob(".*.tmp"):  # from a run killed in the middle of a write
-        leftover.unlink(missing_ok=True)
+    if ctx.is_main:  # only rank 0 writes
+        out.mkdir(parents=True, exist_ok=True)
+        for leftover in out.glob(".*.tmp"):  # from a run killed in the middle of a write
+            leftover.unlink(missing_ok=True)
     model = Seq2SeqTransformer(cfg.model).to(device)
     opt = make_optimizer(model, tc)
     progress = _resume(out, model, opt) if resume else Progress()
+    train_model = ctx.wrap(model)  # DistributedDataParallel with several processes
+    log = open_run_log(out, progress.step, progress.history, tensorboard)
     dm = DataModule(cfg.data)
-    steps_per_epoch = math.ceil(cfg.data.train_samples / tc.batch_size)
+    # Each process takes every world-th batch; all take the same number of steps.
+    steps_per_epoch = math.ceil(cfg.data.train_samples / tc.batch_size) // ctx.world
+    if steps_per_epoch == 0:
+        raise ValueError(f"train_samples {cfg.data.train_samples} at batch size {tc.batch_size} "
+                         f"give fewer batches than the {ctx.world} processes")
+    if ctx.enabled and ctx.is_main and tc.progress:
+        tqdm.write(f"{ctx.world} processes ({ctx.backend}), batch size {tc.batch_size} each: "
+                   f"effective batch size {tc.batch_size * ctx.world}")
     total_steps = steps_per_epoch * tc.epochs
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                               enabled=device.type == "cuda")
     t0 = time.perf_counter()
     while progress.epoch < tc.epochs:
         model.train()
-        bar = tqdm(dm.train_loader(progress.epoch, tc.batch_size), total=steps_per_epoch,
-                   desc=f"epoch {progress.epoch + 1}/{tc.epochs}", disable=not tc.progress,
-                   leave=False, mininterval=1.0)
+        batches = islice(dm.train_loader(progress.epoch, tc.batch_size, ctx.rank, ctx.world),
+                         steps_per_epoch)
+        bar = tqdm(batches, total=steps_per_epoch,
+                   desc=f"epoch {progress.epoch + 1}/{tc.epochs}",
+                   disable=not (tc.progress and ctx.is_main), leave=False, mininterval=1.0)
         t_epoch, tokens_here = time.perf_counter(), 0
         for i, batch in enumerate(bar):
             if i < progress.batch:
                 continue  # trained before the run was interrupted
             lr = learning_rate(progress.step, total_steps, tc)
             batch = {k: v.to(device) for k, v in batch.items()}
-            loss, n_tok = _train_step(model, opt, batch, lr, tc, autocast, progress.step)
+            loss, n_tok = _train_step(train_model, opt, batch, lr, tc, autocast, progress.step)
             progress.step, progress.batch = progress.step + 1, i + 1
             progress.loss_sum, progress.tokens = progress.loss_sum + loss, progress.tokens + n_tok
+            log.log_step(progress.step, loss, lr)
             tokens_here += n_tok
             rate = tokens_here / max(1e-9, time.perf_counter() - t_epoch)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
-            if tc.save_every and progress.step % tc.save_every == 0:
+            if tc.save_every and progress.step % tc.save_every == 0 and ctx.is_main:
                 _save(out, "last", model, opt, cfg, progress)
+        loss_sum, tokens_here = ctx.sum([progress.loss_sum, tokens_here])  # over all processes
+        progress.loss_sum = loss_sum / ctx.world
         rate = tokens_here / max(1e-9, time.perf_counter() - t_epoch)
-        _end_epoch(model, opt, cfg, dm, progress, out, rate, time.perf_counter() - t0)
+        if ctx.is_main:  # validates and writes; the other processes wait at the barrier
+            _end_epoch(model, opt, cfg, dm, progress, out, rate, time.perf_counter() - t0)
+        else:
+            progress.epoch, progress.batch, progress.loss_sum = progress.epoch + 1, 0, 0.0
+        ctx.barrier()
+        log.log_epoch(progress.history)
+    log.close()
     return {"best_val_exact_match": progress.best, "steps": progress.step, "out": str(out),
-            "seconds": round(time.perf_counter() - t0, 1), "parameters": model.num_parameters()}
+            "seconds": round(time.perf_counter() - t0, 1), "parameters": model.num_parameters(),
+            "rank": ctx.rank, "world_size": ctx.world,
+            "effective_batch_size": tc.batch_size * ctx.world}
 
 
 def _end_epoch(model: Seq2SeqTransformer, opt: torch.optim.Optimizer, cfg: RunConfig,
                dm: DataModule, progress: Progress, out: Path, rate: float,
                elapsed: float) -> None:
-    """Validate, log a metrics line, and write ``last`` (and ``best`` if it improved)."""
-    val = evaluate(model, dm.val_inputs, cfg.data.task)
+    """Validate, add a metrics record to ``progress.history``, and write ``last`` (and ``best``
+    if it improved)."""
+    val = evaluate(model, dm.val_inputs, task_for(cfg.data))
     batches = max(1, progress.batch)
     record = {"epoch": progress.epoch + 1, "step": progress.step,
               "train_loss": progress.loss_sum / batches, "val_exact_match": val.exact_match,
               "val_char_accuracy": val.char_accuracy, "tokens_per_s": round(rate),
-              "elapsed_s": round(elapsed, 2)}
+              "elapsed_s": round(elapsed, 2), "world_size": distributed.world_size(),
+              "effective_batch_size": cfg.train.batch_size * distributed.world_size()}
     progress.history.append(record)
     progress.epoch, progress.batch = progress.epoch + 1, 0
     progress.loss_sum, progress.tokens = 0.0, 0
     improved = val.exact_match > progress.best
     progress.best = max(progress.best, val.exact_match)
-    atomic_write_text(out / "metrics.jsonl",
-                      "".join(json.dumps(r) + "\n" for r in progress.history))
     _save(out, "last", model, opt, cfg, progress)
     if improved:
         _save(out, "best", model, opt, cfg, progress)
     if cfg.train.progress:
         tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}  "
                    f"val exact match {val.exact_match:.4f}  "
-                   f"char acc {val.char_accuracy:.4f}  {rate:,.0f} tok/s")
+                   f"char acc {val.char_accuracy:.4f}  {rate:,.0f} tok/s  "
+                   f"effective batch {record['effective_batch_size']}")

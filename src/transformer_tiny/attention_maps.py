@@ -1,0 +1,149 @@
+"""Cross-attention weights of a trained model, read without changing the model.
+
+Forward hooks on each decoder layer's ``cross_attn`` capture the inputs it was called with (the
+normalised decoder states, the memory keys and values, the source mask and the rotary angles);
+the weights ``softmax(q kᵀ / √hs)`` are then recomputed from the module's own projection, with
+the same rotation and mask. :func:`capture_cross_attention` also keeps each call's output, so
+that ``out_proj(weights @ v)`` can be checked against what the model computed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .model import MultiHeadAttention, Seq2SeqTransformer
+from .positions import apply_rotation
+from .tokenizer import BOS_ID, EOS_ID, ByteTokenizer
+
+
+@dataclass
+class CrossAttentionCall:
+    """One decoder layer's cross-attention: weights ``(B, nh, T, S)`` and values
+    ``(B, nh, S, hs)``, and the module's output ``(B, T, C)``."""
+
+    weights: Tensor
+    values: Tensor
+    output: Tensor
+
+    def recombined(self, module: MultiHeadAttention) -> Tensor:
+        """``out_proj`` of the heads' ``weights @ values``: equals :attr:`output`."""
+        y = self.weights @ self.values  # (B, nh, T, hs)
+        return module.out_proj(y.transpose(1, 2).flatten(2))
+
+
+def cross_attention_weights(module: MultiHeadAttention, x: Tensor, kv: tuple[Tensor, Tensor],
+                            mask: Tensor | None, rot: Any) -> Tensor:
+    """The weights of ``module``'s cross-attention for the call ``module(x, kv=kv, mask=mask,
+    rot=rot)``: ``(B, nh, T, S)``, each row summing to 1 over the keys it may attend to."""
+    C = x.size(-1)
+    q = module._split(F.linear(x, module.in_proj.weight[:C], module.in_proj.bias[:C]))
+    q = (q if rot is None else apply_rotation(q, rot)).transpose(1, 2)  # (B, nh, T, hs)
+    k = kv[0]
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return torch.nan_to_num(weights, nan=0.0)  # a query with no allowed key attends to nothing
+
+
+@contextmanager
+def capture_cross_attention(model: Seq2SeqTransformer) -> Iterator[list[CrossAttentionCall]]:
+    """While active, every decoder layer's cross-attention call appends a
+    :class:`CrossAttentionCall` to the yielded list (in layer order for each decode step)."""
+    calls: list[CrossAttentionCall] = []
+
+    def hook(module: MultiHeadAttention, args: tuple, kwargs: dict, output: Tensor) -> None:
+        call = inspect.signature(module.forward).bind(*args, **kwargs)
+        call.apply_defaults()
+        a = call.arguments
+        if a["kv"] is None:
+            return  # a self-attention call
+        weights = cross_attention_weights(module, a["x"], a["kv"], a["mask"], a["rot"])
+        calls.append(CrossAttentionCall(weights.detach(), a["kv"][1].detach(), output.detach()))
+
+    handles = [layer.cross_attn.register_forward_hook(hook, with_kwargs=True)
+               for layer in model.decoder]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def token_labels(ids: list[int]) -> list[str]:
+    """One short label per token id: the character a byte starts (``␣`` for a space), ``·`` for
+    the continuation bytes of a multi-byte character, ``BOS``/``EOS``, or ``\\xNN``."""
+    labels: list[str] = []
+    i = 0
+    while i < len(ids):
+        b = ids[i]
+        if b in (BOS_ID, EOS_ID):
+            labels.append("BOS" if b == BOS_ID else "EOS")
+            i += 1
+            continue
+        size = 1 if b < 0x80 else 2 if b >> 5 == 0b110 else 3 if b >> 4 == 0b1110 else \
+            4 if b >> 3 == 0b11110 else 0
+        chunk = ids[i:i + size] if size else []
+        try:
+            if len(chunk) != size or any(c > 255 for c in chunk) or not size:
+                raise UnicodeDecodeError("utf-8", b"", 0, 1, "not a character")
+            char = bytes(chunk).decode("utf-8")
+        except UnicodeDecodeError:
+            labels.append(f"\\x{b:02x}" if b < 256 else f"<{b}>")
+            i += 1
+            continue
+        label = "␣" if char == " " else char if char.isprintable() else repr(char)[1:-1]
+        labels.extend([label] + ["·"] * (size - 1))
+        i += size
+    return labels
+
+
+@dataclass
+class AttentionMaps:
+    """Cross-attention of one input, for the output the model wrote greedily.
+
+    ``weights (n_layers, nh, T, S)``: row ``t`` is the attention while writing output token ``t``
+    (the last one is EOS when the output ended), column ``s`` is source token ``s`` (BOS, the
+    bytes of the input, EOS).
+    """
+
+    text: str
+    output: str
+    weights: Tensor
+    source_labels: list[str]
+    output_labels: list[str]
+    ended: bool
+
+
+@torch.no_grad()
+def cross_attention_maps(model: Seq2SeqTransformer, text: str,
+                         max_new_tokens: int | None = None) -> AttentionMaps:
+    """Decode ``text`` greedily, then recompute the cross-attention of every layer and head
+    while the model reads its own output back (teacher forcing on the greedy output)."""
+    from .train_eval import predict  # late import: train_eval imports the logging module
+
+    tok = ByteTokenizer()
+    was_training = model.training
+    model.eval()
+    try:
+        (out_ids, ended), = predict(model, [text], max_new_tokens)
+        device = next(model.parameters()).device
+        src = torch.tensor([[BOS_ID, *tok.encode(text), EOS_ID]], device=device)
+        tgt = torch.tensor([[BOS_ID, *out_ids]], device=device)
+        with capture_cross_attention(model) as calls:
+            model.decode(tgt, model.encode(src))
+    finally:
+        model.train(was_training)
+    produced = [*out_ids, EOS_ID] if ended else out_ids
+    weights = torch.stack([c.weights[0, :, : len(produced)] for c in calls]).float().cpu()
+    return AttentionMaps(text, tok.decode(out_ids), weights, token_labels(src[0].tolist()),
+                         token_labels(produced), ended)

@@ -1,0 +1,309 @@
+"""Export to ONNX: the encoder and one cached decoder step, and a greedy loop on onnxruntime.
+
+Two graphs, both with a dynamic batch size and dynamic lengths (``nh`` heads of size ``hs``, ``C``
+features, ``L`` decoder layers, ``V`` vocabulary entries):
+
+* ``encoder.onnx``: ``src (B, S)`` int64 (``BOS x EOS``, right-padded with PAD) ->
+  ``src_mask (B, 1, 1, S)`` bool, ``states (B, S, C)``, and per decoder layer ``i``
+  ``cross_k_i``, ``cross_v_i (B, nh, S, hs)``.
+* ``decoder_step.onnx``: ``token (B, 1)`` int64, ``char (B, 1)`` and ``offset (B, 1)`` int64
+  (character index and byte offset of the token this step predicts, from
+  :func:`~transformer_tiny.positions.decoder_positions` of the ids fed so far), ``src_mask``,
+  ``cross_k_i``, ``cross_v_i``, ``past_k_i``, ``past_v_i (B, nh, T, hs)`` (``T`` tokens fed
+  before; zero-length at the first step) -> ``logits (B, V)``, ``present_k_i``,
+  ``present_v_i (B, nh, T + 1, hs)``.
+
+The graphs are traced by PyTorch's TorchScript-based exporter (``torch.onnx.export(...,
+dynamo=False)``) through the model's own ``encode`` and decoder layers, so they compute what
+PyTorch computes on CPU. Each file carries the model config as metadata (``config``), which
+:class:`OnnxSeq2Seq` reads back. Needs the ``[onnx]`` extra (``onnx``, ``onnxruntime``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib.util
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import load_checkpoint, resolve_checkpoint
+from .config import ModelConfig
+from .data import DataModule
+from .model import LayerCache, Memory, MultiHeadAttention, Seq2SeqTransformer
+from .positions import decoder_positions
+from .tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
+from .utils import atomic_write_bytes
+
+FORMAT = "transformer_tiny.onnx/1"
+ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder_step.onnx"
+OPSET = 17
+
+
+def _layer_names(prefix: str, n_layers: int) -> list[str]:
+    """``[prefix_k_0, prefix_v_0, prefix_k_1, ...]``: one key and one value name per layer."""
+    return [f"{prefix}_{kv}_{i}" for i in range(n_layers) for kv in ("k", "v")]
+
+
+class EncoderForExport(nn.Module):
+    """``src (B, S)`` -> ``(src_mask (B, 1, 1, S), states (B, S, C), cross_k_0, cross_v_0, ...)``
+    with the cross-attention keys and values ``(B, nh, S, hs)`` of every decoder layer."""
+
+    def __init__(self, model: Seq2SeqTransformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, src: Tensor) -> tuple[Tensor, ...]:
+        memory = self.model.encode(src)
+        return (memory.src_mask, memory.states, *(t for kv in memory.cross_kv for t in kv))
+
+
+class DecoderStepForExport(nn.Module):
+    """One cached decoder step, as ``model.decode(token, memory, use_cache=True)``.
+
+    ``forward(token (B, 1), char (B, 1), offset (B, 1), src_mask (B, 1, 1, S), cross_k_0,
+    cross_v_0, ..., past_k_0, past_v_0, ...)`` -> ``(logits (B, V), present_k_0, present_v_0,
+    ...)``: cross keys and values ``(B, nh, S, hs)`` and self-attention caches ``(B, nh, T, hs)``
+    per decoder layer; the presents hold ``T + 1`` positions. ``char`` and ``offset`` place the
+    token this step predicts (see :meth:`Seq2SeqTransformer.decode_at`).
+    """
+
+    def __init__(self, model: Seq2SeqTransformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token: Tensor, char: Tensor, offset: Tensor, src_mask: Tensor,
+                *kv: Tensor) -> tuple[Tensor, ...]:
+        n = len(self.model.decoder)
+        cross, past = kv[: 2 * n], kv[2 * n:]
+        memory = Memory(states=src_mask, src_mask=src_mask,  # states: unused by the decoder
+                        cross_kv=[(cross[2 * i], cross[2 * i + 1]) for i in range(n)],
+                        caches=[LayerCache(past[2 * i], past[2 * i + 1]) for i in range(n)])
+        logits = self.model.decode_at(token, char, offset, memory, use_cache=True)
+        return (logits[:, -1], *(t for c in memory.caches for t in (c.k, c.v)))
+
+
+def _example_inputs(cfg: ModelConfig) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """A source batch (2 rows, one padded) and decoder-step inputs (3 tokens already fed)."""
+    src = torch.tensor([[BOS_ID, 104, 105, 33, EOS_ID], [BOS_ID, 111, EOS_ID, PAD_ID, PAD_ID]])
+    nh, hs, S, T = cfg.n_heads, cfg.d_model // cfg.n_heads, src.size(1), 3
+    g = torch.Generator().manual_seed(0)  # the global random state is left alone
+    kv = [torch.randn(2, nh, S, hs, generator=g) for _ in range(2 * cfg.n_dec_layers)]
+    past = [torch.randn(2, nh, T, hs, generator=g) for _ in range(2 * cfg.n_dec_layers)]
+    step = (torch.tensor([[65], [0xC3]]), torch.tensor([[T + 1], [T]]), torch.tensor([[0], [1]]),
+            src[:, None, None, :] != PAD_ID)
+    return src, (*step, *kv, *past)
+
+
+def _export_graph(module: nn.Module, inputs: tuple[Tensor, ...], path: Path, cfg: ModelConfig,
+                  **kwargs: Any) -> None:
+    """Trace ``module`` on ``inputs`` to ONNX, add the model config and special ids as metadata,
+    check the graph, and write it to ``path`` atomically."""
+    import onnx
+
+    tmp = path.with_name(f".{path.name}.export.tmp")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # Expected: the exporter's deprecation notice, and tracer notes on Python-level checks
+            # (length limit, head size, empty-row guard) that are constant for all valid inputs.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(module, inputs, str(tmp), dynamo=False, **kwargs)
+        proto = onnx.load(str(tmp))
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta = {"format": FORMAT, "config": json.dumps(dataclasses.asdict(cfg)),
+            "special_ids": json.dumps({"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID})}
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    atomic_write_bytes(path, proto.SerializeToString())
+
+
+def export_onnx(checkpoint_or_model: str | Path | Seq2SeqTransformer, out_dir: str | Path,
+                opset: int = OPSET) -> dict[str, Path]:
+    """Write ``encoder.onnx`` and ``decoder_step.onnx`` (float32) to ``out_dir``.
+
+    ``checkpoint_or_model``: a checkpoint (run directory or ``.json``) or a model (copied, not
+    changed). The graphs use the explicit attention path whatever ``attention_impl`` says.
+    Returns ``{"encoder": path, "decoder_step": path}``.
+    """
+    if isinstance(checkpoint_or_model, Seq2SeqTransformer):
+        model = copy.deepcopy(checkpoint_or_model).cpu()
+    else:
+        model = load_checkpoint(checkpoint_or_model, "cpu")[0]
+    model = model.float().eval()
+    for module in model.modules():  # the explicit attention path, as PyTorch runs it on CPU
+        if isinstance(module, MultiHeadAttention):
+            module.impl = "math"
+    cfg, n = model.cfg, model.cfg.n_dec_layers
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    src, step_inputs = _example_inputs(cfg)
+    batch, src_len = {0: "batch"}, {0: "batch", 1: "src_len"}
+    cross_axes, mask_axes = {0: "batch", 2: "src_len"}, {0: "batch", 3: "src_len"}
+    enc_out = ["src_mask", "states", *_layer_names("cross", n)]
+    dec_in = ["token", "char", "offset", "src_mask", *_layer_names("cross", n),
+              *_layer_names("past", n)]
+    dec_out = ["logits", *_layer_names("present", n)]
+    paths = {"encoder": out / ENCODER_FILE, "decoder_step": out / DECODER_FILE}
+    _export_graph(EncoderForExport(model), (src,), paths["encoder"], cfg, opset_version=opset,
+                  input_names=["src"], output_names=enc_out,
+                  dynamic_axes={"src": src_len, "src_mask": mask_axes, "states": src_len,
+                                **{k: cross_axes for k in enc_out[2:]}})
+    _export_graph(DecoderStepForExport(model), step_inputs, paths["decoder_step"], cfg,
+                  opset_version=opset, input_names=dec_in, output_names=dec_out,
+                  dynamic_axes={"token": batch, "char": batch, "offset": batch,
+                                "src_mask": mask_axes, "logits": batch,
+                                **{k: cross_axes for k in _layer_names("cross", n)},
+                                **{k: {0: "batch", 2: "past_len"} for k in _layer_names("past", n)},
+                                **{k: {0: "batch", 2: "total_len"} for k in dec_out[1:]}})
+    return paths
+
+
+class OnnxSeq2Seq:
+    """The two exported graphs on onnxruntime (CPU), with the config they were exported from."""
+
+    def __init__(self, model_dir: str | Path, threads: int = 0):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads  # 0: onnxruntime's default
+        opts.log_severity_level = 3  # errors only
+        model_dir = Path(model_dir)
+        self.encoder, self.decoder = (
+            ort.InferenceSession(str(model_dir / f), opts, providers=["CPUExecutionProvider"])
+            for f in (ENCODER_FILE, DECODER_FILE))
+        meta = self.decoder.get_modelmeta().custom_metadata_map
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{model_dir / DECODER_FILE} is not a transformer_tiny ONNX export")
+        self.cfg = ModelConfig(**json.loads(meta["config"]))
+
+    def encode(self, src: np.ndarray) -> dict[str, np.ndarray]:
+        """``src (B, S)`` int64 -> the encoder's outputs by name."""
+        names = [o.name for o in self.encoder.get_outputs()]
+        return dict(zip(names, self.encoder.run(None, {"src": src}), strict=True))
+
+    def step(self, history: np.ndarray, memory: dict[str, np.ndarray],
+             past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One decoder step for the ids fed so far, ``history (B, T + 1)`` (BOS first; its last
+        column is the new token) -> ``logits (B, V)`` and the grown caches."""
+        n = self.cfg.n_dec_layers
+        char, offset = (t[:, -1:].numpy() for t in decoder_positions(torch.from_numpy(history)))
+        feed: dict[str, Any] = {"token": history[:, -1:], "char": char, "offset": offset,
+                                "src_mask": memory["src_mask"]}
+        feed.update({k: memory[k] for k in _layer_names("cross", n)})
+        feed.update(zip(_layer_names("past", n), past, strict=True))
+        logits, *present = self.decoder.run(None, feed)
+        return logits, present
+
+
+def onnx_greedy(runner: OnnxSeq2Seq | str | Path, src: np.ndarray | Tensor,
+                max_new_tokens: int | None = None) -> np.ndarray:
+    """Batched greedy decoding on onnxruntime, step for step as
+    :func:`transformer_tiny.decoding.greedy_decode` with the KV cache.
+
+    ``src (B, S)``: right-padded ``BOS x EOS`` ids. Returns ``(B, L)`` int64 generated ids (BOS
+    excluded; PAD after a row's EOS). ``max_new_tokens`` defaults as in PyTorch (input length +
+    16, within the model's positions).
+    """
+    runner = runner if isinstance(runner, OnnxSeq2Seq) else OnnxSeq2Seq(runner)
+    src = src.cpu().numpy() if isinstance(src, Tensor) else np.asarray(src)
+    src = src.astype(np.int64)
+    batch, src_len = src.shape
+    cfg = runner.cfg
+    if src_len > cfg.max_positions:
+        raise ValueError(f"input too long: needs {src_len} positions, the model supports "
+                         f"{cfg.max_positions} ({cfg.max_source_tokens} bytes)")
+    steps = max_new_tokens if max_new_tokens is not None else min(src_len + 16,
+                                                                  cfg.max_positions - 1)
+    memory = runner.encode(src)
+    hs = cfg.d_model // cfg.n_heads
+    past = [np.zeros((batch, cfg.n_heads, 0, hs), np.float32) for _ in range(2 * cfg.n_dec_layers)]
+    history = np.full((batch, 1), BOS_ID, dtype=np.int64)
+    finished = np.zeros(batch, dtype=bool)
+    for _ in range(steps):
+        logits, past = runner.step(history, memory, past)
+        nxt = np.where(finished, PAD_ID, logits.argmax(axis=-1)).astype(np.int64)  # (B,)
+        history = np.concatenate([history, nxt[:, None]], axis=1)
+        finished |= nxt == EOS_ID
+        if finished.all():
+            break
+    return history[:, 1:]
+
+
+def onnx_predict(runner: OnnxSeq2Seq | str | Path, texts: list[str], batch_size: int = 128,
+                 max_new_tokens: int | None = None) -> list[str]:
+    """Greedy outputs for ``texts`` on onnxruntime, batched by similar length (as
+    :func:`transformer_tiny.train_eval.predict`)."""
+    runner = runner if isinstance(runner, OnnxSeq2Seq) else OnnxSeq2Seq(runner)
+    tok = ByteTokenizer()
+    encoded = [tok.encode(t) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    results = [""] * len(texts)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        src, _ = tok.pad_batch([encoded[i] for i in rows], bos=True, eos=True)
+        out = onnx_greedy(runner, src, max_new_tokens)
+        for i, ids in zip(rows, out.tolist(), strict=True):
+            results[i] = tok.decode(ids)
+    return results
+
+
+# ----------------------------------------------------------------------------- command
+def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """``scripts/export.py``: export a checkpoint, then check onnxruntime against PyTorch."""
+    from .cli import DEFAULT_RUN, TRAIN_HINT, Parser, UsageError
+    from .train_eval import predict
+
+    p = Parser(prog=prog, description="Export a checkpoint to ONNX (the encoder and one decoder "
+               "step) and check that onnxruntime decodes as PyTorch does.")
+    p.add_argument("--checkpoint", default=DEFAULT_RUN,
+                   help="run dir or .json (default: %(default)s)")
+    p.add_argument("--out", help="output folder (default: onnx/ beside the checkpoint)")
+    p.add_argument("--verify", type=int, default=200, metavar="N",
+                   help="greedy-decode N held-out test strings with onnxruntime and with PyTorch "
+                        "and compare them (0: skip; default: %(default)s)")
+    p.add_argument("--text", action="append",
+                   help="also decode this string with onnxruntime (repeatable)")
+    args = p.parse_args(argv)
+    if args.verify < 0:
+        raise UsageError("--verify must be >= 0")
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"ONNX export needs {' and '.join(missing)}: install the [onnx] extra "
+                         "(pip install -e '.[onnx]')")
+    if not Path(args.checkpoint).exists():
+        raise UsageError(f"no checkpoint at {args.checkpoint}; {TRAIN_HINT}")
+    model, cfg, _ = load_checkpoint(args.checkpoint, "cpu")
+    tok = ByteTokenizer()
+    for text in args.text or []:
+        model.check_length(len(tok.encode(text)) + 2)  # BOS and EOS
+    out = Path(args.out) if args.out else resolve_checkpoint(args.checkpoint).parent / "onnx"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    paths = export_onnx(model, out)
+    print(f"wrote {paths['encoder']} and {paths['decoder_step']}")
+    runner = OnnxSeq2Seq(out)
+    if args.verify:
+        inputs = DataModule(cfg.data).test_inputs[: args.verify]
+        ours = onnx_predict(runner, inputs)
+        reference = [tok.decode(ids) for ids, _ in predict(model, inputs)]
+        same = sum(a == b for a, b in zip(ours, reference, strict=True))
+        print(f"onnxruntime and PyTorch greedy outputs agree on {same}/{len(inputs)} held-out "
+              "test strings")
+        if same != len(inputs):
+            print("error: onnxruntime and PyTorch disagree", file=sys.stderr)
+            return 1
+    for text, output in zip(args.text or [], onnx_predict(runner, args.text or []), strict=True):
+        print(f"{text!r} -> {output!r}")
+    return 0

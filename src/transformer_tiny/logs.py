@@ -1,0 +1,156 @@
+"""What a training run logs, and where: every run writes, in its ``out`` directory,
+
+* ``metrics.jsonl``: one JSON object per completed epoch, with the keys ``epoch``, ``step``,
+  ``train_loss`` (mean over the epoch's steps), ``val_exact_match``, ``val_char_accuracy``,
+  ``tokens_per_s``, ``elapsed_s``, ``world_size`` and ``effective_batch_size``; rewritten whole
+  (atomically) after every epoch;
+* ``steps.csv``: one row per optimisation step, with the columns ``step``, ``loss`` (the main
+  process's batch) and ``lr``;
+
+and, with ``tensorboard=True`` (``train.py --tensorboard``, needs the ``[tensorboard]`` extra),
+the same numbers as TensorBoard scalars under ``out/tensorboard/``.
+
+Only the main process writes: in a multi-process (``torch.distributed``) run every other rank gets
+a logger that does nothing. A resumed run keeps the lines and rows of the steps it continues from
+and drops those of steps it will train again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .utils import atomic_write_text
+
+METRICS_FILE = "metrics.jsonl"
+STEPS_FILE = "steps.csv"
+TENSORBOARD_DIR = "tensorboard"
+STEP_COLUMNS = ("step", "loss", "lr")
+
+
+class MissingExtraError(ValueError):
+    """An optional dependency that a flag needs is not installed (one ``error:`` line)."""
+
+
+def require_tensorboard() -> None:
+    """Raise :class:`MissingExtraError` unless TensorBoard logging can work."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("--tensorboard needs the tensorboard package: "
+                                "pip install 'transformer-tiny[tensorboard]'") from None
+
+
+def is_main_process() -> bool:
+    """True unless this is a ``torch.distributed`` process of rank other than 0."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``run_dir/metrics.jsonl`` (one per epoch)."""
+    lines = (Path(run_dir) / METRICS_FILE).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def read_steps(run_dir: str | Path) -> list[dict[str, float]]:
+    """The complete rows of ``run_dir/steps.csv`` (an empty list if there is none)."""
+    path = Path(run_dir) / STEPS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))):
+        try:
+            rows.append({"step": int(row["step"]), "loss": float(row["loss"]),
+                         "lr": float(row["lr"])})
+        except (KeyError, TypeError, ValueError):
+            continue  # a row torn by a kill in the middle of a write
+    return rows
+
+
+class RunLog:
+    """The logger of the main process: ``metrics.jsonl``, ``steps.csv``, optional TensorBoard."""
+
+    def __init__(self, out: Path, step: int, history: list[dict[str, Any]],
+                 tensorboard: bool = False):
+        """Open the logs of ``out`` for a run that has trained ``step`` steps so far (0: a fresh
+        run, whose old logs are replaced) and whose metrics so far are ``history``."""
+        self.out = Path(out)
+        self.writer = None
+        if tensorboard:
+            require_tensorboard()
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb_dir = self.out / TENSORBOARD_DIR
+            if step == 0:  # a fresh run: events of an earlier run in this folder would mix in
+                for old in tb_dir.glob("events.out.tfevents.*"):
+                    old.unlink(missing_ok=True)
+            self.writer = SummaryWriter(str(tb_dir), purge_step=step + 1 if step else None)
+        kept = [r for r in read_steps(self.out) if r["step"] <= step] if step else []
+        header = ",".join(STEP_COLUMNS) + "\n"
+        atomic_write_text(self.out / STEPS_FILE,
+                          header + "".join(f"{r['step']},{r['loss']!r},{r['lr']!r}\n"
+                                           for r in kept))
+        self._steps = (self.out / STEPS_FILE).open("a", encoding="utf-8")
+        self.write_metrics(history)
+
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        """Rewrite ``metrics.jsonl`` (atomically) with one line per record of ``history``."""
+        atomic_write_text(self.out / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
+
+    def log_step(self, step: int, loss: float, lr: float) -> None:
+        """Record the training loss and learning rate of optimisation step ``step``."""
+        self._steps.write(f"{step},{loss!r},{lr!r}\n")
+        self._steps.flush()
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", loss, step)
+            self.writer.add_scalar("train/lr", lr, step)
+
+    def log_epoch(self, history: list[dict[str, Any]]) -> None:
+        """Record a finished epoch: ``history`` holds every epoch's metrics, the newest last."""
+        self.write_metrics(history)
+        if self.writer is not None and history:
+            record = history[-1]
+            for key in ("train_loss", "tokens_per_s"):
+                self.writer.add_scalar(f"epoch/{key}", record[key], record["step"])
+            for key in ("val_exact_match", "val_char_accuracy"):
+                self.writer.add_scalar(f"val/{key.removeprefix('val_')}", record[key],
+                                       record["step"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the files."""
+        self._steps.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+class NullLog:
+    """The logger of every process but the main one: writes nothing."""
+
+    def log_step(self, step: int, loss: float, lr: float) -> None:
+        """Do nothing."""
+
+    def log_epoch(self, history: list[dict[str, Any]]) -> None:
+        """Do nothing."""
+
+    def close(self) -> None:
+        """Do nothing."""
+
+
+def open_run_log(out: Path, step: int, history: list[dict[str, Any]],
+                 tensorboard: bool = False) -> RunLog | NullLog:
+    """The run's logger: a :class:`RunLog` in the main process, a :class:`NullLog` elsewhere.
+
+    ``tensorboard=True`` without the package raises :class:`MissingExtraError` at once.
+    """
+    if tensorboard:
+        require_tensorboard()
+    if not is_main_process():
+        return NullLog()
+    return RunLog(out, step, history, tensorboard)

@@ -1,0 +1,233 @@
+"""PNG pictures of a run: cross-attention maps, training curves, accuracy by input length.
+
+``python scripts/plot.py`` (or ``transformer-tiny plot``) draws all three for a checkpoint; the
+functions below draw each one from Python. Needs matplotlib (the ``[plots]`` extra); figures are
+drawn with the non-interactive Agg canvas, never through a window or pyplot's global state.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .attention_maps import AttentionMaps, cross_attention_maps
+from .checkpoint import resolve_checkpoint
+from .cli import DEFAULT_RUN, Parser, UsageError, _load, even_buckets, parse_buckets
+from .config import ModelConfig, RunConfig
+from .data import draw_inputs
+from .logs import METRICS_FILE, MissingExtraError, read_metrics, read_steps
+from .tasks import ALPHABETS, task_for
+from .tokenizer import ByteTokenizer
+from .train_eval import EvalResult, evaluate
+from .utils import set_threads
+
+PLOTS = {"attention": "attention.png", "curves": "training_curves.png",
+         "lengths": "accuracy_by_length.png"}
+DEFAULT_TEXT = "Hello, world!"
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib ``Figure`` on the Agg canvas; :class:`MissingExtraError` without matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MissingExtraError("plots need matplotlib: pip install 'transformer-tiny[plots]'"
+                                ) from None
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # a character the font lacks is drawn as a box, not an error
+        warnings.filterwarnings("ignore", message="Glyph .* missing")
+        fig.savefig(path, dpi=100)
+    return path
+
+
+# ----------------------------------------------------------------------------- attention
+def head_notes(cfg: ModelConfig) -> list[str]:
+    """What each cross-attention head's keys are rotated by (rope: half from the start of the
+    input, half from its end; other schemes: nothing to say)."""
+    if cfg.position_scheme != "rope":
+        return [""] * cfg.n_heads
+    split = cfg.n_heads // 2
+    return ["positions from start" if h < split else "positions from end"
+            for h in range(cfg.n_heads)]
+
+
+def plot_attention(maps: AttentionMaps, path: str | Path,
+                   notes: Sequence[str] | None = None) -> Path:
+    """One heat map per decoder layer (rows) and head (columns): input characters across, the
+    output characters being written down. For string reversal it is an anti-diagonal."""
+    n_layers, n_heads, T, S = maps.weights.shape
+    cell = 0.2 if max(T, S) <= 20 else 0.14
+    panel_w, panel_h = max(2.4, S * cell), max(2.4, T * cell)
+    font = 9 if max(T, S) <= 20 else 7
+    fig = new_figure(n_heads * (panel_w + 0.6) + 1.4, n_layers * (panel_h + 0.9) + 0.8)
+    axes = fig.subplots(n_layers, n_heads, squeeze=False, sharex=True, sharey=True)
+    image = None
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            ax = axes[layer][head]
+            image = ax.imshow(maps.weights[layer, head].numpy(), vmin=0.0, vmax=1.0,
+                              cmap="viridis", interpolation="nearest")
+            note = f"\n{notes[head]}" if notes and notes[head] else ""
+            ax.set_title(f"layer {layer + 1}, head {head + 1}{note}", fontsize=10)
+            ax.tick_params(labelsize=font)
+    # The panels share their axes: characters on the outer ones only (quicker to draw, too).
+    axes[0][0].set_xticks(range(S), labels=maps.source_labels)
+    axes[0][0].set_yticks(range(T), labels=maps.output_labels)
+    for ax in axes[-1]:
+        ax.set_xlabel("input (keys)")
+        for label in ax.get_xticklabels():  # characters upright, BOS/EOS sideways
+            label.set_rotation(90 if len(label.get_text()) > 1 else 0)
+    for row in axes:
+        row[0].set_ylabel("output being written (queries)")
+    fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
+    ending = "" if maps.ended else " (stopped before its end)"
+    fig.suptitle(f"Cross-attention: {maps.text!r} → {maps.output!r}{ending}", fontsize=12)
+    return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- training curves
+def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path:
+    """Training loss (every step from ``steps.csv`` if present, and each epoch's mean) and
+    validation accuracy (per epoch, from ``metrics.jsonl``) against the training step."""
+    run_dir = Path(run_dir)
+    records, steps = read_metrics(run_dir), read_steps(run_dir)
+    if not records:
+        raise UsageError(f"{run_dir / METRICS_FILE} has no records")
+    fig = new_figure(11.0, 4.2)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    x = [r["step"] for r in records]
+    if steps:
+        loss_ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], lw=0.8, alpha=0.7,
+                     color="tab:blue", label="each step")
+    loss_ax.plot(x, [r["train_loss"] for r in records], "o-", color="tab:orange",
+                 label="mean over the epoch")
+    loss_ax.set_yscale("log")
+    loss_ax.set(title="Training loss", xlabel="training step", ylabel="cross-entropy (log scale)")
+    acc_ax.plot(x, [r["val_exact_match"] for r in records], "o-", label="exact match")
+    acc_ax.plot(x, [r["val_char_accuracy"] for r in records], "s--",
+                label="per-character accuracy")
+    acc_ax.set(title="Validation accuracy (after each epoch)", xlabel="training step",
+               ylabel="accuracy", ylim=(-0.02, 1.05))
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlim(left=0)
+        for step in x:
+            ax.axvline(step, color="grey", lw=0.6, ls=":")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=9)
+    fig.suptitle(f"Training curves of {run_dir} ({len(records)} epochs, {x[-1]} steps; dotted: "
+                 "ends of epochs)", fontsize=12)
+    return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- accuracy by length
+def default_buckets(cfg: RunConfig) -> list[tuple[int, int]]:
+    """The training lengths in four buckets, then inputs up to 2x and 4x longer (as far as the
+    model's positions allow for the widest character of the alphabet)."""
+    lo, hi = cfg.data.min_len, cfg.data.max_len
+    buckets = even_buckets(lo, hi)
+    widest = max(len(c.encode("utf-8")) for c in ALPHABETS[cfg.data.alphabet])
+    limit = cfg.model.max_source_tokens // widest
+    for factor in (2, 4):
+        top = min(hi * factor, limit)
+        if top > buckets[-1][1]:
+            buckets.append((buckets[-1][1] + 1, top))
+    return buckets
+
+
+def accuracy_by_length(model: Any, cfg: RunConfig, buckets: list[tuple[int, int]],
+                       samples: int) -> EvalResult:
+    """Greedy exact match and per-character accuracy on ``samples`` fresh strings per bucket
+    (the strings of ``eval.py --lengths ... --samples N``)."""
+    inputs = [x for k, (lo, hi) in enumerate(buckets)
+              for x in draw_inputs(cfg.data, samples, 10_000 + k, min_len=lo, max_len=hi)]
+    model.check_length(max(len(ByteTokenizer().encode(x)) for x in inputs) + 2)
+    return evaluate(model, inputs, task_for(cfg.data), buckets)
+
+
+def plot_accuracy_by_length(result: EvalResult, path: str | Path,
+                            trained_up_to: int | None = None, title: str = "") -> Path:
+    """Bars of exact match and per-character accuracy per length bucket; buckets longer than
+    ``trained_up_to`` (the longest training string) are shaded."""
+    names = list(result.buckets)
+    fig = new_figure(max(7.0, 1.1 * len(names) + 2.0), 4.2)
+    ax = fig.subplots()
+    xs = range(len(names))
+    exact = [result.buckets[n]["exact_match"] for n in names]
+    chars = [result.buckets[n]["char_accuracy"] for n in names]
+    ax.bar([x - 0.2 for x in xs], exact, width=0.4, label="exact match")
+    ax.bar([x + 0.2 for x in xs], chars, width=0.4, label="per-character accuracy")
+    for x, value in zip(xs, exact, strict=True):
+        ax.annotate(f"{value:.2f}", (x - 0.2, value), ha="center", va="bottom", fontsize=8)
+    if trained_up_to is not None:
+        beyond = [x for x, n in zip(xs, names, strict=True) if int(n.split("-")[0]) > trained_up_to]
+        if beyond:
+            ax.axvspan(beyond[0] - 0.5, beyond[-1] + 0.5, color="grey", alpha=0.15,
+                       label="longer than any training string")
+    counts = {int(result.buckets[n]["n"]) for n in names}
+    each = f"{counts.pop()} strings per bucket" if len(counts) == 1 else "strings per bucket vary"
+    ax.set_xticks(list(xs), labels=names)
+    ax.set(xlabel="input length (characters)", ylabel="accuracy", ylim=(0, 1.25),
+           yticks=[0, 0.2, 0.4, 0.6, 0.8, 1.0],
+           title=title or f"Accuracy by input length (greedy decoding, {each})")
+    ax.legend(loc="upper center", ncol=3, fontsize=9, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- command
+def plot_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """``scripts/plot.py`` / ``transformer-tiny plot``: write the PNGs, print their paths."""
+    p = Parser(prog=prog, description="Draw PNGs of a trained model: its cross-attention for "
+               "--text, its training curves and its accuracy by input length.")
+    p.add_argument("--checkpoint", default=DEFAULT_RUN,
+                   help="run dir or .json (default: %(default)s)")
+    p.add_argument("--text", default=DEFAULT_TEXT,
+                   help="input whose cross-attention is drawn (default: %(default)r)")
+    p.add_argument("--out", help="folder for the PNGs (default: the run dir's plots/)")
+    p.add_argument("--only", action="append", choices=list(PLOTS),
+                   help="draw only this picture (repeatable; default: all three)")
+    p.add_argument("--lengths", help="length buckets for the accuracy picture, e.g. 1-16,17-64 "
+                   "(default: the training lengths in 4 buckets, then up to 2x and 4x longer)")
+    p.add_argument("--samples", type=int, default=100, help="strings per length bucket")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    args = p.parse_args(argv)
+    if args.samples <= 0:
+        raise UsageError("--samples must be > 0")
+    if not args.text:
+        raise UsageError("--text must not be empty")
+    kinds = [k for k in PLOTS if k in (args.only or PLOTS)]
+    buckets = parse_buckets(args.lengths) if args.lengths else None
+    new_figure(1.0, 1.0)  # without matplotlib: fail before loading anything
+    set_threads(0)
+    model, cfg, _ = _load(args.checkpoint, args.device)
+    run_dir = resolve_checkpoint(args.checkpoint).parent
+    out = Path(args.out) if args.out else run_dir / "plots"
+    if "curves" in kinds and not (run_dir / METRICS_FILE).is_file():
+        if args.only:
+            raise UsageError(f"no {METRICS_FILE} in {run_dir}: training curves need the run "
+                             "folder that train.py wrote")
+        print(f"note: no {METRICS_FILE} in {run_dir}; training curves skipped", file=sys.stderr)
+        kinds.remove("curves")
+    written = []
+    if "attention" in kinds:
+        maps = cross_attention_maps(model, args.text)
+        written.append(plot_attention(maps, out / PLOTS["attention"], head_notes(cfg.model)))
+    if "curves" in kinds:
+        written.append(plot_training_curves(run_dir, out / PLOTS["curves"]))
+    if "lengths" in kinds:
+        result = accuracy_by_length(model, cfg, buckets or default_buckets(cfg), args.samples)
+        written.append(plot_accuracy_by_length(result, out / PLOTS["lengths"], cfg.data.max_len))
+    for path in written:
+        print(path)
+    return 0

@@ -1,0 +1,130 @@
+"""The ``transformer-tiny`` console command (installed by ``pip install -e .``): the same output and
+exit codes as the scripts; ``export`` is optional and never needed by the other commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, call_cli
+
+from transformer_tiny import cli
+from transformer_tiny.plots import plot_main
+
+CONSOLE = Path(sys.executable).parent / "transformer-tiny"
+
+
+def run(argv: list[str], stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """Run ``argv`` in the repository root; stdout and stderr as text."""
+    proc = subprocess.run(argv, cwd=ROOT, input=stdin, capture_output=True, timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode("utf-8"),
+                                       proc.stderr.decode("utf-8"))
+
+
+def console(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    assert CONSOLE.is_file(), "install the package first: pip install --no-deps -e ."
+    return run([str(CONSOLE), *args], stdin=stdin)
+
+
+def script(name: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return run([sys.executable, f"scripts/{name}.py", *args], stdin=stdin)
+
+
+def call_main(argv: list[str]) -> int:
+    """``transformer-tiny ARGV`` in-process (``--help`` exits through ``SystemExit``)."""
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+
+
+def same_text(a: str, b: str, prog_a: str, prog_b: str) -> bool:
+    """Equal once the program names agree (argparse wraps the usage line by their length)."""
+    return a.replace(prog_a, "PROG").split() == b.replace(prog_b, "PROG").split()
+
+
+def test_eval_help_is_the_scripts():
+    mine, theirs = console("eval", "--help"), script("eval", "--help")
+    assert mine.returncode == theirs.returncode == 0
+    assert mine.stdout.startswith("usage: transformer-tiny eval ")
+    assert same_text(mine.stdout, theirs.stdout, "transformer-tiny eval", "eval.py")
+
+
+def test_bad_input_is_the_scripts(tmp_path):
+    missing = str(tmp_path / "nothing")
+    mine, theirs = console("eval", "--checkpoint", missing), script("eval", "--checkpoint", missing)
+    assert mine.returncode == theirs.returncode == 2
+    assert mine.stdout == theirs.stdout == ""
+    assert mine.stderr == theirs.stderr
+    assert mine.stderr.startswith("error: no checkpoint") and mine.stderr.count("\n") == 1
+
+
+def test_infer_output_is_the_scripts(untrained_run):
+    args = ("--checkpoint", str(untrained_run), "--text", "abc", "--max-new-tokens", "5")
+    mine, theirs = console("infer", *args), script("infer", *args)
+    assert (mine.returncode, mine.stdout, mine.stderr) == \
+        (theirs.returncode, theirs.stdout, theirs.stderr)
+    assert mine.returncode == 0 and mine.stdout.count("\n") == 1
+
+
+def test_plot_bad_input_is_the_scripts(untrained_run):
+    args = ("--checkpoint", str(untrained_run), "--samples", "0")
+    mine, theirs = console("plot", *args), script("plot", *args)
+    assert mine.returncode == theirs.returncode == 2
+    assert mine.stderr == theirs.stderr == "error: --samples must be > 0\n"
+
+
+@pytest.mark.parametrize("name, main", [("train", cli.train_main), ("infer", cli.infer_main),
+                                        ("plot", plot_main)])
+def test_help_of_each_command(name, main, capsys):
+    assert call_main([name, "--help"]) == 0
+    mine = capsys.readouterr().out
+    assert call_cli(main, ["--help"]) == 0
+    theirs = capsys.readouterr().out
+    prog = Path(sys.argv[0]).name  # what argparse calls the script run in-process
+    assert same_text(mine, theirs, f"transformer-tiny {name}", prog)
+
+
+def test_top_level_help_lists_the_commands(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: transformer-tiny COMMAND")
+    for name in ("train", "eval", "infer", "export", "plot"):
+        assert f"\n  {name} " in out
+
+
+@pytest.mark.parametrize("argv, fragment", [([], "a command is required"),
+                                            (["bogus"], "unknown command 'bogus'"),
+                                            (["\x1b[2J"], "unknown command")])
+def test_missing_or_unknown_command(argv, fragment, capsys):
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: ") and fragment in captured.err
+    assert captured.err.count("\n") == 1 and "\x1b" not in captured.err
+
+
+def test_export_unavailable_is_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "transformer_tiny.export", None)  # as if it did not exist
+    assert cli.main(["export", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: the export command is not available in this installation " \
+                  "(transformer_tiny.export is missing)\n"
+    assert call_main(["infer", "--help"]) == 0  # the other commands do not need it
+
+
+def test_export_is_dispatched(monkeypatch):
+    seen = []
+    fake = types.ModuleType("transformer_tiny.export")
+    fake.export_main = lambda argv: seen.append(list(argv)) or 0
+    monkeypatch.setitem(sys.modules, "transformer_tiny.export", fake)
+    assert cli.main(["export", "--checkpoint", "x"]) == 0
+    assert seen == [["--checkpoint", "x"]]
+
+
+def test_python_dash_m_runs_the_same_command():
+    proc = run([sys.executable, "-m", "transformer_tiny", "bogus"])
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown command 'bogus'")

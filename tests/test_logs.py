@@ -1,0 +1,93 @@
+"""Run logs: metrics.jsonl (one line per epoch), steps.csv, TensorBoard with --tensorboard."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from conftest import call_cli
+
+from transformer_tiny import logs
+from transformer_tiny.cli import train_main
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from transformer_tiny.train_eval import train
+
+METRIC_KEYS = {"epoch", "step", "train_loss", "val_exact_match", "val_char_accuracy",
+               "tokens_per_s", "elapsed_s", "world_size", "effective_batch_size"}  # as documented
+
+
+def tiny_config(out, epochs: int = 2) -> RunConfig:
+    """Two steps per epoch of a very small model."""
+    return RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                 max_positions=40),
+                     DataConfig(max_len=8, train_samples=16, val_samples=4, test_samples=4),
+                     TrainConfig(epochs=epochs, batch_size=8, warmup_steps=1, out=str(out),
+                                 progress=False, threads=1))
+
+
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory):
+    """A two-epoch run trained with TensorBoard logging."""
+    out = tmp_path_factory.mktemp("logs") / "run"
+    train(tiny_config(out), tensorboard=True)
+    return out
+
+
+def test_metrics_one_line_per_epoch(logged_run):
+    records = logs.read_metrics(logged_run)
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert [r["step"] for r in records] == [2, 4]
+    assert all(set(r) == METRIC_KEYS for r in records)  # in logs.py and README.md
+    info = json.loads((logged_run / "last.json").read_text())
+    assert info["progress"]["history"] == records  # the same as the checkpoint's
+
+
+def test_steps_csv_one_row_per_step(logged_run):
+    text = (logged_run / "steps.csv").read_text()
+    assert text.splitlines()[0] == "step,loss,lr"
+    rows = logs.read_steps(logged_run)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert all(r["loss"] > 0 and r["lr"] > 0 for r in rows)
+
+
+def test_tensorboard_event_file(logged_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = list((logged_run / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0
+    acc = EventAccumulator(str(logged_run / "tensorboard"))
+    acc.Reload()
+    assert {"train/loss", "train/lr", "val/exact_match"} <= set(acc.Tags()["scalars"])
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert [e.step for e in acc.Scalars("val/exact_match")] == [2, 4]
+
+
+def test_resume_keeps_the_steps_it_continues_from(tmp_path):
+    (tmp_path / "steps.csv").write_text("step,loss,lr\n1,2.0,0.1\n2,1.5,0.1\n3,1.0,0.1\n4,0.")
+    history = [{"epoch": 1, "step": 2}]
+    log = logs.RunLog(tmp_path, 2, history)  # the checkpoint was at step 2: steps 3-4 run again
+    log.log_step(3, 0.9, 0.05)
+    log.close()
+    assert [(r["step"], r["loss"]) for r in logs.read_steps(tmp_path)] == \
+        [(1, 2.0), (2, 1.5), (3, 0.9)]
+    assert logs.read_metrics(tmp_path) == history
+
+
+def test_other_processes_write_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(logs, "is_main_process", lambda: False)
+    log = logs.open_run_log(tmp_path, 0, [])
+    log.log_step(1, 1.0, 0.1)
+    log.log_epoch([{"epoch": 1}])
+    log.close()
+    assert not list(tmp_path.iterdir())
+
+
+def test_tensorboard_missing_fails_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
+    out = tmp_path / "run"
+    assert call_cli(train_main, ["--tensorboard", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --tensorboard needs the tensorboard package: " \
+                  "pip install 'transformer-tiny[tensorboard]'\n"
+    assert not out.exists()  # nothing was trained
