@@ -42,12 +42,14 @@ class PeerTransformer(nn.Module):
     def encode(self, src: Tensor) -> Tensor:
         return self.core.encoder(self._embed(src), src_key_padding_mask=src == PAD_ID)
 
-    def decode(self, tgt: Tensor, memory: Tensor, src: Tensor) -> Tensor:
+    def decoder_states(self, tgt: Tensor, memory: Tensor, src: Tensor) -> Tensor:
         causal = nn.Transformer.generate_square_subsequent_mask(tgt.size(1), device=tgt.device)
-        h = self.core.decoder(self._embed(tgt), memory, tgt_mask=causal, tgt_is_causal=True,
-                              tgt_key_padding_mask=tgt == PAD_ID,
-                              memory_key_padding_mask=src == PAD_ID)
-        return self.head(h)
+        return self.core.decoder(self._embed(tgt), memory, tgt_mask=causal, tgt_is_causal=True,
+                                 tgt_key_padding_mask=tgt == PAD_ID,
+                                 memory_key_padding_mask=src == PAD_ID)
+
+    def decode(self, tgt: Tensor, memory: Tensor, src: Tensor) -> Tensor:
+        return self.head(self.decoder_states(tgt, memory, src))
 
     def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
         return self.decode(tgt, self.encode(src), src)
@@ -56,13 +58,15 @@ class PeerTransformer(nn.Module):
 @torch.no_grad()
 def peer_greedy(model: PeerTransformer, src: Tensor, steps: int,
                 stop_at_eos: bool = True) -> Tensor:
-    """The tutorial's greedy loop: at every step, run the decoder over the whole prefix."""
+    """The tutorial's greedy loop: at every step, run the decoder over the whole prefix (and,
+    as the tutorial does, the output layer over its last position only)."""
     model.eval()
     memory = model.encode(src)
     out = torch.full((src.size(0), 1), BOS_ID, dtype=torch.long, device=src.device)
     finished = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
     for _ in range(steps):
-        nxt = model.decode(out, memory, src)[:, -1].argmax(-1).masked_fill(finished, PAD_ID)
+        logits = model.head(model.decoder_states(out, memory, src)[:, -1])
+        nxt = logits.argmax(-1).masked_fill(finished, PAD_ID)
         out = torch.cat([out, nxt[:, None]], dim=1)
         finished |= nxt == EOS_ID
         if stop_at_eos and bool(finished.all()):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from transformer_tiny.model import MultiHeadAttention, attention, padding_mask, subsequent_mask
+from transformer_tiny.attention import MultiHeadAttention, attention, padding_mask, subsequent_mask
 from transformer_tiny.tokenizer import PAD_ID
 
 B, NH, T, HS = 3, 2, 5, 8

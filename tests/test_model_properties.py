@@ -18,6 +18,7 @@ from transformer_tiny.positions import (
     decoder_positions,
     position_indices,
     rope_rotation,
+    rope_table,
     source_positions,
     two_way_rotation,
 )
@@ -83,6 +84,27 @@ def test_no_causal_leakage_with_randomized_positions(scheme):
     changed[:, 5:] = 65
     torch.manual_seed(7)  # the same random positions
     close(model(src, changed)[:, :5], base[:, :5], atol=1e-10)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_causal_encoder_reads_left_to_right(scheme, impl):
+    """With ``causal_encoder`` an encoder state depends on its token and those to its left only."""
+    model = make_model(position_scheme=scheme, attention_impl=impl, causal_encoder=True)
+    # ASCII of one length: the changes below keep every character position as it was
+    src, _ = ByteTokenizer().encode_batch(["abcdefghi", "zy x!@#1)"], bos=True, eos=True)
+    base = model.encode(src).states
+    for t in range(1, src.size(1) - 2):
+        changed = src.clone()
+        changed[:, t + 1:-1] = 65 + t
+        states = model.encode(changed).states
+        close(states[:, : t + 1], base[:, : t + 1], atol=1e-10)
+        assert not torch.allclose(states[:, t + 1:], base[:, t + 1:])
+    bidirectional = make_model(position_scheme=scheme, attention_impl=impl)
+    changed = src.clone()
+    changed[:, -2] = 66  # the last byte
+    first = bidirectional.encode(changed).states[:, 1], bidirectional.encode(src).states[:, 1]
+    assert not torch.allclose(*first)  # without the option the first byte sees the last one
 
 
 # ----------------------------------------------------------------------------- padding, batching
@@ -333,6 +355,19 @@ def test_rotated_dot_product_depends_only_on_offset(seed, a, b, shift):
         return (qa * kb).sum()
 
     close(score(a, b), score(a + shift, b + shift), atol=1e-4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.sampled_from([2, 8, 32]), st.booleans())
+def test_rope_table_lookup_equals_computed_angles(seed, head_size, per_head):
+    """The model looks its rotary angles up in a table; they equal the computed ones."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (2, 5, 4) if per_head else (2, 5)
+    index = torch.randint(0, 1024, shape, generator=g)
+    looked_up = rope_rotation(index, head_size, rope_table(1024, head_size))
+    computed = rope_rotation(index, head_size)
+    for a, b in zip(looked_up, computed, strict=True):
+        close(a, b, atol=1e-6)
 
 
 def test_two_way_rotation_splits_heads():

@@ -6,7 +6,8 @@ import pytest
 import torch
 from conftest import make_model, source_batch, target_batch
 
-from transformer_tiny.model import LayerCache, Memory
+from transformer_tiny.attention import LayerCache
+from transformer_tiny.model import Memory
 from transformer_tiny.tokenizer import PAD_ID, VOCAB_SIZE
 
 CONFIGS = [

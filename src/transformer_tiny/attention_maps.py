@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .model import MultiHeadAttention, Seq2SeqTransformer
+from .attention import MultiHeadAttention
+from .model import Seq2SeqTransformer
 from .positions import apply_rotation
 from .tokenizer import BOS_ID, EOS_ID, ByteTokenizer
 

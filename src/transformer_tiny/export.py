@@ -35,10 +35,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .attention import LayerCache, MultiHeadAttention
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .config import ModelConfig
 from .data import DataModule
-from .model import LayerCache, Memory, MultiHeadAttention, Seq2SeqTransformer
+from .model import Memory, Seq2SeqTransformer
 from .positions import decoder_positions
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 from .utils import atomic_write_bytes

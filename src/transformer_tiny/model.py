@@ -1,153 +1,62 @@
-"""A from-scratch encoder-decoder Transformer (pre-norm), in one file.
+"""A from-scratch encoder-decoder Transformer (pre-norm): layers, memory and the model.
 
-Mask convention, used everywhere: a **boolean** tensor broadcastable to ``(B, nh, T_q, T_k)``,
-``True`` = "this query may attend to this key". Masks are built only by :func:`padding_mask` and
-:func:`subsequent_mask`. A query row with no allowed key outputs zeros, never NaN.
-
-Position schemes (sinusoidal, randomized, rope) live in :mod:`transformer_tiny.positions`.
+Attention and masks (boolean, ``True`` = may attend) live in :mod:`transformer_tiny.attention`;
+position schemes (sinusoidal, randomized, rope) in :mod:`transformer_tiny.positions`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .attention import LayerCache, MultiHeadAttention, padding_mask
 from .config import ModelConfig
 from .positions import (
     MAX_CHAR_BYTES,
     CharState,
     Rotation,
     additive_positions,
-    apply_rotation,
     decoder_positions,
     position_indices,
     rope_rotation,
+    rope_table,
     source_positions,
     two_way_rotation,
 )
 from .tokenizer import PAD_ID
 
 
-# ----------------------------------------------------------------------------- masks
-def padding_mask(ids: Tensor) -> Tensor:
-    """``(B, T)`` ids -> ``(B, 1, 1, T)`` bool mask, True where the key is not PAD."""
-    return (ids != PAD_ID)[:, None, None, :]
-
-
-def subsequent_mask(size: int, device: torch.device | None = None) -> Tensor:
-    """``(1, 1, T, T)`` bool mask, True where key position <= query position (causal)."""
-    return torch.ones(size, size, dtype=torch.bool, device=device).tril()[None, None]
-
-
-# ----------------------------------------------------------------------------- attention
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False,
-              dropout_p: float = 0.0, impl: str = "auto") -> Tensor:
-    """Scaled dot-product attention. ``q (B, nh, Tq, hs)``, ``k, v (B, nh, Tk, hs)``.
-
-    ``mask``: bool, broadcastable to ``(B, nh, Tq, Tk)``, True = may attend. ``causal`` adds
-    :func:`subsequent_mask`. ``impl="sdpa"`` calls the fused kernel; ``"math"`` spells it out;
-    ``"auto"`` takes the fused kernel on GPU and the explicit one on CPU, where at these sizes
-    (head size 32, a few dozen tokens) it trains about 1.3x faster than the fused kernel.
-    """
-    if causal and mask is not None:  # both: fold the causal part into the mask
-        mask = mask & subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
-        causal = False
-    if impl == "sdpa" or (impl == "auto" and q.device.type != "cpu"):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                              is_causal=causal)
-    if causal:
-        mask = subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
-    scores = (q / math.sqrt(q.size(-1))) @ k.transpose(-2, -1)  # (B, nh, Tq, Tk)
-    if mask is not None:  # in place: the product is not needed for the backward pass
-        scores += torch.zeros(mask.shape, dtype=scores.dtype, device=q.device).masked_fill_(
-            ~mask, float("-inf"))
-    probs = torch.softmax(scores, dim=-1)
-    if mask is not None:  # rows with no allowed key: softmax gave NaN, make them zero
-        empty = ~mask.any(dim=-1, keepdim=True)
-        if empty.any():
-            probs = probs.masked_fill(empty, 0.0)
-    probs = F.dropout(probs, p=dropout_p, training=dropout_p > 0)
-    return probs @ v  # (B, nh, Tq, hs)
-
-
-class MultiHeadAttention(nn.Module):
-    """Multi-head attention with a fused input projection laid out like
-    ``nn.MultiheadAttention.in_proj_weight`` (rows: query, key, value)."""
-
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, impl: str = "auto"):
-        super().__init__()
-        self.n_heads, self.dropout, self.impl = n_heads, dropout, impl
-        self.in_proj = nn.Linear(d_model, 3 * d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
-
-    def _split(self, x: Tensor) -> Tensor:  # (B, T, C) -> (B, T, nh, hs), a view
-        return x.unflatten(-1, (self.n_heads, -1))
-
-    def project_kv(self, context: Tensor, rot: Rotation | None = None) -> tuple[Tensor, Tensor]:
-        """Keys (rotated by ``rot`` if given) and values of ``context (B, S, C)``, each
-        ``(B, nh, S, hs)``."""
-        d = context.size(-1)
-        k, v = (self._split(t) for t in F.linear(context, self.in_proj.weight[d:],
-                                                  self.in_proj.bias[d:]).split(d, dim=-1))
-        k = k if rot is None else apply_rotation(k, rot)
-        # Contiguous once per input, so that no decoding step copies them again.
-        return k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
-
-    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor] | None = None,
-                mask: Tensor | None = None, causal: bool = False,
-                cache: LayerCache | None = None, rot: Rotation | None = None) -> Tensor:
-        """``x (B, T, C)`` -> ``(B, T, C)``.
-
-        Self-attention when ``kv`` is None (keys/values from ``x``, appended to ``cache`` if given);
-        cross-attention over precomputed ``kv`` otherwise. ``rot`` rotates the queries (and the
-        self-attention keys) for the rope position scheme.
-        """
-        B, T, C = x.shape
-        if kv is None:
-            qkv = self.in_proj(x).unflatten(-1, (3 * self.n_heads, -1))  # (B, T, 3 nh, hs)
-            qk, v = qkv.split([2 * self.n_heads, self.n_heads], dim=2)
-            if rot is not None:  # queries and keys of one token share their angle
-                qk = apply_rotation(qk, rot)
-            q, k = (t.transpose(1, 2) for t in qk.chunk(2, dim=2))  # (B, nh, T, hs)
-            v = v.transpose(1, 2)
-            if cache is not None:
-                k, v = cache.append(k, v)
-        else:
-            q = self._split(F.linear(x, self.in_proj.weight[:C], self.in_proj.bias[:C]))
-            q = (q if rot is None else apply_rotation(q, rot)).transpose(1, 2)
-            k, v = kv
-        p = self.dropout if self.training else 0.0
-        y = attention(q, k, v, mask=mask, causal=causal, dropout_p=p, impl=self.impl)
-        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
-
-
 # ----------------------------------------------------------------------------- layers
+def dropout_layer(p: float) -> nn.Module:
+    """``nn.Dropout(p)``, or a no-op module when ``p == 0`` (one call less per use per step)."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
 class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, dropout: float):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model),
-                                 nn.Dropout(dropout))
+                                 dropout_layer(dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
 
 class EncoderLayer(nn.Module):
-    """Pre-norm: ``x + SelfAttn(LN(x))``, then ``x + FFN(LN(x))``."""
+    """Pre-norm: ``x + SelfAttn(LN(x))``, then ``x + FFN(LN(x))``; the attention is causal (left
+    to right) if ``cfg.causal_encoder``."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout, cfg.attention_impl)
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = dropout_layer(cfg.dropout)
+        self.causal = cfg.causal_encoder
 
     def forward(self, x: Tensor, src_mask: Tensor, rot: Rotation | None = None) -> Tensor:
-        x = x + self.drop(self.attn(self.norm1(x), mask=src_mask, rot=rot))
+        x = x + self.drop(self.attn(self.norm1(x), mask=src_mask, causal=self.causal, rot=rot))
         return x + self.ff(self.norm2(x))
 
 
@@ -162,7 +71,7 @@ class DecoderLayer(nn.Module):
         self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout,
                                              cfg.attention_impl)
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = dropout_layer(cfg.dropout)
 
     def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], src_mask: Tensor,
                 cache: LayerCache | None = None, rot: Rotation | None = None) -> Tensor:
@@ -171,20 +80,6 @@ class DecoderLayer(nn.Module):
                                          rot=rot))
         x = x + self.drop(self.cross_attn(self.norm2(x), kv=memory_kv, mask=src_mask, rot=rot))
         return x + self.ff(self.norm3(x))
-
-
-# ----------------------------------------------------------------------------- cache
-@dataclass
-class LayerCache:
-    """Self-attention keys and values seen so far by one decoder layer, ``(B, nh, T, hs)``."""
-
-    k: Tensor | None = None
-    v: Tensor | None = None
-
-    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
-        return self.k, self.v
 
 
 @dataclass
@@ -236,7 +131,9 @@ class Seq2SeqTransformer(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_dec_layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = dropout_layer(cfg.dropout)
+        hs = cfg.d_model // cfg.n_heads  # rotary angles, looked up by position (not saved)
+        self.register_buffer("rope_table", rope_table(cfg.max_positions, hs), persistent=False)
 
     def _randomized(self) -> bool:
         return self.training and self.cfg.randomize_positions
@@ -269,8 +166,8 @@ class Seq2SeqTransformer(nn.Module):
         rot = cross_rot = None
         if self.cfg.position_scheme == "rope":
             hs = self.cfg.d_model // self.cfg.n_heads
-            rot = rope_rotation(start, hs)
-            cross_rot = two_way_rotation(start, end, self.cfg.n_heads, hs)
+            rot = rope_rotation(start, hs, self.rope_table)
+            cross_rot = two_way_rotation(start, end, self.cfg.n_heads, hs, self.rope_table)
         else:
             x = x + additive_positions(start, end, self.cfg.d_model)
         x = self.drop(x)
@@ -314,7 +211,7 @@ class Seq2SeqTransformer(nn.Module):
         x = self._embed(tgt, offset)  # (B, T, C)
         rot = None
         if self.cfg.position_scheme == "rope":
-            rot = rope_rotation(index, self.cfg.d_model // self.cfg.n_heads)
+            rot = rope_rotation(index, self.cfg.d_model // self.cfg.n_heads, self.rope_table)
         else:
             x = x + additive_positions(index, index, self.cfg.d_model)
         x = self.drop(x)

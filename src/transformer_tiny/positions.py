@@ -52,10 +52,11 @@ def position_indices(n_tokens: int, batch: int, max_positions: int, randomized: 
     M = max_positions
     width = torch.randint(n_tokens, M + 1, (batch, 1), device=device)  # R
     offset = (torch.rand(batch, 1, device=device) * (M - width + 1)).long()  # o
-    j = torch.arange(M, device=device)[None]
-    scores = torch.rand(batch, M, device=device).masked_fill((j < offset) | (j >= offset + width),
-                                                             -1.0)
-    return scores.topk(n_tokens, dim=-1).indices.sort(dim=-1).values
+    # n sorted draws from [0, R - n], plus 0, 1, ..., n - 1: strictly increasing, inside [0, R).
+    # (Cheaper than ranking M random keys; repeated draws, i.e. neighbours, are a little rarer
+    # than in a uniformly random subset.)
+    draws = (torch.rand(batch, n_tokens, device=device) * (width - n_tokens + 1)).long()
+    return offset + draws.sort(dim=-1).values + torch.arange(n_tokens, device=device)
 
 
 MAX_CHAR_BYTES = 4  # UTF-8 encodes a code point in 1 to 4 bytes
@@ -91,6 +92,9 @@ def char_positions(ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     4 bytes, so looking back 3 tokens always finds what is needed (no scan over the sequence).
     """
     declared = utf8_length(ids)
+    if not torch.onnx.is_in_onnx_export() and bool((declared == 1).all()):  # ASCII: 1 byte each
+        index = torch.arange(ids.size(1), device=ids.device).expand_as(ids)
+        return index, torch.zeros_like(ids), torch.zeros_like(ids)
     lead_dist = torch.full_like(ids, MAX_CHAR_BYTES)  # tokens back to the last lead byte
     lead_len = torch.zeros_like(ids)
     for k in reversed(range(MAX_CHAR_BYTES)):  # the nearest lead wins
@@ -172,14 +176,31 @@ class Rotation(NamedTuple):
     z: Tensor | None
 
 
-def rope_rotation(index: Tensor, head_size: int) -> Rotation:
-    """Rotary embedding (Su et al., 2021) angles for ``(B, T)`` or ``(B, T, nh)`` indices."""
+def _rope_frequencies(head_size: int, device: torch.device | None = None) -> Tensor:
+    half = head_size // 2
+    return torch.exp(torch.arange(half, device=device) * (-math.log(10_000.0) / half))
+
+
+def rope_table(n_positions: int, head_size: int) -> Tensor:
+    """``(n_positions, hs/2, 2)``: cosine and sine of every rotary angle, computed once per model
+    so that each decoding step looks them up instead of recomputing them."""
+    angle = torch.arange(n_positions, dtype=torch.float32)[:, None] * _rope_frequencies(head_size)
+    return torch.stack([angle.cos(), angle.sin()], dim=-1)
+
+
+def rope_rotation(index: Tensor, head_size: int, table: Tensor | None = None) -> Rotation:
+    """Rotary embedding (Su et al., 2021) angles for ``(B, T)`` or ``(B, T, nh)`` indices,
+    looked up in ``table`` (:func:`rope_table`) if given, computed otherwise."""
     if index.dim() == 2:
         index = index[..., None]  # (B, T, 1): the same for every head
-    half = head_size // 2
-    freq = torch.exp(torch.arange(half, device=index.device) * (-math.log(10_000.0) / half))
-    angle = index.to(torch.float32)[..., None] * freq  # (B, T, nh|1, hs/2)
-    cos, sin = angle.cos(), angle.sin()
+    if table is not None:
+        cos_sin = table[index]  # (B, T, nh|1, hs/2, 2)
+        cos, sin = cos_sin.unbind(-1)
+        exact = cos_sin.dtype in (torch.float32, torch.float64)
+        z = torch.view_as_complex(cos_sin) if exact and not torch.onnx.is_in_onnx_export() else None
+        return Rotation(cos, sin, z)
+    angle = index.to(torch.float32)[..., None] * _rope_frequencies(head_size, index.device)
+    cos, sin = angle.cos(), angle.sin()  # (B, T, nh|1, hs/2)
     return Rotation(cos, sin, None if torch.onnx.is_in_onnx_export() else torch.complex(cos, sin))
 
 
@@ -198,9 +219,10 @@ def apply_rotation(x: Tensor, rot: Rotation) -> Tensor:
     return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1).flatten(-2).type_as(x)
 
 
-def two_way_rotation(start: Tensor, end: Tensor, n_heads: int, head_size: int) -> Rotation:
+def two_way_rotation(start: Tensor, end: Tensor, n_heads: int, head_size: int,
+                     table: Tensor | None = None) -> Rotation:
     """Cross-attention key rotation: the first half of the heads by start offset, the rest by
     end offset, so a head can find "the token t from the start" or "t from the end"."""
     split = n_heads // 2
     index = torch.stack([start] * split + [end] * (n_heads - split), dim=-1)  # (B, S, nh)
-    return rope_rotation(index, head_size)
+    return rope_rotation(index, head_size, table)

@@ -61,7 +61,7 @@ def sequence_loss(model: Seq2SeqTransformer, batch: dict[str, Tensor]) -> tuple[
 
 
 # ----------------------------------------------------------------------------- evaluation
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model: Seq2SeqTransformer, texts: list[str], max_new_tokens: int | None = None,
             batch_size: int = 128, use_cache: bool = True,
             beam: int = 1) -> list[tuple[list[int], bool]]:

@@ -1,0 +1,132 @@
+"""Attention, and the one place where masks are built.
+
+Mask convention, used everywhere: a **boolean** tensor broadcastable to ``(B, nh, T_q, T_k)``,
+``True`` = "this query may attend to this key". Masks are built only by :func:`padding_mask` and
+:func:`subsequent_mask`. A query row with no allowed key outputs zeros, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .positions import Rotation, apply_rotation
+from .tokenizer import PAD_ID
+
+
+# ----------------------------------------------------------------------------- masks
+def padding_mask(ids: Tensor) -> Tensor:
+    """``(B, T)`` ids -> ``(B, 1, 1, T)`` bool mask, True where the key is not PAD."""
+    return (ids != PAD_ID)[:, None, None, :]
+
+
+def subsequent_mask(size: int, device: torch.device | None = None) -> Tensor:
+    """``(1, 1, T, T)`` bool mask, True where key position <= query position (causal)."""
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()[None, None]
+
+
+# ----------------------------------------------------------------------------- attention
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False,
+              dropout_p: float = 0.0, impl: str = "auto") -> Tensor:
+    """Scaled dot-product attention. ``q (B, nh, Tq, hs)``, ``k, v (B, nh, Tk, hs)``.
+
+    ``mask``: bool, broadcastable to ``(B, nh, Tq, Tk)``, True = may attend. ``causal`` adds
+    :func:`subsequent_mask`. ``impl="sdpa"`` calls the fused kernel; ``"math"`` spells it out;
+    ``"auto"`` takes the fused kernel, except for training on CPU: there, at these sizes (head size
+    32, a few dozen tokens), the explicit path trains about 1.3x faster. For inference the fused
+    kernel wins on CPU too (about 4x per decoding step: one call instead of six).
+    """
+    if causal and mask is not None:  # both: fold the causal part into the mask
+        mask = mask & subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
+        causal = False
+    cpu_training = q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad
+    if impl == "sdpa" or (impl == "auto" and not cpu_training):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                              is_causal=causal)
+    if causal:
+        mask = subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
+    scores, scale = q @ k.transpose(-2, -1), 1.0 / math.sqrt(q.size(-1))  # (B, nh, Tq, Tk)
+    if mask is not None:  # bias + scale * scores, in one operation
+        bias = torch.zeros(mask.shape, dtype=scores.dtype, device=q.device)
+        scores = torch.add(bias.masked_fill_(~mask, float("-inf")), scores, alpha=scale)
+    else:
+        scores = scores * scale
+    probs = torch.softmax(scores, dim=-1)
+    if mask is not None:  # rows with no allowed key: softmax gave NaN, make them zero
+        empty = ~mask.any(dim=-1, keepdim=True)
+        if empty.any():
+            probs = probs.masked_fill(empty, 0.0)
+    if dropout_p > 0:
+        probs = F.dropout(probs, p=dropout_p)
+    return probs @ v  # (B, nh, Tq, hs)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with a fused input projection laid out like
+    ``nn.MultiheadAttention.in_proj_weight`` (rows: query, key, value)."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, impl: str = "auto"):
+        super().__init__()
+        self.n_heads, self.dropout, self.impl = n_heads, dropout, impl
+        self.in_proj = nn.Linear(d_model, 3 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def _split(self, x: Tensor) -> Tensor:  # (B, T, C) -> (B, T, nh, hs), a view
+        return x.unflatten(-1, (self.n_heads, -1))
+
+    def project_kv(self, context: Tensor, rot: Rotation | None = None) -> tuple[Tensor, Tensor]:
+        """Keys (rotated by ``rot`` if given) and values of ``context (B, S, C)``, each
+        ``(B, nh, S, hs)``."""
+        d = context.size(-1)
+        k, v = (self._split(t) for t in F.linear(context, self.in_proj.weight[d:],
+                                                  self.in_proj.bias[d:]).split(d, dim=-1))
+        k = k if rot is None else apply_rotation(k, rot)
+        k, v = k.transpose(1, 2), v.transpose(1, 2)
+        if torch.is_grad_enabled():  # training: a copy would cost more than it saves
+            return k, v
+        return k.contiguous(), v.contiguous()  # once per input, not once per decoding step
+
+    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor] | None = None,
+                mask: Tensor | None = None, causal: bool = False,
+                cache: LayerCache | None = None, rot: Rotation | None = None) -> Tensor:
+        """``x (B, T, C)`` -> ``(B, T, C)``.
+
+        Self-attention when ``kv`` is None (keys/values from ``x``, appended to ``cache`` if given);
+        cross-attention over precomputed ``kv`` otherwise. ``rot`` rotates the queries (and the
+        self-attention keys) for the rope position scheme.
+        """
+        B, T, C = x.shape
+        if kv is None:
+            qkv = self.in_proj(x).unflatten(-1, (3 * self.n_heads, -1))  # (B, T, 3 nh, hs)
+            qk, v = qkv.split([2 * self.n_heads, self.n_heads], dim=2)
+            if rot is not None:  # queries and keys of one token share their angle
+                qk = apply_rotation(qk, rot)
+            q, k = (t.transpose(1, 2) for t in qk.chunk(2, dim=2))  # (B, nh, T, hs)
+            v = v.transpose(1, 2)
+            if cache is not None:
+                k, v = cache.append(k, v)
+        else:
+            q = self._split(F.linear(x, self.in_proj.weight[:C], self.in_proj.bias[:C]))
+            q = (q if rot is None else apply_rotation(q, rot)).transpose(1, 2)
+            k, v = kv
+        p = self.dropout if self.training else 0.0
+        y = attention(q, k, v, mask=mask, causal=causal, dropout_p=p, impl=self.impl)
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+# ----------------------------------------------------------------------------- cache
+@dataclass
+class LayerCache:
+    """Self-attention keys and values seen so far by one decoder layer, ``(B, nh, T, hs)``."""
+
+    k: Tensor | None = None
+    v: Tensor | None = None
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        return self.k, self.v
