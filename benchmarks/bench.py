@@ -9,8 +9,8 @@ Sections (each measured in its own child process, so that its peak memory is its
   ratios), and each then runs alone for its peak memory;
 * greedy decoding: strings/s at source lengths 32/128/256, batch 1 and 64, for ours with the KV
   cache, ours without it, and the peer's tutorial loop (re-runs the prefix each step); every
-  decoder runs exactly ``length + 1`` steps; after one warm-up run, the median of at least 3
-  runs (more, up to 20, until 2 s have been measured);
+  decoder runs exactly ``length + 1`` steps; the three take turns in one process (the ratios are
+  medians of per-round ratios), and each then runs once alone for its peak memory;
 * time to accuracy: training seconds (evaluation pauses excluded) until validation exact match
   >= 99.9% on lengths 1-32, for our quickstart recipe and for the PyTorch translation tutorial's
   recipe (nn.Transformer post-norm, embeddings x sqrt(d_model), sinusoidal positions, dropout 0.1,
@@ -91,24 +91,47 @@ def child_train(which: str, steps: int) -> dict:
     return {**result, "steps": len(rates[names[0]])}
 
 
+DECODERS = ("cached", "uncached", "peer")
+
+
 def child_decode(which: str, length: int, batch: int, repeats: int) -> dict:
-    model = build("peer" if which == "peer" else "ours").eval()
+    """Strings/s of greedy decoding, exactly ``length + 1`` steps per string.
+
+    ``which="all"`` measures the three decoders in rounds, one run of each per round in turn, so
+    that a noisy machine slows all three alike; it reports each decoder's median and the median
+    of the per-round ratios. After one warm-up run of each, at least ``repeats`` rounds (more, up
+    to 20, until 2 s of each decoder have been measured). A single decoder runs once, alone, for
+    its peak memory.
+    """
+    names = DECODERS if which == "all" else (which,)
+    ours = build("ours").eval() if set(names) & {"cached", "uncached"} else None
+    peer = build("peer").eval() if "peer" in names else None
     texts = ["".join(chr(33 + (i * 7 + j) % 90) for j in range(length)) for i in range(batch)]
     src, _ = ByteTokenizer().encode_batch(texts, bos=True, eos=True)
-
-    def run() -> None:
-        if which == "peer":
-            peer_greedy(model, src, length + 1, stop_at_eos=False)
-        else:
-            greedy_decode(model, src, length + 1, use_cache=which == "cached", stop_at_eos=False)
-
-    run()  # warm-up: lazy kernel initialisation is not part of decoding
-    times: list[float] = []
-    while len(times) < repeats or (sum(times) < 2.0 and len(times) < 20):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    return {"strings_per_s": batch / statistics.median(times), "repeats": len(times)}
+    runs = {
+        "cached": lambda: greedy_decode(ours, src, length + 1, stop_at_eos=False),
+        "uncached": lambda: greedy_decode(ours, src, length + 1, use_cache=False,
+                                          stop_at_eos=False),
+        "peer": lambda: peer_greedy(peer, src, length + 1, stop_at_eos=False),
+    }
+    if which != "all":
+        runs[which]()
+        return {}
+    for name in names:
+        runs[name]()  # warm-up: lazy kernel initialisation is not part of decoding
+    times: dict[str, list[float]] = {name: [] for name in names}
+    while len(times["peer"]) < 20 and (
+            len(times["peer"]) < repeats or min(sum(t) for t in times.values()) < 2.0):
+        for name in names:
+            t = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - t)
+        names = names[1:] + names[:1]  # the next round starts with the next decoder
+    result = {name: batch / statistics.median(t) for name, t in times.items()}
+    for other in ("uncached", "peer"):
+        result[f"cached_over_{other}"] = statistics.median(
+            b / a for a, b in zip(times["cached"], times[other], strict=True))
+    return {**result, "rounds": len(times["peer"])}
 
 
 @torch.no_grad()
@@ -198,7 +221,7 @@ def main() -> int:
     report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                     f"torch {torch.__version__}, {torch.get_num_threads()} threads",
                     "config": vars(ModelConfig()), "train": {}, "decode": [], "tta": {}}
-    _, base_rss = run_child(["decode", "cached", "1", "1", "1"])
+    _, base_rss = run_child(["decode", "cached", "1", "1", "1"])  # imports, model: the floor
     report["baseline_rss_mib"] = round(base_rss)
     sections = set(args.sections.split(","))
     if not sections <= {"train", "decode", "tta"}:
@@ -229,14 +252,14 @@ def measure_training(report: dict, steps: int) -> None:
 def measure_decoding(report: dict, repeats: int) -> None:
     for length in (32, 128, 256):
         for batch in (1, 64):
-            row = {"length": length, "batch": batch}
-            for which in ("cached", "uncached", "peer"):
-                res, rss = run_child(["decode", which, str(length), str(batch), str(repeats)])
-                row[which] = res["strings_per_s"]
+            res, _ = run_child(["decode", "all", str(length), str(batch), str(repeats)])
+            row = {"length": length, "batch": batch, **res}
+            for which in DECODERS:
+                _, rss = run_child(["decode", which, str(length), str(batch), str(repeats)])
                 row[f"{which}_peak_rss_mib"] = round(rss)
             report["decode"].append(row)
             print(f"decode L={length} B={batch}: " + ", ".join(
-                f"{w} {row[w]:.1f}/s" for w in ("cached", "uncached", "peer")), flush=True)
+                f"{w} {row[w]:.1f}/s" for w in DECODERS), flush=True)
 
 
 def measure_tta(report: dict, cap: float) -> None:
@@ -264,8 +287,8 @@ def format_table(r: dict) -> str:
     for row in r["decode"]:
         lines.append(
             f"| length {row['length']}, batch {row['batch']} | {row['cached']:.1f} | "
-            f"{row['uncached']:.1f} | {row['peer']:.1f} | {row['cached'] / row['uncached']:.2f}x "
-            f"| {row['cached'] / row['peer']:.2f}x | {row['cached_peak_rss_mib']} / "
+            f"{row['uncached']:.1f} | {row['peer']:.1f} | {row['cached_over_uncached']:.2f}x "
+            f"| {row['cached_over_peer']:.2f}x | {row['cached_peak_rss_mib']} / "
             f"{row['uncached_peak_rss_mib']} / {row['peer_peak_rss_mib']} |")
     if r["tta"]:
         lines += ["", "| time to 99.9% validation exact match | seconds | reached | steps | "
