@@ -197,6 +197,42 @@ def test_add_rejects_other_text(text):
         get_task("add").solve(text)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 9), st.data())
+def test_add_user_input_is_padded_and_the_answer_unpadded(width, data):
+    """``infer.py``/``eval.py`` turn ``95+7`` into the model's fixed-width form and its answer back:
+    prepare, solve and present give the plain sum."""
+    task = task_for(DataConfig(task="add", max_len=2 * width + 1))
+    a, b = (data.draw(st.integers(0, 10**width - 1)) for _ in range(2))
+    zeros = data.draw(st.integers(0, 2))  # leading zeros a user might type
+    model_input = task.model_input(f"{'0' * zeros}{a}+{b}")
+    assert re.fullmatch(rf"[0-9]{{{width}}}\+[0-9]{{{width}}}", model_input)
+    assert task.model_input(model_input) == model_input  # generated inputs pass unchanged
+    assert task.shown(task.solve(model_input)) == str(a + b)
+
+
+@pytest.mark.parametrize("text, message", [("123456+1", "at most 5 digits"),
+                                           ("12+x", "expected digits+digits"),
+                                           ("12", "expected digits+digits")])
+def test_add_user_input_errors(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        task_for(DataConfig(task="add", max_len=11)).model_input(text)
+
+
+def test_add_answer_shown_without_padding_zeros():
+    shown = get_task("add").shown
+    assert [shown(x) for x in ["000102", "00", "7", "01x", ""]] == ["102", "0", "7", "01x", ""]
+
+
+def test_infer_reports_an_add_input_the_model_cannot_read(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert call_cli(train_main, [*TINY_FLAGS, "--task", "add", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "123456+1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: task add: this model adds numbers of at most 5 digits, got '123456+1'\n"
+
+
 @pytest.mark.parametrize("lo, hi", [(1, 2), (32, 32)])
 def test_add_lengths_without_inputs(lo, hi, tmp_path, capsys):
     with pytest.raises(ValueError, match="task add"):
@@ -229,7 +265,8 @@ def test_task_round_trips_through_a_checkpoint(name, tmp_path, capsys):
     solve = task_for(DataConfig(task=name, shift=5)).solve  # eval scores with the saved options
     assert [e["target"] for e in result["examples"]] == [solve(e["input"])
                                                          for e in result["examples"]]
-    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "ab",
+    text = {"add": "95+7", "parens": "([])"}.get(name, "ab")
+    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", text,
                                  "--max-new-tokens", "4"]) == 0
 
 

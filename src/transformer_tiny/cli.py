@@ -208,10 +208,12 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
     if not 1 <= args.beam <= 64:
         raise UsageError("--beam must be in [1, 64]")
     set_threads(0)
-    model, _, _ = _load(args.checkpoint, args.device)
+    model, cfg, _ = _load(args.checkpoint, args.device)
+    task = task_for(cfg.data)
     texts = args.text if args.text is not None else read_lines(sys.stdin.buffer.read(), "stdin")
     if not texts:
         return 0
+    texts = [task.model_input(t) for t in texts]  # e.g. add's zero-padding
     limit = model.cfg.max_positions - 1
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
         raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
@@ -221,7 +223,7 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
         if not ended:
             print(f"warning: output {n} hit --max-new-tokens before its end", file=sys.stderr)
         if tok.is_valid_utf8(ids):
-            print(tok.decode(ids))
+            print(task.shown(tok.decode(ids)))
         else:
             print(f"warning: output {n} is not valid UTF-8; shown with U+FFFD", file=sys.stderr)
             print(tok.to_bytes(ids).decode("utf-8", errors="replace"))

@@ -60,7 +60,7 @@ class ModelConfig:
     max_positions: int = 1024  # position indices 0..max_positions-1; sequences carry 2 extra tokens
     position_scheme: str = "rope"  # one of POSITION_SCHEMES
     randomize_positions: bool = True  # train on sorted random subsets of the position indices
-    attention_impl: str = "auto"  # "sdpa" (fused kernel), "math" (explicit), "auto" (see attention.py)
+    attention_impl: str = "auto"  # "sdpa" (fused), "math" (explicit), "auto" (see attention.py)
     causal_encoder: bool = False  # encoder tokens see only those to their left (and themselves)
     vocab_size: int = VOCAB_SIZE
 

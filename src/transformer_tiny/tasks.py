@@ -60,7 +60,9 @@ class Task:
 
     ``make_input(rng, alphabet, min_len, max_len)`` must be deterministic in ``rng``. A task with
     options (``shift``'s k) sets ``configure``: given the ``DataConfig``, it returns the task with
-    those options bound; :func:`task_for` applies it.
+    those options bound; :func:`task_for` applies it. A task whose model reads and writes a fixed
+    format (``add``) sets ``prepare`` (a user's input -> that format) and ``present`` (the model's
+    output -> the answer shown); ``eval.py`` and ``infer.py`` apply them to what users type.
     """
 
     name: str
@@ -68,6 +70,16 @@ class Task:
     solve: Callable[[str], str]
     make_input: Callable[[random.Random, str, int, int], str] = random_string
     configure: Callable[[Any], Task] | None = None
+    prepare: Callable[[str], str] | None = None
+    present: Callable[[str], str] | None = None
+
+    def model_input(self, text: str) -> str:
+        """``text`` as the model reads it (``ValueError`` if it cannot be)."""
+        return self.prepare(text) if self.prepare is not None else text
+
+    def shown(self, output: str) -> str:
+        """The model's ``output`` as the answer shown to a user."""
+        return self.present(output) if self.present is not None else output
 
 
 TASKS: dict[str, Task] = {}
@@ -230,4 +242,28 @@ def add_input(rng: random.Random, _alphabet: str, min_len: int, max_len: int) ->
     return f"{number().zfill(width)}+{number().zfill(width)}"
 
 
-register_task(Task("add", "the sum of two zero-padded decimal numbers a+b", add_answer, add_input))
+def pad_numbers(text: str, width: int) -> str:
+    """A user's ``"95+7"`` -> ``"00095+00007"`` (``width`` 5): the form the model reads."""
+    a, plus, b = text.partition("+")
+    if not (plus and a.isdecimal() and b.isdecimal() and a.isascii() and b.isascii()):
+        raise ValueError(f"task add: expected digits+digits, got {text!r}")
+    a, b = a.lstrip("0"), b.lstrip("0")
+    if max(len(a), len(b)) > width:
+        raise ValueError(f"task add: this model adds numbers of at most {width} digits, "
+                         f"got {text!r}")
+    return f"{a.zfill(width)}+{b.zfill(width)}"
+
+
+def strip_zeros(answer: str) -> str:
+    """``"000102"`` -> ``"102"``; an answer that is not all digits is shown as it is."""
+    if answer.isdecimal() and answer.isascii():
+        return answer.lstrip("0") or "0"
+    return answer
+
+
+def _bind_add(cfg: Any) -> Task:
+    return replace(ADD, prepare=partial(pad_numbers, width=max(1, (cfg.max_len - 1) // 2)))
+
+
+ADD = register_task(Task("add", "the sum of two decimal numbers a+b (zero-padded for the model)",
+                         add_answer, add_input, configure=_bind_add, present=strip_zeros))

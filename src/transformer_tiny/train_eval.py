@@ -116,11 +116,12 @@ def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
     ``bucket_edges`` are inclusive ``(lo, hi)`` pairs.
     """
     task, tok = get_task(task) if isinstance(task, str) else task, ByteTokenizer()
-    preds = [tok.decode(ids) for ids, _ in predict(model, inputs, max_new_tokens)]
+    model_inputs = [task.model_input(x) for x in inputs]  # e.g. add's zero-padding
+    preds = [tok.decode(ids) for ids, _ in predict(model, model_inputs, max_new_tokens)]
     per_bucket: dict[str, list[tuple[bool, float]]] = defaultdict(list)
     scores = []
-    for text, pred in zip(inputs, preds, strict=True):
-        target = task.solve(text)
+    for text, model_input, pred in zip(inputs, model_inputs, preds, strict=True):
+        target = task.solve(model_input)  # scored in the model's own format
         score = (pred == target, char_accuracy(pred, target))
         scores.append(score)
         for lo, hi in bucket_edges or []:
@@ -131,8 +132,8 @@ def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
                 "char_accuracy": sum(c for _, c in s) / max(1, len(s)), "n": len(s)}
     total = summary(scores)
     ordered = [f"{lo}-{hi}" for lo, hi in bucket_edges or [] if f"{lo}-{hi}" in per_bucket]
-    examples = [{"input": x, "target": task.solve(x), "pred": p}
-                for x, p in list(zip(inputs, preds, strict=True))[:n_examples]]
+    examples = [{"input": x, "target": task.solve(m), "pred": p}
+                for x, m, p in list(zip(inputs, model_inputs, preds, strict=True))[:n_examples]]
     return EvalResult(total["exact_match"], total["char_accuracy"], len(inputs),
                       {k: summary(per_bucket[k]) for k in ordered}, examples)
 
