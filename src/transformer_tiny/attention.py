@@ -1,8 +1,9 @@
 """Attention, and the one place where masks are built.
 
 Mask convention, used everywhere: a **boolean** tensor broadcastable to ``(B, nh, T_q, T_k)``,
-``True`` = "this query may attend to this key". Masks are built only by :func:`padding_mask` and
-:func:`subsequent_mask`. A query row with no allowed key outputs zeros, never NaN.
+``True`` = "this query may attend to this key"; ``None`` = no restriction. Masks are built only by
+:func:`padding_mask` and :func:`subsequent_mask`. A query row with no allowed key outputs zeros,
+never NaN.
 """
 
 from __future__ import annotations

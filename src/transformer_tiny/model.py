@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor, nn
 
 from .attention import LayerCache, MultiHeadAttention, padding_mask
@@ -55,7 +56,7 @@ class EncoderLayer(nn.Module):
         self.drop = dropout_layer(cfg.dropout)
         self.causal = cfg.causal_encoder
 
-    def forward(self, x: Tensor, src_mask: Tensor, rot: Rotation | None = None) -> Tensor:
+    def forward(self, x: Tensor, src_mask: Tensor | None, rot: Rotation | None = None) -> Tensor:
         x = x + self.drop(self.attn(self.norm1(x), mask=src_mask, causal=self.causal, rot=rot))
         return x + self.ff(self.norm2(x))
 
@@ -73,7 +74,7 @@ class DecoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.drop = dropout_layer(cfg.dropout)
 
-    def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], src_mask: Tensor,
+    def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], src_mask: Tensor | None,
                 cache: LayerCache | None = None, rot: Rotation | None = None) -> Tensor:
         # A single new token (cached decoding) may see every earlier one: no mask needed.
         x = x + self.drop(self.self_attn(self.norm1(x), causal=x.size(1) > 1, cache=cache,
@@ -89,7 +90,8 @@ class Memory:
     ``states (B, S, C)``; ``src_mask (B, 1, 1, S)``; ``cross_kv``: per decoder layer, the
     cross-attention keys and values ``(B, nh, S, hs)``; ``caches``: per-layer self-attention caches
     for incremental decoding; ``length``: decoder tokens consumed so far; ``chars``: the
-    character position reached (it places the next step's token).
+    character position reached (it places the next step's token); ``padded``: whether any source
+    row is padded (if none is, attention over the source needs no mask at all).
     """
 
     states: Tensor
@@ -99,6 +101,12 @@ class Memory:
     caches: list[LayerCache] = field(default_factory=list)
     length: int = 0
     chars: CharState | None = None
+    padded: bool = True
+
+    @property
+    def attn_mask(self) -> Tensor | None:
+        """The mask for attention over the source: ``src_mask``, or None if nothing is padded."""
+        return self.src_mask if self.padded else None
 
     def select(self, rows: Tensor) -> Memory:
         """The same memory for batch rows ``rows`` (reordering, repeating or dropping rows)."""
@@ -110,6 +118,7 @@ class Memory:
              for c in self.caches],
             self.length,
             None if self.chars is None else CharState(*(t[rows] for t in self.chars)),
+            self.padded,
         )
 
 
@@ -171,12 +180,14 @@ class Seq2SeqTransformer(nn.Module):
         else:
             x = x + additive_positions(start, end, self.cfg.d_model)
         x = self.drop(x)
-        src_mask = padding_mask(src)  # (B, 1, 1, S)
+        memory = Memory(x, padding_mask(src), [], positions,  # src_mask (B, 1, 1, S)
+                        padded=torch.onnx.is_in_onnx_export() or bool((src == PAD_ID).any()))
         for layer in self.encoder:
-            x = layer(x, src_mask, rot)
-        states = self.enc_norm(x)
-        cross_kv = [layer.cross_attn.project_kv(states, cross_rot) for layer in self.decoder]
-        return Memory(states, src_mask, cross_kv, positions)
+            x = layer(x, memory.attn_mask, rot)
+        memory.states = self.enc_norm(x)
+        memory.cross_kv = [layer.cross_attn.project_kv(memory.states, cross_rot)
+                           for layer in self.decoder]
+        return memory
 
     def decode(self, tgt: Tensor, memory: Memory, use_cache: bool = False) -> Tensor:
         """``tgt (B, T)`` decoder ids -> logits ``(B, T, vocab)``.
@@ -218,7 +229,7 @@ class Seq2SeqTransformer(nn.Module):
         if use_cache and not memory.caches:
             memory.caches = [LayerCache() for _ in self.decoder]
         for i, layer in enumerate(self.decoder):
-            x = layer(x, memory.cross_kv[i], memory.src_mask,
+            x = layer(x, memory.cross_kv[i], memory.attn_mask,
                       memory.caches[i] if use_cache else None, rot)
         return self.head(self.dec_norm(x))
 
