@@ -180,14 +180,13 @@ class Seq2SeqTransformer(nn.Module):
         else:
             x = x + additive_positions(start, end, self.cfg.d_model)
         x = self.drop(x)
-        memory = Memory(x, padding_mask(src), [], positions,  # src_mask (B, 1, 1, S)
-                        padded=torch.onnx.is_in_onnx_export() or bool((src == PAD_ID).any()))
+        src_mask = padding_mask(src)  # (B, 1, 1, S)
+        padded = torch.onnx.is_in_onnx_export() or bool((src == PAD_ID).any())
         for layer in self.encoder:
-            x = layer(x, memory.attn_mask, rot)
-        memory.states = self.enc_norm(x)
-        memory.cross_kv = [layer.cross_attn.project_kv(memory.states, cross_rot)
-                           for layer in self.decoder]
-        return memory
+            x = layer(x, src_mask if padded else None, rot)
+        states = self.enc_norm(x)
+        cross_kv = [layer.cross_attn.project_kv(states, cross_rot) for layer in self.decoder]
+        return Memory(states, src_mask, cross_kv, positions, padded=padded)
 
     def decode(self, tgt: Tensor, memory: Memory, use_cache: bool = False) -> Tensor:
         """``tgt (B, T)`` decoder ids -> logits ``(B, T, vocab)``.

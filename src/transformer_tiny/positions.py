@@ -176,16 +176,11 @@ class Rotation(NamedTuple):
     z: Tensor | None
 
 
-def _rope_frequencies(head_size: int, device: torch.device | None = None) -> Tensor:
-    half = head_size // 2
-    return torch.exp(torch.arange(half, device=device) * (-math.log(10_000.0) / half))
-
-
 def rope_table(n_positions: int, head_size: int) -> Tensor:
-    """``(n_positions, hs/2, 2)``: cosine and sine of every rotary angle, computed once per model
-    so that each decoding step looks them up instead of recomputing them."""
-    angle = torch.arange(n_positions, dtype=torch.float32)[:, None] * _rope_frequencies(head_size)
-    return torch.stack([angle.cos(), angle.sin()], dim=-1)
+    """``(n_positions, hs/2, 2)``: cosine and sine of every rotary angle (:func:`rope_rotation`
+    of each index), computed once per model so that decoding steps look them up."""
+    cos, sin, _ = rope_rotation(torch.arange(n_positions)[None], head_size)  # (1, n, 1, hs/2)
+    return torch.stack([cos[0, :, 0], sin[0, :, 0]], dim=-1)
 
 
 def rope_rotation(index: Tensor, head_size: int, table: Tensor | None = None) -> Rotation:
@@ -199,8 +194,10 @@ def rope_rotation(index: Tensor, head_size: int, table: Tensor | None = None) ->
         exact = cos_sin.dtype in (torch.float32, torch.float64)
         z = torch.view_as_complex(cos_sin) if exact and not torch.onnx.is_in_onnx_export() else None
         return Rotation(cos, sin, z)
-    angle = index.to(torch.float32)[..., None] * _rope_frequencies(head_size, index.device)
-    cos, sin = angle.cos(), angle.sin()  # (B, T, nh|1, hs/2)
+    half = head_size // 2
+    freq = torch.exp(torch.arange(half, device=index.device) * (-math.log(10_000.0) / half))
+    angle = index.to(torch.float32)[..., None] * freq  # (B, T, nh|1, hs/2)
+    cos, sin = angle.cos(), angle.sin()
     return Rotation(cos, sin, None if torch.onnx.is_in_onnx_export() else torch.complex(cos, sin))
 
 
