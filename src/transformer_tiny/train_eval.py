@@ -117,11 +117,11 @@ def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
     """
     task, tok = get_task(task) if isinstance(task, str) else task, ByteTokenizer()
     model_inputs = [task.model_input(x) for x in inputs]  # e.g. add's zero-padding
+    targets = [task.solve(m) for m in model_inputs]  # scored in the model's own format
     preds = [tok.decode(ids) for ids, _ in predict(model, model_inputs, max_new_tokens)]
     per_bucket: dict[str, list[tuple[bool, float]]] = defaultdict(list)
     scores = []
-    for text, model_input, pred in zip(inputs, model_inputs, preds, strict=True):
-        target = task.solve(model_input)  # scored in the model's own format
+    for text, target, pred in zip(inputs, targets, preds, strict=True):
         score = (pred == target, char_accuracy(pred, target))
         scores.append(score)
         for lo, hi in bucket_edges or []:
@@ -132,8 +132,8 @@ def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
                 "char_accuracy": sum(c for _, c in s) / max(1, len(s)), "n": len(s)}
     total = summary(scores)
     ordered = [f"{lo}-{hi}" for lo, hi in bucket_edges or [] if f"{lo}-{hi}" in per_bucket]
-    examples = [{"input": x, "target": task.solve(m), "pred": p}
-                for x, m, p in list(zip(inputs, model_inputs, preds, strict=True))[:n_examples]]
+    examples = [{"input": x, "target": t, "pred": p}
+                for x, t, p in list(zip(inputs, targets, preds, strict=True))[:n_examples]]
     return EvalResult(total["exact_match"], total["char_accuracy"], len(inputs),
                       {k: summary(per_bucket[k]) for k in ordered}, examples)
 
