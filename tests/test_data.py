@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from transformer_tiny.config import DataConfig
 from transformer_tiny.data import (
+    HELDOUT_FRACTION,
     DataModule,
     Example,
     PairDataset,
     collate,
     draw_inputs,
     heldout_inputs,
+    is_heldout,
     length_grouped_order,
 )
 from transformer_tiny.tasks import ALPHABETS, TASKS, Task, get_task, register_task, reverse_text
@@ -49,28 +51,50 @@ def test_splits_have_the_configured_sizes_and_lengths():
 
 @pytest.mark.parametrize("max_len", [3, 4])
 def test_no_heldout_input_in_training(max_len):
-    """With 'digits' up to 3-4 characters, collisions with the held-out sets are frequent."""
+    """With 'digits' up to 3-4 characters, training draws repeat and hit the slice often."""
     cfg = DataConfig(alphabet="digits", min_len=1, max_len=max_len, train_samples=400,
-                     val_samples=100, test_samples=100)
+                     val_samples=30, test_samples=30)
     dm = DataModule(cfg)
     val, test = set(dm.val_inputs), set(dm.test_inputs)
-    assert len(val) == 100 and len(test) == 100  # distinct within each split
+    assert len(val) == 30 and len(test) == 30  # distinct within each split
     assert not val & test
+    assert all(is_heldout(x, cfg.data_seed) for x in val | test)
     for epoch in range(3):
         train = dm.train_dataset(epoch).inputs
-        assert len(set(train)) == len(train) == 400
-        assert not set(train) & (val | test)
+        assert len(train) == 400
+        assert not any(is_heldout(x, cfg.data_seed) for x in train)
 
 
-def test_no_heldout_input_in_training_when_strings_run_out():
-    # 'digits' of length 1-2: only 110 strings, 64 of them held out, 256 training draws.
-    cfg = DataConfig(alphabet="digits", min_len=1, max_len=2, train_samples=256,
-                     val_samples=32, test_samples=32)
+def test_training_keeps_every_length_and_the_generator_distribution():
+    # parens: 4 balanced strings of length 2, 32 of length 4. A held-out list drawn from the
+    # generator would take them all; the hashed slice leaves most of them to training.
+    cfg = DataConfig(task="parens", max_len=16, train_samples=4000, val_samples=1000,
+                     test_samples=2000)
     dm = DataModule(cfg)
-    heldout = set(dm.val_inputs) | set(dm.test_inputs)
     train = dm.train_dataset(0).inputs
-    assert len(train) == 256  # repeats are allowed ...
-    assert not set(train) & heldout  # ... but never a held-out input
+    shortest = {x for x in train if len(x) == 2 and x in {"()", "[]", "{}", "<>"}}
+    assert len(shortest) >= 2  # each is held out with probability HELDOUT_FRACTION
+    assert not shortest & (set(dm.val_inputs) | set(dm.test_inputs))
+    # Independent draws: length 2 keeps its share of the generator (1 in 8 balanced strings).
+    balanced_2 = sum(x in shortest for x in train)
+    assert balanced_2 > 0.5 * len(train) / 16
+
+
+def test_heldout_slice_is_a_fixed_fraction_of_strings():
+    texts = [f"string {i}" for i in range(20_000)]
+    share = sum(is_heldout(t, 1234) for t in texts) / len(texts)
+    assert abs(share - HELDOUT_FRACTION) < 0.01
+    assert [is_heldout(t, 1234) for t in texts[:200]] == [is_heldout(t, 1234) for t in texts[:200]]
+    assert [is_heldout(t, 1) for t in texts[:200]] != [is_heldout(t, 1234) for t in texts[:200]]
+
+
+def test_too_few_strings_in_the_slice_is_a_clear_error():
+    # 'digits' of length 1: ten strings, so too few of them are held out for 50 distinct ones
+    # minus the excluded ones (and the search stops instead of looping forever).
+    cfg = DataConfig(alphabet="digits", min_len=1, max_len=1, **SMALL)
+    everything = {str(d) for d in range(10)}
+    with pytest.raises(ValueError, match="too few strings"):
+        draw_inputs(cfg, 5, seed=0, heldout=True, exclude=everything)
 
 
 def test_heldout_inputs_matches_data_module():

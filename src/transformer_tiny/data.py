@@ -6,12 +6,20 @@ Each example is a pair of id sequences. With ``x`` the input's bytes and ``y`` t
 * ``tgt_in  = BOS y``          decoder input (teacher forcing)
 * ``tgt_out = y EOS``          what the decoder must predict at each position
 
-Batches are right-padded with PAD. Validation and test sets are fixed by ``data_seed``; training
-strings are drawn afresh each epoch and never include a validation or test input.
+Batches are right-padded with PAD.
+
+**Held-out split.** A fixed slice of all strings is held out: a string belongs to it when its hash
+(keyed by ``data_seed``) falls in the first ``HELDOUT_FRACTION`` of the hash range. Validation and
+test inputs come only from that slice (distinct, and disjoint from each other); training inputs
+never do. Being a property of the string, not of a drawn list, the split keeps every length in
+training, even lengths with only a handful of strings (``parens`` has four balanced strings of
+length 2). Training strings are drawn afresh each epoch, independently, as the task's generator
+gives them (repeats allowed): forcing them distinct would starve training of short strings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 
@@ -23,16 +31,27 @@ from .tasks import ALPHABETS, Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
 _SPLIT_SALT = {"val": 1, "test": 2, "train": 3}
+HELDOUT_FRACTION = 0.1  # share of all strings reserved for validation and test
 
 
-def draw_inputs(cfg: DataConfig, n: int, seed: int, exclude: set[str] | frozenset = frozenset(),
+def is_heldout(text: str, data_seed: int) -> bool:
+    """Whether ``text`` is in the held-out slice of ``data_seed`` (see the module docstring)."""
+    key = f"{data_seed}\0{text}".encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(key, digest_size=8).digest()
+    return int.from_bytes(digest, "big") < HELDOUT_FRACTION * 2**64
+
+
+def draw_inputs(cfg: DataConfig, n: int, seed: int, heldout: bool | None = None,
+                distinct: bool = True, exclude: set[str] | frozenset = frozenset(),
                 min_len: int | None = None, max_len: int | None = None,
                 alphabet: str | None = None) -> list[str]:
-    """``n`` distinct task inputs, deterministic in ``seed``, none of them in ``exclude``.
+    """``n`` task inputs, deterministic in ``seed``, none of them in ``exclude``.
 
-    ``min_len``/``max_len``/``alphabet`` override the config (used to evaluate other lengths).
-    If the space of strings is too small for ``n`` distinct ones, repeats are allowed; an input
-    in ``exclude`` never is.
+    ``heldout``: True draws only from the held-out slice (:func:`is_heldout`), False never from
+    it, None from all strings. ``distinct`` avoids repeats, as far as the space of strings allows
+    (if it is too small for ``n`` distinct ones, repeats are allowed). ``min_len``/``max_len``/
+    ``alphabet`` override the config (used to evaluate other lengths). Raises ``ValueError`` if
+    the allowed strings cannot be found.
     """
     task = task_for(cfg)
     chars = ALPHABETS[alphabet if alphabet is not None else cfg.alphabet]
@@ -41,15 +60,19 @@ def draw_inputs(cfg: DataConfig, n: int, seed: int, exclude: set[str] | frozense
     rng = random.Random(seed)
     out: list[str] = []
     seen: set[str] = set()
-    attempts = 0
+    attempts = candidates = 0
     while len(out) < n:
         text = task.make_input(rng, chars, lo, hi)
         attempts += 1
-        if text in exclude:  # never, however long it takes
-            if attempts > 1000 * n:
-                raise ValueError("cannot draw inputs outside the held-out sets: too few strings")
+        if attempts > 1000 * n + 100_000:
+            where = {True: "in the held-out slice", False: "outside the held-out slice",
+                     None: "outside the excluded set"}[heldout]
+            raise ValueError(f"cannot draw {n} {task.name} inputs of lengths {lo}-{hi} {where}: "
+                             "too few strings")
+        if text in exclude or (heldout is not None and is_heldout(text, cfg.data_seed) != heldout):
             continue
-        if text in seen and attempts < 20 * n:
+        candidates += 1
+        if distinct and text in seen and candidates < 20 * n:
             continue
         seen.add(text)
         out.append(text)
@@ -61,9 +84,10 @@ def split_seed(cfg: DataConfig, split: str, epoch: int = 0) -> int:
 
 
 def heldout_inputs(cfg: DataConfig) -> tuple[list[str], list[str]]:
-    """The fixed validation and test inputs (disjoint from each other)."""
-    val = draw_inputs(cfg, cfg.val_samples, split_seed(cfg, "val"))
-    test = draw_inputs(cfg, cfg.test_samples, split_seed(cfg, "test"), exclude=set(val))
+    """The fixed validation and test inputs: distinct, disjoint, all in the held-out slice."""
+    val = draw_inputs(cfg, cfg.val_samples, split_seed(cfg, "val"), heldout=True)
+    test = draw_inputs(cfg, cfg.test_samples, split_seed(cfg, "test"), heldout=True,
+                       exclude=set(val))
     return val, test
 
 
@@ -127,11 +151,11 @@ class DataModule:
     def __init__(self, cfg: DataConfig):
         self.cfg = cfg
         self.val_inputs, self.test_inputs = heldout_inputs(cfg)
-        self._heldout = frozenset(self.val_inputs) | frozenset(self.test_inputs)
 
     def train_dataset(self, epoch: int) -> PairDataset:
+        """This epoch's training strings: independent draws from outside the held-out slice."""
         inputs = draw_inputs(self.cfg, self.cfg.train_samples, split_seed(self.cfg, "train", epoch),
-                             exclude=self._heldout)
+                             heldout=False, distinct=False)
         return PairDataset(inputs, task_for(self.cfg))
 
     def train_loader(self, epoch: int, batch_size: int, rank: int = 0,
