@@ -97,6 +97,19 @@ def test_fully_masked_query_rows_are_zero(impl):
     torch.testing.assert_close(out[2], ok[2])
 
 
+@pytest.mark.parametrize("impl", ["sdpa", "math"])
+def test_fully_masked_query_rows_have_finite_gradients(impl):
+    q, k, v = (t.requires_grad_() for t in qkv())
+    mask = torch.ones(B, 1, T, T, dtype=torch.bool)
+    mask[0, :, 2] = False
+    mask[1] = False
+    attention(q, k, v, mask=mask, impl=impl).sum().backward()
+    for t in (q, k, v):
+        assert torch.isfinite(t.grad).all()
+    assert (q.grad[0, :, 2] == 0).all() and (q.grad[1] == 0).all()  # they influence nothing
+    assert (k.grad[1] == 0).all() and (v.grad[1] == 0).all()
+
+
 # ----------------------------------------------------------------------------- MultiHeadAttention
 def paired_modules(seed: int = 0) -> tuple[MultiHeadAttention, nn.MultiheadAttention]:
     torch.manual_seed(seed)

@@ -51,16 +51,20 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causa
     if causal:
         mask = subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
     scores, scale = q @ k.transpose(-2, -1), 1.0 / math.sqrt(q.size(-1))  # (B, nh, Tq, Tk)
+    empty = None
     if mask is not None:  # bias + scale * scores, in one operation
         bias = torch.zeros(mask.shape, dtype=scores.dtype, device=q.device)
         scores = torch.add(bias.masked_fill_(~mask, float("-inf")), scores, alpha=scale)
+        empty = ~mask.any(dim=-1, keepdim=True)  # rows with no allowed key
+        if empty.any():  # softmax of all -inf is NaN, and so would be the gradients
+            scores = scores.masked_fill(empty, 0.0)
+        else:
+            empty = None
     else:
         scores = scores * scale
     probs = torch.softmax(scores, dim=-1)
-    if mask is not None:  # rows with no allowed key: softmax gave NaN, make them zero
-        empty = ~mask.any(dim=-1, keepdim=True)
-        if empty.any():
-            probs = probs.masked_fill(empty, 0.0)
+    if empty is not None:  # those rows output zeros
+        probs = probs.masked_fill(empty, 0.0)
     if dropout_p > 0:
         probs = F.dropout(probs, p=dropout_p)
     return probs @ v  # (B, nh, Tq, hs)
