@@ -89,8 +89,8 @@ def test_heldout_slice_is_a_fixed_fraction_of_strings():
 
 
 def test_too_few_strings_in_the_slice_is_a_clear_error():
-    # 'digits' of length 1: ten strings, so too few of them are held out for 50 distinct ones
-    # minus the excluded ones (and the search stops instead of looping forever).
+    # 'digits' of length 1: ten strings, all excluded, so no allowed string exists; the search
+    # stops with an error instead of looping forever.
     cfg = DataConfig(alphabet="digits", min_len=1, max_len=1, **SMALL)
     everything = {str(d) for d in range(10)}
     with pytest.raises(ValueError, match="too few strings"):

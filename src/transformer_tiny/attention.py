@@ -56,10 +56,9 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causa
         bias = torch.zeros(mask.shape, dtype=scores.dtype, device=q.device)
         scores = torch.add(bias.masked_fill_(~mask, float("-inf")), scores, alpha=scale)
         empty = ~mask.any(dim=-1, keepdim=True)  # rows with no allowed key
-        if empty.any():  # softmax of all -inf is NaN, and so would be the gradients
+        empty = empty if empty.any() else None
+        if empty is not None:  # softmax of all -inf is NaN, and so would be the gradients
             scores = scores.masked_fill(empty, 0.0)
-        else:
-            empty = None
     else:
         scores = scores * scale
     probs = torch.softmax(scores, dim=-1)
