@@ -6,7 +6,7 @@
 Sections (each measured in its own child process, so that its peak memory is its own):
 * training throughput: target tokens/s of forward + backward + AdamW step; ours and the peer
   alternate steps on the same batches in one process (the ratio is the median of per-batch
-  ratios), and each then runs alone for its peak memory;
+  ratios, overall and by source length), and each then runs alone for its peak memory;
 * greedy decoding: strings/s at source lengths 32/128/256, batch 1 and 64, for ours with the KV
   cache, ours without it, and the peer's tutorial loop (re-runs the prefix each step); every
   decoder runs exactly ``length + 1`` steps; the three take turns in one process (the ratios are
@@ -75,7 +75,10 @@ def child_train(which: str, steps: int) -> dict:
     opts = {name: make_optimizer(m, TrainConfig()) for name, m in models.items()}
     batches = list(DataModule(DataConfig(train_samples=128 * (steps + 5))).train_loader(0, 128))
     rates: dict[str, list[float]] = {name: [] for name in names}
+    src_tokens: list[int] = []  # per measured batch: its source width (BOS and EOS included)
     for i, batch in enumerate(batches):
+        if i >= 5:
+            src_tokens.append(batch["src"].size(1))
         for name in names if i % 2 else names[::-1]:
             t = time.perf_counter()
             loss, n_tok = sequence_loss(models[name], batch)
@@ -86,9 +89,21 @@ def child_train(which: str, steps: int) -> dict:
                 rates[name].append(n_tok / (time.perf_counter() - t))
     result = {f"{name}_tokens_per_s": statistics.median(r) for name, r in rates.items()}
     if which == "both":
-        result["ratio"] = statistics.median(a / b for a, b in zip(rates["ours"], rates["peer"],
-                                                                  strict=True))
+        ratios = [a / b for a, b in zip(rates["ours"], rates["peer"], strict=True)]
+        result["ratio"] = statistics.median(ratios)
+        result["ratio_by_length"] = ratio_by_length(ratios, src_tokens)
     return {**result, "steps": len(rates[names[0]])}
+
+
+def ratio_by_length(ratios: list[float], src_tokens: list[int]) -> list[dict]:
+    """Median per-batch ratio for batches of short, middling and long sources."""
+    out = []
+    for lo, hi in ((1, 9), (10, 17), (18, 25), (26, 34)):
+        picked = [r for r, n in zip(ratios, src_tokens, strict=True) if lo <= n <= hi]
+        if picked:
+            out.append({"src_tokens": f"{lo}-{hi}", "batches": len(picked),
+                        "ratio": statistics.median(picked)})
+    return out
 
 
 DECODERS = ("cached", "uncached", "peer")
@@ -241,6 +256,7 @@ def main() -> int:
 def measure_training(report: dict, steps: int) -> None:
     res, _ = run_child(["train", "both", str(steps)])
     report["train"]["ratio"] = res["ratio"]
+    report["train"]["ratio_by_length"] = res["ratio_by_length"]
     for which in ("ours", "peer"):
         _, rss = run_child(["train", which, "5"])
         report["train"][which] = {"tokens_per_s": res[f"{which}_tokens_per_s"],
@@ -279,7 +295,9 @@ def format_table(r: dict) -> str:
                   f"{t['ours']['tokens_per_s']:,.0f} | {t['peer']['tokens_per_s']:,.0f} | "
                   f"{t['ratio']:.2f}x (median of per-batch ratios) |",
                   f"| training, peak RSS MiB | {t['ours']['peak_rss_mib']} | "
-                  f"{t['peer']['peak_rss_mib']} | |", ""]
+                  f"{t['peer']['peak_rss_mib']} | |"]
+        lines += [f"| training, batches of {b['src_tokens']} source tokens ({b['batches']}) | | | "
+                  f"{b['ratio']:.2f}x |" for b in t.get("ratio_by_length", [])] + [""]
     if r["decode"]:
         lines += ["| greedy decoding, strings/s | cached | uncached | peer loop "
                   "| cached / uncached | cached / peer | peak RSS MiB (cached / uncached / peer) |",
