@@ -63,6 +63,9 @@ def build(which: str) -> torch.nn.Module:
 
 
 # ----------------------------------------------------------------------------- children
+WARMUP_STEPS = 5  # training steps per model before timing starts
+
+
 def child_train(which: str, steps: int) -> dict:
     """Training steps/s of ``which`` ("ours", "peer" or "both").
 
@@ -73,25 +76,24 @@ def child_train(which: str, steps: int) -> dict:
     names = ["ours", "peer"] if which == "both" else [which]
     models = {name: build(name).train() for name in names}
     opts = {name: make_optimizer(m, TrainConfig()) for name, m in models.items()}
-    batches = list(DataModule(DataConfig(train_samples=128 * (steps + 5))).train_loader(0, 128))
+    n_batches = steps + WARMUP_STEPS
+    batches = list(DataModule(DataConfig(train_samples=128 * n_batches)).train_loader(0, 128))
     rates: dict[str, list[float]] = {name: [] for name in names}
-    src_tokens: list[int] = []  # per measured batch: its source width (BOS and EOS included)
     for i, batch in enumerate(batches):
-        if i >= 5:
-            src_tokens.append(batch["src"].size(1))
         for name in names if i % 2 else names[::-1]:
             t = time.perf_counter()
             loss, n_tok = sequence_loss(models[name], batch)
             opts[name].zero_grad(set_to_none=True)
             loss.backward()
             opts[name].step()
-            if i >= 5:
+            if i >= WARMUP_STEPS:
                 rates[name].append(n_tok / (time.perf_counter() - t))
     result = {f"{name}_tokens_per_s": statistics.median(r) for name, r in rates.items()}
     if which == "both":
         ratios = [a / b for a, b in zip(rates["ours"], rates["peer"], strict=True)]
         result["ratio"] = statistics.median(ratios)
-        result["ratio_by_length"] = ratio_by_length(ratios, src_tokens)
+        widths = [b["src"].size(1) for b in batches[WARMUP_STEPS:]]  # BOS and EOS included
+        result["ratio_by_length"] = ratio_by_length(ratios, widths)
     return {**result, "steps": len(rates[names[0]])}
 
 
