@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -11,19 +12,23 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench
 
 
-def test_ratio_by_length_takes_the_median_of_each_bucket():
-    ratios = [1.0, 2.0, 3.0, 10.0, 20.0, 5.0]
+def test_ratio_by_length_is_total_time_per_bucket():
+    ours = [1.0, 1.0, 4.0, 1.0, 3.0, 2.0]
+    peer = [2.0, 2.0, 4.0, 2.0, 3.0, 5.0]
     widths = [3, 9, 9, 12, 17, 34]  # buckets 1-9, 10-17, 26-34; none of 18-25
-    rows = bench.ratio_by_length(ratios, widths)
+    rows = bench.ratio_by_length(ours, peer, widths)
     assert [r["src_tokens"] for r in rows] == ["1-9", "10-17", "26-34"]
     assert [r["batches"] for r in rows] == [3, 2, 1]
-    assert [r["ratio"] for r in rows] == [2.0, 15.0, 5.0]
+    # 1-9: 8 s against 6 s; the median of the per-batch ratios (2, 2, 1) would say 2
+    assert [r["ratio"] for r in rows] == [8.0 / 6.0, 5.0 / 4.0, 2.5]
 
 
 def test_training_child_reports_both_models_and_every_batch_once():
     res = bench.child_train("both", 2)  # 7 batches, the first 5 are warm-up
     assert res["steps"] == 2
     assert res["ours_tokens_per_s"] > 0 and res["peer_tokens_per_s"] > 0
-    assert res["ratio"] > 0
+    assert res["ratio"] > 0 and res["ratio_median"] > 0
+    # the same batches for both: the ratio of times is the ratio of throughputs
+    assert res["ratio"] == pytest.approx(res["ours_tokens_per_s"] / res["peer_tokens_per_s"])
     # every measured batch (source widths 3 to 34 tokens) falls in exactly one length bucket
     assert sum(r["batches"] for r in res["ratio_by_length"]) == res["steps"]
