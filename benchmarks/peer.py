@@ -1,5 +1,7 @@
-"""The peer: the same sizes, embeddings, positions and output layer as ours around PyTorch's own
-``nn.Transformer`` core, plus the greedy loop of the PyTorch tutorial (re-runs the whole prefix)."""
+"""The peer: our sizes, token embedding and output layer around PyTorch's own ``nn.Transformer``
+core, with additive sinusoidal positions (the core cannot take our rotary ones, and it does not
+get our embedding of a byte's offset inside its character, which is position information too),
+plus the greedy loop of the PyTorch tutorial (re-runs the whole prefix)."""
 
 from __future__ import annotations
 
