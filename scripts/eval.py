@@ -1,11 +1,12 @@
-"""`python scripts/eval.py --help`: see transformer_tiny.cli.eval_main."""
+"""`python scripts/eval.py --help`: see transformer_tiny.cli.eval."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from transformer_tiny.cli import eval_main, run_cli
+from transformer_tiny.cli.common import run_cli
+from transformer_tiny.cli.eval import eval_main
 
 if __name__ == "__main__":
     sys.exit(run_cli(eval_main))

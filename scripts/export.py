@@ -1,12 +1,12 @@
-"""`python scripts/export.py --help`: see transformer_tiny.export.export_main."""
+"""`python scripts/export.py --help`: see transformer_tiny.cli.export."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from transformer_tiny.cli import run_cli
-from transformer_tiny.export import export_main
+from transformer_tiny.cli.common import run_cli
+from transformer_tiny.cli.export import export_main
 
 if __name__ == "__main__":
     sys.exit(run_cli(export_main))

@@ -86,7 +86,7 @@ def untrained_run(tmp_path_factory) -> Path:
 
 def call_cli(main, argv: list[str], stdin: bytes = b"") -> int:
     """Run a command in-process through ``run_cli`` with ``stdin`` as its standard input."""
-    from transformer_tiny.cli import run_cli
+    from transformer_tiny.cli.common import run_cli
 
     old = sys.stdin
     sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")

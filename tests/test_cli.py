@@ -16,9 +16,9 @@ from conftest import ROOT, weights_of
 
 from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
 from transformer_tiny.config import ModelConfig, RunConfig
+from transformer_tiny.decoding import predict
 from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID, ByteTokenizer
-from transformer_tiny.train_eval import predict
 
 TOK = ByteTokenizer()
 MAX_POSITIONS = 64  # the tiny model takes at most 62 input bytes
@@ -127,7 +127,7 @@ def test_infer_invalid_utf8_stdin(run_dir):
 def test_infer_input_too_long(run_dir):
     proc = run_script("infer.py", "--checkpoint", str(run_dir), "--text", "ok",
                       "--text", "y" * 100)
-    assert_usage_error(proc, "input 2", "100 bytes", str(MAX_POSITIONS - 2))
+    assert_usage_error(proc, "input 2", "100 bytes", f"at most {MAX_POSITIONS - 2}")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

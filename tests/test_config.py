@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from transformer_tiny.cli import Parser, UsageError
+from transformer_tiny.cli.common import Parser, UsageError
 from transformer_tiny.config import (
     SECTIONS,
     ConfigError,

@@ -12,7 +12,9 @@ import pytest
 from conftest import ROOT, call_cli
 
 from transformer_tiny import cli
-from transformer_tiny.plots import plot_main
+from transformer_tiny.cli.infer import infer_main
+from transformer_tiny.cli.plot import plot_main
+from transformer_tiny.cli.train import train_main
 
 CONSOLE = Path(sys.executable).parent / "transformer-tiny"
 
@@ -77,7 +79,7 @@ def test_plot_bad_input_is_the_scripts(untrained_run):
     assert mine.stderr == theirs.stderr == "error: --samples must be > 0\n"
 
 
-@pytest.mark.parametrize("name, main", [("train", cli.train_main), ("infer", cli.infer_main),
+@pytest.mark.parametrize("name, main", [("train", train_main), ("infer", infer_main),
                                         ("plot", plot_main)])
 def test_help_of_each_command(name, main, capsys):
     assert call_main([name, "--help"]) == 0
@@ -108,21 +110,20 @@ def test_missing_or_unknown_command(argv, fragment, capsys):
 
 
 def test_export_unavailable_is_one_line(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "transformer_tiny.export", None)  # as if it did not exist
+    monkeypatch.setitem(sys.modules, "transformer_tiny.cli.export", None)  # as if it were missing
     assert cli.main(["export", "--help"]) == 2
     err = capsys.readouterr().err
-    assert err == "error: the export command is not available in this installation " \
-                  "(transformer_tiny.export is missing)\n"
+    assert err.startswith("error: the export command cannot start: ") and err.count("\n") == 1
     assert call_main(["infer", "--help"]) == 0  # the other commands do not need it
 
 
 def test_export_is_dispatched(monkeypatch):
     seen = []
-    fake = types.ModuleType("transformer_tiny.export")
-    fake.export_main = lambda argv: seen.append(list(argv)) or 0
-    monkeypatch.setitem(sys.modules, "transformer_tiny.export", fake)
+    fake = types.ModuleType("transformer_tiny.cli.export")
+    fake.export_main = lambda argv, prog: seen.append((list(argv), prog)) or 0
+    monkeypatch.setitem(sys.modules, "transformer_tiny.cli.export", fake)
     assert cli.main(["export", "--checkpoint", "x"]) == 0
-    assert seen == [["--checkpoint", "x"]]
+    assert seen == [(["--checkpoint", "x"], "transformer-tiny export")]
 
 
 def test_python_dash_m_runs_the_same_command():

@@ -22,14 +22,15 @@ import torch
 from conftest import ROOT
 
 from transformer_tiny.checkpoint import load_checkpoint
-from transformer_tiny.distributed import DistContext, env_world, setup, world_size
+from transformer_tiny.distributed import DistContext, env_world, setup
 
 LAUNCHER = textwrap.dedent("""
     import hashlib, json, os, sys
     from pathlib import Path
     sys.path.insert(0, {src!r})
     from transformer_tiny import train_eval
-    from transformer_tiny.cli import run_cli, train_main
+    from transformer_tiny.cli.common import run_cli
+    from transformer_tiny.cli.train import train_main
 
     built = []
     class Recorded(train_eval.Seq2SeqTransformer):
@@ -139,7 +140,7 @@ def test_single_process_without_torchrun(monkeypatch):
     assert env_world() == (0, 0, 1)
     ctx = setup(torch.device("cpu"))
     assert ctx == DistContext() and ctx.is_main and not ctx.enabled
-    assert world_size() == 1 and ctx.sum([1.5, 2.0]) == [1.5, 2.0]
+    assert ctx.world == 1 and ctx.sum([1.5, 2.0]) == [1.5, 2.0]
     model = torch.nn.Linear(2, 2)
     assert ctx.wrap(model) is model and ctx.default_threads() == 0
     monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun with one process: no process group either

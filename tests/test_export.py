@@ -13,21 +13,21 @@ import torch
 from conftest import ROOT, call_cli, make_model, source_batch
 
 from transformer_tiny.checkpoint import load_checkpoint
+from transformer_tiny.cli.export import export_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.data import DataModule, draw_inputs
-from transformer_tiny.decoding import greedy_decode
+from transformer_tiny.decoding import greedy_decode, predict
 from transformer_tiny.export import (
     DECODER_FILE,
     ENCODER_FILE,
     OnnxSeq2Seq,
-    export_main,
     export_onnx,
     onnx_greedy,
     onnx_predict,
 )
 from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.tokenizer import BOS_ID, ByteTokenizer
-from transformer_tiny.train_eval import predict, train
+from transformer_tiny.train_eval import train
 
 TOK = ByteTokenizer()
 

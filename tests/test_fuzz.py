@@ -8,7 +8,9 @@ from conftest import call_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transformer_tiny.cli import eval_main, infer_main, train_main
+from transformer_tiny.cli.eval import eval_main
+from transformer_tiny.cli.infer import infer_main
+from transformer_tiny.cli.train import train_main
 
 FLAGS = ["--text", "--checkpoint", "--max-new-tokens", "--beam", "--device", "--lengths",
          "--samples", "--alphabet", "--file", "--split", "--json", "--examples", "--d-model",

@@ -9,7 +9,7 @@ import pytest
 from conftest import call_cli
 
 from transformer_tiny import logs
-from transformer_tiny.cli import train_main
+from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.train_eval import train
 
@@ -72,15 +72,6 @@ def test_resume_keeps_the_steps_it_continues_from(tmp_path):
     assert [(r["step"], r["loss"]) for r in logs.read_steps(tmp_path)] == \
         [(1, 2.0), (2, 1.5), (3, 0.9)]
     assert logs.read_metrics(tmp_path) == history
-
-
-def test_other_processes_write_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(logs, "is_main_process", lambda: False)
-    log = logs.open_run_log(tmp_path, 0, [])
-    log.log_step(1, 1.0, 0.1)
-    log.log_epoch([{"epoch": 1}])
-    log.close()
-    assert not list(tmp_path.iterdir())
 
 
 def test_tensorboard_missing_fails_at_once(tmp_path, monkeypatch, capsys):

@@ -89,11 +89,12 @@ def test_all_pad_batch_gives_no_nan():
     assert torch.isfinite(logits).all()
 
 
-def test_check_length():
-    model = make_model(max_positions=16, dtype=torch.float32)
-    model.check_length(16)  # exactly the limit is fine
-    with pytest.raises(ValueError, match="too long"):
-        model.check_length(17)
+def test_check_positions():
+    cfg = make_model(max_positions=16, dtype=torch.float32).cfg
+    cfg.check_positions(16)  # exactly the limit is fine
+    with pytest.raises(ValueError, match=r"^input too long: 15 bytes, this model supports "
+                       r"at most 14$"):
+        cfg.check_positions(17)
 
 
 def test_too_long_inputs_raise_value_error():

@@ -14,15 +14,15 @@ from transformer_tiny.attention_maps import (
     cross_attention_maps,
     token_labels,
 )
+from transformer_tiny.cli.plot import plot_main
 from transformer_tiny.decoding import greedy_decode
+from transformer_tiny.metrics import EvalResult
 from transformer_tiny.plots import (
     plot_accuracy_by_length,
     plot_attention,
-    plot_main,
     plot_training_curves,
 )
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from transformer_tiny.train_eval import EvalResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -17,9 +17,12 @@ from hypothesis import strategies as st
 
 from transformer_tiny import tasks
 from transformer_tiny.checkpoint import load_checkpoint
-from transformer_tiny.cli import eval_main, infer_main, train_main
+from transformer_tiny.cli.eval import eval_main
+from transformer_tiny.cli.infer import infer_main
+from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.data import DataModule, draw_inputs
+from transformer_tiny.metrics import evaluate
 from transformer_tiny.tasks import (
     BRACKETS,
     TASKS,
@@ -28,7 +31,7 @@ from transformer_tiny.tasks import (
     parens_answer,
     task_for,
 )
-from transformer_tiny.train_eval import evaluate, train
+from transformer_tiny.train_eval import train
 
 ALL_TASKS = ["reverse", "copy", "shift", "sort", "parens", "add"]
 SMALL = dict(train_samples=300, val_samples=60, test_samples=80)

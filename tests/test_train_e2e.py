@@ -14,9 +14,11 @@ import torch
 from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.data import DataModule
+from transformer_tiny.decoding import predict
+from transformer_tiny.metrics import evaluate
 from transformer_tiny.tasks import get_task
 from transformer_tiny.tokenizer import ByteTokenizer
-from transformer_tiny.train_eval import evaluate, predict, train
+from transformer_tiny.train_eval import train
 
 pytestmark = pytest.mark.slow
 

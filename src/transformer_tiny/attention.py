@@ -37,9 +37,10 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causa
 
     ``mask``: bool, broadcastable to ``(B, nh, Tq, Tk)``, True = may attend. ``causal`` adds
     :func:`subsequent_mask`. ``impl="sdpa"`` calls the fused kernel; ``"math"`` spells it out;
-    ``"auto"`` takes the fused kernel, except for training on CPU: there, at these sizes (head size
-    32, a few dozen tokens), the explicit path trains about 1.3x faster. For inference the fused
-    kernel wins on CPU too (about 4x per decoding step: one call instead of six).
+    ``"auto"`` takes the fused kernel, except for training on CPU: there, at this model's sizes
+    (small heads, a few dozen tokens), the explicit path's backward pass is the faster one. For
+    inference the fused kernel wins on CPU too: one call instead of several per decoding step.
+    (docs/results.md has the measurements.)
     """
     if causal and mask is not None:  # both: fold the causal part into the mask
         mask = mask & subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]

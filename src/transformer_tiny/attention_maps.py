@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .attention import MultiHeadAttention
+from .decoding import predict
 from .model import Seq2SeqTransformer
-from .positions import apply_rotation
+from .positions import apply_rotation, utf8_length
 from .tokenizer import BOS_ID, EOS_ID, ByteTokenizer
 
 
@@ -84,6 +85,7 @@ def token_labels(ids: list[int]) -> list[str]:
     """One short label per token id: the character a byte starts (``␣`` for a space), ``·`` for
     the continuation bytes of a multi-byte character, ``BOS``/``EOS``, or ``\\xNN``."""
     labels: list[str] = []
+    sizes = utf8_length(torch.tensor(ids, dtype=torch.long)).tolist()
     i = 0
     while i < len(ids):
         b = ids[i]
@@ -91,8 +93,7 @@ def token_labels(ids: list[int]) -> list[str]:
             labels.append("BOS" if b == BOS_ID else "EOS")
             i += 1
             continue
-        size = 1 if b < 0x80 else 2 if b >> 5 == 0b110 else 3 if b >> 4 == 0b1110 else \
-            4 if b >> 3 == 0b11110 else 0
+        size = sizes[i]  # from the lead byte: 0 for a continuation byte
         chunk = ids[i:i + size] if size else []
         try:
             if len(chunk) != size or any(c > 255 for c in chunk) or not size:
@@ -130,8 +131,6 @@ def cross_attention_maps(model: Seq2SeqTransformer, text: str,
                          max_new_tokens: int | None = None) -> AttentionMaps:
     """Decode ``text`` greedily, then recompute the cross-attention of every layer and head
     while the model reads its own output back (teacher forcing on the greedy output)."""
-    from .train_eval import predict  # late import: train_eval imports the logging module
-
     tok = ByteTokenizer()
     was_training = model.training
     model.eval()

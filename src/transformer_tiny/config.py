@@ -42,6 +42,24 @@ def _check_types(cfg: Any) -> None:
             setattr(cfg, f.name, float(getattr(cfg, f.name)))
 
 
+def _task_names() -> list[str]:
+    from .tasks import TASKS  # late import: tasks imports nothing from config
+
+    return sorted(TASKS)
+
+
+def _alphabet_names() -> list[str]:
+    from .tasks import ALPHABETS
+
+    return sorted(ALPHABETS)
+
+
+def _field(default: Any, help: str, choices: Any = None) -> Any:
+    """A dataclass field with its ``--help`` text and, for a fixed set of values, its choices
+    (a sequence, or a function returning one)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 def _positive(cfg: Any, *names: str) -> None:
     for name in names:
         _check(getattr(cfg, name) > 0, name, f"must be > 0, got {getattr(cfg, name)!r}")
@@ -51,18 +69,20 @@ def _positive(cfg: Any, *names: str) -> None:
 class ModelConfig:
     """Sizes and switches of :class:`~transformer_tiny.model.Seq2SeqTransformer`."""
 
-    d_model: int = 128
-    n_heads: int = 4
-    n_enc_layers: int = 1
-    n_dec_layers: int = 2
-    d_ff: int = 256
-    dropout: float = 0.0
-    max_positions: int = 1024  # position indices 0..max_positions-1; sequences carry 2 extra tokens
-    position_scheme: str = "rope"  # one of POSITION_SCHEMES
-    randomize_positions: bool = True  # train on sorted random subsets of the position indices
-    attention_impl: str = "auto"  # "sdpa" (fused), "math" (explicit), "auto" (see attention.py)
-    causal_encoder: bool = False  # encoder tokens see only those to their left (and themselves)
-    vocab_size: int = VOCAB_SIZE
+    d_model: int = _field(128, "width of every token's vector")
+    n_heads: int = _field(4, "attention heads per layer")
+    n_enc_layers: int = _field(1, "encoder layers")
+    n_dec_layers: int = _field(2, "decoder layers")
+    d_ff: int = _field(256, "hidden width of the feed-forward layers")
+    dropout: float = _field(0.0, "dropout probability")
+    max_positions: int = _field(1024, "position indices 0..N-1; an input may have N-2 bytes")
+    position_scheme: str = _field("rope", "how positions enter the model",
+                                  choices=POSITION_SCHEMES)
+    randomize_positions: bool = _field(True, "train on sorted random subsets of the indices")
+    attention_impl: str = _field("auto", "fused kernel, explicit math, or auto (see attention.py)",
+                                 choices=ATTENTION_IMPLS)
+    causal_encoder: bool = _field(False, "encoder tokens see only those to their left")
+    vocab_size: int = _field(VOCAB_SIZE, "token ids (the byte tokenizer's)")
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -84,50 +104,58 @@ class ModelConfig:
         """Longest input, in byte tokens, that the model supports (BOS and EOS take 2 positions)."""
         return self.max_positions - 2
 
+    def check_positions(self, n_positions: int, what: str = "input") -> None:
+        """Raise ``ValueError`` if a sequence needs more positions than the model has: the one
+        "input too long" error of the package, in bytes of input (a sequence of ``n`` bytes takes
+        ``n + 2`` positions with BOS and EOS); ``what`` names the input in the message."""
+        if n_positions > self.max_positions:
+            raise ValueError(f"{what} too long: {n_positions - 2} bytes, this model supports at "
+                             f"most {self.max_source_tokens}")
+
 
 @dataclass
 class DataConfig:
     """Which task, which strings, and how many of them."""
 
-    task: str = "reverse"
-    alphabet: str = "printable"
-    min_len: int = 1
-    max_len: int = 32
-    train_samples: int = 16_000  # fresh random strings per epoch
-    val_samples: int = 1_000
-    test_samples: int = 2_000
-    data_seed: int = 1234
-    shift: int = 3  # task "shift": letters move this many places forward (a -> d)
+    task: str = _field("reverse", "the toy task (tasks.py)", choices=_task_names)
+    alphabet: str = _field("printable", "characters of the random strings",
+                           choices=_alphabet_names)
+    min_len: int = _field(1, "shortest input, in characters")
+    max_len: int = _field(32, "longest input, in characters")
+    train_samples: int = _field(16_000, "fresh random training strings per epoch")
+    val_samples: int = _field(1_000, "held-out validation strings")
+    test_samples: int = _field(2_000, "held-out test strings")
+    data_seed: int = _field(1234, "seed of the held-out split and of the string draws")
+    shift: int = _field(3, "task shift: letters move this many places forward (0-25)")
 
     def __post_init__(self) -> None:
         _check_types(self)
         _positive(self, "min_len", "max_len", "train_samples", "val_samples", "test_samples")
         _check(self.min_len <= self.max_len, "min_len", "must be <= max_len")
         _check(0 <= self.shift <= 25, "shift", f"must be in [0, 25], got {self.shift!r}")
-        from .tasks import ALPHABETS, TASKS  # late import: tasks imports nothing from config
-
-        _check(self.task in TASKS, "task", f"must be one of {sorted(TASKS)}, got {self.task!r}")
-        _check(self.alphabet in ALPHABETS, "alphabet",
-               f"must be one of {sorted(ALPHABETS)}, got {self.alphabet!r}")
+        _check(self.task in _task_names(), "task",
+               f"must be one of {_task_names()}, got {self.task!r}")
+        _check(self.alphabet in _alphabet_names(), "alphabet",
+               f"must be one of {_alphabet_names()}, got {self.alphabet!r}")
 
 
 @dataclass
 class TrainConfig:
     """Optimisation and run bookkeeping."""
 
-    epochs: int = 3
-    batch_size: int = 128
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    out: str = "runs/quickstart"
-    threads: int = 0  # 0 = one per available core
-    save_every: int = 0  # also write the resumable "last" checkpoint every N steps (0: per epoch)
-    progress: bool = True
+    epochs: int = _field(3, "passes over train_samples fresh strings")
+    batch_size: int = _field(128, "strings per optimisation step (per process)")
+    lr: float = _field(3e-3, "peak learning rate (AdamW)")
+    min_lr_ratio: float = _field(0.05, "the cosine decay ends at lr * this")
+    warmup_steps: int = _field(100, "steps of linear warm-up")
+    weight_decay: float = _field(0.01, "AdamW weight decay of the matrices")
+    grad_clip: float = _field(1.0, "largest gradient norm")
+    seed: int = _field(0, "seed of the weights and of the position draws")
+    device: str = _field("auto", "auto: CUDA when available, else CPU", choices=DEVICES)
+    out: str = _field("runs/quickstart", "folder for checkpoints and logs")
+    threads: int = _field(0, "intra-op CPU threads (0: one per available core)")
+    save_every: int = _field(0, "also write the resumable 'last' checkpoint every N steps")
+    progress: bool = _field(True, "show a progress bar and one line per epoch")
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -181,15 +209,23 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
 
 
+_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "bool": "{true,false}"}
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
-    """Add one ``--field-name`` flag per dataclass field of the given sections (default: unset)."""
+    """Add one ``--field-name`` flag per dataclass field of the given sections (default: unset),
+    described by the field's help text; fields with a fixed set of values list them."""
     for section in sections:
         group = parser.add_argument_group(f"{section} config")
         for f in fields(SECTIONS[section]):
             kind = {"int": int, "float": float, "str": str, "bool": _parse_bool}[str(f.type)]
-            default = f.default if f.default is not dataclasses.MISSING else None
+            choices = f.metadata.get("choices")
+            choices = choices() if callable(choices) else choices
+            default = str(f.default).lower() if kind is _parse_bool else f.default
             group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"{section}.{f.name}",
-                               type=kind, default=None, help=f"(default: {default})")
+                               type=kind, default=None, choices=choices,
+                               metavar=None if choices else _METAVARS[str(f.type)],
+                               help=f"{f.metadata.get('help', '')} (default: {default})")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:

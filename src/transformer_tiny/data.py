@@ -79,6 +79,16 @@ def draw_inputs(cfg: DataConfig, n: int, seed: int, heldout: bool | None = None,
     return out
 
 
+def bucket_inputs(cfg: DataConfig, buckets: list[tuple[int, int]], samples: int,
+                  alphabet: str | None = None) -> list[str]:
+    """``samples`` fresh inputs per ``(lo, hi)`` length bucket (lengths in characters), drawn
+    from all strings (held out or not) with a fixed seed per bucket: the strings that
+    ``eval.py --lengths`` and the accuracy-by-length picture score."""
+    return [x for k, (lo, hi) in enumerate(buckets)
+            for x in draw_inputs(cfg, samples, 10_000 + k, min_len=lo, max_len=hi,
+                                 alphabet=alphabet)]
+
+
 def split_seed(cfg: DataConfig, split: str, epoch: int = 0) -> int:
     return cfg.data_seed * 1_000_003 + _SPLIT_SALT[split] * 10_007 + epoch
 

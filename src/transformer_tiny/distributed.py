@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .utils import available_cores
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -44,8 +46,7 @@ class DistContext:
         (0, meaning one per core, for a single process)."""
         if not self.enabled:
             return 0
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
+        cores = available_cores()
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
         return max(1, cores // max(1, local_world))
 
@@ -108,11 +109,6 @@ def setup(device: torch.device) -> DistContext:
         atexit.register(cleanup)
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device,
                        dist.get_backend())
-
-
-def world_size() -> int:
-    """Processes in the current process group (1 without one)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def cleanup() -> None:

@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
 import json
-import sys
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +33,9 @@ import torch
 from torch import Tensor, nn
 
 from .attention import LayerCache, MultiHeadAttention
-from .checkpoint import load_checkpoint, resolve_checkpoint
+from .checkpoint import load_checkpoint
 from .config import ModelConfig
-from .data import DataModule
+from .decoding import batches_by_length, default_max_new_tokens
 from .model import Memory, Seq2SeqTransformer
 from .positions import decoder_positions
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
@@ -222,11 +219,9 @@ def onnx_greedy(runner: OnnxSeq2Seq | str | Path, src: np.ndarray | Tensor,
     src = src.astype(np.int64)
     batch, src_len = src.shape
     cfg = runner.cfg
-    if src_len > cfg.max_positions:
-        raise ValueError(f"input too long: needs {src_len} positions, the model supports "
-                         f"{cfg.max_positions} ({cfg.max_source_tokens} bytes)")
-    steps = max_new_tokens if max_new_tokens is not None else min(src_len + 16,
-                                                                  cfg.max_positions - 1)
+    cfg.check_positions(src_len)
+    steps = max_new_tokens if max_new_tokens is not None else \
+        default_max_new_tokens(src_len, cfg)
     memory = runner.encode(src)
     hs = cfg.d_model // cfg.n_heads
     past = [np.zeros((batch, cfg.n_heads, 0, hs), np.float32) for _ in range(2 * cfg.n_dec_layers)]
@@ -245,66 +240,12 @@ def onnx_greedy(runner: OnnxSeq2Seq | str | Path, src: np.ndarray | Tensor,
 def onnx_predict(runner: OnnxSeq2Seq | str | Path, texts: list[str], batch_size: int = 128,
                  max_new_tokens: int | None = None) -> list[str]:
     """Greedy outputs for ``texts`` on onnxruntime, batched by similar length (as
-    :func:`transformer_tiny.train_eval.predict`)."""
+    :func:`transformer_tiny.decoding.predict`)."""
     runner = runner if isinstance(runner, OnnxSeq2Seq) else OnnxSeq2Seq(runner)
     tok = ByteTokenizer()
-    encoded = [tok.encode(t) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     results = [""] * len(texts)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        src, _ = tok.pad_batch([encoded[i] for i in rows], bos=True, eos=True)
+    for rows, src in batches_by_length(texts, batch_size, runner.cfg):
         out = onnx_greedy(runner, src, max_new_tokens)
         for i, ids in zip(rows, out.tolist(), strict=True):
             results[i] = tok.decode(ids)
     return results
-
-
-# ----------------------------------------------------------------------------- command
-def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """``scripts/export.py``: export a checkpoint, then check onnxruntime against PyTorch."""
-    from .cli import DEFAULT_RUN, TRAIN_HINT, Parser, UsageError
-    from .train_eval import predict
-
-    p = Parser(prog=prog, description="Export a checkpoint to ONNX (the encoder and one decoder "
-               "step) and check that onnxruntime decodes as PyTorch does.")
-    p.add_argument("--checkpoint", default=DEFAULT_RUN,
-                   help="run dir or .json (default: %(default)s)")
-    p.add_argument("--out", help="output folder (default: onnx/ beside the checkpoint)")
-    p.add_argument("--verify", type=int, default=200, metavar="N",
-                   help="greedy-decode N held-out test strings with onnxruntime and with PyTorch "
-                        "and compare them (0: skip; default: %(default)s)")
-    p.add_argument("--text", action="append",
-                   help="also decode this string with onnxruntime (repeatable)")
-    args = p.parse_args(argv)
-    if args.verify < 0:
-        raise UsageError("--verify must be >= 0")
-    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise UsageError(f"ONNX export needs {' and '.join(missing)}: install the [onnx] extra "
-                         "(pip install -e '.[onnx]')")
-    if not Path(args.checkpoint).exists():
-        raise UsageError(f"no checkpoint at {args.checkpoint}; {TRAIN_HINT}")
-    model, cfg, _ = load_checkpoint(args.checkpoint, "cpu")
-    tok = ByteTokenizer()
-    for text in args.text or []:
-        model.check_length(len(tok.encode(text)) + 2)  # BOS and EOS
-    out = Path(args.out) if args.out else resolve_checkpoint(args.checkpoint).parent / "onnx"
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-    paths = export_onnx(model, out)
-    print(f"wrote {paths['encoder']} and {paths['decoder_step']}")
-    runner = OnnxSeq2Seq(out)
-    if args.verify:
-        inputs = DataModule(cfg.data).test_inputs[: args.verify]
-        ours = onnx_predict(runner, inputs)
-        reference = [tok.decode(ids) for ids, _ in predict(model, inputs)]
-        same = sum(a == b for a, b in zip(ours, reference, strict=True))
-        print(f"onnxruntime and PyTorch greedy outputs agree on {same}/{len(inputs)} held-out "
-              "test strings")
-        if same != len(inputs):
-            print("error: onnxruntime and PyTorch disagree", file=sys.stderr)
-            return 1
-    for text, output in zip(args.text or [], onnx_predict(runner, args.text or []), strict=True):
-        print(f"{text!r} -> {output!r}")
-    return 0

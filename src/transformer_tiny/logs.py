@@ -10,9 +10,9 @@
 and, with ``tensorboard=True`` (``train.py --tensorboard``, needs the ``[tensorboard]`` extra),
 the same numbers as TensorBoard scalars under ``out/tensorboard/``.
 
-Only the main process writes: in a multi-process (``torch.distributed``) run every other rank gets
-a logger that does nothing. A resumed run keeps the lines and rows of the steps it continues from
-and drops those of steps it will train again.
+Only the main process of a multi-process (``torch.distributed``) run opens a log. A resumed run
+keeps the lines and rows of the steps it continues from and drops those of steps it will train
+again.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import io
 import json
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from .utils import atomic_write_text
 
@@ -44,12 +42,6 @@ def require_tensorboard() -> None:
     except ImportError:
         raise MissingExtraError("--tensorboard needs the tensorboard package: "
                                 "pip install 'transformer-tiny[tensorboard]'") from None
-
-
-def is_main_process() -> bool:
-    """True unless this is a ``torch.distributed`` process of rank other than 0."""
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -128,29 +120,3 @@ class RunLog:
         self._steps.close()
         if self.writer is not None:
             self.writer.close()
-
-
-class NullLog:
-    """The logger of every process but the main one: writes nothing."""
-
-    def log_step(self, step: int, loss: float, lr: float) -> None:
-        """Do nothing."""
-
-    def log_epoch(self, history: list[dict[str, Any]]) -> None:
-        """Do nothing."""
-
-    def close(self) -> None:
-        """Do nothing."""
-
-
-def open_run_log(out: Path, step: int, history: list[dict[str, Any]],
-                 tensorboard: bool = False) -> RunLog | NullLog:
-    """The run's logger: a :class:`RunLog` in the main process, a :class:`NullLog` elsewhere.
-
-    ``tensorboard=True`` without the package raises :class:`MissingExtraError` at once.
-    """
-    if tensorboard:
-        require_tensorboard()
-    if not is_main_process():
-        return NullLog()
-    return RunLog(out, step, history, tensorboard)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor, nn
 
 from .attention import LayerCache, MultiHeadAttention, padding_mask
@@ -19,6 +18,7 @@ from .positions import (
     Rotation,
     additive_positions,
     decoder_positions,
+    exporting,
     position_indices,
     rope_rotation,
     rope_table,
@@ -147,12 +147,6 @@ class Seq2SeqTransformer(nn.Module):
     def _randomized(self) -> bool:
         return self.training and self.cfg.randomize_positions
 
-    def check_length(self, n_positions: int) -> None:
-        """Raise ``ValueError`` if a sequence needs more positions than the model has."""
-        if n_positions > self.cfg.max_positions:
-            raise ValueError(f"input too long: needs {n_positions} positions, the model supports "
-                             f"{self.cfg.max_positions} ({self.cfg.max_source_tokens} bytes)")
-
     def _lookup(self, char: Tensor, positions: Tensor | None) -> Tensor:
         """Character indices ``(B, T)`` -> position indices: themselves, or entries of the
         (randomized) table ``positions (B, K)``."""
@@ -168,7 +162,7 @@ class Seq2SeqTransformer(nn.Module):
         ``positions (B, K >= S)``: position indices shared with the decoder, looked up by
         character index (the character indices themselves if None).
         """
-        self.check_length(src.size(1))
+        self.cfg.check_positions(src.size(1))
         char, from_end, offset = source_positions(src)  # (B, S) each
         start, end = self._lookup(char, positions), self._lookup(from_end, positions)
         x = self._embed(src, offset)  # (B, S, C)
@@ -181,7 +175,7 @@ class Seq2SeqTransformer(nn.Module):
             x = x + additive_positions(start, end, self.cfg.d_model)
         x = self.drop(x)
         src_mask = padding_mask(src)  # (B, 1, 1, S)
-        padded = torch.onnx.is_in_onnx_export() or bool((src == PAD_ID).any())
+        padded = exporting() or bool((src == PAD_ID).any())  # a graph must handle padding
         for layer in self.encoder:
             x = layer(x, src_mask if padded else None, rot)
         states = self.enc_norm(x)
@@ -197,7 +191,7 @@ class Seq2SeqTransformer(nn.Module):
         """
         T = tgt.size(1)
         start = memory.length if use_cache else 0
-        self.check_length(start + T + 1)
+        self.cfg.check_positions(start + T + 1)
         if not use_cache or start == 0:
             char, offset = decoder_positions(tgt)  # (B, T) each
             if use_cache:
@@ -235,7 +229,7 @@ class Seq2SeqTransformer(nn.Module):
     def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
         """Teacher-forced logits ``(B, T, vocab)`` for ``src (B, S)`` and ``tgt (B, T)``."""
         n = max(src.size(1), tgt.size(1) + 1)
-        self.check_length(n)
+        self.cfg.check_positions(n)
         positions = position_indices(n, src.size(0), self.cfg.max_positions, True, src.device) \
             if self._randomized() else None
         return self.decode(tgt, self.encode(src, positions))

@@ -7,26 +7,20 @@ drawn with the non-interactive Agg canvas, never through a window or pyplot's gl
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .attention_maps import AttentionMaps, cross_attention_maps
-from .checkpoint import resolve_checkpoint
-from .cli import DEFAULT_RUN, Parser, UsageError, _load, even_buckets, parse_buckets
+from .attention_maps import AttentionMaps
 from .config import ModelConfig, RunConfig
-from .data import draw_inputs
+from .data import bucket_inputs
 from .logs import METRICS_FILE, MissingExtraError, read_metrics, read_steps
+from .metrics import EvalResult, evaluate, even_buckets
 from .tasks import ALPHABETS, task_for
-from .tokenizer import ByteTokenizer
-from .train_eval import EvalResult, evaluate
-from .utils import set_threads
 
 PLOTS = {"attention": "attention.png", "curves": "training_curves.png",
          "lengths": "accuracy_by_length.png"}
-DEFAULT_TEXT = "Hello, world!"
 
 
 def new_figure(width: float, height: float) -> Any:
@@ -103,7 +97,7 @@ def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path:
     run_dir = Path(run_dir)
     records, steps = read_metrics(run_dir), read_steps(run_dir)
     if not records:
-        raise UsageError(f"{run_dir / METRICS_FILE} has no records")
+        raise ValueError(f"{run_dir / METRICS_FILE} has no records")
     fig = new_figure(11.0, 4.2)
     loss_ax, acc_ax = fig.subplots(1, 2)
     x = [r["step"] for r in records]
@@ -149,9 +143,7 @@ def accuracy_by_length(model: Any, cfg: RunConfig, buckets: list[tuple[int, int]
                        samples: int) -> EvalResult:
     """Greedy exact match and per-character accuracy on ``samples`` fresh strings per bucket
     (the strings of ``eval.py --lengths ... --samples N``)."""
-    inputs = [x for k, (lo, hi) in enumerate(buckets)
-              for x in draw_inputs(cfg.data, samples, 10_000 + k, min_len=lo, max_len=hi)]
-    model.check_length(max(len(ByteTokenizer().encode(x)) for x in inputs) + 2)
+    inputs = bucket_inputs(cfg.data, buckets, samples)
     return evaluate(model, inputs, task_for(cfg.data), buckets)
 
 
@@ -183,51 +175,3 @@ def plot_accuracy_by_length(result: EvalResult, path: str | Path,
     ax.legend(loc="upper center", ncol=3, fontsize=9, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
-
-
-# ----------------------------------------------------------------------------- command
-def plot_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """``scripts/plot.py`` / ``transformer-tiny plot``: write the PNGs, print their paths."""
-    p = Parser(prog=prog, description="Draw PNGs of a trained model: its cross-attention for "
-               "--text, its training curves and its accuracy by input length.")
-    p.add_argument("--checkpoint", default=DEFAULT_RUN,
-                   help="run dir or .json (default: %(default)s)")
-    p.add_argument("--text", default=DEFAULT_TEXT,
-                   help="input whose cross-attention is drawn (default: %(default)r)")
-    p.add_argument("--out", help="folder for the PNGs (default: the run dir's plots/)")
-    p.add_argument("--only", action="append", choices=list(PLOTS),
-                   help="draw only this picture (repeatable; default: all three)")
-    p.add_argument("--lengths", help="length buckets for the accuracy picture, e.g. 1-16,17-64 "
-                   "(default: the training lengths in 4 buckets, then up to 2x and 4x longer)")
-    p.add_argument("--samples", type=int, default=100, help="strings per length bucket")
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    args = p.parse_args(argv)
-    if args.samples <= 0:
-        raise UsageError("--samples must be > 0")
-    if not args.text:
-        raise UsageError("--text must not be empty")
-    kinds = [k for k in PLOTS if k in (args.only or PLOTS)]
-    buckets = parse_buckets(args.lengths) if args.lengths else None
-    new_figure(1.0, 1.0)  # without matplotlib: fail before loading anything
-    set_threads(0)
-    model, cfg, _ = _load(args.checkpoint, args.device)
-    run_dir = resolve_checkpoint(args.checkpoint).parent
-    out = Path(args.out) if args.out else run_dir / "plots"
-    if "curves" in kinds and not (run_dir / METRICS_FILE).is_file():
-        if args.only:
-            raise UsageError(f"no {METRICS_FILE} in {run_dir}: training curves need the run "
-                             "folder that train.py wrote")
-        print(f"note: no {METRICS_FILE} in {run_dir}; training curves skipped", file=sys.stderr)
-        kinds.remove("curves")
-    written = []
-    if "attention" in kinds:
-        maps = cross_attention_maps(model, args.text)
-        written.append(plot_attention(maps, out / PLOTS["attention"], head_notes(cfg.model)))
-    if "curves" in kinds:
-        written.append(plot_training_curves(run_dir, out / PLOTS["curves"]))
-    if "lengths" in kinds:
-        result = accuracy_by_length(model, cfg, buckets or default_buckets(cfg), args.samples)
-        written.append(plot_accuracy_by_length(result, out / PLOTS["lengths"], cfg.data.max_len))
-    for path in written:
-        print(path)
-    return 0

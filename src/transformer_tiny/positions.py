@@ -29,6 +29,13 @@ from torch import Tensor
 from .tokenizer import PAD_ID
 
 
+def exporting() -> bool:
+    """Whether the model is being traced for ONNX export. The few branches that depend on it
+    drop shortcuts a traced graph cannot keep: the all-ASCII fast path of character positions,
+    complex rotary arithmetic (ONNX has no complex type), and leaving out an all-True mask."""
+    return torch.onnx.is_in_onnx_export()
+
+
 def sinusoidal_encoding(index: Tensor, dim: int) -> Tensor:
     """Sinusoids of Vaswani et al.: ``(...)`` position indices -> ``(..., dim)`` features."""
     half = dim // 2
@@ -46,7 +53,7 @@ def position_indices(n_tokens: int, batch: int, max_positions: int, randomized: 
     both sparse and dense (consecutive) index sets occur in training.
     """
     if n_tokens > max_positions:
-        raise ValueError(f"sequence needs {n_tokens} positions but the model has {max_positions}")
+        raise ValueError(f"n_tokens ({n_tokens}) must be <= max_positions ({max_positions})")
     if not randomized:
         return torch.arange(n_tokens, device=device).expand(batch, n_tokens)
     M = max_positions
@@ -92,7 +99,7 @@ def char_positions(ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     4 bytes, so looking back 3 tokens always finds what is needed (no scan over the sequence).
     """
     declared = utf8_length(ids)
-    if not torch.onnx.is_in_onnx_export() and bool((declared == 1).all()):  # ASCII: 1 byte each
+    if not exporting() and bool((declared == 1).all()):  # ASCII: 1 byte each
         index = torch.arange(ids.size(1), device=ids.device).expand_as(ids)
         return index, torch.zeros_like(ids), torch.zeros_like(ids)
     lead_dist = torch.full_like(ids, MAX_CHAR_BYTES)  # tokens back to the last lead byte
@@ -192,13 +199,13 @@ def rope_rotation(index: Tensor, head_size: int, table: Tensor | None = None) ->
         cos_sin = table[index]  # (B, T, nh|1, hs/2, 2)
         cos, sin = cos_sin.unbind(-1)
         exact = cos_sin.dtype in (torch.float32, torch.float64)
-        z = torch.view_as_complex(cos_sin) if exact and not torch.onnx.is_in_onnx_export() else None
-        return Rotation(cos, sin, z)
+        return Rotation(cos, sin, torch.view_as_complex(cos_sin) if exact and not exporting()
+                        else None)
     half = head_size // 2
     freq = torch.exp(torch.arange(half, device=index.device) * (-math.log(10_000.0) / half))
     angle = index.to(torch.float32)[..., None] * freq  # (B, T, nh|1, hs/2)
     cos, sin = angle.cos(), angle.sin()
-    return Rotation(cos, sin, None if torch.onnx.is_in_onnx_export() else torch.complex(cos, sin))
+    return Rotation(cos, sin, None if exporting() else torch.complex(cos, sin))
 
 
 def apply_rotation(x: Tensor, rot: Rotation) -> Tensor:

@@ -1,12 +1,15 @@
-"""Training and evaluation steps: the optimiser, the schedule, the loop, and the metrics."""
+"""Training: the optimiser, the learning-rate schedule, the loss, and the loop.
+
+Validation after every epoch uses :func:`transformer_tiny.metrics.evaluate`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -26,12 +29,13 @@ from .checkpoint import (
 )
 from .config import RunConfig, TrainConfig
 from .data import DataModule
-from .decoding import beam_search, greedy_decode
-from .logs import open_run_log
+from .distributed import DistContext
+from .logs import RunLog
+from .metrics import evaluate
 from .model import Seq2SeqTransformer
-from .tasks import Task, get_task, task_for
-from .tokenizer import PAD_ID, ByteTokenizer
-from .utils import char_accuracy, pick_device, seed_everything, set_threads
+from .tasks import task_for
+from .tokenizer import PAD_ID
+from .utils import pick_device, seed_everything, set_threads
 
 
 def learning_rate(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -60,84 +64,6 @@ def sequence_loss(model: Seq2SeqTransformer, batch: dict[str, Tensor]) -> tuple[
     return loss, int((target != PAD_ID).sum())
 
 
-# ----------------------------------------------------------------------------- evaluation
-@torch.inference_mode()
-def predict(model: Seq2SeqTransformer, texts: list[str], max_new_tokens: int | None = None,
-            batch_size: int = 128, use_cache: bool = True,
-            beam: int = 1) -> list[tuple[list[int], bool]]:
-    """Output for each text, batched by similar length: ``(ids before EOS, ended)``, where
-    ``ended`` is False when ``max_new_tokens`` ran out before EOS. Greedy unless ``beam > 1``."""
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise TypeError("predict() takes a list of str")
-    tok = ByteTokenizer()
-    device = next(model.parameters()).device
-    encoded = [tok.encode(t) for t in texts]
-    for n, ids in enumerate(encoded, 1):
-        if len(ids) > model.cfg.max_source_tokens:
-            raise ValueError(f"input {n} is {len(ids)} bytes long; this model supports at most "
-                             f"{model.cfg.max_source_tokens}")
-    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-    results: list[tuple[list[int], bool]] = [([], False) for _ in texts]
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        src, _ = tok.pad_batch([encoded[i] for i in rows], bos=True, eos=True)
-        if beam > 1:
-            out = beam_search(model, src.to(device), beam, max_new_tokens)
-        else:
-            out = greedy_decode(model, src.to(device), max_new_tokens, use_cache=use_cache)
-        for i, ids in zip(rows, out.tolist(), strict=True):
-            ended = tok.eos_id in ids
-            results[i] = (ids[: ids.index(tok.eos_id)] if ended else ids, ended)
-    return results
-
-
-@dataclass
-class EvalResult:
-    """Exact match and per-character accuracy, overall and per length bucket."""
-
-    exact_match: float
-    char_accuracy: float
-    n: int
-    buckets: dict[str, dict[str, float]] = field(default_factory=dict)
-    examples: list[dict[str, str]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"exact_match": self.exact_match, "char_accuracy": self.char_accuracy, "n": self.n,
-                "buckets": self.buckets, "examples": self.examples}
-
-
-def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
-             bucket_edges: list[tuple[int, int]] | None = None, n_examples: int = 0,
-             max_new_tokens: int | None = None) -> EvalResult:
-    """Greedy-decode ``inputs`` and score them against the task's answers.
-
-    ``task`` is a :class:`Task` (``tasks.task_for(cfg.data)`` binds a run's task options) or a
-    registered name (default options). Buckets are by input length in characters;
-    ``bucket_edges`` are inclusive ``(lo, hi)`` pairs.
-    """
-    task, tok = get_task(task) if isinstance(task, str) else task, ByteTokenizer()
-    model_inputs = [task.model_input(x) for x in inputs]  # e.g. add's zero-padding
-    targets = [task.solve(m) for m in model_inputs]  # scored in the model's own format
-    preds = [tok.decode(ids) for ids, _ in predict(model, model_inputs, max_new_tokens)]
-    per_bucket: dict[str, list[tuple[bool, float]]] = defaultdict(list)
-    scores = []
-    for text, target, pred in zip(inputs, targets, preds, strict=True):
-        score = (pred == target, char_accuracy(pred, target))
-        scores.append(score)
-        for lo, hi in bucket_edges or []:
-            if lo <= len(text) <= hi:
-                per_bucket[f"{lo}-{hi}"].append(score)
-    def summary(s: list[tuple[bool, float]]) -> dict[str, float]:
-        return {"exact_match": sum(e for e, _ in s) / max(1, len(s)),
-                "char_accuracy": sum(c for _, c in s) / max(1, len(s)), "n": len(s)}
-    total = summary(scores)
-    ordered = [f"{lo}-{hi}" for lo, hi in bucket_edges or [] if f"{lo}-{hi}" in per_bucket]
-    examples = [{"input": x, "target": t, "pred": p}
-                for x, t, p in list(zip(inputs, targets, preds, strict=True))[:n_examples]]
-    return EvalResult(total["exact_match"], total["char_accuracy"], len(inputs),
-                      {k: summary(per_bucket[k]) for k in ordered}, examples)
-
-
 # ----------------------------------------------------------------------------- training
 class TrainingError(ValueError):
     """Training cannot go on (e.g. a non-finite loss); checkpoints already written are kept."""
@@ -152,8 +78,12 @@ class Progress:
     batch: int = 0  # batches of the current epoch already trained
     best: float = -1.0
     loss_sum: float = 0.0
-    tokens: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Progress:
+        """Rebuild from a checkpoint's ``progress`` (keys of older versions are ignored)."""
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 def _save(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
@@ -171,10 +101,10 @@ def _resume(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> Pr
     path, info, _ = read_checkpoint_info(out / "last.json")
     model.load_state_dict(read_tensors(path, info, "weights"))
     unpack_trainer_state(opt, read_tensors(path, info, "state"), info.get("optimizer", {}))
-    return Progress(**info["progress"])
+    return Progress.from_dict(info["progress"])
 
 
-def _train_step(model: Seq2SeqTransformer, opt: torch.optim.Optimizer, batch: dict[str, Tensor],
+def _train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict[str, Tensor],
                 lr: float, cfg: TrainConfig, autocast, step: int) -> tuple[float, int]:
     for group in opt.param_groups:
         group["lr"] = lr
@@ -190,100 +120,123 @@ def _train_step(model: Seq2SeqTransformer, opt: torch.optim.Optimizer, batch: di
     return loss.item(), n_tok
 
 
+class Trainer:
+    """One training run: the model, its optimiser and data, where it writes, how far it got.
+
+    With several processes (torchrun) each one trains on every ``world``-th batch of an epoch
+    through ``DistributedDataParallel``; only the main process validates and writes.
+    """
+
+    def __init__(self, cfg: RunConfig, ctx: DistContext, resume: bool, tensorboard: bool):
+        self.cfg, self.ctx, self.out = cfg, ctx, Path(cfg.train.out)
+        if ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for leftover in self.out.glob(".*.tmp"):  # from a run killed in the middle of a write
+                leftover.unlink(missing_ok=True)
+        self.model = Seq2SeqTransformer(cfg.model).to(ctx.device)
+        self.opt = make_optimizer(self.model, cfg.train)
+        self.progress = _resume(self.out, self.model, self.opt) if resume else Progress()
+        self.train_model = ctx.wrap(self.model)  # DistributedDataParallel with several processes
+        self.log = RunLog(self.out, self.progress.step, self.progress.history,
+                          tensorboard) if ctx.is_main else None
+        self.dm = DataModule(cfg.data)
+        self.steps_per_epoch = math.ceil(cfg.data.train_samples / cfg.train.batch_size) // ctx.world
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"train_samples {cfg.data.train_samples} at batch size "
+                             f"{cfg.train.batch_size} give fewer batches than the {ctx.world} "
+                             "processes")
+        self.autocast = torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16,
+                                       enabled=ctx.device.type == "cuda")
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.cfg.train.batch_size * self.ctx.world
+
+    def _bar(self, batches: Any) -> Any:
+        """A progress bar over ``batches`` on a terminal; in a log, nothing (the epoch lines)."""
+        tc, p = self.cfg.train, self.progress
+        shown = tc.progress and self.ctx.is_main and sys.stderr.isatty()
+        return tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {p.epoch + 1}/{tc.epochs}",
+                    disable=not shown, leave=False, mininterval=1.0)
+
+    def train_epoch(self) -> int:
+        """Train the rest of the current epoch; returns the target tokens this process saw."""
+        tc, p = self.cfg.train, self.progress
+        total_steps = self.steps_per_epoch * tc.epochs
+        self.model.train()
+        batches = islice(self.dm.train_loader(p.epoch, tc.batch_size, self.ctx.rank,
+                                              self.ctx.world), self.steps_per_epoch)
+        bar, t0, tokens = self._bar(batches), time.perf_counter(), 0
+        for i, batch in enumerate(bar):
+            if i < p.batch:
+                continue  # trained before the run was interrupted
+            lr = learning_rate(p.step, total_steps, tc)
+            batch = {k: v.to(self.ctx.device) for k, v in batch.items()}
+            loss, n_tok = _train_step(self.train_model, self.opt, batch, lr, tc, self.autocast,
+                                      p.step)
+            p.step, p.batch, p.loss_sum = p.step + 1, i + 1, p.loss_sum + loss
+            tokens += n_tok
+            if self.log is not None:
+                self.log.log_step(p.step, loss, lr)
+            rate = tokens / max(1e-9, time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
+            if tc.save_every and p.step % tc.save_every == 0 and self.ctx.is_main:
+                _save(self.out, "last", self.model, self.opt, self.cfg, p)
+        return tokens
+
+    def end_epoch(self, rate: float, elapsed: float) -> None:
+        """Validate, add a metrics record to the history, write ``last`` (and ``best`` if it
+        improved), log and print the epoch's line. Main process only."""
+        p = self.progress
+        val = evaluate(self.model, self.dm.val_inputs, task_for(self.cfg.data))
+        record = {"epoch": p.epoch + 1, "step": p.step, "train_loss": p.loss_sum / max(1, p.batch),
+                  "val_exact_match": val.exact_match, "val_char_accuracy": val.char_accuracy,
+                  "tokens_per_s": round(rate), "elapsed_s": round(elapsed, 2),
+                  "world_size": self.ctx.world, "effective_batch_size": self.effective_batch_size}
+        p.history.append(record)
+        p.epoch, p.batch, p.loss_sum = p.epoch + 1, 0, 0.0
+        improved = val.exact_match > p.best
+        p.best = max(p.best, val.exact_match)
+        _save(self.out, "last", self.model, self.opt, self.cfg, p)
+        if improved:
+            _save(self.out, "best", self.model, self.opt, self.cfg, p)
+        self.log.log_epoch(p.history)
+        if self.cfg.train.progress:
+            tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}  "
+                       f"val exact match {val.exact_match:.4f}  "
+                       f"char acc {val.char_accuracy:.4f}  {rate:,.0f} tok/s  "
+                       f"effective batch {record['effective_batch_size']}")
+
+
 def train(cfg: RunConfig, resume: bool = False, tensorboard: bool = False) -> dict[str, Any]:
     """Train with ``cfg``; writes ``best``/``last`` checkpoints and the logs of
     :mod:`transformer_tiny.logs` (``metrics.jsonl``, ``steps.csv``, TensorBoard events with
     ``tensorboard``) to ``cfg.train.out`` (``last`` also every ``save_every`` steps). ``resume``
     continues from ``out/last.json``. Returns a summary (best validation exact match, seconds,
-    steps)."""
-    tc = cfg.train
-    ctx = distributed.setup(pick_device(tc.device))  # several processes under torchrun
-    set_threads(tc.threads or ctx.default_threads())
-    device = ctx.device
-    seed_everything(tc.seed)
-    out = Path(tc.out)
-    if ctx.is_main:  # only rank 0 writes
-        out.mkdir(parents=True, exist_ok=True)
-        for leftover in out.glob(".*.tmp"):  # from a run killed in the middle of a write
-            leftover.unlink(missing_ok=True)
-    model = Seq2SeqTransformer(cfg.model).to(device)
-    opt = make_optimizer(model, tc)
-    progress = _resume(out, model, opt) if resume else Progress()
-    train_model = ctx.wrap(model)  # DistributedDataParallel with several processes
-    log = open_run_log(out, progress.step, progress.history, tensorboard)
-    dm = DataModule(cfg.data)
-    # Each process takes every world-th batch; all take the same number of steps.
-    steps_per_epoch = math.ceil(cfg.data.train_samples / tc.batch_size) // ctx.world
-    if steps_per_epoch == 0:
-        raise ValueError(f"train_samples {cfg.data.train_samples} at batch size {tc.batch_size} "
-                         f"give fewer batches than the {ctx.world} processes")
-    if ctx.enabled and ctx.is_main and tc.progress:
-        tqdm.write(f"{ctx.world} processes ({ctx.backend}), batch size {tc.batch_size} each: "
-                   f"effective batch size {tc.batch_size * ctx.world}")
-    total_steps = steps_per_epoch * tc.epochs
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                              enabled=device.type == "cuda")
+    steps, and ``is_main``: whether this process is the one that reports)."""
+    ctx = distributed.setup(pick_device(cfg.train.device))  # several processes under torchrun
+    set_threads(cfg.train.threads or ctx.default_threads())
+    seed_everything(cfg.train.seed)
+    run = Trainer(cfg, ctx, resume, tensorboard)
+    if ctx.enabled and ctx.is_main and cfg.train.progress:
+        tqdm.write(f"{ctx.world} processes ({ctx.backend}), batch size {cfg.train.batch_size} "
+                   f"each: effective batch size {run.effective_batch_size}")
     t0 = time.perf_counter()
-    while progress.epoch < tc.epochs:
-        model.train()
-        batches = islice(dm.train_loader(progress.epoch, tc.batch_size, ctx.rank, ctx.world),
-                         steps_per_epoch)
-        bar = tqdm(batches, total=steps_per_epoch,
-                   desc=f"epoch {progress.epoch + 1}/{tc.epochs}",
-                   disable=not (tc.progress and ctx.is_main), leave=False, mininterval=1.0)
-        t_epoch, tokens_here = time.perf_counter(), 0
-        for i, batch in enumerate(bar):
-            if i < progress.batch:
-                continue  # trained before the run was interrupted
-            lr = learning_rate(progress.step, total_steps, tc)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            loss, n_tok = _train_step(train_model, opt, batch, lr, tc, autocast, progress.step)
-            progress.step, progress.batch = progress.step + 1, i + 1
-            progress.loss_sum, progress.tokens = progress.loss_sum + loss, progress.tokens + n_tok
-            log.log_step(progress.step, loss, lr)
-            tokens_here += n_tok
-            rate = tokens_here / max(1e-9, time.perf_counter() - t_epoch)
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
-            if tc.save_every and progress.step % tc.save_every == 0 and ctx.is_main:
-                _save(out, "last", model, opt, cfg, progress)
-        loss_sum, tokens_here = ctx.sum([progress.loss_sum, tokens_here])  # over all processes
-        progress.loss_sum = loss_sum / ctx.world
-        rate = tokens_here / max(1e-9, time.perf_counter() - t_epoch)
+    while run.progress.epoch < cfg.train.epochs:
+        t_epoch = time.perf_counter()
+        tokens = run.train_epoch()
+        loss_sum, tokens = ctx.sum([run.progress.loss_sum, tokens])  # over all processes
+        run.progress.loss_sum = loss_sum / ctx.world
+        rate = tokens / max(1e-9, time.perf_counter() - t_epoch)
         if ctx.is_main:  # validates and writes; the other processes wait at the barrier
-            _end_epoch(model, opt, cfg, dm, progress, out, rate, time.perf_counter() - t0)
+            run.end_epoch(rate, time.perf_counter() - t0)
         else:
-            progress.epoch, progress.batch, progress.loss_sum = progress.epoch + 1, 0, 0.0
+            run.progress.epoch, run.progress.batch, run.progress.loss_sum = \
+                run.progress.epoch + 1, 0, 0.0
         ctx.barrier()
-        log.log_epoch(progress.history)
-    log.close()
-    return {"best_val_exact_match": progress.best, "steps": progress.step, "out": str(out),
-            "seconds": round(time.perf_counter() - t0, 1), "parameters": model.num_parameters(),
-            "rank": ctx.rank, "world_size": ctx.world,
-            "effective_batch_size": tc.batch_size * ctx.world}
-
-
-def _end_epoch(model: Seq2SeqTransformer, opt: torch.optim.Optimizer, cfg: RunConfig,
-               dm: DataModule, progress: Progress, out: Path, rate: float,
-               elapsed: float) -> None:
-    """Validate, add a metrics record to ``progress.history``, and write ``last`` (and ``best``
-    if it improved)."""
-    val = evaluate(model, dm.val_inputs, task_for(cfg.data))
-    batches = max(1, progress.batch)
-    record = {"epoch": progress.epoch + 1, "step": progress.step,
-              "train_loss": progress.loss_sum / batches, "val_exact_match": val.exact_match,
-              "val_char_accuracy": val.char_accuracy, "tokens_per_s": round(rate),
-              "elapsed_s": round(elapsed, 2), "world_size": distributed.world_size(),
-              "effective_batch_size": cfg.train.batch_size * distributed.world_size()}
-    progress.history.append(record)
-    progress.epoch, progress.batch = progress.epoch + 1, 0
-    progress.loss_sum, progress.tokens = 0.0, 0
-    improved = val.exact_match > progress.best
-    progress.best = max(progress.best, val.exact_match)
-    _save(out, "last", model, opt, cfg, progress)
-    if improved:
-        _save(out, "best", model, opt, cfg, progress)
-    if cfg.train.progress:
-        tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}  "
-                   f"val exact match {val.exact_match:.4f}  "
-                   f"char acc {val.char_accuracy:.4f}  {rate:,.0f} tok/s  "
-                   f"effective batch {record['effective_batch_size']}")
+    if run.log is not None:
+        run.log.close()
+    return {"best_val_exact_match": run.progress.best, "steps": run.progress.step,
+            "out": str(run.out), "seconds": round(time.perf_counter() - t0, 1),
+            "parameters": run.model.num_parameters(), "is_main": ctx.is_main,
+            "world_size": ctx.world, "effective_batch_size": run.effective_batch_size}

@@ -1,4 +1,4 @@
-"""Small helpers: seeding, devices and threads, atomic file writes, metrics."""
+"""Small helpers: seeding, devices and threads, atomic file writes."""
 
 from __future__ import annotations
 
@@ -29,11 +29,16 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def set_threads(n: int) -> int:
     """Use ``n`` intra-op threads (0 = one per available core); returns the number set."""
-    if n <= 0:
-        n = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                else os.cpu_count() or 1)
+    n = n if n > 0 else available_cores()
     torch.set_num_threads(n)
     return n
 
@@ -68,18 +73,3 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
-def char_accuracy(pred: str, target: str) -> float:
-    """Fraction of target code points predicted at the right index (a longer prediction is
-    penalised by counting its extra characters as errors)."""
-    hits = sum(p == t for p, t in zip(pred, target, strict=False))
-    return hits / max(len(target), len(pred), 1)
-
-
-def length_bucket(n: int, edges: list[tuple[int, int]]) -> str | None:
-    """Name ``"lo-hi"`` of the first ``(lo, hi)`` range holding ``n``."""
-    for lo, hi in edges:
-        if lo <= n <= hi:
-            return f"{lo}-{hi}"
-    return None

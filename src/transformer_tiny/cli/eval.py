@@ -1,0 +1,87 @@
+"""``scripts/eval.py`` / ``transformer-tiny eval``: exact match and per-character accuracy of a
+checkpoint on its held-out set, on fresh strings of other lengths, or on the lines of a file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config import RunConfig, build_config
+from ..data import DataModule, bucket_inputs
+from ..metrics import Buckets, EvalResult, evaluate, even_buckets
+from ..tasks import task_for
+from .common import (
+    Parser,
+    UsageError,
+    add_checkpoint_arguments,
+    load_model,
+    parse_buckets,
+    read_lines,
+)
+
+
+def _parser(prog: str | None) -> Parser:
+    p = Parser(prog=prog,
+               description="Evaluate a checkpoint: exact match and per-character accuracy.")
+    add_checkpoint_arguments(p)
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="held-out set to score (default: %(default)s)")
+    p.add_argument("--file", metavar="FILE", help="evaluate on the lines of this UTF-8 text file")
+    p.add_argument("--lengths", metavar="LO-HI,...",
+                   help="fresh strings in these length buckets, e.g. 33-64,65-128")
+    p.add_argument("--samples", type=int, default=200, metavar="N",
+                   help="strings per bucket with --lengths (default: %(default)s)")
+    p.add_argument("--alphabet", metavar="NAME",
+                   help="alphabet for --lengths (default: the training one)")
+    p.add_argument("--examples", type=int, default=5, metavar="N",
+                   help="examples to print (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    return p
+
+
+def _inputs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Buckets, str]:
+    """The strings to score, their length buckets, and a description of where they came from."""
+    if args.file:
+        inputs = read_lines(Path(args.file).read_bytes(), args.file)
+        if not inputs:
+            raise UsageError(f"{args.file} has no lines")
+        longest = max(len(x) for x in inputs)
+        buckets = parse_buckets(args.lengths) if args.lengths else even_buckets(1, longest)
+        return inputs, buckets, f"lines of {args.file}"
+    if args.lengths:
+        buckets = parse_buckets(args.lengths)
+        inputs = bucket_inputs(cfg.data, buckets, args.samples, alphabet=args.alphabet)
+        return inputs, buckets, f"{args.samples} fresh strings per bucket"
+    dm = DataModule(cfg.data)
+    inputs = dm.test_inputs if args.split == "test" else dm.val_inputs
+    return inputs, even_buckets(cfg.data.min_len, cfg.data.max_len), f"{args.split} set"
+
+
+def _print_table(task: str, source: str, result: EvalResult) -> None:
+    print(f"task {task}, {source}: {result.n} strings")
+    print(f"exact match {result.exact_match:.4f}   per-character accuracy "
+          f"{result.char_accuracy:.4f}")
+    print(f"{'length':>10} {'n':>6} {'exact':>8} {'char':>8}")
+    for name, b in result.buckets.items():
+        print(f"{name:>10} {b['n']:>6} {b['exact_match']:>8.4f} {b['char_accuracy']:>8.4f}")
+    for ex in result.examples:
+        print(f"\ninput : {ex['input']!r}\ntarget: {ex['target']!r}\npred  : {ex['pred']!r}")
+
+
+def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    args = _parser(prog).parse_args(argv)
+    if args.samples <= 0 or args.examples < 0:
+        raise UsageError("--samples must be > 0 and --examples >= 0")
+    model, cfg = load_model(args)
+    if args.alphabet is not None:
+        build_config(cfg.to_dict(), {"data": {"alphabet": args.alphabet}})  # validates the name
+    inputs, buckets, source = _inputs(args, cfg)
+    result = evaluate(model, inputs, task_for(cfg.data), buckets, args.examples)
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "task": cfg.data.task, "source": source,
+                          **result.to_dict()}, ensure_ascii=False))
+    else:
+        _print_table(cfg.data.task, source, result)
+    return 0

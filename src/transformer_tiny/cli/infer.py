@@ -1,0 +1,50 @@
+"""``scripts/infer.py`` / ``transformer-tiny infer``: a trained model's answers to ``--text``
+strings or to the lines of standard input, one line each."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ..decoding import predict
+from ..tasks import task_for
+from ..tokenizer import ByteTokenizer
+from .common import Parser, UsageError, add_checkpoint_arguments, load_model, read_lines
+
+
+def _parser(prog: str | None) -> Parser:
+    p = Parser(prog=prog,
+               description="Run a trained model on --text strings or on lines from stdin.")
+    p.add_argument("--text", action="append", metavar="TEXT",
+                   help="input string (repeatable); without it, each line of stdin")
+    add_checkpoint_arguments(p)
+    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="output length limit in bytes (default: input length + 16)")
+    p.add_argument("--beam", type=int, default=1, metavar="K",
+                   help="beam width, 1 to 64 (default: 1, greedy)")
+    return p
+
+
+def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    args = _parser(prog).parse_args(argv)
+    if not 1 <= args.beam <= 64:
+        raise UsageError("--beam must be in [1, 64]")
+    model, cfg = load_model(args)
+    task = task_for(cfg.data)
+    texts = args.text if args.text is not None else read_lines(sys.stdin.buffer.read(), "stdin")
+    if not texts:
+        return 0
+    texts = [task.model_input(t) for t in texts]  # e.g. add's zero-padding
+    limit = model.cfg.max_positions - 1
+    if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
+        raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
+    tok = ByteTokenizer()
+    for n, (ids, ended) in enumerate(predict(model, texts, args.max_new_tokens, beam=args.beam), 1):
+        if not ended:
+            print(f"warning: output {n} hit --max-new-tokens before its end", file=sys.stderr)
+        if tok.is_valid_utf8(ids):
+            print(task.shown(tok.decode(ids)))
+        else:
+            print(f"warning: output {n} is not valid UTF-8; shown with U+FFFD", file=sys.stderr)
+            print(tok.to_bytes(ids).decode("utf-8", errors="replace"))
+    return 0

@@ -1,0 +1,82 @@
+"""``scripts/plot.py`` / ``transformer-tiny plot``: write the PNGs of a trained model (its
+cross-attention, its training curves, its accuracy by input length) and print their paths."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..attention_maps import cross_attention_maps
+from ..checkpoint import resolve_checkpoint
+from ..logs import METRICS_FILE
+from ..plots import (
+    PLOTS,
+    accuracy_by_length,
+    default_buckets,
+    head_notes,
+    new_figure,
+    plot_accuracy_by_length,
+    plot_attention,
+    plot_training_curves,
+)
+from .common import Parser, UsageError, add_checkpoint_arguments, load_model, parse_buckets
+
+DEFAULT_TEXT = "Hello, world!"
+
+
+def _parser(prog: str | None) -> Parser:
+    p = Parser(prog=prog, description="Draw PNGs of a trained model: its cross-attention for "
+               "--text, its training curves and its accuracy by input length.")
+    add_checkpoint_arguments(p)
+    p.add_argument("--text", default=DEFAULT_TEXT, metavar="TEXT",
+                   help="input whose cross-attention is drawn (default: %(default)r)")
+    p.add_argument("--out", metavar="DIR", help="folder for the PNGs (default: the run "
+                   "folder's plots/)")
+    p.add_argument("--only", action="append", choices=list(PLOTS),
+                   help="draw only this picture (repeatable; default: all three)")
+    p.add_argument("--lengths", metavar="LO-HI,...", help="length buckets for the accuracy "
+                   "picture, e.g. 1-16,17-64 (default: the training lengths in 4 buckets, then "
+                   "up to 2x and 4x longer)")
+    p.add_argument("--samples", type=int, default=100, metavar="N",
+                   help="strings per length bucket (default: %(default)s)")
+    return p
+
+
+def _kinds(args, run_dir: Path) -> list[str]:
+    """The pictures to draw: curves only where the run folder has its metrics."""
+    kinds = [k for k in PLOTS if k in (args.only or PLOTS)]
+    if "curves" in kinds and not (run_dir / METRICS_FILE).is_file():
+        if args.only:
+            raise UsageError(f"no {METRICS_FILE} in {run_dir}: training curves need the run "
+                             "folder that train.py wrote")
+        print(f"note: no {METRICS_FILE} in {run_dir}; training curves skipped", file=sys.stderr)
+        kinds.remove("curves")
+    return kinds
+
+
+def plot_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    args = _parser(prog).parse_args(argv)
+    if args.samples <= 0:
+        raise UsageError("--samples must be > 0")
+    if not args.text:
+        raise UsageError("--text must not be empty")
+    buckets = parse_buckets(args.lengths) if args.lengths else None
+    new_figure(1.0, 1.0)  # without matplotlib: fail before loading anything
+    model, cfg = load_model(args)
+    run_dir = resolve_checkpoint(args.checkpoint).parent
+    out = Path(args.out) if args.out else run_dir / "plots"
+    written = []
+    for kind in _kinds(args, run_dir):
+        path = out / PLOTS[kind]
+        if kind == "attention":
+            maps = cross_attention_maps(model, args.text)
+            written.append(plot_attention(maps, path, head_notes(cfg.model)))
+        elif kind == "curves":
+            written.append(plot_training_curves(run_dir, path))
+        else:
+            result = accuracy_by_length(model, cfg, buckets or default_buckets(cfg), args.samples)
+            written.append(plot_accuracy_by_length(result, path, cfg.data.max_len))
+    for path in written:
+        print(path)
+    return 0

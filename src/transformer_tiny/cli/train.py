@@ -1,0 +1,50 @@
+"""``scripts/train.py`` / ``transformer-tiny train``: train a model, print a one-line summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..checkpoint import read_checkpoint_info
+from ..config import RunConfig, TrainConfig, add_config_arguments, build_config, overrides_from_args
+from ..logs import require_tensorboard
+from ..train_eval import train
+from .common import Parser, UsageError
+
+
+def resumed_config(overrides: dict) -> RunConfig:
+    """The config of the run being resumed (``--out``'s ``last`` checkpoint) with ``overrides``;
+    the model and data may not change."""
+    out = overrides.get("train", {}).get("out", TrainConfig().out)
+    base = read_checkpoint_info(Path(out) / "last.json")[2].to_dict()
+    cfg = build_config(base, overrides)
+    for section in ("model", "data"):
+        changed = [k for k, v in cfg.to_dict()[section].items() if base[section][k] != v]
+        if changed:
+            raise UsageError(f"--resume cannot change {section} config ({changed[0]})")
+    return cfg
+
+
+def train_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    p = Parser(prog=prog,
+               description="Train a seq2seq Transformer on a toy task (default: reverse).")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (same model and data)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log to TensorBoard, in OUT/tensorboard (needs the tensorboard "
+                        "package: the [tensorboard] extra)")
+    add_config_arguments(p, ("model", "data", "train"))
+    args = p.parse_args(argv)
+    if args.tensorboard:
+        require_tensorboard()  # fail now, not after training
+    overrides = overrides_from_args(args)
+    cfg = resumed_config(overrides) if args.resume else build_config(None, overrides)
+    out = Path(cfg.train.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    summary = train(cfg, resume=args.resume, tensorboard=args.tensorboard)
+    if not summary["is_main"]:  # several processes (torchrun): the main one reports
+        return 0
+    print(f"trained {summary['steps']} steps in {summary['seconds']} s; best validation exact "
+          f"match {summary['best_val_exact_match']:.4f}; checkpoints in {summary['out']}")
+    return 0
