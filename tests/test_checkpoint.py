@@ -1,15 +1,19 @@
-"""Checkpoints: lossless save/load, and a one-line CheckpointError for every broken one."""
+"""Checkpoints: lossless save/load, a one-line CheckpointError for every broken one, and a pickle
+planted as a checkpoint refused without running."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, make_model, source_batch, target_batch, weights_of
+from helpers import ROOT, TINY, make_model, source_batch, target_batch, weights_of
 
 from transformer_tiny.checkpoint import (
     FORMAT,
@@ -19,7 +23,7 @@ from transformer_tiny.checkpoint import (
     save_checkpoint,
 )
 from transformer_tiny.config import ModelConfig, RunConfig
-from transformer_tiny.utils import atomic_write_bytes, atomic_write_json
+from transformer_tiny.utils import atomic_write_json
 
 
 def run_config(**model_overrides) -> RunConfig:
@@ -195,31 +199,30 @@ def test_invalid_config_in_json(saved, tmp_path, config):
     assert_one_line_error(tmp_path)
 
 
-# ----------------------------------------------------------------------------- atomic writes
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
-
-
-def test_atomic_write_bytes_replaces_content(tmp_path):
-    target = tmp_path / "sub" / "file.bin"
-    atomic_write_bytes(target, b"first")
-    assert target.read_bytes() == b"first"
-    atomic_write_bytes(target, b"second, longer content")
-    assert target.read_bytes() == b"second, longer content"
-    atomic_write_bytes(target, b"")
-    assert target.read_bytes() == b""
-    assert leftovers(target.parent) == []
-    assert sorted(os.listdir(target.parent)) == ["file.bin"]
-
-
-def test_atomic_write_bytes_failure_keeps_old_file(tmp_path):
-    target = tmp_path / "file.bin"
-    atomic_write_bytes(target, b"old")
-    with pytest.raises(TypeError):
-        atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
-    assert target.read_bytes() == b"old"
-    assert leftovers(tmp_path) == []
-
-
 def test_save_checkpoint_leaves_no_temp_files(saved, tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(["best.json", weights_of(saved[2]).name])
+
+
+# ----------------------------------------------------------------------------- pickles
+class Boom:
+    def __reduce__(self):
+        return (os.system, (f"touch {Boom.marker}",))
+
+
+def test_pickle_planted_as_checkpoint_is_refused_and_never_run(tmp_path):
+    Boom.marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.json").write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(run)
+    torch.save({"w": Boom()}, run / "evil.pt")  # a pickle named like weights
+    (run / "best.json").unlink()
+    (run / "evil.safetensors").write_bytes((run / "evil.pt").read_bytes())
+    with pytest.raises(CheckpointError):
+        load_checkpoint(run / "evil.safetensors")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "infer.py"), "--checkpoint",
+                           str(run / "evil.safetensors"), "--text", "x"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert not Boom.marker.exists()

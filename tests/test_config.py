@@ -1,4 +1,5 @@
-"""Config validation (errors name the field), dict round trip, and command-line overrides."""
+"""Config validation (errors name the field), dict round trip, the model's length limit, and
+command-line overrides."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import dataclasses
 
 import pytest
+import torch
+from helpers import make_model
 
 from transformer_tiny.cli.common import Parser, UsageError
 from transformer_tiny.config import (
@@ -19,6 +22,7 @@ from transformer_tiny.config import (
     build_config,
     overrides_from_args,
 )
+from transformer_tiny.tasks import task_for
 
 
 @pytest.mark.parametrize("kind, kwargs, field", [
@@ -81,6 +85,16 @@ def test_rope_needs_an_even_head_size():
         ModelConfig(d_model=36, n_heads=12, position_scheme="rope")  # head size 3
 
 
+def test_shift_k_is_a_validated_config_field():
+    assert task_for(DataConfig(task="shift", shift=5)).solve("abz") == "fge"
+    assert task_for(DataConfig(task="shift", shift=0)).solve("abz") == "abz"
+    for bad in (26, -1):
+        with pytest.raises(ConfigError, match=r"^shift:"):
+            DataConfig(task="shift", shift=bad)
+    with pytest.raises(ConfigError, match=r"^shift:"):
+        DataConfig(task="shift", shift=True)
+
+
 def test_valid_configs():
     ModelConfig(d_model=36, n_heads=12, position_scheme="sinusoidal")  # odd head size is fine here
     ModelConfig(d_model=4, n_heads=1, max_positions=3)
@@ -93,6 +107,14 @@ def test_defaults():
     assert cfg.model.max_source_tokens == cfg.model.max_positions - 2
     assert cfg.data.task == "reverse"
     assert cfg.model.position_scheme in ("sinusoidal", "rope")
+
+
+def test_check_positions():
+    cfg = make_model(max_positions=16, dtype=torch.float32).cfg
+    cfg.check_positions(16)  # exactly the limit is fine
+    with pytest.raises(ValueError, match=r"^input too long: 15 bytes, this model supports "
+                       r"at most 14$"):
+        cfg.check_positions(17)
 
 
 def test_to_dict_from_dict_round_trip():

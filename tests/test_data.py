@@ -6,7 +6,8 @@ import random
 
 import pytest
 import torch
-from hypothesis import given
+from helpers import ALL_TASKS, SMALL, TOK
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transformer_tiny.config import DataConfig
@@ -21,11 +22,8 @@ from transformer_tiny.data import (
     is_heldout,
     length_grouped_order,
 )
-from transformer_tiny.tasks import ALPHABETS, TASKS, Task, get_task, register_task, reverse_text
-from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
-
-TOK = ByteTokenizer()
-SMALL = dict(train_samples=300, val_samples=60, test_samples=80)
+from transformer_tiny.tasks import ALPHABETS, reverse_text, task_for
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 def test_determinism_from_data_seed():
@@ -37,6 +35,22 @@ def test_determinism_from_data_seed():
     other = DataModule(DataConfig(**SMALL, data_seed=99))
     assert other.val_inputs != a.val_inputs and other.test_inputs != a.test_inputs
     assert other.train_dataset(0).inputs != a.train_dataset(0).inputs
+
+
+@pytest.mark.parametrize("name", ALL_TASKS)
+def test_inputs_are_deterministic_in_the_seed_and_held_out(name):
+    cfg = DataConfig(task=name, max_len=12, **SMALL)
+    assert draw_inputs(cfg, 100, seed=3) == draw_inputs(cfg, 100, seed=3)
+    assert draw_inputs(cfg, 100, seed=3) != draw_inputs(cfg, 100, seed=4)
+    dm = DataModule(cfg)
+    assert dm.val_inputs == DataModule(cfg).val_inputs
+    held_out = set(dm.val_inputs) | set(dm.test_inputs)
+    assert not set(dm.val_inputs) & set(dm.test_inputs)
+    train_set = dm.train_dataset(0)
+    assert not held_out & set(train_set.inputs)
+    assert all(1 <= len(x) <= 12 for x in train_set.inputs)
+    solve = task_for(cfg).solve
+    assert train_set.targets == [solve(x) for x in train_set.inputs]
 
 
 def test_splits_have_the_configured_sizes_and_lengths():
@@ -113,32 +127,29 @@ def test_draw_inputs_overrides():
     assert not set(again) & excluded
 
 
-# ----------------------------------------------------------------------------- tasks
-@pytest.mark.parametrize("text, expected", [
-    ("héllo", "olléh"), ("abc", "cba"), ("", ""), ("😀a👍", "👍a😀"), ("日本語", "語本日"),
-])
-def test_reverse_is_code_point_reversal(text, expected):
-    assert reverse_text(text) == expected
-    ds = PairDataset([text], "reverse")
-    assert ds.targets == [expected]
-    assert ds.examples[0].src == TOK.encode(text)
-    assert ds.examples[0].tgt == TOK.encode(expected)
-    assert TOK.is_valid_utf8(ds.examples[0].tgt)  # not a byte reversal
+@settings(max_examples=50, deadline=None)
+@given(alphabet=st.sampled_from(sorted(ALPHABETS)), lo=st.integers(1, 6),
+       extra=st.integers(0, 6), n=st.integers(1, 30), seed=st.integers(0, 2**31))
+def test_data_generation_properties(alphabet, lo, extra, n, seed):
+    cfg = DataConfig(alphabet=alphabet, min_len=lo, max_len=lo + extra)
+    inputs = draw_inputs(cfg, n, seed)
+    assert inputs == draw_inputs(cfg, n, seed)  # deterministic
+    assert len(inputs) == n
+    assert all(lo <= len(x) <= lo + extra and set(x) <= set(ALPHABETS[alphabet]) for x in inputs)
+    held_out = set(inputs[: n // 2])
+    space = sum(len(ALPHABETS[alphabet]) ** k for k in range(lo, lo + extra + 1))
+    if len(held_out) == space:  # nothing left to draw: a clear error, never a leak
+        with pytest.raises(ValueError, match="too few strings"):
+            draw_inputs(cfg, n, seed + 1, exclude=held_out)
+    else:
+        assert not held_out & set(draw_inputs(cfg, n, seed + 1, exclude=held_out))
 
 
+# ----------------------------------------------------------------------------- pairs
 def test_copy_task():
     ds = PairDataset(["héllo", "x"], "copy")
     assert ds.targets == ["héllo", "x"]
     assert len(ds) == 2 and ds[1] == Example(TOK.encode("x"), TOK.encode("x"))
-
-
-def test_task_registry():
-    assert {"reverse", "copy"} <= set(TASKS)
-    assert get_task("reverse").solve("ab") == "ba"
-    with pytest.raises(KeyError, match="reverse"):
-        get_task("nope")
-    with pytest.raises(ValueError, match="already registered"):
-        register_task(Task("reverse", "again", lambda s: s))
 
 
 # ----------------------------------------------------------------------------- batching

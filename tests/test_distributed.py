@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from helpers import ROOT
 
 from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.distributed import DistContext, env_world, setup

@@ -3,18 +3,12 @@ in a greedy loop, PyTorch's strings (dynamic batch size and lengths)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, call_cli, make_model, source_batch
+from helpers import TOK, make_model, source_batch
 
 from transformer_tiny.checkpoint import load_checkpoint
-from transformer_tiny.cli.export import export_main
-from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.data import DataModule, draw_inputs
 from transformer_tiny.decoding import greedy_decode, predict
 from transformer_tiny.export import (
@@ -26,10 +20,7 @@ from transformer_tiny.export import (
     onnx_predict,
 )
 from transformer_tiny.model import Seq2SeqTransformer
-from transformer_tiny.tokenizer import BOS_ID, ByteTokenizer
-from transformer_tiny.train_eval import train
-
-TOK = ByteTokenizer()
+from transformer_tiny.tokenizer import BOS_ID
 
 
 def assert_logits_agree(model: Seq2SeqTransformer, runner: OnnxSeq2Seq, src: torch.Tensor,
@@ -83,52 +74,7 @@ def test_untrained_export_matches_pytorch(scheme, tmp_path):
         onnx_greedy(tmp_path, source_batch([63]))
 
 
-def test_export_command(untrained_run, tmp_path, capsys):
-    out = tmp_path / "onnx"
-    assert call_cli(export_main, ["--checkpoint", str(untrained_run), "--out", str(out),
-                                  "--verify", "4", "--text", "abc"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"wrote {out / ENCODER_FILE} and {out / DECODER_FILE}"
-    assert lines[1].startswith("onnxruntime and PyTorch greedy outputs agree on 4/4 ")
-    model = load_checkpoint(untrained_run)[0]
-    assert lines[2] == f"'abc' -> {TOK.decode(predict(model, ['abc'])[0][0])!r}"
-    # Default output folder: onnx/ beside the checkpoint.
-    assert call_cli(export_main, ["--checkpoint", str(untrained_run), "--verify", "0"]) == 0
-    assert (untrained_run / "onnx" / DECODER_FILE).is_file()
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--checkpoint", "no/such/run"], "error: no checkpoint at no/such/run"),
-    (["--verify", "-1"], "error: --verify must be >= 0"),
-    (["--out", "FILE"], "exists and is not a directory"),
-    (["--text", "x" * 47, "--verify", "0"], "error: input too long"),
-])
-def test_export_command_errors(untrained_run, tmp_path, capsys, args, message):
-    (tmp_path / "FILE").write_text("")
-    defaults = {"--checkpoint": str(untrained_run), "--out": str(tmp_path / "onnx")}
-    args = [a.replace("FILE", str(tmp_path / "FILE")) for a in args]
-    args += [x for flag, value in defaults.items() if flag not in args for x in (flag, value)]
-    assert call_cli(export_main, args) == 2
-    err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and message in err, err
-
-
 # ----------------------------------------------------------------------------- a trained model
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """The reverse task learned on strings of 1-8 characters (as in test_train_e2e.py)."""
-    out = tmp_path_factory.mktemp("export") / "run"
-    cfg = RunConfig(ModelConfig(max_positions=64),
-                    DataConfig(max_len=8, train_samples=6000, val_samples=200, test_samples=500),
-                    TrainConfig(epochs=2, seed=0, device="cpu", progress=False, out=str(out)))
-    threads = torch.get_num_threads()
-    try:
-        train(cfg)
-    finally:
-        torch.set_num_threads(threads)
-    return out
-
-
 @pytest.mark.slow
 def test_trained_model_parity_on_heldout_inputs(trained_run, tmp_path):
     model, cfg, _ = load_checkpoint(trained_run)
@@ -144,17 +90,3 @@ def test_trained_model_parity_on_heldout_inputs(trained_run, tmp_path):
     assert sum(o == x[::-1] for o, x in zip(ours[:120], inputs[:120], strict=True)) >= 110
     src, _ = TOK.pad_batch([TOK.encode(x) for x in inputs[::12]], bos=True, eos=True)
     assert_logits_agree(model, runner, src, steps=10, atol=2e-4)
-
-
-@pytest.mark.slow
-def test_export_script_on_trained_run(trained_run):
-    proc = subprocess.run([sys.executable, "scripts/export.py", "--checkpoint", str(trained_run),
-                           "--text", "hello"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines == [f"wrote {trained_run / 'onnx' / ENCODER_FILE} and "
-                     f"{trained_run / 'onnx' / DECODER_FILE}",
-                     "onnxruntime and PyTorch greedy outputs agree on 200/200 held-out test "
-                     "strings", "'hello' -> 'olleh'"]

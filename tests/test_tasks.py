@@ -1,4 +1,5 @@
-"""The toy tasks: their answers, their inputs, their options, and the README's add-a-task recipe."""
+"""The toy tasks: their answers, their inputs, their options, and the add-a-task recipe of
+docs/tasks.md."""
 
 from __future__ import annotations
 
@@ -10,39 +11,30 @@ import string
 from collections import Counter
 
 import pytest
-import torch
-from conftest import ROOT, call_cli
+from helpers import ALL_TASKS, ROOT, SMALL, TOK, call_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transformer_tiny import tasks
 from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.cli.eval import eval_main
-from transformer_tiny.cli.infer import infer_main
-from transformer_tiny.cli.train import train_main
-from transformer_tiny.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
-from transformer_tiny.data import DataModule, draw_inputs
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from transformer_tiny.data import DataModule, PairDataset, draw_inputs
 from transformer_tiny.metrics import evaluate
 from transformer_tiny.tasks import (
     BRACKETS,
     TASKS,
+    Task,
     caesar_shift,
     get_task,
     parens_answer,
+    register_task,
+    reverse_text,
     task_for,
 )
 from transformer_tiny.train_eval import train
 
-ALL_TASKS = ["reverse", "copy", "shift", "sort", "parens", "add"]
-SMALL = dict(train_samples=300, val_samples=60, test_samples=80)
-
-
-@pytest.fixture(autouse=True)
-def keep_thread_count():
-    """train() sets the number of torch threads; restore it for the other tests."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
 
 def test_registry_holds_every_task():
@@ -52,20 +44,26 @@ def test_registry_holds_every_task():
         assert task_for(DataConfig(task=name)).name == name
 
 
-@pytest.mark.parametrize("name", ALL_TASKS)
-def test_inputs_are_deterministic_in_the_seed_and_held_out(name):
-    cfg = DataConfig(task=name, max_len=12, **SMALL)
-    assert draw_inputs(cfg, 100, seed=3) == draw_inputs(cfg, 100, seed=3)
-    assert draw_inputs(cfg, 100, seed=3) != draw_inputs(cfg, 100, seed=4)
-    dm = DataModule(cfg)
-    assert dm.val_inputs == DataModule(cfg).val_inputs
-    held_out = set(dm.val_inputs) | set(dm.test_inputs)
-    assert not set(dm.val_inputs) & set(dm.test_inputs)
-    train_set = dm.train_dataset(0)
-    assert not held_out & set(train_set.inputs)
-    assert all(1 <= len(x) <= 12 for x in train_set.inputs)
-    solve = task_for(cfg).solve
-    assert train_set.targets == [solve(x) for x in train_set.inputs]
+def test_task_registry():
+    assert {"reverse", "copy"} <= set(TASKS)
+    assert get_task("reverse").solve("ab") == "ba"
+    with pytest.raises(KeyError, match="reverse"):
+        get_task("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        register_task(Task("reverse", "again", lambda s: s))
+
+
+# ----------------------------------------------------------------------------- reverse
+@pytest.mark.parametrize("text, expected", [
+    ("héllo", "olléh"), ("abc", "cba"), ("", ""), ("😀a👍", "👍a😀"), ("日本語", "語本日"),
+])
+def test_reverse_is_code_point_reversal(text, expected):
+    assert reverse_text(text) == expected
+    ds = PairDataset([text], "reverse")
+    assert ds.targets == [expected]
+    assert ds.examples[0].src == TOK.encode(text)
+    assert ds.examples[0].tgt == TOK.encode(expected)
+    assert TOK.is_valid_utf8(ds.examples[0].tgt)  # not a byte reversal
 
 
 # ----------------------------------------------------------------------------- shift
@@ -85,24 +83,6 @@ def test_shift_by_k_then_26_minus_k_is_identity(text, k):
     assert all(a == b for a, b in zip(text, shifted, strict=True) if a not in string.ascii_letters)
     assert all(b.islower() == a.islower() for a, b in zip(text, shifted, strict=True)
                if a in string.ascii_letters)
-
-
-def test_shift_k_is_a_validated_config_field():
-    assert task_for(DataConfig(task="shift", shift=5)).solve("abz") == "fge"
-    assert task_for(DataConfig(task="shift", shift=0)).solve("abz") == "abz"
-    for bad in (26, -1):
-        with pytest.raises(ConfigError, match=r"^shift:"):
-            DataConfig(task="shift", shift=bad)
-    with pytest.raises(ConfigError, match=r"^shift:"):
-        DataConfig(task="shift", shift=True)
-
-
-def test_bad_shift_flag_is_a_one_line_error(tmp_path, capsys):
-    assert call_cli(train_main, ["--task", "shift", "--shift", "30",
-                                 "--out", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: shift:") and err.count("\n") == 1
-    assert not (tmp_path / "run").exists()
 
 
 # ----------------------------------------------------------------------------- sort
@@ -227,57 +207,11 @@ def test_add_answer_shown_without_padding_zeros():
     assert [shown(x) for x in ["000102", "00", "7", "01x", ""]] == ["102", "0", "7", "01x", ""]
 
 
-def test_infer_reports_an_add_input_the_model_cannot_read(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert call_cli(train_main, [*TINY_FLAGS, "--task", "add", "--out", str(run)]) == 0
-    capsys.readouterr()
-    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "123456+1"]) == 2
-    err = capsys.readouterr().err
-    assert err == "error: task add: this model adds numbers of at most 5 digits, got '123456+1'\n"
-
-
-@pytest.mark.parametrize("lo, hi", [(1, 2), (32, 32)])
-def test_add_lengths_without_inputs(lo, hi, tmp_path, capsys):
-    with pytest.raises(ValueError, match="task add"):
-        draw_inputs(DataConfig(task="add", min_len=lo, max_len=hi), 5, seed=0)
-    argv = ["--task", "add", "--min-len", str(lo), "--max-len", str(hi), "--progress", "0",
-            "--out", str(tmp_path / "run")]
-    assert call_cli(train_main, argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: task add:") and err.count("\n") == 1
-
-
-# ----------------------------------------------------------------------------- checkpoints
-TINY_FLAGS = ["--d-model", "16", "--n-heads", "2", "--n-dec-layers", "1", "--d-ff", "16",
-              "--max-positions", "48", "--epochs", "1", "--train-samples", "64",
-              "--val-samples", "8", "--test-samples", "8", "--batch-size", "32",
-              "--max-len", "12", "--threads", "1", "--progress", "false"]
-
-
-@pytest.mark.parametrize("name", ALL_TASKS)
-def test_task_round_trips_through_a_checkpoint(name, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert call_cli(train_main, [*TINY_FLAGS, "--task", name, "--shift", "5",
-                                 "--out", str(run)]) == 0
-    _, cfg, _ = load_checkpoint(run)
-    assert cfg.data.task == name and cfg.data.shift == 5
-    capsys.readouterr()
-    assert call_cli(eval_main, ["--checkpoint", str(run), "--json", "--examples", "8"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["task"] == name and result["n"] == 8
-    solve = task_for(DataConfig(task=name, shift=5)).solve  # eval scores with the saved options
-    assert [e["target"] for e in result["examples"]] == [solve(e["input"])
-                                                         for e in result["examples"]]
-    text = {"add": "95+7", "parens": "([])"}.get(name, "ab")
-    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", text,
-                                 "--max-new-tokens", "4"]) == 0
-
-
-# ----------------------------------------------------------------------------- README recipe
+# ----------------------------------------------------------------------------- the recipe
 def readme_recipe() -> str:
-    """The Python block of the README section "Add a task in ~20 lines"."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Add a task in ~20 lines", 1)[1]
+    """The Python block of the section "Add a task in ~20 lines" of docs/tasks.md."""
+    doc = (ROOT / "docs" / "tasks.md").read_text(encoding="utf-8")
+    section = doc.split("## Add a task in ~20 lines", 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
@@ -288,12 +222,12 @@ def test_readme_recipe_is_about_20_lines():
 
 @pytest.mark.slow
 def test_readme_recipe_trains_end_to_end(tmp_path, capsys):
-    """Run the README's snippet as the tail of tasks.py would, then train the new task."""
+    """Run the recipe's snippet as the tail of tasks.py would, then train the new task."""
     code = readme_recipe()
     name = re.search(r'register_task\(Task\("(\w+)"', code).group(1)
     assert name not in TASKS
     try:
-        exec(compile(code, "README.md", "exec"), vars(tasks))  # as if appended to tasks.py
+        exec(compile(code, "docs/tasks.md", "exec"), vars(tasks))  # as if appended to tasks.py
         task = get_task(name)
         cfg = RunConfig(ModelConfig(max_positions=64),
                         DataConfig(task=name, max_len=8, train_samples=6000, val_samples=200,

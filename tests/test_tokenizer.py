@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import TOK
 from hypothesis import given
 from hypothesis import strategies as st
 
 from transformer_tiny import tokenizer as tk
-from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE, ByteTokenizer
-
-TOK = ByteTokenizer()
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE
 
 # Every code point, lone surrogates (category Cs) included; st.text() alone leaves them out.
 any_char = st.characters(codec=None, exclude_categories=())

@@ -1,10 +1,13 @@
-"""A small fuzz of every command's arguments and input, run in-process: whatever the arguments
+"""What every command shares: a broken or missing checkpoint is one ``error:`` line and exit code
+2, and a small fuzz of every command's arguments and input, run in-process: whatever the arguments
 and bytes, a command returns 0 or 2 and never lets an exception escape."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from conftest import call_cli
+from helpers import call_cli, one_error_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,15 +15,49 @@ from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
 
+
+# ----------------------------------------------------------------------------- checkpoints
+def broken_copies(untrained_run, tmp_path) -> dict[str, object]:
+    """Checkpoints broken in different ways, as paths."""
+    info = json.loads((untrained_run / "best.json").read_text())
+    weights = (untrained_run / info["weights"]).read_bytes()
+    cases = {}
+    for name, blob, config in [
+        ("truncated", weights[: len(weights) // 2], None),
+        ("corrupted", weights[:-9] + b"\x00" * 9, None),
+        ("mismatched", weights, {**info["config"], "model": {**info["config"]["model"],
+                                                             "d_model": 32}}),
+    ]:
+        d = tmp_path / name
+        d.mkdir()
+        (d / info["weights"]).write_bytes(blob)
+        (d / "best.json").write_text(json.dumps({**info, "config": config or info["config"]}))
+        cases[name] = d
+    (tmp_path / "empty_dir").mkdir()
+    cases["directory without checkpoint"] = tmp_path / "empty_dir"
+    cases["missing"] = tmp_path / "nope"
+    return cases
+
+
+@pytest.mark.parametrize("main", [infer_main, eval_main], ids=["infer", "eval"])
+def test_broken_checkpoints(untrained_run, tmp_path, capsys, main):
+    for case, path in broken_copies(untrained_run, tmp_path).items():
+        assert call_cli(main, ["--checkpoint", str(path), "--text", "x"] if main is infer_main
+                    else ["--checkpoint", str(path)]) == 2, case
+        one_error_line(capsys)
+
+
+# ----------------------------------------------------------------------------- fuzz
 FLAGS = ["--text", "--checkpoint", "--max-new-tokens", "--beam", "--device", "--lengths",
          "--samples", "--alphabet", "--file", "--split", "--json", "--examples", "--d-model",
          "--epochs", "--lr", "--task", "--out", "--resume", "--bogus"]
+
 VALUES = st.one_of(st.sampled_from(["0", "-1", "3", "1e9", "nan", "cpu", "cuda", "", "x", "1-4",
                                     "4-1", "digits", "/nonexistent", "/proc", "test"]),
                    st.text(max_size=12))
 
-
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+
 args_strategy = st.lists(st.tuples(st.sampled_from(FLAGS), VALUES), max_size=4).map(
     lambda pairs: [x for flag, value in pairs for x in (flag, value)])
 

@@ -1,14 +1,25 @@
-"""Output shapes of forward/encode/decode, NaN-free padding, and the length limit."""
+"""The model on random (untrained) weights: output shapes of forward/encode/decode, causality,
+padding invariance, batching, NaN-free padding, and the length limit."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_model, source_batch, target_batch
+from helpers import (
+    IMPLS,
+    SCHEMES,
+    SRC_LENGTHS,
+    TGT_LENGTHS,
+    close,
+    make_model,
+    source_batch,
+    target_batch,
+    trim,
+)
 
 from transformer_tiny.attention import LayerCache
 from transformer_tiny.model import Memory
-from transformer_tiny.tokenizer import PAD_ID, VOCAB_SIZE
+from transformer_tiny.tokenizer import PAD_ID, VOCAB_SIZE, ByteTokenizer
 
 CONFIGS = [
     dict(position_scheme=scheme, randomize_positions=rnd, attention_impl=impl)
@@ -21,6 +32,11 @@ def config_id(cfg: dict) -> str:
     return "-".join(f"{k}={v}" for k, v in cfg.items())
 
 
+def pad_columns(x: torch.Tensor, extra: int) -> torch.Tensor:
+    return torch.cat([x, torch.full((x.size(0), extra), PAD_ID)], dim=1)
+
+
+# ----------------------------------------------------------------------------- shapes
 @pytest.mark.parametrize("train_mode", [False, True], ids=["eval", "train"])
 @pytest.mark.parametrize("overrides", CONFIGS, ids=config_id)
 def test_shapes(overrides, train_mode):
@@ -66,6 +82,78 @@ def test_cached_decode_shapes(scheme):
         model.decode(tgt[:, :2], memory, use_cache=True)
 
 
+# ----------------------------------------------------------------------------- causality
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_no_causal_leakage(scheme, impl):
+    model = make_model(position_scheme=scheme, attention_impl=impl)
+    src, tgt = source_batch([5, 3]), target_batch([8, 8])
+    base = model(src, tgt)
+    for t in range(tgt.size(1) - 1):
+        changed = tgt.clone()
+        changed[:, t + 1:] = torch.randint(0, 256, changed[:, t + 1:].shape,
+                                           generator=torch.Generator().manual_seed(t))
+        logits = model(src, changed)
+        close(logits[:, : t + 1], base[:, : t + 1], atol=1e-10)
+        assert not torch.allclose(logits[:, t + 1:], base[:, t + 1:])  # the change is visible
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_no_causal_leakage_with_randomized_positions(scheme):
+    model = make_model(position_scheme=scheme, randomize_positions=True, eval_mode=False)
+    src, tgt = source_batch([5, 3]), target_batch([8, 8])
+    torch.manual_seed(7)
+    base = model(src, tgt)
+    changed = tgt.clone()
+    changed[:, 5:] = 65
+    torch.manual_seed(7)  # the same random positions
+    close(model(src, changed)[:, :5], base[:, :5], atol=1e-10)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_causal_encoder_reads_left_to_right(scheme, impl):
+    """With ``causal_encoder`` an encoder state depends on its token and those to its left only."""
+    model = make_model(position_scheme=scheme, attention_impl=impl, causal_encoder=True)
+    # ASCII of one length: the changes below keep every character position as it was
+    src, _ = ByteTokenizer().encode_batch(["abcdefghi", "zy x!@#1)"], bos=True, eos=True)
+    base = model.encode(src).states
+    for t in range(1, src.size(1) - 2):
+        changed = src.clone()
+        changed[:, t + 1:-1] = 65 + t
+        states = model.encode(changed).states
+        close(states[:, : t + 1], base[:, : t + 1], atol=1e-10)
+        assert not torch.allclose(states[:, t + 1:], base[:, t + 1:])
+    bidirectional = make_model(position_scheme=scheme, attention_impl=impl)
+    changed = src.clone()
+    changed[:, -2] = 66  # the last byte
+    first = bidirectional.encode(changed).states[:, 1], bidirectional.encode(src).states[:, 1]
+    assert not torch.allclose(*first)  # without the option the first byte sees the last one
+
+
+# ----------------------------------------------------------------------------- padding, batching
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_padding_invariance(scheme, impl):
+    model = make_model(position_scheme=scheme, attention_impl=impl)
+    src, tgt = source_batch(SRC_LENGTHS), target_batch(TGT_LENGTHS)
+    base = model(src, tgt)
+    for extra_src, extra_tgt in [(3, 0), (0, 4), (5, 2)]:
+        logits = model(pad_columns(src, extra_src), pad_columns(tgt, extra_tgt))
+        close(logits[:, : tgt.size(1)], base)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_batched_equals_one_by_one(scheme, impl):
+    model = make_model(position_scheme=scheme, attention_impl=impl)
+    src, tgt = source_batch(SRC_LENGTHS), target_batch(TGT_LENGTHS)
+    batched = model(src, tgt)
+    for i, n in enumerate(TGT_LENGTHS):
+        alone = model(trim(src[i:i + 1]), tgt[i:i + 1, : n + 1])
+        close(batched[i:i + 1, : n + 1], alone)
+
+
 @pytest.mark.parametrize("impl", ["sdpa", "math"])
 @pytest.mark.parametrize("scheme", ["sinusoidal", "rope"])
 def test_all_pad_source_row_gives_no_nan(impl, scheme):
@@ -89,14 +177,7 @@ def test_all_pad_batch_gives_no_nan():
     assert torch.isfinite(logits).all()
 
 
-def test_check_positions():
-    cfg = make_model(max_positions=16, dtype=torch.float32).cfg
-    cfg.check_positions(16)  # exactly the limit is fine
-    with pytest.raises(ValueError, match=r"^input too long: 15 bytes, this model supports "
-                       r"at most 14$"):
-        cfg.check_positions(17)
-
-
+# ----------------------------------------------------------------------------- length limit
 def test_too_long_inputs_raise_value_error():
     model = make_model(max_positions=16, dtype=torch.float32)
     ok_src, ok_tgt = source_batch([14]), target_batch([14])  # 16 source / 15+1 decoder positions

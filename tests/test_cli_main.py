@@ -1,5 +1,6 @@
-"""The ``transformer-tiny`` console command (installed by ``pip install -e .``): the same output and
-exit codes as the scripts; ``export`` is optional and never needed by the other commands."""
+"""The ``transformer-tiny`` console command (installed by ``pip install -e .``) and ``python -m
+transformer_tiny``: the same output and exit codes as the scripts; ``export`` is optional and never
+needed by the other commands."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, call_cli
+from helpers import ROOT, call_cli
 
 from transformer_tiny import cli
 from transformer_tiny.cli.infer import infer_main

@@ -1,0 +1,187 @@
+"""Shared helpers for the test suite: tiny models and batches, the commands run in-process or as
+subprocesses, and the checks several test modules share. Import them: ``from helpers import ...``.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from transformer_tiny.config import ModelConfig
+from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository (pyproject.toml puts src/ on the path)
+TOK = ByteTokenizer()
+
+TINY = dict(d_model=32, n_heads=4, n_enc_layers=1, n_dec_layers=2, d_ff=64, max_positions=64,
+            position_scheme="rope", randomize_positions=False)  # ModelConfig fields
+
+
+def make_model(seed: int = 0, dtype: torch.dtype = torch.float64, eval_mode: bool = True,
+               **overrides) -> Seq2SeqTransformer:
+    """A small random model: :data:`TINY` updated with ``overrides`` (:class:`ModelConfig` fields).
+
+    Float64 by default so that comparisons between mathematically equal computations can use
+    tight tolerances.
+    """
+    torch.manual_seed(seed)
+    model = Seq2SeqTransformer(ModelConfig(**{**TINY, **overrides})).to(dtype)
+    return model.train(not eval_mode)
+
+
+def weights_of(json_path: Path) -> Path:
+    """The weights file that a checkpoint JSON names."""
+    return json_path.parent / json.loads(json_path.read_text(encoding="utf-8"))["weights"]
+
+
+def random_rows(lengths: list[int], seed: int = 0) -> list[list[int]]:
+    """One list of random byte ids per length (deterministic in ``seed``)."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 256, (n,), generator=g).tolist() for n in lengths]
+
+
+def pad_rows(rows: list[list[int]], bos: bool = False, eos: bool = False) -> torch.Tensor:
+    """Right-pad (optionally BOS/EOS-wrapped) rows with PAD to the longest."""
+    wrapped = [[BOS_ID] * bos + list(r) + [EOS_ID] * eos for r in rows]
+    out = torch.full((len(rows), max(len(r) for r in wrapped)), PAD_ID, dtype=torch.long)
+    for i, r in enumerate(wrapped):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
+def source_batch(lengths: list[int], seed: int = 0) -> torch.Tensor:
+    """``BOS x EOS`` sources of random bytes with the given byte lengths, right-padded."""
+    return pad_rows(random_rows(lengths, seed), bos=True, eos=True)
+
+
+def target_batch(lengths: list[int], seed: int = 1) -> torch.Tensor:
+    """``BOS y`` decoder inputs of random bytes with the given byte lengths, right-padded."""
+    return pad_rows(random_rows(lengths, seed), bos=True)
+
+
+# ----------------------------------------------------------------------------- model properties
+SCHEMES = ["sinusoidal", "rope"]
+
+IMPLS = ["sdpa", "math"]
+
+SRC_LENGTHS = [6, 1, 11, 0, 3]  # bytes per row; mixed, including an empty input
+
+TGT_LENGTHS = [4, 9, 2, 0, 7]
+
+
+def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5) -> None:
+    torch.testing.assert_close(a, b, atol=atol, rtol=0)
+
+
+def trim(x: torch.Tensor) -> torch.Tensor:
+    """Drop the all-PAD columns at the right of a 1-row batch."""
+    n = int((x != PAD_ID).sum())
+    return x[:, :max(n, 1)]
+
+
+# ----------------------------------------------------------------------------- surrogate output
+SURROGATE_BYTES = [0xED, 0xA0, 0x80]  # "\ud800" as written by the surrogatepass error handler
+
+
+def surrogate_model() -> Seq2SeqTransformer:
+    """A hand-wired model whose greedy output is always the bytes ED A0 80, then EOS.
+
+    Every decoder sub-layer writes zero into the residual stream, so the logits depend only on the
+    embedding of the current token; the head maps BOS -> ED -> A0 -> 80 -> EOS.
+    """
+    cfg = ModelConfig(d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32,
+                      max_positions=64)
+    model = Seq2SeqTransformer(cfg).eval()
+    chain = [BOS_ID, *SURROGATE_BYTES, EOS_ID]
+    with torch.no_grad():
+        for layer in model.decoder:
+            for linear in (layer.self_attn.out_proj, layer.cross_attn.out_proj, layer.ff.net[2]):
+                linear.weight.zero_()
+                linear.bias.zero_()
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+        for k, (current, following) in enumerate(itertools.pairwise(chain)):
+            model.embed.weight[current] = 0.0
+            model.embed.weight[current, k] = 10.0
+            model.head.weight[following, k] = 1.0
+    return model
+
+
+# ----------------------------------------------------------------------------- tasks and data
+ALL_TASKS = ["reverse", "copy", "shift", "sort", "parens", "add"]
+
+SMALL = dict(train_samples=300, val_samples=60, test_samples=80)
+
+
+# ----------------------------------------------------------------------------- commands
+TINY_FLAGS = ["--d-model", "16", "--n-heads", "2", "--n-dec-layers", "1", "--d-ff", "16",
+              "--max-positions", "48", "--epochs", "1", "--train-samples", "64",
+              "--val-samples", "8", "--test-samples", "8", "--batch-size", "32",
+              "--max-len", "12", "--threads", "1", "--progress", "false"]
+
+MAX_POSITIONS = 64  # the tiny model takes at most 62 input bytes
+
+
+def call_cli(main, argv: list[str], stdin: bytes = b"") -> int:
+    """Run a command in-process through ``run_cli`` with ``stdin`` as its standard input."""
+    from transformer_tiny.cli.common import run_cli
+
+    old = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    try:
+        return run_cli(main, argv)
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    finally:
+        sys.stdin = old
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def run_script(script: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """``python scripts/SCRIPT args`` in the repository root; stdout/stderr decoded as UTF-8."""
+    proc = subprocess.run([sys.executable, f"scripts/{script}", *args], cwd=ROOT, input=stdin,
+                          capture_output=True, timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode,
+                                       proc.stdout.decode("utf-8", errors="surrogateescape"),
+                                       proc.stderr.decode("utf-8", errors="surrogateescape"))
+
+
+def assert_usage_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit code 2, nothing on stdout, exactly one ``error: ...`` line on stderr."""
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- pictures
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path, min_width: int = 300) -> None:
+    """A non-empty, valid PNG of a sensible size."""
+    from PIL import Image
+
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.width >= min_width and image.height >= 200

@@ -1,0 +1,60 @@
+"""Cross-attention weights recomputed from the model's own modules, and the labels of their
+tokens."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import make_model, source_batch, target_batch
+
+from transformer_tiny.attention_maps import (
+    capture_cross_attention,
+    cross_attention_maps,
+    token_labels,
+)
+from transformer_tiny.decoding import greedy_decode
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+@pytest.mark.parametrize("scheme", ["rope", "sinusoidal"])
+def test_weights_reproduce_the_attention_output(scheme):
+    model = make_model(position_scheme=scheme, n_dec_layers=2)
+    src, tgt = source_batch([5, 11, 2]), target_batch([4, 7, 1])
+    with capture_cross_attention(model) as calls:
+        model(src, tgt)
+    assert len(calls) == len(model.decoder)
+    for layer, call in zip(model.decoder, calls, strict=True):
+        torch.testing.assert_close(call.recombined(layer.cross_attn), call.output,
+                                   rtol=1e-10, atol=1e-10)
+        ones = torch.ones(call.weights.shape[:-1], dtype=call.weights.dtype)
+        torch.testing.assert_close(call.weights.sum(-1), ones)
+        padded = (src == PAD_ID)[:, None, None, :].expand_as(call.weights)
+        assert (call.weights[padded] == 0).all()  # no weight on PAD keys
+    assert all(not layer.cross_attn._forward_hooks for layer in model.decoder)  # hooks removed
+
+
+def test_weights_match_cached_decoding_step_by_step():
+    model = make_model()
+    src = source_batch([6, 3])
+    with capture_cross_attention(model) as calls:
+        greedy_decode(model, src, max_new_tokens=4, use_cache=True)
+    assert len(calls) == 4 * len(model.decoder)  # one per layer per step
+    for i, call in enumerate(calls):
+        layer = model.decoder[i % len(model.decoder)]
+        torch.testing.assert_close(call.recombined(layer.cross_attn), call.output)
+
+
+def test_maps_of_one_input():
+    model = make_model()
+    maps = cross_attention_maps(model, "abc é", max_new_tokens=5)
+    n_layers, n_heads = len(model.decoder), model.cfg.n_heads
+    assert maps.source_labels == ["BOS", "a", "b", "c", "␣", "é", "·", "EOS"]
+    rows = maps.weights.shape[2]  # the output bytes, and EOS if the output ended
+    assert maps.weights.shape == (n_layers, n_heads, rows, 8)
+    assert len(maps.output_labels) == rows and (rows <= 6 if maps.ended else rows == 5)
+    assert model.training is False
+
+
+def test_token_labels():
+    assert token_labels([BOS_ID, 72, 32, 0xC3, 0xA9, EOS_ID]) == ["BOS", "H", "␣", "é", "·", "EOS"]
+    assert token_labels([0xFF, 0xC3, 10]) == ["\\xff", "\\xc3", "\\n"]  # invalid, cut, control

@@ -1,0 +1,43 @@
+"""``eval`` (scripts/eval.py): its JSON output, and one ``error:`` line with exit code 2 for bad
+arguments and input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import call_cli, one_error_line, run_script
+
+from transformer_tiny.cli.eval import eval_main
+
+
+def test_eval_json(run_dir):
+    proc = run_script("eval.py", "--checkpoint", str(run_dir), "--json", "--examples", "2")
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["task"] == "reverse" and result["n"] == 32
+    assert 0.0 <= result["exact_match"] <= result["char_accuracy"] <= 1.0
+    assert isinstance(result["buckets"], dict) and result["buckets"]
+    assert sum(b["n"] for b in result["buckets"].values()) == 32
+    assert len(result["examples"]) == 2
+    assert set(result["examples"][0]) == {"input", "target", "pred"}
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("argv", [
+    ["--file", "/nonexistent.txt"], ["--file", "/"], ["--lengths", "5-1"], ["--lengths", "x"],
+    ["--alphabet", "klingon"], ["--samples", "0"], ["--split", "train"],
+    ["--lengths", "100-100"],  # longer than the model supports
+], ids=["missing-file", "directory", "reversed-range", "bad-range", "alphabet", "samples",
+        "split", "too-long"])
+def test_eval_bad_arguments(untrained_run, argv, capsys):
+    assert call_cli(eval_main, ["--checkpoint", str(untrained_run), *argv]) == 2
+    one_error_line(capsys)
+
+
+def test_eval_file_not_utf8(untrained_run, tmp_path, capsys):
+    (tmp_path / "bad.txt").write_bytes(b"ok\n\xff\xfe\n")
+    argv = ["--checkpoint", str(untrained_run), "--file", str(tmp_path / "bad.txt")]
+    assert call_cli(eval_main, argv) == 2
+    assert "not valid UTF-8 (line 2" in one_error_line(capsys)

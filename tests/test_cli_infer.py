@@ -1,0 +1,131 @@
+"""``infer`` (scripts/infer.py, as a subprocess and in-process): one output line per text, and one
+``error:`` line with exit code 2 for every expected failure (never a traceback)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import (
+    MAX_POSITIONS,
+    TINY_FLAGS,
+    TOK,
+    assert_usage_error,
+    call_cli,
+    one_error_line,
+    run_script,
+    surrogate_model,
+    weights_of,
+)
+
+from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
+from transformer_tiny.cli.infer import infer_main
+from transformer_tiny.cli.train import train_main
+from transformer_tiny.config import RunConfig
+from transformer_tiny.decoding import predict
+
+pytestmark = pytest.mark.usefixtures("keep_thread_count")
+
+
+def output_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.endswith("\n")
+    return proc.stdout[:-1].split("\n")
+
+
+def expected_outputs(run_dir: Path, texts: list[str]) -> list[str]:
+    model, _, _ = load_checkpoint(run_dir)
+    return [TOK.decode(ids) for ids, _ in predict(model, texts)]
+
+
+def test_infer_one_line_per_text(run_dir):
+    texts = ["abc", "", "héllo wörld", "x" * (MAX_POSITIONS - 2)]  # the last: the longest allowed
+    args = [a for t in texts for a in ("--text", t)]
+    proc = run_script("infer.py", "--checkpoint", str(run_dir), *args)
+    lines = output_lines(proc)
+    assert len(lines) == len(texts)
+    assert lines == expected_outputs(run_dir, texts)  # the same as the library's predictions
+
+
+def test_infer_one_line_per_stdin_line(run_dir):
+    stdin = b"abc\nxyz\r\n\nlast"  # CRLF, an empty line, no final newline
+    proc = run_script("infer.py", "--checkpoint", str(run_dir), stdin=stdin)
+    lines = output_lines(proc)
+    assert len(lines) == 4
+    assert lines == expected_outputs(run_dir, ["abc", "xyz", "", "last"])
+
+
+def test_infer_valid_odd_inputs_are_answered(untrained_run, capsys):
+    texts = ["", " ", "\t", "a\x00b", "\x07"]
+    assert call_cli(infer_main, ["--checkpoint", str(untrained_run), "--max-new-tokens", "4",
+                             *[x for t in texts for x in ("--text", t)]]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_infer_shows_surrogate_output_with_replacement_chars(tmp_path):
+    model = surrogate_model()
+    save_checkpoint(tmp_path, "best", model, RunConfig(model=model.cfg), {})
+    proc = run_script("infer.py", "--checkpoint", str(tmp_path), "--text", "abc")
+    assert "Traceback" not in proc.stderr
+    assert "not valid UTF-8" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert output_lines(proc) == ["\ufffd" * 3]
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_infer_missing_checkpoint(tmp_path):
+    proc = run_script("infer.py", "--checkpoint", str(tmp_path / "nothing"), "--text", "a")
+    assert_usage_error(proc, "train", "no checkpoint")
+
+
+def test_infer_unknown_flag(run_dir):
+    assert_usage_error(run_script("infer.py", "--checkpoint", str(run_dir), "--bogus"), "--bogus")
+
+
+def test_infer_corrupt_checkpoint(run_dir, tmp_path):
+    broken = tmp_path / "run"
+    shutil.copytree(run_dir, broken)
+    weights = weights_of(broken / "best.json")
+    blob = bytearray(weights.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    assert_usage_error(run_script("infer.py", "--checkpoint", str(broken), "--text", "a"),
+                       "corrupted")
+
+
+def test_infer_invalid_utf8_stdin(run_dir):
+    proc = run_script("infer.py", "--checkpoint", str(run_dir), stdin=b"fine\nbad \xff\xfe\n")
+    assert_usage_error(proc, "stdin", "UTF-8", "line 2")
+
+
+def test_infer_input_too_long(run_dir):
+    proc = run_script("infer.py", "--checkpoint", str(run_dir), "--text", "ok",
+                      "--text", "y" * 100)
+    assert_usage_error(proc, "input 2", "100 bytes", f"at most {MAX_POSITIONS - 2}")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_infer_cuda_without_cuda(run_dir):
+    proc = run_script("infer.py", "--checkpoint", str(run_dir), "--device", "cuda", "--text", "a")
+    assert_usage_error(proc, "cuda")
+
+
+@pytest.mark.parametrize("argv", [["--beam", "0"], ["--max-new-tokens", "0"],
+                                  ["--max-new-tokens", "99999"], ["--text", "x" * 100]],
+                         ids=["beam", "zero-tokens", "too-many-tokens", "too-long"])
+def test_infer_bad_arguments(untrained_run, argv, capsys):
+    assert call_cli(infer_main, ["--checkpoint", str(untrained_run), *argv, "--text", "a"]) == 2
+    one_error_line(capsys)
+
+
+def test_infer_reports_an_add_input_the_model_cannot_read(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert call_cli(train_main, [*TINY_FLAGS, "--task", "add", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "123456+1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: task add: this model adds numbers of at most 5 digits, got '123456+1'\n"

@@ -1,0 +1,111 @@
+"""``train`` (scripts/train.py, in-process and as a subprocess): what it writes, task options saved
+and used by eval and infer, and one ``error:`` line with exit code 2 for every bad argument."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from helpers import (
+    ALL_TASKS,
+    MAX_POSITIONS,
+    TINY_FLAGS,
+    assert_usage_error,
+    call_cli,
+    one_error_line,
+    run_script,
+    weights_of,
+)
+
+from transformer_tiny.checkpoint import load_checkpoint
+from transformer_tiny.cli.eval import eval_main
+from transformer_tiny.cli.infer import infer_main
+from transformer_tiny.cli.train import train_main
+from transformer_tiny.config import DataConfig
+from transformer_tiny.data import draw_inputs
+from transformer_tiny.tasks import task_for
+
+pytestmark = pytest.mark.usefixtures("keep_thread_count")
+
+
+def test_train_writes_metrics(run_dir):
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["epoch"] == 1 and records[0]["step"] == 2
+    info = json.loads((run_dir / "best.json").read_text())
+    assert weights_of(run_dir / "best.json").is_file()
+    assert info["config"]["model"]["max_positions"] == MAX_POSITIONS
+    assert info["config"]["train"]["out"] == str(run_dir)
+
+
+@pytest.mark.parametrize("name", ALL_TASKS)
+def test_task_round_trips_through_a_checkpoint(name, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert call_cli(train_main, [*TINY_FLAGS, "--task", name, "--shift", "5",
+                                 "--out", str(run)]) == 0
+    _, cfg, _ = load_checkpoint(run)
+    assert cfg.data.task == name and cfg.data.shift == 5
+    capsys.readouterr()
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--json", "--examples", "8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == name and result["n"] == 8
+    solve = task_for(DataConfig(task=name, shift=5)).solve  # eval scores with the saved options
+    assert [e["target"] for e in result["examples"]] == [solve(e["input"])
+                                                         for e in result["examples"]]
+    text = {"add": "95+7", "parens": "([])"}.get(name, "ab")
+    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", text,
+                                 "--max-new-tokens", "4"]) == 0
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_train_invalid_config_value(tmp_path):
+    proc = run_script("train.py", "--d-model", "30", "--n-heads", "4", "--out", str(tmp_path / "r"))
+    assert_usage_error(proc, "d_model")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["--epochs", "zero"], ["--d-model", "30", "--n-heads", "4"], ["--no-such-flag"],
+    ["--device", "cuda"] if not __import__("torch").cuda.is_available() else ["--lr", "-1"],
+    ["--task", "unknown"], ["--out", "/proc/not-writable"], ["--resume", "--out", "/nonexistent"],
+], ids=["ill-typed", "invalid", "unknown-flag", "cuda", "task", "unwritable", "resume-nothing"])
+def test_train_bad_arguments(argv, capsys, tmp_path):
+    extra = [] if "--out" in argv else ["--out", str(tmp_path / "r")]
+    small = ["--train-samples", "8", "--val-samples", "2", "--test-samples", "2"]
+    assert call_cli(train_main, [*argv, *extra, *small]) == 2
+    one_error_line(capsys)
+
+
+def test_train_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert call_cli(train_main, ["--out", str(tmp_path / "file")]) == 2
+    assert "not a directory" in one_error_line(capsys)
+
+
+def test_bad_shift_flag_is_a_one_line_error(tmp_path, capsys):
+    assert call_cli(train_main, ["--task", "shift", "--shift", "30",
+                                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: shift:") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("lo, hi", [(1, 2), (32, 32)])
+def test_add_lengths_without_inputs(lo, hi, tmp_path, capsys):
+    with pytest.raises(ValueError, match="task add"):
+        draw_inputs(DataConfig(task="add", min_len=lo, max_len=hi), 5, seed=0)
+    argv = ["--task", "add", "--min-len", str(lo), "--max-len", str(hi), "--progress", "0",
+            "--out", str(tmp_path / "run")]
+    assert call_cli(train_main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: task add:") and err.count("\n") == 1
+
+
+def test_tensorboard_missing_fails_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
+    out = tmp_path / "run"
+    assert call_cli(train_main, ["--tensorboard", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --tensorboard needs the tensorboard package: " \
+                  "pip install 'transformer-tiny[tensorboard]'\n"
+    assert not out.exists()  # nothing was trained

@@ -1,0 +1,192 @@
+"""Decoding: greedy (batched, with and without the KV cache), beam search (width 1 is greedy, a
+wider beam never scores below greedy), and predict() on strings, bad input included."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import (
+    IMPLS,
+    SCHEMES,
+    SRC_LENGTHS,
+    SURROGATE_BYTES,
+    TOK,
+    close,
+    make_model,
+    source_batch,
+    surrogate_model,
+    target_batch,
+    trim,
+)
+
+from transformer_tiny.decoding import (
+    beam_search,
+    greedy_decode,
+    normalized_score,
+    output_length,
+    predict,
+    sequence_logprob,
+)
+from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.tokenizer import EOS_ID, PAD_ID
+
+
+def stopping_model(src: torch.Tensor, seed: int = 3, **overrides) -> Seq2SeqTransformer:
+    """A random model whose EOS bias is raised until greedy decoding of ``src`` ends some rows
+    early and not others, so that the finished-row logic is exercised."""
+    model = make_model(seed=seed, **overrides)
+    for bias in torch.linspace(0.0, 6.0, 121):
+        with torch.no_grad():
+            model.head.bias[EOS_ID] = bias
+        out = greedy_decode(model, src, max_new_tokens=12).tolist()
+        stops = {row.index(EOS_ID) if EOS_ID in row else None for row in out}
+        if None in stops and len(stops) >= 2:
+            return model
+    raise AssertionError("no EOS bias gives a mix of finished and unfinished rows")
+
+
+# ----------------------------------------------------------------------------- greedy
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no_cache"])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_greedy_decode_batched_equals_one_by_one(scheme, use_cache):
+    src = source_batch(SRC_LENGTHS, seed=4)
+    model = stopping_model(src, position_scheme=scheme)
+    batched = greedy_decode(model, src, max_new_tokens=12, use_cache=use_cache)
+    assert batched.size(1) <= 12
+    for i in range(src.size(0)):
+        alone = greedy_decode(model, trim(src[i:i + 1]), max_new_tokens=12,
+                              use_cache=use_cache)[0].tolist()
+        row = batched[i].tolist()
+        assert row[: len(alone)] == alone
+        assert all(t == PAD_ID for t in row[len(alone):])  # finished rows are padded
+        if EOS_ID in alone:
+            assert alone.index(EOS_ID) == len(alone) - 1  # decoding stopped at EOS
+
+
+def test_greedy_decode_restores_training_mode():
+    model = make_model(eval_mode=False)
+    greedy_decode(model, source_batch([3]), max_new_tokens=2)
+    assert model.training
+
+
+# ----------------------------------------------------------------------------- KV cache
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cached_greedy_equals_uncached(scheme, impl, seed):
+    src = source_batch(SRC_LENGTHS, seed=seed + 10)
+    model = stopping_model(src, seed=seed, position_scheme=scheme, attention_impl=impl)
+    cached = greedy_decode(model, src, max_new_tokens=12, use_cache=True)
+    uncached = greedy_decode(model, src, max_new_tokens=12, use_cache=False)
+    assert cached.tolist() == uncached.tolist()
+    plain = make_model(seed=seed, position_scheme=scheme, attention_impl=impl)  # no EOS tweak
+    assert greedy_decode(plain, src, max_new_tokens=20, use_cache=True).tolist() == \
+        greedy_decode(plain, src, max_new_tokens=20, use_cache=False).tolist()
+
+
+@pytest.mark.parametrize("first", [1, 3], ids=["one_token_first", "prefix_first"])
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_cached_step_logits_equal_full_prefix(scheme, impl, first):
+    model = make_model(position_scheme=scheme, attention_impl=impl)
+    src, tgt = source_batch(SRC_LENGTHS), target_batch([9] * len(SRC_LENGTHS))
+    full = model.decode(tgt, model.encode(src))
+    memory = model.encode(src)
+    steps = [model.decode(tgt[:, :first], memory, use_cache=True)]
+    steps += [model.decode(tgt[:, t:t + 1], memory, use_cache=True)
+              for t in range(first, tgt.size(1))]
+    assert memory.length == tgt.size(1)
+    close(torch.cat(steps, dim=1), full)
+
+
+def test_memory_select_reorders_rows():
+    model = make_model()
+    src, tgt = source_batch(SRC_LENGTHS), target_batch([6] * len(SRC_LENGTHS))
+    rows = torch.tensor([2, 0, 4, 4, 1])  # reorder, repeat and drop rows
+    memory = model.encode(src)
+    chosen = memory.select(rows)
+    close(chosen.states, memory.states[rows], atol=0)
+    assert chosen.src_mask.equal(memory.src_mask[rows])
+    for (k, v), (k0, v0) in zip(chosen.cross_kv, memory.cross_kv, strict=True):
+        assert k.equal(k0[rows]) and v.equal(v0[rows])
+    close(model.decode(tgt[rows], chosen), model.decode(tgt, memory)[rows], atol=1e-10)
+
+    # Selecting in the middle of cached decoding carries the caches along.
+    memory = model.encode(src)
+    first = model.decode(tgt[:, :3], memory, use_cache=True)
+    chosen = memory.select(rows)
+    assert chosen.length == 3
+    for cache, cache0 in zip(chosen.caches, memory.caches, strict=True):
+        assert cache.k.equal(cache0.k[rows]) and cache.v.equal(cache0.v[rows])
+    nxt = model.decode(tgt[rows, 3:4], chosen, use_cache=True)
+    full = model.decode(tgt, model.encode(src))
+    close(first, full[:, :3])
+    close(nxt, full[rows, 3:4])
+
+
+# ----------------------------------------------------------------------------- beam search
+LENGTHS = [5, 1, 9, 3]
+
+
+def score(model, src, out, alpha=0.6):
+    return normalized_score(sequence_logprob(model, src, out), output_length(out), alpha)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_beam_one_is_greedy(seed):
+    model = make_model(seed=seed, dtype=torch.float32)
+    src = source_batch(LENGTHS, seed=seed)
+    assert torch.equal(beam_search(model, src, 1, max_new_tokens=12),
+                       greedy_decode(model, src, 12))
+
+
+@pytest.mark.parametrize("beam", [2, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_beam_never_scores_below_greedy(seed, beam):
+    # Random models put real mass on EOS, so hypotheses of many lengths compete.
+    model = make_model(seed=seed, dtype=torch.float64)
+    src = source_batch(LENGTHS, seed=seed)
+    greedy = greedy_decode(model, src, 12)
+    out = beam_search(model, src, beam, max_new_tokens=12)
+    assert out.shape[0] == src.shape[0]
+    assert torch.all(score(model, src, out) >= score(model, src, greedy) - 1e-9)
+
+
+def test_beam_rows_stop_at_eos_and_pad_after():
+    model = make_model(seed=1, dtype=torch.float32)
+    out = beam_search(model, source_batch(LENGTHS), 3, max_new_tokens=12)
+    for row in out.tolist():
+        if EOS_ID in row:
+            assert all(t == PAD_ID for t in row[row.index(EOS_ID) + 1:])
+
+
+def test_beam_finds_better_outputs_than_greedy_somewhere():
+    better = 0
+    for seed in range(6):
+        model = make_model(seed=seed, dtype=torch.float64)
+        src = source_batch(LENGTHS, seed=seed)
+        gain = score(model, src, beam_search(model, src, 4, 12)) - score(
+            model, src, greedy_decode(model, src, 12))
+        better += int((gain > 1e-6).sum())
+    assert better > 0  # the search is real, not greedy in disguise
+
+
+# ----------------------------------------------------------------------------- predict
+def test_python_api_rejects_bad_input(untrained_run):
+    from transformer_tiny.checkpoint import load_checkpoint
+
+    model, _, _ = load_checkpoint(untrained_run)
+    with pytest.raises(TypeError, match="list of str"):
+        predict(model, "abc")
+    with pytest.raises(TypeError, match="list of str"):
+        predict(model, [b"abc"])
+    with pytest.raises(ValueError,
+                       match=r"^input 1 too long: 1000 bytes, this model supports at most 46$"):
+        predict(model, ["x" * 1000])
+
+
+def test_surrogate_model_emits_an_encoded_surrogate():
+    (ids, ended), = predict(surrogate_model(), ["abc"])
+    assert ids == SURROGATE_BYTES and ended
+    assert not TOK.is_valid_utf8(ids)
+    assert TOK.decode(ids) == "\ud800"  # decode() carries it as a lone surrogate
