@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ sys.path.insert(0, str(HERE))
 warnings.filterwarnings("ignore")
 
 from peer import PeerTransformer, peer_greedy  # noqa: E402
+from provenance import machine, stamp  # noqa: E402
 
 from transformer_tiny.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from transformer_tiny.data import DataModule  # noqa: E402
@@ -245,8 +245,7 @@ def main() -> int:
         print(json.dumps(fn(*typed)))
         return 0
     steps, repeats, cap = (10, 1, 60) if args.quick else (TRAIN_STEPS, 3, 900)
-    report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                    f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+    report: dict = {**stamp(), "machine": machine(),
                     "config": vars(ModelConfig()), "train": {}, "decode": [], "tta": {}}
     _, base_rss = run_child(["decode", "cached", "1", "1", "1"])  # imports, model: the floor
     report["baseline_rss_mib"] = round(base_rss)

@@ -21,10 +21,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
+from provenance import stamp  # noqa: E402
+
 from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from transformer_tiny.data import draw_inputs, heldout_inputs  # noqa: E402
-from transformer_tiny.train_eval import evaluate, train  # noqa: E402
+from transformer_tiny.metrics import evaluate  # noqa: E402
+from transformer_tiny.train_eval import train  # noqa: E402
 from transformer_tiny.utils import atomic_write_json, set_threads  # noqa: E402
 
 SCHEMES = {  # name: (position_scheme, randomize_positions)
@@ -69,7 +72,8 @@ def main() -> int:
             rows.append({"task": task, "scheme": name, **res})
             print(f"{task:8} {name:28} " + " ".join(
                 f"{k}: {v:.3f}" for k, v in res["exact_match"].items()), flush=True)
-    atomic_write_json(args.out, {"epochs": args.epochs, "samples": args.samples, "rows": rows})
+    atomic_write_json(args.out, {**stamp(), "epochs": args.epochs, "samples": args.samples,
+                                 "rows": rows})
     heads = [f"{lo}-{hi}" for lo, hi in BUCKETS]
     print("\n| task | position scheme | " + " | ".join(heads) + " |")
     print("|---|---|" + "---|" * len(heads))

@@ -1,0 +1,139 @@
+"""The task table: train each toy task with its documented command, score it on the test set.
+
+For every task this builds the run config from exactly the flags of its documented training
+command (``python scripts/train.py --progress false ...``), times ``train()``, loads the best
+checkpoint and measures exact match on the task's 2,000 held-out test inputs. Results go to
+``benchmarks/results/tasks.json`` (``benchmarks/report.py`` turns them into docs/results.md).
+
+    python benchmarks/tasks_table.py                       # all six tasks, about 15 minutes
+    python benchmarks/tasks_table.py --tasks reverse,add   # these rows only, merged into the JSON
+    python benchmarks/tasks_table.py --quick --out /tmp/tasks.json   # smoke run, tiny settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from provenance import machine, merge_rows, stamp  # noqa: E402
+
+from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
+from transformer_tiny.config import SECTIONS, build_config  # noqa: E402
+from transformer_tiny.data import heldout_inputs  # noqa: E402
+from transformer_tiny.metrics import evaluate  # noqa: E402
+from transformer_tiny.tasks import task_for  # noqa: E402
+from transformer_tiny.train_eval import train  # noqa: E402
+from transformer_tiny.utils import set_threads  # noqa: E402
+
+TRAIN = "python scripts/train.py --progress false"
+COMMANDS = {  # task: its training command, as docs/tasks.md and docs/results.md show it
+    "reverse": f"{TRAIN} --task reverse --out runs/task-reverse",
+    "copy": f"{TRAIN} --task copy --out runs/task-copy",
+    "shift": f"{TRAIN} --task shift --out runs/task-shift",
+    "sort": f"{TRAIN} --task sort --max-len 16 --randomize-positions false --epochs 20 "
+            "--out runs/task-sort",
+    "add": f"{TRAIN} --task add --max-len 11 --randomize-positions false --epochs 10 "
+           "--out runs/task-add",
+    "parens": f"{TRAIN} --task parens --max-len 16 --randomize-positions false --n-heads 16 "
+              "--n-dec-layers 1 --lr 0.001 --batch-size 64 --train-samples 46080 --epochs 7 "
+              "--out runs/task-parens",
+}
+QUICK = {"model": {"d_model": 32, "n_heads": 2},  # --quick: a tiny model on a little data
+         "data": {"train_samples": 256, "val_samples": 32, "test_samples": 64},
+         "train": {"epochs": 1, "batch_size": 64, "warmup_steps": 2}}
+
+
+def _parse_value(text: str, default: Any) -> Any:
+    """``text`` as the type of the config field whose default is ``default``."""
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {text!r}")
+    return type(default)(text)
+
+
+def overrides_from_command(command: str) -> dict[str, dict[str, Any]]:
+    """The config overrides that ``command``'s ``--flag value`` pairs set, by section:
+    ``--max-len 16`` -> ``{"data": {"max_len": 16}}``. Every flag must be a config field."""
+    words = shlex.split(command)
+    flags = words[words.index("scripts/train.py") + 1:]
+    if len(flags) % 2:
+        raise ValueError(f"flags must come in --name value pairs: {command!r}")
+    defaults = {f.name: (section, f.default) for section, kind in SECTIONS.items()
+                for f in dataclasses.fields(kind)}
+    out: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    for flag, text in zip(flags[::2], flags[1::2], strict=True):
+        name = flag.removeprefix("--").replace("-", "_")
+        if not flag.startswith("--") or name not in defaults:
+            raise ValueError(f"{flag} is not a config flag (in {command!r})")
+        section, default = defaults[name]
+        out[section][name] = _parse_value(text, default)
+    return out
+
+
+def measure(task: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train ``task`` with its command's settings and score its best checkpoint."""
+    overrides = overrides_from_command(COMMANDS[task])
+    if args.quick:
+        for section, values in QUICK.items():
+            overrides[section].update(values)
+        overrides["data"]["max_len"] = min(overrides["data"].get("max_len", 32), 12)
+    if args.runs:  # checkpoints elsewhere than the command's own --out
+        overrides["train"]["out"] = str(Path(args.runs) / Path(overrides["train"]["out"]).name)
+    overrides["train"]["progress"] = False
+    cfg = build_config(None, overrides)
+    t = time.perf_counter()
+    summary = train(cfg)
+    seconds = time.perf_counter() - t
+    model, cfg, _ = load_checkpoint(Path(summary["out"]) / "best.json")
+    test = heldout_inputs(cfg.data)[1]
+    result = evaluate(model, test, task_for(cfg.data))
+    return {"command": COMMANDS[task], "train_seconds": round(seconds, 1),
+            "steps": summary["steps"], "best_val_exact_match": summary["best_val_exact_match"],
+            "test_exact_match": result.exact_match, "test_n": result.n}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", default=",".join(COMMANDS),
+                   help="comma-separated tasks to measure (default: all); the other rows of an "
+                        "existing --out are kept")
+    p.add_argument("--out", default=str(HERE / "results" / "tasks.json"))
+    p.add_argument("--runs", help="where the checkpoints go (default: each command's --out; "
+                                  "a temporary folder with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: a tiny model and a little data (seconds per task)")
+    args = p.parse_args()
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in COMMANDS]
+    if unknown or not tasks:
+        p.error(f"--tasks must name some of {', '.join(COMMANDS)}; got {args.tasks!r}")
+    set_threads(0)
+    head = {**stamp(), "machine": machine(), "quick": args.quick}
+    measured_with = {k: head[k] for k in ("date", "commit", "machine")}
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="tasks-table-") as tmp:
+        if args.quick and not args.runs:
+            args.runs = tmp
+        for task in tasks:
+            rows[task] = r = {**measure(task, args), **measured_with}
+            print(f"{task:8} {r['train_seconds']:7.1f} s  {r['steps']:5} steps  "
+                  f"test exact match {r['test_exact_match']:.4f}", flush=True)
+    merge_rows(args.out, "tasks", rows, list(COMMANDS), head)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
