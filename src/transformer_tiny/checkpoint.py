@@ -2,17 +2,31 @@
 ``NAME-STEP.safetensors`` and, for resumable ones, a trainer-state file
 ``NAME-STEP.state.safetensors`` (optimizer moments, RNG state).
 
-Loading never unpickles anything: tensors come through safetensors and everything else through
-JSON. Every file is written atomically (temporary file, fsync, rename). The data files are written
-first, under a new name, and the JSON is renamed into place last, so a crash or kill at any
-moment leaves a JSON that names complete files; files no JSON names any more are removed
-afterwards. The JSON records the SHA-256 of each file it names: corruption is detected.
+Saving: every file is written atomically (temporary file, fsync, rename). The data files are
+written first, under a new name, and the JSON is renamed into place last, so a crash or kill at
+any moment leaves a JSON that names complete files. The files that the previous ``NAME.json``
+named are removed afterwards, and no others.
+
+Loading treats a checkpoint as untrusted input (people hand each other run folders). Nothing is
+unpickled: tensors come through safetensors and everything else through JSON. Before anything is
+allocated, the JSON's size and config are checked (the config has upper bounds, see
+:mod:`~transformer_tiny.config`), the files it names must be plain file names of the form the
+saver writes, in the JSON's own folder, and regular files (symbolic links are not followed). The
+safetensors header (names, shapes, dtypes) must be exactly what the config implies, and the file
+exactly as long as that header says, before its payload is read; the payload is hashed in chunks
+against the SHA-256 the JSON records. Weights must be float32 and finite. Every failure is a
+one-line :class:`CheckpointError`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import re
+import stat
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +41,47 @@ from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
 from .utils import atomic_write_bytes, atomic_write_json
 
 FORMAT = "transformer_tiny.checkpoint/1"
+MAX_JSON_BYTES = 16 << 20  # a JSON holds configs and per-epoch metrics: far below this
+MAX_HEADER_BYTES = 1 << 20  # the safetensors header: names, shapes, offsets
+MAX_PARAMETERS = 100_000_000  # larger configs are refused before a model is built
+_DATA_FILE = re.compile(r"[A-Za-z0-9_]+-[0-9]{7,}(\.state)?\.safetensors")
+_CHUNK = 1 << 20
+
+# A tensor's expected (shape, safetensors dtype); shape None: any 1-D shape.
+Expected = dict[str, tuple[tuple[int, ...] | None, str]]
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable, corrupted or inconsistent."""
+    """A checkpoint that is missing, unreadable, corrupted, inconsistent or hostile."""
 
 
+# ----------------------------------------------------------------------------- saving
 def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
     blob = save_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
     atomic_write_bytes(path, blob)
     return hashlib.sha256(blob).hexdigest()
+
+
+def _own_json(json_path: Path) -> dict[str, Any] | None:
+    """The contents of ``json_path`` if it is a checkpoint JSON of this package, else None."""
+    try:
+        info = json.loads(_read_regular(json_path, MAX_JSON_BYTES, "checkpoint"))
+    except (CheckpointError, ValueError, RecursionError):
+        return None
+    return info if isinstance(info, dict) and info.get("format") == FORMAT else None
+
+
+def is_checkpoint(json_path: Path) -> bool:
+    """Whether ``json_path`` is a checkpoint JSON of this package (a regular file)."""
+    return _own_json(json_path) is not None
+
+
+def named_files(json_path: Path) -> set[str]:
+    """The data files that an existing checkpoint JSON names (none if it is missing, not ours
+    or unreadable): the only files a new save of the same name may remove."""
+    info = _own_json(json_path) or {}
+    names = (info.get(key) for key in ("weights", "state"))
+    return {n for n in names if isinstance(n, str) and _DATA_FILE.fullmatch(n)}
 
 
 def save_checkpoint(run_dir: str | Path, name: str, model: torch.nn.Module, cfg: RunConfig,
@@ -47,6 +92,8 @@ def save_checkpoint(run_dir: str | Path, name: str, model: torch.nn.Module, cfg:
     ``meta`` (JSON-serialisable, with an integer ``step``) is stored in the JSON as it is.
     """
     run_dir = Path(run_dir)
+    json_path = run_dir / f"{name}.json"
+    previous = named_files(json_path)
     stem = f"{name}-{int(meta.get('step', 0)):07d}"
     info: dict[str, Any] = {"format": FORMAT, "weights": f"{stem}.safetensors"}
     info["weights_sha256"] = _write_tensors(run_dir / info["weights"], model.state_dict())
@@ -55,14 +102,52 @@ def save_checkpoint(run_dir: str | Path, name: str, model: torch.nn.Module, cfg:
         info["state_sha256"] = _write_tensors(run_dir / info["state"], trainer_state)
     info.update(config=cfg.to_dict(),
                 tokenizer={"type": "byte", "vocab_size": VOCAB_SIZE, **SPECIAL_IDS}, **meta)
-    atomic_write_json(run_dir / f"{name}.json", info)
-    keep = {info["weights"], info.get("state")}
-    for stale in run_dir.glob(f"{name}-*.safetensors"):
-        if stale.name not in keep:
-            stale.unlink(missing_ok=True)
-    return run_dir / f"{name}.json"
+    atomic_write_json(json_path, info)
+    for stale in previous - {info["weights"], info.get("state")}:
+        (run_dir / stale).unlink(missing_ok=True)
+    return json_path
 
 
+# ----------------------------------------------------------------------------- reading files
+def _open_regular(path: Path, what: str) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file and not a symbolic link
+    (a FIFO or device is refused without blocking)."""
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)
+    except OSError as e:
+        if path.is_symlink():
+            raise CheckpointError(f"{what} {path} is a symbolic link; not followed") from None
+        raise CheckpointError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CheckpointError(f"{what} {path} is not a regular file")
+    return fd
+
+
+def _read_exactly(fd: int, n: int, path: Path, what: str) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = os.read(fd, min(_CHUNK, n - len(data)))
+        if not chunk:
+            raise CheckpointError(f"{what} {path} ended early (truncated)")
+        data += chunk
+    return bytes(data)
+
+
+def _read_regular(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of regular file ``path`` (no symbolic links), refused past ``limit`` bytes."""
+    fd = _open_regular(path, what)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise CheckpointError(f"{what} {path} is {size:,} bytes; at most {limit:,} are read")
+        return _read_exactly(fd, size, path, what)
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------- the JSON
 def resolve_checkpoint(path: str | Path) -> Path:
     """A run directory (-> ``best.json``), a ``.json`` or a ``.safetensors`` path -> the JSON."""
     p = Path(path)
@@ -70,9 +155,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
         p = p / "best.json"
     elif p.suffix == ".safetensors":
         p = p.with_name(p.name.split("-")[0].removesuffix(".safetensors") + ".json")
-    if not p.exists():
+    if not p.exists() and not p.is_symlink():
         raise CheckpointError(f"no checkpoint at {path}")
-    if not p.is_file():
+    if p.is_dir():
         raise CheckpointError(f"checkpoint {p} is not a file")
     return p
 
@@ -81,49 +166,125 @@ def read_checkpoint_info(path: str | Path) -> tuple[Path, dict[str, Any], RunCon
     """Parse and validate a checkpoint's JSON; returns ``(json_path, info, config)``."""
     p = resolve_checkpoint(path)
     try:
-        info = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"checkpoint {p} is unreadable: {e}") from None
+        info = json.loads(_read_regular(p, MAX_JSON_BYTES, "checkpoint").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise CheckpointError(f"checkpoint {p} is unreadable: {reason}") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a transformer_tiny checkpoint")
     try:
         cfg = RunConfig.from_dict(info["config"])
-    except (KeyError, TypeError, ConfigError) as e:
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise CheckpointError(f"checkpoint {p} has an invalid config: {e}") from None
+    n_params = model_parameters(cfg)
+    if n_params > MAX_PARAMETERS:
+        raise CheckpointError(f"checkpoint {p} has a config of {n_params:,} parameters; at most "
+                              f"{MAX_PARAMETERS:,} are loaded")
     return p, info, cfg
 
 
-def read_tensors(json_path: Path, info: dict[str, Any], key: str) -> dict[str, torch.Tensor]:
-    """The tensors of the file that ``info[key]`` names, checked against ``info[key_sha256]``."""
+def model_parameters(cfg: RunConfig) -> int:
+    """Parameters of the model that ``cfg`` describes, counted without allocating it."""
+    return sum(math.prod(shape) for shape, _ in expected_weights(cfg).values())
+
+
+def expected_weights(cfg: RunConfig) -> Expected:
+    """Name -> (shape, dtype) of every tensor in a weights file for ``cfg``."""
+    with torch.device("meta"):
+        state = Seq2SeqTransformer(cfg.model).state_dict()
+    return {k: (tuple(v.shape), "F32") for k, v in state.items()}
+
+
+# ----------------------------------------------------------------------------- tensor files
+def _check_header(header: Any, expected: Expected, optional: set[str], where: str) -> int:
+    """Compare a safetensors header with ``expected``; returns the payload's size in bytes."""
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{where} have no valid safetensors header")
+    header.pop("__metadata__", None)
+    missing = sorted(set(expected) - set(header) - optional)
+    extra = sorted(set(header) - set(expected))
+    if missing or extra:
+        key = (missing or extra)[0]
+        problem = "missing tensor" if missing else "unexpected tensor"
+        raise CheckpointError(f"{where} do not fit the config: {problem} {key!r}")
+    end = 0
+    for key, entry in header.items():
+        shape, dtype = expected[key]
+        if not isinstance(entry, dict) or entry.get("dtype") != dtype:
+            got = entry.get("dtype") if isinstance(entry, dict) else None
+            raise CheckpointError(f"{where}: tensor {key!r} is {got}, expected {dtype}")
+        got_shape, offsets = entry.get("shape"), entry.get("data_offsets")
+        ok = isinstance(got_shape, list) and all(type(n) is int and n >= 0 for n in got_shape)
+        if not ok or (shape is not None and tuple(got_shape) != shape) or \
+                (shape is None and len(got_shape) != 1):
+            raise CheckpointError(f"{where} do not fit the config: tensor {key!r} has shape "
+                                  f"{got_shape}, the config implies "
+                                  f"{list(shape) if shape is not None else '1-D'}")
+        width = {"F32": 4, "U8": 1}[dtype] * math.prod(got_shape)
+        if not (isinstance(offsets, list) and len(offsets) == 2 and
+                all(type(n) is int for n in offsets) and offsets[1] - offsets[0] == width):
+            raise CheckpointError(f"{where}: tensor {key!r} has bad data offsets")
+        end = max(end, offsets[1])
+    return end
+
+
+def read_checked_tensors(json_path: Path, info: dict[str, Any], key: str, expected: Expected,
+                         optional: set[str] = frozenset()) -> dict[str, torch.Tensor]:
+    """The tensors of the file that ``info[key]`` names, checked in this order: a plain file
+    name of the saver's form in the JSON's folder, a regular file, a header that matches
+    ``expected``, a size that matches the header, the SHA-256 ``info[key + "_sha256"]``, and
+    finite values."""
     what = "weights" if key == "weights" else "trainer state"
-    if not isinstance(info.get(key), str):
+    name = info.get(key)
+    if not isinstance(name, str):
         raise CheckpointError(f"{json_path} names no {what} file")
-    path = json_path.parent / info[key]
+    if not _DATA_FILE.fullmatch(name):
+        raise CheckpointError(f"{json_path} names {what} {name!r}, not a file name of the "
+                              "form NAME-STEP.safetensors in its own folder")
+    path = json_path.parent / name
+    where = f"{what} {path}"
+    fd = _open_regular(path, what)
     try:
-        blob = path.read_bytes()
-    except OSError as e:
-        raise CheckpointError(f"cannot read {what} {path}: {e.strerror or e}") from None
-    if hashlib.sha256(blob).hexdigest() != info.get(f"{key}_sha256"):
-        raise CheckpointError(f"{what} {path} do not match {json_path.name} "
-                              "(corrupted or replaced)")
+        size = os.fstat(fd).st_size
+        head = _read_exactly(fd, 8, path, what) if size >= 8 else b""
+        n = struct.unpack("<Q", head)[0] if head else -1
+        if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+            raise CheckpointError(f"{where} are truncated or not a safetensors file")
+        header_bytes = _read_exactly(fd, n, path, what)
+        try:
+            header = json.loads(header_bytes)
+        except (ValueError, RecursionError):
+            raise CheckpointError(f"{where} are unreadable: bad safetensors header") from None
+        payload = _check_header(header, expected, set(optional), where)
+        if size != 8 + n + payload:
+            raise CheckpointError(f"{where} are {size:,} bytes; the header implies "
+                                  f"{8 + n + payload:,}")
+        digest, blob = hashlib.sha256(head + header_bytes), bytearray(head + header_bytes)
+        while len(blob) < size:
+            chunk = _read_exactly(fd, min(_CHUNK, size - len(blob)), path, what)
+            digest.update(chunk)
+            blob += chunk
+    finally:
+        os.close(fd)
+    if digest.hexdigest() != info.get(f"{key}_sha256"):
+        raise CheckpointError(f"{where} do not match {json_path.name} (corrupted or replaced)")
     try:
-        return load_safetensors(blob)
+        tensors = load_safetensors(bytes(blob))
     except (SafetensorError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{what} {path} are unreadable: {e}") from None
+        raise CheckpointError(f"{where} are unreadable: {e}") from None
+    for k, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{where}: tensor {k!r} holds NaN or infinite values")
+    return tensors
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
                     ) -> tuple[Seq2SeqTransformer, RunConfig, dict[str, Any]]:
     """Load a checkpoint for inference; returns ``(model in eval mode, config, info)``."""
     p, info, cfg = read_checkpoint_info(path)
-    weights = p.parent / str(info.get("weights"))
-    state = read_tensors(p, info, "weights")
+    state = read_checked_tensors(p, info, "weights", expected_weights(cfg))
     model = Seq2SeqTransformer(cfg.model)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"weights {weights} do not fit the config: {first}") from None
+    model.load_state_dict(state, strict=True)  # names and shapes were checked
     return model.to(device).eval(), cfg, info
 
 
@@ -137,6 +298,18 @@ def pack_trainer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     return tensors, {"param_groups": sd["param_groups"]}
+
+
+def expected_trainer_state(opt: torch.optim.Optimizer) -> tuple[Expected, set[str]]:
+    """What :func:`pack_trainer_state` writes for ``opt`` (AdamW), and the optional names."""
+    params = [p for group in opt.param_groups for p in group["params"]]
+    expected: Expected = {"rng.torch": (tuple(torch.get_rng_state().shape), "U8"),
+                          "rng.cuda": (None, "U8")}
+    for idx, p in enumerate(params):
+        expected.update({f"opt.{idx}.step": ((), "F32"),
+                         f"opt.{idx}.exp_avg": (tuple(p.shape), "F32"),
+                         f"opt.{idx}.exp_avg_sq": (tuple(p.shape), "F32")})
+    return expected, {"rng.cuda"}
 
 
 def unpack_trainer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],

@@ -17,6 +17,11 @@ from .tokenizer import VOCAB_SIZE
 POSITION_SCHEMES = ("sinusoidal", "rope")
 ATTENTION_IMPLS = ("auto", "sdpa", "math")
 DEVICES = ("auto", "cpu", "cuda")
+# Upper bounds of the sizes, far above what a toy task needs.
+MODEL_LIMITS = {"d_model": 4096, "n_heads": 256, "n_enc_layers": 64, "n_dec_layers": 64,
+                "d_ff": 16384, "max_positions": 65536}
+DATA_LIMITS = {"max_len": 16384, "train_samples": 100_000_000, "val_samples": 100_000,
+               "test_samples": 100_000}
 
 
 class ConfigError(ValueError):
@@ -60,6 +65,12 @@ def _field(default: Any, help: str, choices: Any = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
+def _at_most(cfg: Any, **limits: int) -> None:
+    """Upper bounds: they keep a config read from a file from asking for absurd allocations."""
+    for name, limit in limits.items():
+        _check(getattr(cfg, name) <= limit, name, f"must be <= {limit}, got {getattr(cfg, name)!r}")
+
+
 def _positive(cfg: Any, *names: str) -> None:
     for name in names:
         _check(getattr(cfg, name) > 0, name, f"must be > 0, got {getattr(cfg, name)!r}")
@@ -98,6 +109,9 @@ class ModelConfig:
         _check(self.attention_impl in ATTENTION_IMPLS, "attention_impl",
                f"must be one of {ATTENTION_IMPLS}, got {self.attention_impl!r}")
         _check(self.max_positions >= 3, "max_positions", "must be >= 3")
+        _at_most(self, **MODEL_LIMITS)
+        _check(self.vocab_size == VOCAB_SIZE, "vocab_size",
+               f"must be {VOCAB_SIZE} (the byte tokenizer's), got {self.vocab_size!r}")
 
     @property
     def max_source_tokens(self) -> int:
@@ -133,6 +147,7 @@ class DataConfig:
         _positive(self, "min_len", "max_len", "train_samples", "val_samples", "test_samples")
         _check(self.min_len <= self.max_len, "min_len", "must be <= max_len")
         _check(0 <= self.shift <= 25, "shift", f"must be in [0, 25], got {self.shift!r}")
+        _at_most(self, **DATA_LIMITS)
         _check(self.task in _task_names(), "task",
                f"must be one of {_task_names()}, got {self.task!r}")
         _check(self.alphabet in _alphabet_names(), "alphabet",

@@ -39,7 +39,7 @@ from .decoding import batches_by_length, default_max_new_tokens
 from .model import Memory, Seq2SeqTransformer
 from .positions import decoder_positions
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
-from .utils import atomic_write_bytes
+from .utils import TEMP_SUFFIX, atomic_write_bytes
 
 FORMAT = "transformer_tiny.onnx/1"
 ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder_step.onnx"
@@ -107,7 +107,7 @@ def _export_graph(module: nn.Module, inputs: tuple[Tensor, ...], path: Path, cfg
     check the graph, and write it to ``path`` atomically."""
     import onnx
 
-    tmp = path.with_name(f".{path.name}.export.tmp")
+    tmp = path.with_name(f".{path.name}.export{TEMP_SUFFIX}")
     try:
         with warnings.catch_warnings(), torch.no_grad():
             # Expected: the exporter's deprecation notice, and tracer notes on Python-level checks

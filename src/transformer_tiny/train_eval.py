@@ -21,9 +21,12 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import (
+    CheckpointError,
+    expected_trainer_state,
+    expected_weights,
     pack_trainer_state,
+    read_checked_tensors,
     read_checkpoint_info,
-    read_tensors,
     save_checkpoint,
     unpack_trainer_state,
 )
@@ -33,6 +36,7 @@ from .distributed import DistContext
 from .logs import RunLog
 from .metrics import evaluate
 from .model import Seq2SeqTransformer
+from .rundir import claim_run_dir
 from .tasks import task_for
 from .tokenizer import PAD_ID
 from .utils import pick_device, seed_everything, set_threads
@@ -81,8 +85,15 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Progress:
-        """Rebuild from a checkpoint's ``progress`` (keys of older versions are ignored)."""
+    def from_dict(cls, d: Any) -> Progress:
+        """Rebuild from a checkpoint's ``progress`` (keys of older versions are ignored);
+        ``CheckpointError`` if it is malformed."""
+        kinds = {"step": int, "epoch": int, "batch": int, "best": (int, float),
+                 "loss_sum": (int, float), "history": list}
+        ok = isinstance(d, dict) and all(
+            isinstance(d.get(k, 0 if k != "history" else []), kind) for k, kind in kinds.items())
+        if not ok or any(isinstance(d.get(k), bool) for k in kinds):
+            raise CheckpointError("the checkpoint's training progress is malformed")
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
@@ -98,10 +109,12 @@ def _save(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimiz
 
 def _resume(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> Progress:
     """Load ``out/last.json`` (weights, optimizer, RNG, progress) into ``model`` and ``opt``."""
-    path, info, _ = read_checkpoint_info(out / "last.json")
-    model.load_state_dict(read_tensors(path, info, "weights"))
-    unpack_trainer_state(opt, read_tensors(path, info, "state"), info.get("optimizer", {}))
-    return Progress.from_dict(info["progress"])
+    path, info, cfg = read_checkpoint_info(out / "last.json")
+    model.load_state_dict(read_checked_tensors(path, info, "weights", expected_weights(cfg)))
+    state = read_checked_tensors(path, info, "state", *expected_trainer_state(opt))
+    progress = Progress.from_dict(info.get("progress"))
+    unpack_trainer_state(opt, state, info.get("optimizer", {}))
+    return progress
 
 
 def _train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict[str, Tensor],
@@ -127,26 +140,41 @@ class Trainer:
     through ``DistributedDataParallel``; only the main process validates and writes.
     """
 
-    def __init__(self, cfg: RunConfig, ctx: DistContext, resume: bool, tensorboard: bool):
+    def __init__(self, cfg: RunConfig, ctx: DistContext, resume: bool, tensorboard: bool,
+                 overwrite: bool = False):
         self.cfg, self.ctx, self.out = cfg, ctx, Path(cfg.train.out)
-        if ctx.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            for leftover in self.out.glob(".*.tmp"):  # from a run killed in the middle of a write
-                leftover.unlink(missing_ok=True)
-        self.model = Seq2SeqTransformer(cfg.model).to(ctx.device)
-        self.opt = make_optimizer(self.model, cfg.train)
-        self.progress = _resume(self.out, self.model, self.opt) if resume else Progress()
-        self.train_model = ctx.wrap(self.model)  # DistributedDataParallel with several processes
-        self.log = RunLog(self.out, self.progress.step, self.progress.history,
-                          tensorboard) if ctx.is_main else None
-        self.dm = DataModule(cfg.data)
+        self.lock = self.log = None
+        if ctx.is_main:  # only the main process writes: it checks and locks the folder
+            self.lock = claim_run_dir(self.out, overwrite)
+        try:
+            self._build(resume, tensorboard)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, resume: bool, tensorboard: bool) -> None:
+        cfg, ctx = self.cfg, self.ctx
         self.steps_per_epoch = math.ceil(cfg.data.train_samples / cfg.train.batch_size) // ctx.world
         if self.steps_per_epoch == 0:
             raise ValueError(f"train_samples {cfg.data.train_samples} at batch size "
                              f"{cfg.train.batch_size} give fewer batches than the {ctx.world} "
                              "processes")
+        self.model = Seq2SeqTransformer(cfg.model).to(ctx.device)
+        self.opt = make_optimizer(self.model, cfg.train)
+        self.progress = _resume(self.out, self.model, self.opt) if resume else Progress()
+        self.train_model = ctx.wrap(self.model)  # DistributedDataParallel with several processes
+        if ctx.is_main:
+            self.log = RunLog(self.out, self.progress.step, self.progress.history, tensorboard)
+        self.dm = DataModule(cfg.data)
         self.autocast = torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16,
                                        enabled=ctx.device.type == "cuda")
+
+    def close(self) -> None:
+        """Close the logs and let another run use the folder."""
+        if self.log is not None:
+            self.log.close()
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def effective_batch_size(self) -> int:
@@ -208,16 +236,26 @@ class Trainer:
                        f"effective batch {record['effective_batch_size']}")
 
 
-def train(cfg: RunConfig, resume: bool = False, tensorboard: bool = False) -> dict[str, Any]:
+def train(cfg: RunConfig, resume: bool = False, tensorboard: bool = False,
+          overwrite: bool = False) -> dict[str, Any]:
     """Train with ``cfg``; writes ``best``/``last`` checkpoints and the logs of
     :mod:`transformer_tiny.logs` (``metrics.jsonl``, ``steps.csv``, TensorBoard events with
     ``tensorboard``) to ``cfg.train.out`` (``last`` also every ``save_every`` steps). ``resume``
-    continues from ``out/last.json``. Returns a summary (best validation exact match, seconds,
-    steps, and ``is_main``: whether this process is the one that reports)."""
+    continues from ``out/last.json``; a folder that holds other files than a run's is refused
+    unless ``overwrite`` (see :mod:`~transformer_tiny.rundir`). Returns a summary (best
+    validation exact match, seconds, steps, and ``is_main``: whether this process reports)."""
     ctx = distributed.setup(pick_device(cfg.train.device))  # several processes under torchrun
     set_threads(cfg.train.threads or ctx.default_threads())
     seed_everything(cfg.train.seed)
-    run = Trainer(cfg, ctx, resume, tensorboard)
+    run = Trainer(cfg, ctx, resume, tensorboard, overwrite)
+    try:
+        return _run(run, cfg, ctx)
+    finally:
+        run.close()
+
+
+def _run(run: Trainer, cfg: RunConfig, ctx: DistContext) -> dict[str, Any]:
+    """The epochs of ``run``; returns the summary of :func:`train`."""
     if ctx.enabled and ctx.is_main and cfg.train.progress:
         tqdm.write(f"{ctx.world} processes ({ctx.backend}), batch size {cfg.train.batch_size} "
                    f"each: effective batch size {run.effective_batch_size}")
@@ -234,8 +272,6 @@ def train(cfg: RunConfig, resume: bool = False, tensorboard: bool = False) -> di
             run.progress.epoch, run.progress.batch, run.progress.loss_sum = \
                 run.progress.epoch + 1, 0, 0.0
         ctx.barrier()
-    if run.log is not None:
-        run.log.close()
     return {"best_val_exact_match": run.progress.best, "steps": run.progress.step,
             "out": str(run.out), "seconds": round(time.perf_counter() - t0, 1),
             "parameters": run.model.num_parameters(), "is_main": ctx.is_main,

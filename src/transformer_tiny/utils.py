@@ -43,15 +43,28 @@ def set_threads(n: int) -> int:
     return n
 
 
+TEMP_SUFFIX = ".transformer-tiny.tmp"  # no user file is named like this: safe to clean up
+
+
+def file_mode() -> int:
+    """The permissions of a new file under the current umask (``0o644`` for umask ``022``)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary file in the same folder, fsync it, then rename into place.
 
     A crash or kill at any moment leaves either the old file or the new one, never a torn one.
+    The file gets the permissions the umask gives a new file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import DEVICES, ConfigError, RunConfig
@@ -18,6 +20,7 @@ from ..model import Seq2SeqTransformer
 from ..utils import pick_device, set_threads
 
 DEFAULT_RUN = "runs/quickstart"
+MAX_SAMPLES = 100_000  # strings per length bucket
 TRAIN_HINT = "train one first: python scripts/train.py --epochs 3 --batch-size 128"
 
 
@@ -82,17 +85,59 @@ def load_model(args: argparse.Namespace) -> tuple[Seq2SeqTransformer, RunConfig]
     return model, cfg
 
 
-def read_lines(data: bytes, name: str) -> list[str]:
-    """Lines of UTF-8 ``data`` (without their line ends); invalid UTF-8 is a ``UsageError``."""
+def _decode_line(raw: bytes, name: str, line: int, offset: int) -> str:
     try:
-        text = data.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise UsageError(f"{name} is not valid UTF-8 (line {line}, byte {e.start})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+        raise UsageError(f"{name} is not valid UTF-8 (line {line}, byte {offset + e.start})"
+                         ) from None
+
+
+def read_lines(stream: BinaryIO, name: str, max_line_bytes: int | None = None) -> list[str]:
+    """Lines of the UTF-8 ``stream`` (without their line ends). Invalid UTF-8, or a line of
+    more than ``max_line_bytes`` bytes, is a ``UsageError`` raised before the rest of that line
+    is read."""
+    lines, offset = [], 0
+    limit = -1 if max_line_bytes is None else max_line_bytes + 2  # room for CR LF
+    while raw := stream.readline(limit):
+        body = raw.removesuffix(b"\n").removesuffix(b"\r")
+        if max_line_bytes is not None and len(body) > max_line_bytes:
+            raise UsageError(f"{name} line {len(lines) + 1} is longer than {max_line_bytes} "
+                             "bytes, the longest input this model takes")
+        lines.append(_decode_line(body, name, len(lines) + 1, offset))
+        offset += len(raw)
+    return lines
+
+
+def check_texts(texts: list[str]) -> None:
+    """``--text`` values must be valid UTF-8, as lines of stdin must be (the shell hands Python
+    invalid bytes as lone surrogates)."""
+    for n, text in enumerate(texts, 1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"--text {n} is not valid UTF-8") from None
+
+
+_BIDI_CONTROLS = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
+
+
+def for_terminal(text: str) -> str:
+    """``text`` with control characters (and bidirectional overrides) escaped, so that model
+    output cannot drive the terminal: an ESC byte is shown as ``\\x1b``."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" or ord(c) in _BIDI_CONTROLS
+                   else c for c in text)
+
+
+def check_buckets(buckets: list[tuple[int, int]], cfg: RunConfig, samples: int) -> None:
+    """``--lengths`` and ``--samples`` within what the model can take, checked before any
+    string is drawn."""
+    longest = cfg.model.max_source_tokens
+    if buckets and max(hi for _, hi in buckets) > longest:
+        raise UsageError(f"--lengths go up to {max(hi for _, hi in buckets)}; this model takes "
+                         f"inputs of at most {longest} bytes")
+    if not 0 < samples <= MAX_SAMPLES:
+        raise UsageError(f"--samples must be in [1, {MAX_SAMPLES}]")
 
 
 def parse_buckets(text: str) -> list[tuple[int, int]]:

@@ -16,6 +16,7 @@ from .common import (
     Parser,
     UsageError,
     add_checkpoint_arguments,
+    check_buckets,
     load_model,
     parse_buckets,
     read_lines,
@@ -44,7 +45,8 @@ def _parser(prog: str | None) -> Parser:
 def _inputs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Buckets, str]:
     """The strings to score, their length buckets, and a description of where they came from."""
     if args.file:
-        inputs = read_lines(Path(args.file).read_bytes(), args.file)
+        with Path(args.file).open("rb") as f:
+            inputs = read_lines(f, args.file, cfg.model.max_source_tokens)
         if not inputs:
             raise UsageError(f"{args.file} has no lines")
         longest = max(len(x) for x in inputs)
@@ -52,6 +54,7 @@ def _inputs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Bucket
         return inputs, buckets, f"lines of {args.file}"
     if args.lengths:
         buckets = parse_buckets(args.lengths)
+        check_buckets(buckets, cfg, args.samples)
         inputs = bucket_inputs(cfg.data, buckets, args.samples, alphabet=args.alphabet)
         return inputs, buckets, f"{args.samples} fresh strings per bucket"
     dm = DataModule(cfg.data)

@@ -9,7 +9,15 @@ from collections.abc import Sequence
 from ..decoding import predict
 from ..tasks import task_for
 from ..tokenizer import ByteTokenizer
-from .common import Parser, UsageError, add_checkpoint_arguments, load_model, read_lines
+from .common import (
+    Parser,
+    UsageError,
+    add_checkpoint_arguments,
+    check_texts,
+    for_terminal,
+    load_model,
+    read_lines,
+)
 
 
 def _parser(prog: str | None) -> Parser:
@@ -31,20 +39,23 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
         raise UsageError("--beam must be in [1, 64]")
     model, cfg = load_model(args)
     task = task_for(cfg.data)
-    texts = args.text if args.text is not None else read_lines(sys.stdin.buffer.read(), "stdin")
+    if args.text is not None:
+        check_texts(args.text)
+    texts = args.text if args.text is not None else \
+        read_lines(sys.stdin.buffer, "stdin", cfg.model.max_source_tokens)
     if not texts:
         return 0
     texts = [task.model_input(t) for t in texts]  # e.g. add's zero-padding
     limit = model.cfg.max_positions - 1
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
         raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
-    tok = ByteTokenizer()
+    tok, shown = ByteTokenizer(), for_terminal if sys.stdout.isatty() else str
     for n, (ids, ended) in enumerate(predict(model, texts, args.max_new_tokens, beam=args.beam), 1):
         if not ended:
             print(f"warning: output {n} hit --max-new-tokens before its end", file=sys.stderr)
         if tok.is_valid_utf8(ids):
-            print(task.shown(tok.decode(ids)))
+            print(shown(task.shown(tok.decode(ids))))
         else:
             print(f"warning: output {n} is not valid UTF-8; shown with U+FFFD", file=sys.stderr)
-            print(tok.to_bytes(ids).decode("utf-8", errors="replace"))
+            print(shown(tok.to_bytes(ids).decode("utf-8", errors="replace")))
     return 0

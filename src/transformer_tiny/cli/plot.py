@@ -20,7 +20,14 @@ from ..plots import (
     plot_attention,
     plot_training_curves,
 )
-from .common import Parser, UsageError, add_checkpoint_arguments, load_model, parse_buckets
+from .common import (
+    Parser,
+    UsageError,
+    add_checkpoint_arguments,
+    check_buckets,
+    load_model,
+    parse_buckets,
+)
 
 DEFAULT_TEXT = "Hello, world!"
 
@@ -64,6 +71,7 @@ def plot_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     buckets = parse_buckets(args.lengths) if args.lengths else None
     new_figure(1.0, 1.0)  # without matplotlib: fail before loading anything
     model, cfg = load_model(args)
+    check_buckets(buckets or [], cfg, args.samples)
     run_dir = resolve_checkpoint(args.checkpoint).parent
     out = Path(args.out) if args.out else run_dir / "plots"
     written = []

@@ -33,16 +33,16 @@ def train_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
     p.add_argument("--tensorboard", action="store_true",
                    help="also log to TensorBoard, in OUT/tensorboard (needs the tensorboard "
                         "package: the [tensorboard] extra)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train into --out even if it holds files that are not a training run")
     add_config_arguments(p, ("model", "data", "train"))
     args = p.parse_args(argv)
     if args.tensorboard:
         require_tensorboard()  # fail now, not after training
     overrides = overrides_from_args(args)
     cfg = resumed_config(overrides) if args.resume else build_config(None, overrides)
-    out = Path(cfg.train.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-    summary = train(cfg, resume=args.resume, tensorboard=args.tensorboard)
+    summary = train(cfg, resume=args.resume, tensorboard=args.tensorboard,
+                    overwrite=args.overwrite)
     if not summary["is_main"]:  # several processes (torchrun): the main one reports
         return 0
     print(f"trained {summary['steps']} steps in {summary['seconds']} s; best validation exact "
