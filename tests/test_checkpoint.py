@@ -100,7 +100,7 @@ def test_corrupted_weights(saved, tmp_path):
 def test_truncated_weights(saved, tmp_path):
     weights = weights_of(saved[2])
     weights.write_bytes(weights.read_bytes()[:1000])
-    assert_one_line_error(tmp_path, "do not match")
+    assert_one_line_error(tmp_path, "are truncated or not a safetensors file")
 
 
 def test_truncated_weights_with_matching_hash(saved, tmp_path):
@@ -112,7 +112,7 @@ def test_truncated_weights_with_matching_hash(saved, tmp_path):
     info = read_json(path)
     info["weights_sha256"] = hashlib.sha256(blob).hexdigest()
     atomic_write_json(path, info)
-    assert_one_line_error(tmp_path, "unreadable")
+    assert_one_line_error(tmp_path, "are truncated or not a safetensors file")
 
 
 def test_config_that_does_not_fit_the_weights(saved, tmp_path):
