@@ -90,28 +90,50 @@ def trim(x: torch.Tensor) -> torch.Tensor:
 SURROGATE_BYTES = [0xED, 0xA0, 0x80]  # "\ud800" as written by the surrogatepass error handler
 
 
-def surrogate_model() -> Seq2SeqTransformer:
-    """A hand-wired model whose greedy output is always the bytes ED A0 80, then EOS.
+def bigram_model(logprobs: dict[int, dict[int, float]], floor: float = -40.0
+                 ) -> Seq2SeqTransformer:
+    """A hand-wired model whose next-token log-probabilities depend only on the current token:
+    ``logprobs[current][following]`` (every other token gets ``floor``), whatever the input.
 
-    Every decoder sub-layer writes zero into the residual stream, so the logits depend only on the
-    embedding of the current token; the head maps BOS -> ED -> A0 -> 80 -> EOS.
+    Every decoder sub-layer writes zero into the residual stream, so the decoder's output is the
+    layer norm of the current token's embedding; embeddings are one-hot (one slot per current
+    token) and the head maps each slot to its row of log-probabilities exactly.
     """
     cfg = ModelConfig(d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32,
                       max_positions=64)
     model = Seq2SeqTransformer(cfg).eval()
-    chain = [BOS_ID, *SURROGATE_BYTES, EOS_ID]
+    d = cfg.d_model
+    table = torch.full((len(logprobs), cfg.vocab_size), floor)  # (slots, V)
+    for k, row in enumerate(logprobs.values()):
+        for following, value in row.items():
+            table[k, following] = value
     with torch.no_grad():
         for layer in model.decoder:
             for linear in (layer.self_attn.out_proj, layer.cross_attn.out_proj, layer.ff.net[2]):
                 linear.weight.zero_()
                 linear.bias.zero_()
+        model.byte_embed.weight.zero_()
+        model.embed.weight.zero_()
         model.head.weight.zero_()
-        model.head.bias.zero_()
-        for k, (current, following) in enumerate(itertools.pairwise(chain)):
-            model.embed.weight[current] = 0.0
+        # LayerNorm(10 e_k) is sqrt(d-1) at slot k and -1/sqrt(d-1) elsewhere.
+        scale = (d - 1) ** 0.5 / d
+        for k, current in enumerate(logprobs):
             model.embed.weight[current, k] = 10.0
-            model.head.weight[following, k] = 1.0
+            model.head.weight[:, k] = scale * table[k]
+        model.head.bias.copy_(table.sum(dim=0) / d)
     return model
+
+
+def chain_model(chain: list[int]) -> Seq2SeqTransformer:
+    """A hand-wired model whose greedy output is always ``chain[1:]`` (``chain[0]`` is BOS; the
+    tokens before the last must be distinct, as each one decides the next)."""
+    assert len(set(chain[:-1])) == len(chain) - 1
+    return bigram_model({cur: {nxt: 0.0} for cur, nxt in itertools.pairwise(chain)})
+
+
+def surrogate_model() -> Seq2SeqTransformer:
+    """A hand-wired model whose greedy output is always the bytes ED A0 80, then EOS."""
+    return chain_model([BOS_ID, *SURROGATE_BYTES, EOS_ID])
 
 
 # ----------------------------------------------------------------------------- tasks and data

@@ -53,6 +53,9 @@ def test_maps_of_one_input():
     assert maps.weights.shape == (n_layers, n_heads, rows, 8)
     assert len(maps.output_labels) == rows and (rows <= 6 if maps.ended else rows == 5)
     assert model.training is False
+    training = make_model(eval_mode=False)
+    cross_attention_maps(training, "abc", max_new_tokens=3)
+    assert training.training  # the mode it had is given back
 
 
 def test_token_labels():

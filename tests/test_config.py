@@ -96,10 +96,14 @@ def test_shift_k_is_a_validated_config_field():
 
 
 def test_valid_configs():
-    ModelConfig(d_model=36, n_heads=12, position_scheme="sinusoidal")  # odd head size is fine here
-    ModelConfig(d_model=4, n_heads=1, max_positions=3)
-    DataConfig(min_len=5, max_len=5, task="copy", alphabet="unicode")
-    TrainConfig(device="cpu", warmup_steps=0, min_lr_ratio=0.0)
+    model = ModelConfig(d_model=36, n_heads=12, position_scheme="sinusoidal")  # odd head size
+    assert (model.d_model, model.n_heads, model.position_scheme) == (36, 12, "sinusoidal")
+    assert ModelConfig(d_model=4, n_heads=1, max_positions=3).max_source_tokens == 1
+    data = DataConfig(min_len=5, max_len=5, task="copy", alphabet="unicode")
+    assert (data.min_len, data.max_len, data.task, data.alphabet) == (5, 5, "copy", "unicode")
+    train = TrainConfig(device="cpu", warmup_steps=0, min_lr_ratio=0, lr=1)
+    assert train.min_lr_ratio == 0.0 and type(train.min_lr_ratio) is float  # ints become floats
+    assert train.lr == 1.0 and type(train.lr) is float
 
 
 def test_defaults():

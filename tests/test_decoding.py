@@ -3,6 +3,8 @@ wider beam never scores below greedy), and predict() on strings, bad input inclu
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from helpers import (
@@ -11,6 +13,8 @@ from helpers import (
     SRC_LENGTHS,
     SURROGATE_BYTES,
     TOK,
+    bigram_model,
+    chain_model,
     close,
     make_model,
     source_batch,
@@ -28,7 +32,7 @@ from transformer_tiny.decoding import (
     sequence_logprob,
 )
 from transformer_tiny.model import Seq2SeqTransformer
-from transformer_tiny.tokenizer import EOS_ID, PAD_ID
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 def stopping_model(src: torch.Tensor, seed: int = 3, **overrides) -> Seq2SeqTransformer:
@@ -61,6 +65,17 @@ def test_greedy_decode_batched_equals_one_by_one(scheme, use_cache):
         assert all(t == PAD_ID for t in row[len(alone):])  # finished rows are padded
         if EOS_ID in alone:
             assert alone.index(EOS_ID) == len(alone) - 1  # decoding stopped at EOS
+
+
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no_cache"])
+def test_greedy_without_stopping_writes_exactly_max_new_tokens(use_cache):
+    src = source_batch(SRC_LENGTHS)
+    model = stopping_model(src)  # some rows end early
+    out = greedy_decode(model, src, max_new_tokens=7, use_cache=use_cache, stop_at_eos=False)
+    assert out.shape == (src.size(0), 7)
+    never_ends = chain_model([BOS_ID, 97, 97])  # "a" after "a", never EOS
+    out = greedy_decode(never_ends, src, max_new_tokens=5, use_cache=use_cache)
+    assert out.tolist() == [[97] * 5] * src.size(0)
 
 
 def test_greedy_decode_restores_training_mode():
@@ -129,7 +144,24 @@ LENGTHS = [5, 1, 9, 3]
 
 
 def score(model, src, out, alpha=0.6):
-    return normalized_score(sequence_logprob(model, src, out), output_length(out), alpha)
+    """Length-normalised log-probability of ``out``, computed from the teacher-forced forward
+    pass (not from the decoding module's own scoring helpers)."""
+    bos = torch.full((out.size(0), 1), BOS_ID)
+    logp = torch.log_softmax(model(src, torch.cat([bos, out[:, :-1]], dim=1)).double(), dim=-1)
+    token = logp.gather(-1, out[..., None]).squeeze(-1).masked_fill(out == PAD_ID, 0.0)
+    length = (out != PAD_ID).sum(dim=1)  # the bytes, and EOS if the row ended
+    return token.sum(dim=1) / length.double() ** alpha
+
+
+def test_scoring_helpers_agree_with_the_forward_pass():
+    model = make_model(seed=2)
+    src = source_batch(LENGTHS, seed=2)
+    out = beam_search(model, src, 3, max_new_tokens=12)
+    expected = score(model, src, out)
+    helpers_score = normalized_score(sequence_logprob(model, src, out), output_length(out), 0.6)
+    close(helpers_score.double(), expected, atol=1e-5)
+    assert output_length(torch.tensor([[5, 6, EOS_ID, PAD_ID], [5, PAD_ID, PAD_ID, PAD_ID],
+                                       [5, 6, 7, 8]])).tolist() == [3, 1, 4]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -153,11 +185,44 @@ def test_beam_never_scores_below_greedy(seed, beam):
 
 
 def test_beam_rows_stop_at_eos_and_pad_after():
-    model = make_model(seed=1, dtype=torch.float32)
-    out = beam_search(model, source_batch(LENGTHS), 3, max_new_tokens=12)
-    for row in out.tolist():
-        if EOS_ID in row:
-            assert all(t == PAD_ID for t in row[row.index(EOS_ID) + 1:])
+    src = source_batch(LENGTHS)
+    model = stopping_model(src, seed=1)
+    out = beam_search(model, src, 3, max_new_tokens=12).tolist()
+    ended = [row for row in out if EOS_ID in row]
+    assert ended  # the property below is checked on real rows
+    for row in ended:
+        assert all(t == PAD_ID for t in row[row.index(EOS_ID) + 1:])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_batched_beam_equals_beam_one_row_at_a_time(seed):
+    src = source_batch(LENGTHS, seed=seed)
+    model = stopping_model(src, seed=seed)
+    batched = beam_search(model, src, 3, max_new_tokens=12)
+    for i in range(src.size(0)):
+        alone = beam_search(model, trim(src[i:i + 1]), 3, max_new_tokens=12)[0].tolist()
+        row = batched[i].tolist()
+        assert row[: len(alone)] == alone and all(t == PAD_ID for t in row[len(alone):])
+
+
+def test_beam_beats_greedy_where_greedy_is_provably_worse():
+    """BOS -> a (0.55) or b (0.45); a -> c, d or e (0.34, 0.33, 0.33); b, c, d, e -> EOS.
+    Greedy writes "ac" (probability 0.187); the best output is "b" (0.45), which wins also
+    after length normalisation."""
+    a, b, c, d, e = (ord(x) for x in "abcde")
+    log = math.log
+    model = bigram_model({BOS_ID: {a: log(0.55), b: log(0.45)},
+                          a: {c: log(0.34), d: log(0.33), e: log(0.33)},
+                          b: {EOS_ID: 0.0}, c: {EOS_ID: 0.0}, d: {EOS_ID: 0.0}, e: {EOS_ID: 0.0}})
+    src = source_batch([3, 5])
+    assert greedy_decode(model, src, 8).tolist() == [[a, c, EOS_ID]] * 2
+    assert beam_search(model, src, 3, 8).tolist() == [[b, EOS_ID]] * 2
+    assert beam_search(model, src, 2, 8).tolist() == [[b, EOS_ID]] * 2
+    greedy_score = (log(0.55) + log(0.34)) / 3 ** 0.6
+    beam_score = log(0.45) / 2 ** 0.6
+    assert beam_score > greedy_score
+    expected = torch.tensor([beam_score] * 2, dtype=torch.float64)
+    close(score(model, src, torch.tensor([[b, EOS_ID]] * 2)), expected, atol=1e-6)
 
 
 def test_beam_finds_better_outputs_than_greedy_somewhere():

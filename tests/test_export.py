@@ -52,7 +52,8 @@ def assert_logits_agree(model: Seq2SeqTransformer, runner: OnnxSeq2Seq, src: tor
 @pytest.mark.parametrize("scheme", ["rope", "sinusoidal"])
 def test_untrained_export_matches_pytorch(scheme, tmp_path):
     model = make_model(dtype=torch.float32, position_scheme=scheme)
-    rng_before, params_before = torch.get_rng_state(), model.state_dict()
+    rng_before = torch.get_rng_state()
+    params_before = {k: v.clone() for k, v in model.state_dict().items()}
     paths = export_onnx(model, tmp_path)
     assert torch.equal(torch.get_rng_state(), rng_before)  # the model and RNG are left alone
     assert all(torch.equal(v, params_before[k]) for k, v in model.state_dict().items())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from transformer_tiny import logs
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from transformer_tiny.train_eval import train
+from transformer_tiny.train_eval import learning_rate, train
 
 METRIC_KEYS = {"epoch", "step", "train_loss", "val_exact_match", "val_char_accuracy",
                "tokens_per_s", "elapsed_s", "world_size", "effective_batch_size"}  # as documented
@@ -45,7 +46,16 @@ def test_steps_csv_one_row_per_step(logged_run):
     assert text.splitlines()[0] == "step,loss,lr"
     rows = logs.read_steps(logged_run)
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    assert all(r["loss"] > 0 and r["lr"] > 0 for r in rows)
+    # Each epoch's train_loss in metrics.jsonl is the mean of its steps' losses here, and the
+    # learning rates are the schedule's (warm-up of one step, then cosine decay over 4 steps).
+    records = logs.read_metrics(logged_run)
+    for epoch, record in enumerate(records):
+        steps = [r["loss"] for r in rows[2 * epoch:2 * epoch + 2]]
+        assert record["train_loss"] == pytest.approx(sum(steps) / 2, rel=1e-12)
+    cfg = tiny_config(logged_run).train
+    assert [r["lr"] for r in rows] == pytest.approx(
+        [learning_rate(step, 4, cfg) for step in range(4)], rel=1e-12)
+    assert rows[0]["loss"] == pytest.approx(math.log(259), abs=0.5)  # untrained: near uniform
 
 
 def test_tensorboard_event_file(logged_run):

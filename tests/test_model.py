@@ -3,8 +3,11 @@ padding invariance, batching, NaN-free padding, and the length limit."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import (
     IMPLS,
     SCHEMES,
@@ -12,6 +15,7 @@ from helpers import (
     TGT_LENGTHS,
     close,
     make_model,
+    pad_rows,
     source_batch,
     target_batch,
     trim,
@@ -193,3 +197,36 @@ def test_too_long_inputs_raise_value_error():
     model.train()  # randomized positions check the same limit
     with pytest.raises(ValueError):
         model(source_batch([15]), target_batch([3]))
+
+
+def rotate_pairs(x: torch.Tensor, index: int) -> torch.Tensor:
+    """Rotary embedding of one head vector ``x (hs,)`` at position ``index``, written out: pair
+    ``(x[2i], x[2i+1])`` turns by ``index / 10000 ** (i / (hs / 2))``."""
+    out = x.clone()
+    half = x.numel() // 2
+    for i in range(half):
+        angle = index / 10000 ** (i / half)
+        c, s = math.cos(angle), math.sin(angle)
+        out[2 * i] = x[2 * i] * c - x[2 * i + 1] * s
+        out[2 * i + 1] = x[2 * i] * s + x[2 * i + 1] * c
+    return out
+
+
+def test_cross_attention_keys_count_from_both_ends():
+    """Half of the heads rotate the keys of source token s by s, the other half by its distance
+    from the end of its own row (EOS is 0), padding aside."""
+    model = make_model(position_scheme="rope")
+    rows = [list(b"abcde"), list(b"xy")]
+    src = pad_rows(rows, bos=True, eos=True)  # ASCII: a token's character index is its index
+    memory = model.encode(src)
+    nh, hs = model.cfg.n_heads, model.cfg.d_model // model.cfg.n_heads
+    for layer, (keys, _) in zip(model.decoder, memory.cross_kv, strict=True):
+        d = model.cfg.d_model
+        raw = F.linear(memory.states, layer.cross_attn.in_proj.weight[d:2 * d],
+                       layer.cross_attn.in_proj.bias[d:2 * d]).unflatten(-1, (nh, hs))
+        for b, row in enumerate(rows):
+            n = len(row) + 2  # BOS, the bytes, EOS
+            for s in range(n):
+                for h in range(nh):
+                    index = s if h < nh // 2 else n - 1 - s
+                    close(keys[b, h, s], rotate_pairs(raw[b, s, h], index), atol=1e-6)

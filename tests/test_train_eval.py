@@ -1,6 +1,6 @@
-"""Training: train() learns the toy tasks on short strings (about 25 s per task on 2 cores);
-SIGKILL at random moments, then --resume, ends bit-for-bit where an uninterrupted run ends; a
-non-finite loss stops the run.
+"""Training: the schedule and the loss with exact values; train() learns the toy tasks on short
+strings; SIGKILL at random moments, then --resume, ends bit-for-bit where an uninterrupted run
+ends; a non-finite loss stops the run.
 
 The end-to-end configuration was checked with training seeds 0, 1 and 2 for both tasks: every run
 reached a held-out exact match of 1.000 (the threshold is 0.99).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import time
 
 import pytest
 import torch
-from helpers import ROOT
+from helpers import ROOT, close, make_model
 from safetensors.torch import load_file
 
 from transformer_tiny.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_info
@@ -27,10 +28,56 @@ from transformer_tiny.decoding import predict
 from transformer_tiny.logs import read_metrics, read_steps
 from transformer_tiny.metrics import evaluate
 from transformer_tiny.tasks import get_task
-from transformer_tiny.tokenizer import ByteTokenizer
-from transformer_tiny.train_eval import train
+from transformer_tiny.tokenizer import EOS_ID, PAD_ID, ByteTokenizer
+from transformer_tiny.train_eval import learning_rate, sequence_loss, train
 
 pytestmark = pytest.mark.usefixtures("keep_thread_count")
+
+
+# ----------------------------------------------------------------------------- schedule and loss
+@pytest.mark.parametrize("step, expected", [
+    (0, 1e-4),  # warm-up: (step + 1) / warmup_steps of the peak
+    (4, 5e-4),
+    (9, 1e-3),  # the end of the warm-up: the peak
+    (10, 1e-3),  # the cosine starts at the peak
+    (60, 1e-3 * (0.1 + 0.9 * 0.5)),  # half-way: half-way between the peak and the floor
+    (110, 1e-4),  # the last step: lr * min_lr_ratio
+    (500, 1e-4),  # past the end: stays at the floor
+])
+def test_learning_rate(step, expected):
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert learning_rate(step, 110, cfg) == pytest.approx(expected, rel=1e-12)
+
+
+def loss_batch(extra_pad: int = 0) -> dict[str, torch.Tensor]:
+    """Two examples: targets "ab" and "c" (teacher forcing), with ``extra_pad`` more PAD
+    columns in the decoder's input and target."""
+    from transformer_tiny.data import Example, collate
+
+    batch = collate([Example(list(b"xy"), list(b"ab")), Example(list(b"z"), list(b"c"))])
+    pad = torch.full((2, extra_pad), PAD_ID)
+    return {"src": batch["src"], "tgt_in": torch.cat([batch["tgt_in"], pad], dim=1),
+            "tgt_out": torch.cat([batch["tgt_out"], pad], dim=1)}
+
+
+def test_sequence_loss_is_the_mean_over_real_tokens():
+    model = make_model()
+    batch = loss_batch()
+    loss, n_tokens = sequence_loss(model, batch)
+    assert batch["tgt_out"].tolist() == [[97, 98, EOS_ID], [99, EOS_ID, PAD_ID]]
+    assert n_tokens == 5  # "ab" EOS and "c" EOS; the PAD is not a token
+    logp = torch.log_softmax(model(batch["src"], batch["tgt_in"]), dim=-1)
+    picked = [logp[0, 0, 97], logp[0, 1, 98], logp[0, 2, EOS_ID], logp[1, 0, 99],
+              logp[1, 1, EOS_ID]]
+    close(loss.double(), -torch.stack(picked).mean().double(), atol=1e-6)
+
+
+def test_sequence_loss_ignores_padding_columns():
+    model = make_model()
+    loss, n_tokens = sequence_loss(model, loss_batch())
+    padded, padded_tokens = sequence_loss(model, loss_batch(extra_pad=3))
+    assert padded_tokens == n_tokens == 5
+    close(padded, loss, atol=1e-9)
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -131,10 +178,12 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):
     out = tmp_path / "run"
     ok = subprocess.run(train_cmd(out, "--epochs", "1"), capture_output=True, timeout=300)
     assert ok.returncode == 0
-    before = (out / "last.json").read_bytes()
     bad = subprocess.run(train_cmd(out, "--resume", "--epochs", "2", "--lr", "1e30"),
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2, bad.stderr
-    assert "non-finite loss" in bad.stderr and "step" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
-    assert (out / "last.json").read_bytes() == before or load_checkpoint(out / "last.json")
+    failed = int(re.search(r"non-finite loss \(\S+\) at step (\d+);", bad.stderr).group(1))
+    # "last" is saved every step (--save-every 1): the one before the failing step is kept, and
+    # it loads (finite weights).
+    assert read_checkpoint_info(out / "last.json")[1]["step"] == failed - 1
+    load_checkpoint(out / "last.json")

@@ -16,7 +16,9 @@ Buckets = list[tuple[int, int]]  # inclusive (lo, hi) ranges of input lengths in
 
 def char_accuracy(pred: str, target: str) -> float:
     """Fraction of target code points predicted at the right index (a longer prediction is
-    penalised by counting its extra characters as errors)."""
+    penalised by counting its extra characters as errors); two empty strings agree fully."""
+    if not pred and not target:
+        return 1.0
     hits = sum(p == t for p, t in zip(pred, target, strict=False))
     return hits / max(len(target), len(pred), 1)
 
