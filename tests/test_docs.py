@@ -1,6 +1,6 @@
-"""The documentation runs as written: every command of README.md and docs/usage.md is run (with
-a tiny model, so that it takes seconds) or named below with the reason it is not, and
-docs/results.md is what benchmarks/report.py makes of the results JSON."""
+"""The documentation runs as written: every command and Python block of README.md and
+docs/usage.md is run (with a tiny model, so that it takes seconds) or named below with the reason
+it is not, and docs/results.md is what benchmarks/report.py makes of the results JSON."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ TINY_TRAIN = ("--d-model 16 --n-heads 2 --n-dec-layers 1 --d-ff 16 --max-len 8 -
               "--train-samples 256 --val-samples 16 --test-samples 16 --progress false")
 CHEAPER = {"scripts/train.py": TINY_TRAIN, "--lengths": "--samples 4",
            "scripts/export.py": "--verify 8", "scripts/plot.py": "--samples 4"}
+
+
+def python_blocks(doc: str) -> list[str]:
+    """The ```python blocks of ``doc``."""
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
 def command_lines(doc: str) -> list[str]:
@@ -57,6 +63,7 @@ def test_every_documented_command_is_run_or_explained():
         for command in commands:
             words = command.split()
             known = {"python", "transformer-tiny", "torchrun", "printf"}
+            assert python_blocks(doc) or doc != "README.md"
             assert skipped(command) or words[0] in known, f"{doc}: no rule for {command!r}"
 
 
@@ -69,7 +76,7 @@ def test_results_page_is_generated_from_the_json():
 @pytest.mark.slow
 def test_documented_commands_run(tmp_path):
     """README.md, then docs/usage.md, in order, in one folder (later commands use the runs of
-    earlier ones, as a reader's would), each must exit with 0."""
+    earlier ones, as a reader's would), each must exit with 0; then the Python blocks of both."""
     for name in ("scripts", "src", "benchmarks"):
         (tmp_path / name).symlink_to(ROOT / name)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -81,3 +88,8 @@ def test_documented_commands_run(tmp_path):
                                   capture_output=True, text=True, timeout=600)
             assert proc.returncode == 0, f"{doc}: {cheap(command)}\n{proc.stderr[-2000:]}"
             assert "Traceback" not in proc.stderr, proc.stderr
+    for doc in DOCS:
+        for block in python_blocks(doc):
+            proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=600)
+            assert proc.returncode == 0, f"{doc}:\n{block}\n{proc.stderr[-2000:]}"

@@ -44,7 +44,8 @@ FORMAT = "transformer_tiny.checkpoint/1"
 MAX_JSON_BYTES = 16 << 20  # a JSON holds configs and per-epoch metrics: far below this
 MAX_HEADER_BYTES = 1 << 20  # the safetensors header: names, shapes, offsets
 MAX_PARAMETERS = 100_000_000  # larger configs are refused before a model is built
-_DATA_FILE = re.compile(r"[A-Za-z0-9_]+-[0-9]{7,}(\.state)?\.safetensors")
+PRETRAINED_JSON, PRETRAINED_WEIGHTS = "config.json", "model.safetensors"  # the shared layout
+_DATA_FILE = re.compile(r"[A-Za-z0-9_]+-[0-9]{7,}(\.state)?\.safetensors|model\.safetensors")
 _CHUNK = 1 << 20
 
 # A tensor's expected (shape, safetensors dtype); shape None: any 1-D shape.
@@ -85,17 +86,18 @@ def named_files(json_path: Path) -> set[str]:
 
 
 def save_checkpoint(run_dir: str | Path, name: str, model: torch.nn.Module, cfg: RunConfig,
-                    meta: dict[str, Any], trainer_state: dict[str, torch.Tensor] | None = None
-                    ) -> Path:
+                    meta: dict[str, Any], trainer_state: dict[str, torch.Tensor] | None = None,
+                    weights_name: str | None = None) -> Path:
     """Write the weights (and ``trainer_state``), then ``run_dir/name.json``; returns its path.
 
-    ``meta`` (JSON-serialisable, with an integer ``step``) is stored in the JSON as it is.
+    ``meta`` (JSON-serialisable, with an integer ``step``) is stored in the JSON as it is. The
+    weights file is ``NAME-STEP.safetensors`` unless ``weights_name`` says otherwise.
     """
     run_dir = Path(run_dir)
     json_path = run_dir / f"{name}.json"
     previous = named_files(json_path)
     stem = f"{name}-{int(meta.get('step', 0)):07d}"
-    info: dict[str, Any] = {"format": FORMAT, "weights": f"{stem}.safetensors"}
+    info: dict[str, Any] = {"format": FORMAT, "weights": weights_name or f"{stem}.safetensors"}
     info["weights_sha256"] = _write_tensors(run_dir / info["weights"], model.state_dict())
     if trainer_state is not None:
         info["state"] = f"{stem}.state.safetensors"
@@ -149,10 +151,14 @@ def _read_regular(path: Path, limit: int, what: str) -> bytes:
 
 # ----------------------------------------------------------------------------- the JSON
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A run directory (-> ``best.json``), a ``.json`` or a ``.safetensors`` path -> the JSON."""
+    """A run directory (-> ``best.json``), a shared folder (-> ``config.json``), a ``.json`` or a
+    ``.safetensors`` path -> the JSON."""
     p = Path(path)
     if p.is_dir():
-        p = p / "best.json"
+        shared = not (p / "best.json").exists() and (p / PRETRAINED_JSON).exists()
+        p = p / (PRETRAINED_JSON if shared else "best.json")
+    elif p.name == PRETRAINED_WEIGHTS:
+        p = p.with_name(PRETRAINED_JSON)
     elif p.suffix == ".safetensors":
         p = p.with_name(p.name.split("-")[0].removesuffix(".safetensors") + ".json")
     if not p.exists() and not p.is_symlink():

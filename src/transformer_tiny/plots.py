@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .attention_maps import AttentionMaps
+from .attention_maps import AttentionMaps, cross_attention_maps
 from .config import ModelConfig, RunConfig
 from .data import bucket_inputs
 from .logs import METRICS_FILE, MissingExtraError, read_metrics, read_steps
 from .metrics import EvalResult, evaluate, even_buckets
 from .tasks import ALPHABETS, task_for
 
+DEFAULT_TEXT = "Hello, world!"  # the input whose cross-attention is drawn
 PLOTS = {"attention": "attention.png", "curves": "training_curves.png",
          "lengths": "accuracy_by_length.png"}
 
@@ -175,3 +176,27 @@ def plot_accuracy_by_length(result: EvalResult, path: str | Path,
     ax.legend(loc="upper center", ncol=3, fontsize=9, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- all of them
+def draw(model: Any, cfg: RunConfig, out: str | Path, kinds: Sequence[str] = tuple(PLOTS),
+         text: str = DEFAULT_TEXT, buckets: list[tuple[int, int]] | None = None,
+         samples: int = 100, run_dir: str | Path | None = None) -> list[Path]:
+    """Draw the pictures ``kinds`` (keys of :data:`PLOTS`) into ``out``; returns their paths.
+    ``text`` is the input whose cross-attention is drawn, ``buckets`` the length buckets of the
+    accuracy picture (:func:`default_buckets` if None), ``run_dir`` the run folder whose logs
+    give the training curves."""
+    out, written = Path(out), []
+    for kind in kinds:
+        path = out / PLOTS[kind]
+        if kind == "attention":
+            maps = cross_attention_maps(model, text)
+            written.append(plot_attention(maps, path, head_notes(cfg.model)))
+        elif kind == "curves":
+            if run_dir is None:
+                raise ValueError("training curves need the run folder")
+            written.append(plot_training_curves(run_dir, path))
+        else:
+            result = accuracy_by_length(model, cfg, buckets or default_buckets(cfg), samples)
+            written.append(plot_accuracy_by_length(result, path, cfg.data.max_len))
+    return written

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..api import load
 from ..checkpoint import resolve_checkpoint
 from ..data import DataModule
 from ..decoding import predict
@@ -27,7 +28,16 @@ def _parser(prog: str | None) -> Parser:
                         "and compare them (0: skip; default: %(default)s)")
     p.add_argument("--text", action="append", metavar="TEXT",
                    help="also decode this string with onnxruntime (repeatable)")
+    p.add_argument("--hf", metavar="DIR", help="instead of ONNX, write the shared layout of the "
+                   "Hugging Face Hub: config.json, model.safetensors and a model card README.md")
     return p
+
+
+def export_shared(args) -> int:
+    """``--hf DIR``: the checkpoint as a shared folder (no ONNX packages needed)."""
+    folder = load(args.checkpoint).save_pretrained(args.hf)
+    print(f"wrote {folder}: config.json, model.safetensors, README.md")
+    return 0
 
 
 def _verify(runner: OnnxSeq2Seq, model, inputs: list[str]) -> bool:
@@ -45,6 +55,8 @@ def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> i
     args = _parser(prog).parse_args(argv)
     if args.verify < 0:
         raise UsageError("--verify must be >= 0")
+    if args.hf:
+        return export_shared(args)
     missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError(f"ONNX export needs {' and '.join(missing)}: install the [onnx] extra "

@@ -7,19 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..attention_maps import cross_attention_maps
 from ..checkpoint import resolve_checkpoint
 from ..logs import METRICS_FILE
-from ..plots import (
-    PLOTS,
-    accuracy_by_length,
-    default_buckets,
-    head_notes,
-    new_figure,
-    plot_accuracy_by_length,
-    plot_attention,
-    plot_training_curves,
-)
+from ..plots import DEFAULT_TEXT, PLOTS, draw, new_figure
 from .common import (
     Parser,
     UsageError,
@@ -28,8 +18,6 @@ from .common import (
     load_model,
     parse_buckets,
 )
-
-DEFAULT_TEXT = "Hello, world!"
 
 
 def _parser(prog: str | None) -> Parser:
@@ -74,17 +62,8 @@ def plot_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     check_buckets(buckets or [], cfg, args.samples)
     run_dir = resolve_checkpoint(args.checkpoint).parent
     out = Path(args.out) if args.out else run_dir / "plots"
-    written = []
-    for kind in _kinds(args, run_dir):
-        path = out / PLOTS[kind]
-        if kind == "attention":
-            maps = cross_attention_maps(model, args.text)
-            written.append(plot_attention(maps, path, head_notes(cfg.model)))
-        elif kind == "curves":
-            written.append(plot_training_curves(run_dir, path))
-        else:
-            result = accuracy_by_length(model, cfg, buckets or default_buckets(cfg), args.samples)
-            written.append(plot_accuracy_by_length(result, path, cfg.data.max_len))
+    written = draw(model, cfg, out, _kinds(args, run_dir), args.text, buckets, args.samples,
+                   run_dir)
     for path in written:
         print(path)
     return 0

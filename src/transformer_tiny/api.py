@@ -1,0 +1,175 @@
+"""The public API: a trained model that takes strings and gives strings back.
+
+    import transformer_tiny
+    model = transformer_tiny.load("runs/quickstart")
+    model.predict(["Hello_2025"])  # ['5202_olleH']
+
+:func:`load` reads a checkpoint (a run folder or its ``.json``) or a shared folder in the
+Hugging Face layout (``config.json``, ``model.safetensors``, a model card ``README.md``), both
+through the same checks (:mod:`~transformer_tiny.checkpoint`). :func:`train` trains a run and
+returns its model. :meth:`TinyModel.save_pretrained` writes the shared layout, and
+:meth:`TinyModel.push_to_hub` uploads it with the optional ``huggingface_hub`` package.
+Errors are the one-line exceptions of the commands (``CheckpointError``, ``ConfigError``,
+``ValueError``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import load_checkpoint, resolve_checkpoint
+from .config import SECTIONS, ConfigError, RunConfig, build_config
+from .data import DataModule
+from .decoding import predict
+from .logs import METRICS_FILE
+from .metrics import EvalResult, evaluate
+from .plots import DEFAULT_TEXT, PLOTS, draw
+from .pretrained import save_pretrained
+from .tasks import ALPHABETS, Task, task_for
+from .tokenizer import ByteTokenizer
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a model takes: inputs of at most ``max_input_bytes`` UTF-8 bytes, and the
+    ``alphabet`` its training strings were drawn from (the characters it has seen)."""
+
+    max_input_bytes: int
+    alphabet: str
+    characters: str
+
+
+class TinyModel:
+    """A trained model with its task: strings in, strings out."""
+
+    def __init__(self, model: Any, config: RunConfig, info: dict[str, Any] | None = None,
+                 path: Path | None = None):
+        self._model, self._config, self._info = model, config, dict(info or {})
+        self._task = task_for(config.data)
+        self.path = path  # the checkpoint JSON it was loaded from, if any
+
+    @property
+    def task(self) -> Task:
+        return self._task
+
+    @property
+    def config(self) -> RunConfig:
+        return self._config
+
+    @property
+    def limits(self) -> Limits:
+        alphabet = self._config.data.alphabet
+        return Limits(self._config.model.max_source_tokens, alphabet, ALPHABETS[alphabet])
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The validation metrics recorded with the checkpoint (empty if none were)."""
+        metrics = self._info.get("metrics")
+        return dict(metrics) if isinstance(metrics, dict) else {}
+
+    @property
+    def module(self) -> Any:
+        """The underlying :class:`~transformer_tiny.model.Seq2SeqTransformer`."""
+        return self._model
+
+    def predict(self, texts: list[str], beam: int = 1,
+                max_new_tokens: int | None = None) -> list[str]:
+        """The answer to each text, as the commands show it (the task's input and output
+        formats applied, e.g. ``add``'s padding). Greedy unless ``beam > 1``."""
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise TypeError("predict() takes a list of str")
+        if not 1 <= beam <= 64:
+            raise ValueError("beam must be in [1, 64]")
+        prepared = [self._task.model_input(t) for t in texts]
+        tok = ByteTokenizer()
+        return [self._task.shown(tok.decode(ids))
+                for ids, _ in predict(self._model, prepared, max_new_tokens, beam=beam)]
+
+    def evaluate(self, inputs: list[str] | None = None, split: str = "test",
+                 buckets: list[tuple[int, int]] | None = None) -> EvalResult:
+        """Exact match and per-character accuracy on ``inputs`` (default: the held-out
+        ``split``, ``"test"`` or ``"val"``, of the training data)."""
+        if inputs is None:
+            if split not in ("test", "val"):
+                raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+            dm = DataModule(self._config.data)
+            inputs = dm.test_inputs if split == "test" else dm.val_inputs
+        return evaluate(self._model, inputs, self._task, buckets)
+
+    def plot(self, out: str | Path, text: str = DEFAULT_TEXT,
+             buckets: list[tuple[int, int]] | None = None, samples: int = 100) -> list[Path]:
+        """The PNGs of ``scripts/plot.py`` in ``out``: the cross-attention for ``text``, the
+        training curves (for a model loaded from a run folder with its logs) and the accuracy
+        by input length; returns their paths. Needs matplotlib (the ``[plots]`` extra)."""
+        run_dir = self.path.parent if self.path is not None else None
+        kinds = [k for k in PLOTS if k != "curves" or
+                 (run_dir is not None and (run_dir / METRICS_FILE).is_file())]
+        return draw(self._model, self._config, out, kinds, text, buckets, samples, run_dir)
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``."""
+        return save_pretrained(self._model, self._config, self.metrics, folder)
+
+    @classmethod
+    def from_pretrained(cls, folder_or_repo_id: str | Path) -> TinyModel:
+        """Load a folder written by :meth:`save_pretrained`, or download a Hub repository
+        (``owner/name``, with the optional ``huggingface_hub`` package) and load that."""
+        path = Path(folder_or_repo_id)
+        if not path.exists() and _looks_like_repo_id(str(folder_or_repo_id)):
+            path = Path(_hub().snapshot_download(repo_id=str(folder_or_repo_id)))
+        return load(path)
+
+    def push_to_hub(self, repo_id: str, private: bool = True) -> str:
+        """Upload :meth:`save_pretrained`'s folder to the Hub repository ``repo_id`` (created if
+        missing); returns its URL. Needs ``huggingface_hub`` and a Hub token."""
+        hub = _hub()
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            api = hub.HfApi()
+            url = api.create_repo(repo_id, private=private, exist_ok=True)
+            api.upload_folder(folder_path=tmp, repo_id=repo_id)
+        return str(url)
+
+    def __repr__(self) -> str:
+        return (f"TinyModel(task={self._task.name!r}, alphabet={self.limits.alphabet!r}, "
+                f"parameters={self._model.num_parameters():,})")
+
+
+def _looks_like_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(p and not p.startswith(".") for p in parts)
+
+
+def _hub() -> Any:
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise ValueError("the Hub needs huggingface_hub: pip install 'transformer-tiny[hub]'"
+                         ) from None
+    return huggingface_hub
+
+
+def load(path: str | Path, device: str = "cpu") -> TinyModel:
+    """The model of a run folder, a checkpoint ``.json`` or a :meth:`~TinyModel.save_pretrained`
+    folder, checked as :func:`~transformer_tiny.checkpoint.load_checkpoint` checks them."""
+    model, cfg, info = load_checkpoint(path, device)
+    return TinyModel(model, cfg, info, resolve_checkpoint(path))
+
+
+def train(**overrides: Any) -> TinyModel:
+    """Train a run with the defaults of :class:`~transformer_tiny.config.RunConfig` and the
+    given fields (``epochs=1``, ``task="copy"``, ``out="runs/mine"``...), and return the best
+    model it wrote."""
+    from .train_eval import train as train_run
+
+    by_section: dict[str, dict[str, Any]] = {}
+    names = {f.name: section for section, kind in SECTIONS.items() for f in fields(kind)}
+    for name, value in overrides.items():
+        if name not in names:
+            raise ConfigError(f"{name}: unknown config field")
+        by_section.setdefault(names[name], {})[name] = value
+    summary = train_run(build_config(None, by_section))
+    return load(summary["out"])

@@ -1,0 +1,85 @@
+"""The shared folder layout people know from the Hugging Face Hub: ``config.json`` (the configs,
+the task, the tokenizer ids, the metrics and the weights' SHA-256), ``model.safetensors`` and a
+generated model card ``README.md``.
+
+``config.json`` is a checkpoint JSON naming ``model.safetensors``, so such a folder is loaded by
+the same checked loader as a run folder (:func:`~transformer_tiny.checkpoint.load_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import PRETRAINED_JSON, PRETRAINED_WEIGHTS, is_checkpoint, save_checkpoint
+from .config import SECTIONS, RunConfig
+from .tasks import ALPHABETS, task_for
+from .utils import atomic_write_text
+
+
+def training_command(cfg: RunConfig) -> str:
+    """The ``scripts/train.py`` command line that trains ``cfg`` (its fields that differ from
+    the defaults, but ``out``)."""
+    flags = []
+    for section, kind in SECTIONS.items():
+        values, defaults = getattr(cfg, section), kind()
+        for f in dataclasses.fields(kind):
+            value = getattr(values, f.name)
+            if f.name != "out" and value != getattr(defaults, f.name):
+                shown = str(value).lower() if isinstance(value, bool) else str(value)
+                flags.append(f"--{f.name.replace('_', '-')} {shown}")
+    return " ".join(["python scripts/train.py", *flags])
+
+
+def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
+    """The ``README.md`` of a shared folder: what the model does, how it was trained, how well
+    it did, what it takes, and the license."""
+    task, alphabet = task_for(cfg.data), cfg.data.alphabet
+    figures = [f"- validation exact match: {metrics['val_exact_match']:.4f}"
+               if "val_exact_match" in metrics else "- no validation figures were recorded"]
+    if "val_char_accuracy" in metrics:
+        figures.append(f"- validation per-character accuracy: {metrics['val_char_accuracy']:.4f}")
+    if "epoch" in metrics and "step" in metrics:
+        figures.append(f"- after epoch {metrics['epoch']} (step {metrics['step']})")
+    return "\n".join([
+        "---", "library_name: transformer-tiny", "license: mit",
+        "tags: [seq2seq, transformer, toy-task, " + task.name + "]", "---", "",
+        f"# transformer-tiny: {task.name}", "",
+        f"A small from-scratch encoder-decoder Transformer for the toy task `{task.name}`: "
+        f"{task.description}.", "",
+        "```python", "import transformer_tiny", "",
+        'model = transformer_tiny.load("path/to/this/folder")',
+        "print(model.predict([\"Hello_2025\"]))", "```", "",
+        "## Training", "", "```bash", training_command(cfg), "```", "",
+        f"Strings of {cfg.data.min_len}-{cfg.data.max_len} characters over the `{alphabet}` "
+        f"alphabet ({len(set(ALPHABETS[alphabet]))} characters); "
+        f"{cfg.data.train_samples:,} fresh strings per epoch, "
+        f"{cfg.train.epochs} epoch{'s' if cfg.train.epochs != 1 else ''}.", "",
+        "## Evaluation", "", *figures, "",
+        f"On {cfg.data.val_samples:,} held-out strings of the training lengths.", "",
+        "## Limits", "",
+        f"- inputs of at most {cfg.model.max_source_tokens:,} UTF-8 bytes",
+        f"- characters outside the `{alphabet}` alphabet were never seen in training",
+        "", "## License", "", "MIT", ""])
+
+
+def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, Any],
+                    folder: str | Path) -> Path:
+    """Write ``folder/config.json``, ``model.safetensors`` and ``README.md``; returns the
+    folder. A folder that holds other files than an earlier shared model of ours is refused
+    (``ValueError``): nothing of the user's is overwritten."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} exists and is not a directory")
+    if folder.is_dir() and any(folder.iterdir()) and not is_checkpoint(folder / PRETRAINED_JSON):
+        raise ValueError(f"{folder} holds files that are not a shared model; choose another "
+                         "folder")
+    meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics))}
+    save_checkpoint(folder, PRETRAINED_JSON.removesuffix(".json"), model, cfg, meta,
+                    weights_name=PRETRAINED_WEIGHTS)
+    atomic_write_text(folder / "README.md", model_card(cfg, metrics))
+    return folder

@@ -1,0 +1,166 @@
+"""The public API: load / train a model, get strings back, share it in the Hugging Face layout;
+a shared folder goes through the same checks as a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import types
+
+import pytest
+import torch
+from helpers import call_cli, chain_model, make_model
+
+import transformer_tiny
+from transformer_tiny.checkpoint import CheckpointError, save_checkpoint
+from transformer_tiny.cli.export import export_main
+from transformer_tiny.config import ConfigError, DataConfig, ModelConfig, RunConfig
+from transformer_tiny.data import draw_inputs
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID
+
+
+@pytest.fixture(scope="module")
+def shared(untrained_run, tmp_path_factory):
+    """The untrained run's model, and the same model saved with save_pretrained."""
+    model = transformer_tiny.load(untrained_run)
+    folder = model.save_pretrained(tmp_path_factory.mktemp("shared") / "model")
+    return model, folder
+
+
+def test_three_lines(untrained_run):
+    model = transformer_tiny.load(untrained_run)
+    answers = model.predict(["Hello_2025", "abc"])
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    assert model.task.name == "reverse" and model.config.data.alphabet == "printable"
+    assert model.limits.max_input_bytes == 46 and len(model.limits.characters) == 95
+
+
+def test_save_pretrained_round_trip(shared):
+    model, folder = shared
+    assert sorted(os.listdir(folder)) == ["README.md", "config.json", "model.safetensors"]
+    again = transformer_tiny.TinyModel.from_pretrained(folder)
+    for (name, a), (name_b, b) in zip(model.module.state_dict().items(),
+                                      again.module.state_dict().items(), strict=True):
+        assert name == name_b and torch.equal(a, b)
+    inputs = draw_inputs(model.config.data, 200, seed=5, max_len=20)
+    assert again.predict(inputs) == model.predict(inputs)
+    assert again.config == model.config
+    assert transformer_tiny.load(folder / "config.json").predict(inputs[:3]) == \
+        model.predict(inputs[:3])
+
+
+def test_model_card(untrained_run, tmp_path):
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                max_positions=48), DataConfig(task="copy", alphabet="digits"))
+    metrics = {"val_exact_match": 0.9876, "val_char_accuracy": 0.99512, "epoch": 3, "step": 375}
+    run = tmp_path / "run"
+    save_checkpoint(run, "best", make_model(**vars(cfg.model)).float(), cfg,
+                    {"step": 375, "metrics": metrics})
+    card = (transformer_tiny.load(run).save_pretrained(tmp_path / "shared") / "README.md"
+            ).read_text()
+    assert "`copy`: repeat the string unchanged" in card
+    assert "over the `digits` alphabet (10 characters)" in card
+    assert "validation exact match: 0.9876" in card and "accuracy: 0.9951" in card
+    assert "after epoch 3 (step 375)" in card and "inputs of at most 46 UTF-8 bytes" in card
+    assert ("python scripts/train.py --d-model 16 --n-heads 2 --n-dec-layers 1 --d-ff 16 "
+            "--max-positions 48 --task copy --alphabet digits") in card
+    assert card.startswith("---\nlibrary_name: transformer-tiny\nlicense: mit\n")
+
+
+def edit_json(folder, **changes):
+    info = json.loads((folder / "config.json").read_text())
+    info.update(changes)
+    (folder / "config.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("attack, message", [
+    (lambda f: edit_json(f, weights="../x.safetensors"), "not a file name of the form"),
+    (lambda f: ((f / "model.safetensors").unlink(), (f / "model.safetensors").symlink_to(
+        "/dev/zero")), "symbolic link"),
+    (lambda f: edit_json(f, config={"model": {"d_model": 2**30}}), "must be <= 4096"),
+    (lambda f: (f / "model.safetensors").write_bytes(b"\0" * 64), "not a safetensors file"),
+])
+def test_an_edited_shared_folder_is_refused_as_a_checkpoint_is(shared, tmp_path, attack, message):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(shared[1], folder)
+    attack(folder)
+    with pytest.raises(CheckpointError, match=message):
+        transformer_tiny.TinyModel.from_pretrained(folder)
+
+
+def test_save_pretrained_never_overwrites_other_files(shared, tmp_path):
+    (tmp_path / "README.md").write_text("my notes")
+    with pytest.raises(ValueError, match="not a shared model"):
+        shared[0].save_pretrained(tmp_path)
+    assert (tmp_path / "README.md").read_text() == "my notes"
+    shared[0].save_pretrained(shared[1])  # an earlier shared model is replaced
+
+
+def test_predict_applies_the_tasks_formats():
+    cfg = RunConfig(ModelConfig(d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32,
+                                max_positions=64), DataConfig(task="add", max_len=3))
+    model = transformer_tiny.TinyModel(chain_model([BOS_ID, *b"02", EOS_ID]), cfg)
+    assert model.predict(["1+1", "01+001"]) == ["2", "2"]  # it writes "02" for "1+1"
+    assert model.predict(["1+1"], beam=3) == ["2"]
+    with pytest.raises(ValueError, match="at most 1 digits"):
+        model.predict(["12+1"])
+    with pytest.raises(TypeError):
+        model.predict("95+7")
+
+
+def test_evaluate_defaults_to_the_test_set(untrained_run):
+    model = transformer_tiny.load(untrained_run)
+    result = model.evaluate()
+    assert result.n == 4 and 0.0 <= result.exact_match <= 1.0
+    assert model.evaluate(["ab", "ba"]).n == 2
+    assert model.evaluate(split="val").n == 4
+
+
+def test_train_takes_config_fields(tmp_path):
+    with pytest.raises(ConfigError, match=r"^bogus: unknown config field$"):
+        transformer_tiny.train(bogus=1)
+    model = transformer_tiny.train(d_model=16, n_heads=2, n_dec_layers=1, d_ff=16, max_len=6,
+                                   epochs=1, train_samples=64, val_samples=8, test_samples=8,
+                                   batch_size=32, progress=False, out=str(tmp_path / "run"))
+    assert model.path == tmp_path / "run" / "best.json"
+    assert model.config.model.d_model == 16 and model.metrics["step"] == 2
+
+
+def test_hub_download_and_upload_go_through_huggingface_hub(shared, monkeypatch, tmp_path):
+    calls = []
+
+    class Api:
+        def create_repo(self, repo_id, private, exist_ok):
+            calls.append(("create", repo_id, private))
+            return f"https://hub.example/{repo_id}"
+
+        def upload_folder(self, folder_path, repo_id):
+            calls.append(("upload", repo_id, sorted(os.listdir(folder_path))))
+
+    fake = types.SimpleNamespace(HfApi=Api, snapshot_download=lambda repo_id: (
+        calls.append(("download", repo_id)) or str(shared[1])))
+    monkeypatch.setitem(sys.modules, "huggingface_hub", fake)
+    model = transformer_tiny.TinyModel.from_pretrained("someone/tiny-reverse")
+    assert model.predict(["abc"]) == shared[0].predict(["abc"])
+    assert shared[0].push_to_hub("me/tiny") == "https://hub.example/me/tiny"
+    assert calls == [("download", "someone/tiny-reverse"), ("create", "me/tiny", True),
+                     ("upload", "me/tiny", ["README.md", "config.json", "model.safetensors"])]
+
+
+def test_hub_without_the_package_is_a_clear_error(shared, monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(ValueError, match=r"pip install 'transformer-tiny\[hub\]'"):
+        shared[0].push_to_hub("me/tiny")
+
+
+def test_export_hf_command(untrained_run, tmp_path, capsys):
+    out = tmp_path / "shared"
+    assert call_cli(export_main, ["--checkpoint", str(untrained_run), "--hf", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out}: config.json, model.safetensors, README.md\n"
+    assert transformer_tiny.load(out).predict(["abc"]) == \
+        transformer_tiny.load(untrained_run).predict(["abc"])
+    assert math.isfinite(transformer_tiny.load(out).module.head.bias.sum().item())
