@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo train eval infer test test-fast lint clean
+.PHONY: install demo train eval infer test test-fast lint mutation clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,5 +29,18 @@ test: lint
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests
 
+# `make mutation`: mutmut over the core modules ([tool.mutmut] in pyproject.toml) with the fast
+# tests, then docs/mutation.md. Hours on 2 cores; not run by CI. Results are kept in mutants/, so
+# a rerun (or an interrupted one) only tests what is new. One module at a time:
+# `make mutation MUTATE='transformer_tiny.tokenizer.*'`.
+MUTMUT := mutmut==3.8.1
+MUTATION_JOBS ?= 2
+MUTATE ?=
+
+mutation: install
+	$(PY) -m pip install --quiet $(MUTMUT)
+	$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTATE)
+	$(PY) benchmarks/mutation_report.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs mutants .pytest_cache .ruff_cache
