@@ -20,6 +20,9 @@ one-line :class:`CheckpointError`.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -30,12 +33,13 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .config import ConfigError, RunConfig
+from .config import ConfigError, ModelConfig, RunConfig
 from .model import Seq2SeqTransformer
 from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
 from .utils import atomic_write_bytes, atomic_write_json
@@ -196,9 +200,19 @@ def model_parameters(cfg: RunConfig) -> int:
 
 def expected_weights(cfg: RunConfig) -> Expected:
     """Name -> (shape, dtype) of every tensor in a weights file for ``cfg``."""
-    with torch.device("meta"):
-        state = Seq2SeqTransformer(cfg.model).state_dict()
+    state = _meta_model(_key(cfg)).state_dict()
     return {k: (tuple(v.shape), "F32") for k, v in state.items()}
+
+
+def _key(cfg: RunConfig) -> str:
+    return json.dumps(dataclasses.asdict(cfg.model), sort_keys=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _meta_model(model_config: str) -> Seq2SeqTransformer:
+    """The model of a config on the ``meta`` device: its shapes, with nothing allocated."""
+    with torch.device("meta"):
+        return Seq2SeqTransformer(ModelConfig(**json.loads(model_config)))
 
 
 # ----------------------------------------------------------------------------- tensor files
@@ -278,6 +292,9 @@ def read_checked_tensors(json_path: Path, info: dict[str, Any], key: str, expect
         tensors = load_safetensors(bytes(blob))
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{where} are unreadable: {e}") from None
+    if all(dtype == "F32" for _, dtype in expected.values()) and \
+            np.isfinite(np.frombuffer(blob, np.float32, offset=8 + n)).all():
+        return tensors  # all finite, checked in one pass over the payload
     for k, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{where}: tensor {k!r} holds NaN or infinite values")
@@ -289,8 +306,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
     """Load a checkpoint for inference; returns ``(model in eval mode, config, info)``."""
     p, info, cfg = read_checkpoint_info(path)
     state = read_checked_tensors(p, info, "weights", expected_weights(cfg))
-    model = Seq2SeqTransformer(cfg.model)
-    model.load_state_dict(state, strict=True)  # names and shapes were checked
+    model = copy.deepcopy(_meta_model(_key(cfg)))  # no initialisation: the weights are the file's
+    model.load_state_dict(state, strict=True, assign=True)  # names and shapes were checked
+    model.build_tables()
     return model.to(device).eval(), cfg, info
 
 
