@@ -35,6 +35,7 @@ def test_three_lines(untrained_run):
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     assert model.task.name == "reverse" and model.config.data.alphabet == "printable"
     assert model.limits.max_input_bytes == 46 and len(model.limits.characters) == 95
+    assert model.unseen_characters("naïve café") == ["ï", "é"]  # a printable-ASCII model
 
 
 def test_save_pretrained_round_trip(shared):

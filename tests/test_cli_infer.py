@@ -130,3 +130,13 @@ def test_infer_reports_an_add_input_the_model_cannot_read(tmp_path, capsys):
     assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "123456+1"]) == 2
     err = capsys.readouterr().err
     assert err == "error: task add: this model adds numbers of at most 5 digits, got '123456+1'\n"
+
+
+def test_unseen_characters_are_named_and_answered(untrained_run, capsys):
+    argv = ["--checkpoint", str(untrained_run), "--max-new-tokens", "2"]
+    assert call_cli(infer_main, [*argv, "--text", "abc", "--text", "café 中"]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 2  # both are answered
+    warnings = [line for line in err.splitlines() if "never saw" in line]
+    assert warnings == ["warning: input 2 holds characters this model never saw in training: "
+                        "'é', '中'"]

@@ -31,6 +31,7 @@ from transformer_tiny.tasks import (
     register_task,
     reverse_text,
     task_for,
+    unseen_characters,
 )
 from transformer_tiny.train_eval import train
 
@@ -248,3 +249,18 @@ def test_readme_recipe_trains_end_to_end(tmp_path, capsys):
         TASKS.pop(name, None)
         for helper in re.findall(r"^def (\w+)", code, flags=re.M):
             vars(tasks).pop(helper, None)
+
+
+# ----------------------------------------------------------------------------- unseen characters
+@pytest.mark.parametrize("text, cfg, expected", [
+    ("café 中文 😀", DataConfig(), ["é", "中", "文", "😀"]),
+    ("abc", DataConfig(alphabet="digits"), ["a", "b", "c"]),
+    ("123 123", DataConfig(alphabet="digits"), [" "]),
+    ("Göteborg, Ελληνικά, кириллица, 한국어, 中文, 😀, e\u0301", DataConfig(alphabet="unicode"),
+     []),
+    ("12+x", DataConfig(task="add"), ["x"]),
+    ("([a])", DataConfig(task="parens"), ["a"]),
+    ("Hello, world!", DataConfig(), []),
+])
+def test_unseen_characters(text, cfg, expected):
+    assert unseen_characters(text, cfg) == expected

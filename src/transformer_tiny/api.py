@@ -28,7 +28,7 @@ from .logs import METRICS_FILE
 from .metrics import EvalResult, evaluate
 from .plots import DEFAULT_TEXT, PLOTS, draw
 from .pretrained import save_pretrained
-from .tasks import ALPHABETS, Task, task_for
+from .tasks import ALPHABETS, Task, task_for, unseen_characters
 from .tokenizer import ByteTokenizer
 
 
@@ -87,6 +87,11 @@ class TinyModel:
         tok = ByteTokenizer()
         return [self._task.shown(tok.decode(ids))
                 for ids, _ in predict(self._model, prepared, max_new_tokens, beam=beam)]
+
+    def unseen_characters(self, text: str) -> list[str]:
+        """The characters of ``text`` this model never saw in training (by their bytes): its
+        answer to such a text is a guess. Empty for a model trained on the unicode alphabet."""
+        return unseen_characters(text, self._config.data)
 
     def evaluate(self, inputs: list[str] | None = None, split: str = "test",
                  buckets: list[tuple[int, int]] | None = None) -> EvalResult:

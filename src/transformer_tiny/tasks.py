@@ -12,6 +12,7 @@ to a fixed width, so all its inputs have the largest odd length <= ``max_len``).
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import string
@@ -62,7 +63,8 @@ class Task:
     options (``shift``'s k) sets ``configure``: given the ``DataConfig``, it returns the task with
     those options bound; :func:`task_for` applies it. A task whose model reads and writes a fixed
     format (``add``) sets ``prepare`` (a user's input -> that format) and ``present`` (the model's
-    output -> the answer shown); ``eval.py`` and ``infer.py`` apply them to what users type.
+    output -> the answer shown); ``eval.py`` and ``infer.py`` apply them to what users type. A
+    task whose inputs ignore the alphabet names the ``characters`` they are made of.
     """
 
     name: str
@@ -72,6 +74,7 @@ class Task:
     configure: Callable[[Any], Task] | None = None
     prepare: Callable[[str], str] | None = None
     present: Callable[[str], str] | None = None
+    characters: str | None = None
 
     def model_input(self, text: str) -> str:
         """``text`` as the model reads it (``ValueError`` if it cannot be)."""
@@ -105,6 +108,21 @@ def task_for(cfg: Any) -> Task:
     """The task that ``cfg`` (a ``DataConfig``) names, its options bound (e.g. ``cfg.shift``)."""
     task = get_task(cfg.task)
     return task.configure(cfg) if task.configure is not None else task
+
+
+def unseen_characters(text: str, cfg: Any) -> list[str]:
+    """The characters of ``text`` (each once, in order) that hold a byte no training input of
+    ``cfg`` (a ``DataConfig``) ever held: the model reads bytes, so a character made of bytes it
+    has seen, in other characters, is not new to it."""
+    task = task_for(cfg)
+    seen = _bytes_of(task.characters if task.characters is not None else ALPHABETS[cfg.alphabet])
+    new = [c for c in dict.fromkeys(text) if not _bytes_of(c) <= seen]
+    return new
+
+
+@functools.lru_cache(maxsize=16)
+def _bytes_of(chars: str) -> frozenset[int]:
+    return frozenset(chars.encode("utf-8", "surrogatepass"))
 
 
 def reverse_text(text: str) -> str:
@@ -213,7 +231,7 @@ def parens_input(rng: random.Random, _alphabet: str, min_len: int, max_len: int)
 
 
 register_task(Task("parens", f"{BALANCED!r} or {UNBALANCED!r}: do the brackets {BRACKETS} nest?",
-                   parens_answer, parens_input))
+                   parens_answer, parens_input, characters=BRACKETS))
 
 
 # ----------------------------------------------------------------------------- add
@@ -266,4 +284,5 @@ def _bind_add(cfg: Any) -> Task:
 
 
 ADD = register_task(Task("add", "the sum of two decimal numbers a+b (zero-padded for the model)",
-                         add_answer, add_input, configure=_bind_add, present=strip_zeros))
+                         add_answer, add_input, configure=_bind_add, present=strip_zeros,
+                         characters=string.digits + "+"))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from ..config import RunConfig
 from ..decoding import predict
-from ..tasks import task_for
+from ..tasks import task_for, unseen_characters
 from ..tokenizer import ByteTokenizer
 from .common import (
     Parser,
@@ -16,6 +17,7 @@ from .common import (
     check_texts,
     for_terminal,
     load_model,
+    one_line,
     read_lines,
 )
 
@@ -33,6 +35,18 @@ def _parser(prog: str | None) -> Parser:
     return p
 
 
+def warn_unseen(texts: list[str], cfg: RunConfig) -> None:
+    """A warning for each input that holds characters the model never saw in training (it is
+    answered anyway: the user may want to see what happens)."""
+    for n, text in enumerate(texts, 1):
+        new = unseen_characters(text, cfg.data)
+        if new:
+            names = ", ".join(one_line(repr(c)) for c in new[:5])
+            more = ", ..." if len(new) > 5 else ""
+            print(f"warning: input {n} holds characters this model never saw in training: "
+                  f"{names}{more}", file=sys.stderr)
+
+
 def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = _parser(prog).parse_args(argv)
     if not 1 <= args.beam <= 64:
@@ -45,6 +59,7 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
         read_lines(sys.stdin.buffer, "stdin", cfg.model.max_source_tokens)
     if not texts:
         return 0
+    warn_unseen(texts, cfg)
     texts = [task.model_input(t) for t in texts]  # e.g. add's zero-padding
     limit = model.cfg.max_positions - 1
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
