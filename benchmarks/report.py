@@ -378,15 +378,21 @@ def tasks(path: Path, prov: Provenance) -> list[str]:
     lines += [f"Each task trained with its command (run by `python benchmarks/tasks_table.py`, "
               "one training at a time), training seed 0, the quickstart model unless the flags "
               f"say otherwise; test exact match on {', '.join(f'{x:,}' for x in sorted(n))} "
-              "held-out inputs never seen in training. What the tasks are and what was learned "
+              "held-out inputs never seen in training; the hard slice is 200 inputs drawn by "
+              "the task's `make_hard` generator (`tasks.py`), which stresses what the task "
+              "needs; first tries are the answers to inputs a person types first. What the "
+              "tasks are and what was learned "
               "about each: [tasks.md](tasks.md).", ""]
     header = ["task", f"training command (`{prefix}` plus)", "training s", "steps",
-              "test exact match"]
+              "test exact match", "hard slice", "first tries"]
     body = []
     for name, r in rows.items():
         flags = r["command"].removeprefix(prefix).strip()
+        hard = f"{em(r['hard_exact_match'])} ({r['hard']})" if "hard" in r else "not measured"
+        tries = ", ".join(f"`{p['input']}` -> `{p['answer']}` {'right' if p['right'] else 'WRONG'}"
+                          for p in r.get("probes", []))
         body.append([f"`{name}`", f"`{flags}`", f"{r['train_seconds']}", f"{r['steps']:,}",
-                     em(r["test_exact_match"])])
+                     em(r["test_exact_match"]), hard, tries])
         if not same:
             body[-1].append(f"{r.get('date')}, `{r.get('commit')}`, {r.get('machine')}")
     lines += table(header + ([] if same else ["measured"]), body)

@@ -2,8 +2,10 @@
 
 For every task this builds the run config from exactly the flags of its documented training
 command (``python scripts/train.py --progress false ...``), times ``train()``, loads the best
-checkpoint and measures exact match on the task's 2,000 held-out test inputs. Results go to
-``benchmarks/results/tasks.json`` (``benchmarks/report.py`` turns them into docs/results.md).
+checkpoint and measures exact match on the task's 2,000 held-out test inputs and on 200 inputs
+of its hard slice, and records its answers to a few inputs a person tries first (``PROBES``).
+Results go to ``benchmarks/results/tasks.json`` (``benchmarks/report.py`` turns them into
+docs/results.md).
 
     python benchmarks/tasks_table.py                       # all six tasks, about 15 minutes
     python benchmarks/tasks_table.py --tasks reverse,add   # these rows only, merged into the JSON
@@ -26,9 +28,10 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 from provenance import machine, merge_rows, stamp  # noqa: E402
 
+from transformer_tiny.api import TinyModel  # noqa: E402
 from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
 from transformer_tiny.config import SECTIONS, build_config  # noqa: E402
-from transformer_tiny.data import heldout_inputs  # noqa: E402
+from transformer_tiny.data import hard_inputs, heldout_inputs  # noqa: E402
 from transformer_tiny.metrics import evaluate  # noqa: E402
 from transformer_tiny.tasks import task_for  # noqa: E402
 from transformer_tiny.train_eval import train  # noqa: E402
@@ -46,6 +49,11 @@ COMMANDS = {  # task: its training command, as docs/tasks.md and docs/results.md
     "parens": f"{TRAIN} --task parens --max-len 16 --randomize-positions false --n-heads 16 "
               "--n-dec-layers 1 --lr 0.001 --batch-size 64 --train-samples 46080 --epochs 7 "
               "--out runs/task-parens",
+}
+PROBES = {  # inputs a person tries first
+    "reverse": ["mississippi", "Hello_2025"], "copy": ["mississippi", "aaaaaaaaaaaa"],
+    "shift": ["xyz XYZ", "Hello, zebra!"], "sort": ["mississippi", "aabbccaabbcc"],
+    "add": ["9999+1", "99999+99999", "0+0"], "parens": ["(((([[]]))))", "((((([)]))))"],
 }
 QUICK = {"model": {"d_model": 32, "n_heads": 2},  # --quick: a tiny model on a little data
          "data": {"train_samples": 256, "val_samples": 32, "test_samples": 64},
@@ -99,9 +107,18 @@ def measure(task: str, args: argparse.Namespace) -> dict[str, Any]:
     model, cfg, _ = load_checkpoint(Path(summary["out"]) / "best.json")
     test = heldout_inputs(cfg.data)[1]
     result = evaluate(model, test, task_for(cfg.data))
+    hard = evaluate(model, hard_inputs(cfg.data), task_for(cfg.data))
+    probes = PROBES.get(task, [])
+    answers = TinyModel(model, cfg).predict(probes) if probes else []
+    shown = task_for(cfg.data)
     return {"command": COMMANDS[task], "train_seconds": round(seconds, 1),
             "steps": summary["steps"], "best_val_exact_match": summary["best_val_exact_match"],
-            "test_exact_match": result.exact_match, "test_n": result.n}
+            "test_exact_match": result.exact_match, "test_n": result.n,
+            "hard": task_for(cfg.data).hard, "hard_exact_match": hard.exact_match,
+            "hard_n": hard.n,
+            "probes": [{"input": x, "answer": a,
+                        "right": a == shown.shown(shown.solve(shown.model_input(x)))}
+                       for x, a in zip(probes, answers, strict=True)]}
 
 
 def main() -> int:
@@ -129,7 +146,8 @@ def main() -> int:
         for task in tasks:
             rows[task] = r = {**measure(task, args), **measured_with}
             print(f"{task:8} {r['train_seconds']:7.1f} s  {r['steps']:5} steps  "
-                  f"test exact match {r['test_exact_match']:.4f}", flush=True)
+                  f"test exact match {r['test_exact_match']:.4f}  hard slice "
+                  f"{r['hard_exact_match']:.4f}", flush=True)
     merge_rows(args.out, "tasks", rows, list(COMMANDS), head)
     print(f"wrote {args.out}")
     return 0

@@ -41,3 +41,15 @@ def test_eval_file_not_utf8(untrained_run, tmp_path, capsys):
     argv = ["--checkpoint", str(untrained_run), "--file", str(tmp_path / "bad.txt")]
     assert call_cli(eval_main, argv) == 2
     assert "not valid UTF-8 (line 2" in one_error_line(capsys)
+
+
+def test_hard_slice_is_reported_beside_the_test_set(untrained_run, capsys):
+    argv = ["--checkpoint", str(untrained_run), "--hard", "20", "--examples", "0"]
+    assert call_cli(eval_main, [*argv, "--json"]) == 0
+    hard = json.loads(capsys.readouterr().out)["hard"]
+    assert hard["n"] == 20 and hard["description"].startswith("runs of one character")
+    assert call_cli(eval_main, argv) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "hard slice (runs of one character and short patterns repeated): exact match ")
+    assert call_cli(eval_main, [*argv, "--lengths", "1-4", "--samples", "2", "--json"]) == 0
+    assert "hard" not in json.loads(capsys.readouterr().out)  # only with the held-out set

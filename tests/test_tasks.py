@@ -19,7 +19,7 @@ from transformer_tiny import tasks
 from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from transformer_tiny.data import DataModule, PairDataset, draw_inputs
+from transformer_tiny.data import DataModule, PairDataset, draw_inputs, hard_inputs
 from transformer_tiny.metrics import evaluate
 from transformer_tiny.tasks import (
     BRACKETS,
@@ -264,3 +264,53 @@ def test_readme_recipe_trains_end_to_end(tmp_path, capsys):
 ])
 def test_unseen_characters(text, cfg, expected):
     assert unseen_characters(text, cfg) == expected
+
+
+# ----------------------------------------------------------------------------- hard slices
+def carries(text: str) -> int:
+    """The longest run of places that carry in ``a+b``."""
+    a, b = (x.zfill(12) for x in text.split("+"))
+    longest = run = carry = 0
+    for x, y in zip(reversed(a), reversed(b), strict=True):
+        carry = int(int(x) + int(y) + carry >= 10)
+        run = run + 1 if carry else 0
+        longest = max(longest, run)
+    return longest
+
+
+def depth(text: str) -> int:
+    d = deepest = 0
+    for c in text:
+        d += 1 if c in "([{<" else -1
+        deepest = max(deepest, d)
+    return deepest
+
+
+@pytest.mark.parametrize("name, max_len", [("reverse", 32), ("copy", 32), ("shift", 32),
+                                           ("sort", 16), ("add", 11), ("parens", 16)])
+def test_hard_slices_stress_what_the_task_needs(name, max_len):
+    cfg = DataConfig(task=name, max_len=max_len)
+    inputs = hard_inputs(cfg, 200)
+    assert inputs == hard_inputs(cfg, 200) and len(set(inputs)) == 200  # fixed and distinct
+    task = task_for(cfg)
+    assert all(cfg.min_len <= len(x) <= max_len and task.solve(x) is not None for x in inputs)
+    if name in ("reverse", "copy"):  # runs or a period of at most 4
+        assert all(any(x[i] == x[i + 1] for i in range(len(x) - 1)) or len(x) <= 4 or
+                   any(x[p:] == x[:-p] for p in range(1, 5)) for x in inputs if len(x) > 1)
+    elif name == "shift":
+        assert sum(c in "wxyzWXYZ" for x in inputs for c in x) > 0.6 * sum(map(len, inputs))
+    elif name == "sort":
+        few = [x for x in inputs if len(set(x)) <= 3]
+        ordered = [x for x in inputs if x in ("".join(sorted(x)), "".join(sorted(x))[::-1])]
+        assert len(few) > 100 and len(ordered) > 40 and all(len(x) >= 8 for x in inputs)
+    elif name == "add":
+        assert all(len(x) == 11 for x in inputs)  # the model's zero-padded form
+        assert sum(carries(x) >= 3 for x in inputs) > 60 and any("00000" in x for x in inputs)
+    else:
+        assert all(depth(x) >= 5 for x in inputs)
+        answers = [parens_answer(x) for x in inputs]
+        assert 50 < answers.count("balanced") < 150
+
+
+def test_carry_counter():
+    assert carries("9999+1") == 4 and carries("12+34") == 0 and carries("55+55") == 2

@@ -22,7 +22,7 @@ from typing import Any
 
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .config import SECTIONS, ConfigError, RunConfig, build_config
-from .data import DataModule
+from .data import DataModule, hard_inputs
 from .decoding import predict
 from .logs import METRICS_FILE
 from .metrics import EvalResult, evaluate
@@ -96,12 +96,16 @@ class TinyModel:
     def evaluate(self, inputs: list[str] | None = None, split: str = "test",
                  buckets: list[tuple[int, int]] | None = None) -> EvalResult:
         """Exact match and per-character accuracy on ``inputs`` (default: the held-out
-        ``split``, ``"test"`` or ``"val"``, of the training data)."""
+        ``split``, ``"test"`` or ``"val"``, of the training data, or ``"hard"``, the task's hard
+        slice)."""
         if inputs is None:
-            if split not in ("test", "val"):
-                raise ValueError(f"split must be 'test' or 'val', got {split!r}")
-            dm = DataModule(self._config.data)
-            inputs = dm.test_inputs if split == "test" else dm.val_inputs
+            if split not in ("test", "val", "hard"):
+                raise ValueError(f"split must be 'test', 'val' or 'hard', got {split!r}")
+            if split == "hard":
+                inputs = hard_inputs(self._config.data)
+            else:
+                dm = DataModule(self._config.data)
+                inputs = dm.test_inputs if split == "test" else dm.val_inputs
         return evaluate(self._model, inputs, self._task, buckets)
 
     def plot(self, out: str | Path, text: str = DEFAULT_TEXT,

@@ -44,16 +44,20 @@ def is_heldout(text: str, data_seed: int) -> bool:
 def draw_inputs(cfg: DataConfig, n: int, seed: int, heldout: bool | None = None,
                 distinct: bool = True, exclude: set[str] | frozenset = frozenset(),
                 min_len: int | None = None, max_len: int | None = None,
-                alphabet: str | None = None) -> list[str]:
+                alphabet: str | None = None, hard: bool = False) -> list[str]:
     """``n`` task inputs, deterministic in ``seed``, none of them in ``exclude``.
 
     ``heldout``: True draws only from the held-out slice (:func:`is_heldout`), False never from
     it, None from all strings. ``distinct`` avoids repeats, as far as the space of strings allows
     (if it is too small for ``n`` distinct ones, repeats are allowed). ``min_len``/``max_len``/
-    ``alphabet`` override the config (used to evaluate other lengths). Raises ``ValueError`` if
-    the allowed strings cannot be found.
+    ``alphabet`` override the config (used to evaluate other lengths). ``hard`` draws from the
+    task's hard slice (``Task.make_hard``) instead of its training generator. Raises
+    ``ValueError`` if the allowed strings cannot be found.
     """
     task = task_for(cfg)
+    make = task.make_hard if hard else task.make_input
+    if make is None:
+        raise ValueError(f"task {task.name} has no hard slice")
     chars = ALPHABETS[alphabet if alphabet is not None else cfg.alphabet]
     lo = min_len if min_len is not None else cfg.min_len
     hi = max_len if max_len is not None else cfg.max_len
@@ -62,7 +66,7 @@ def draw_inputs(cfg: DataConfig, n: int, seed: int, heldout: bool | None = None,
     seen: set[str] = set()
     attempts = candidates = 0
     while len(out) < n:
-        text = task.make_input(rng, chars, lo, hi)
+        text = make(rng, chars, lo, hi)
         attempts += 1
         if attempts > 1000 * n + 100_000:
             where = {True: "in the held-out slice", False: "outside the held-out slice",
@@ -87,6 +91,15 @@ def bucket_inputs(cfg: DataConfig, buckets: list[tuple[int, int]], samples: int,
     return [x for k, (lo, hi) in enumerate(buckets)
             for x in draw_inputs(cfg, samples, 10_000 + k, min_len=lo, max_len=hi,
                                  alphabet=alphabet)]
+
+
+HARD_SEED = 20_000
+
+
+def hard_inputs(cfg: DataConfig, n: int = 200) -> list[str]:
+    """``n`` distinct inputs of the task's hard slice (:attr:`Task.make_hard`), fixed for a
+    config; drawn from all strings, like the inputs of other lengths."""
+    return draw_inputs(cfg, n, HARD_SEED, hard=True)
 
 
 def split_seed(cfg: DataConfig, split: str, epoch: int = 0) -> int:

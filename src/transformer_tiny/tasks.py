@@ -65,6 +65,10 @@ class Task:
     format (``add``) sets ``prepare`` (a user's input -> that format) and ``present`` (the model's
     output -> the answer shown); ``eval.py`` and ``infer.py`` apply them to what users type. A
     task whose inputs ignore the alphabet names the ``characters`` they are made of.
+
+    ``make_hard`` (same signature as ``make_input``) draws the task's *hard slice*: inputs that
+    stress what the task needs and that random draws rarely hold (repeats for ``sort``, carry
+    chains for ``add``...), described by ``hard``. ``eval.py`` reports it beside the test set.
     """
 
     name: str
@@ -75,6 +79,8 @@ class Task:
     prepare: Callable[[str], str] | None = None
     present: Callable[[str], str] | None = None
     characters: str | None = None
+    make_hard: Callable[[random.Random, str, int, int], str] | None = None
+    hard: str = ""
 
     def model_input(self, text: str) -> str:
         """``text`` as the model reads it (``ValueError`` if it cannot be)."""
@@ -130,8 +136,24 @@ def reverse_text(text: str) -> str:
     return text[::-1]
 
 
-register_task(Task("reverse", "reverse the string by code point", reverse_text))
-register_task(Task("copy", "repeat the string unchanged", lambda text: text))
+def periodic_string(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
+    """Runs of one character (``aaabbbbbcc``) or a short pattern repeated (``abcabcab``): inputs
+    in which only positions tell equal characters apart."""
+    length = rng.randint(min_len, max_len)
+    if rng.random() < 0.5:
+        runs: list[str] = []
+        while len(runs) < length:
+            runs += [rng.choice(alphabet)] * rng.randint(2, 8)
+        return "".join(runs[:length])
+    pattern = "".join(rng.choices(alphabet, k=rng.randint(1, 4)))
+    return (pattern * length)[:length]
+
+
+REPEATS = "runs of one character and short patterns repeated"
+register_task(Task("reverse", "reverse the string by code point", reverse_text,
+                   make_hard=periodic_string, hard=REPEATS))
+register_task(Task("copy", "repeat the string unchanged", lambda text: text,
+                   make_hard=periodic_string, hard=REPEATS))
 
 
 # ----------------------------------------------------------------------------- shift
@@ -152,12 +174,36 @@ def _bind_shift(cfg: Any) -> Task:
     return replace(SHIFT, description=f"shift letters by {k}", solve=partial(caesar_shift, k=k))
 
 
+def wraparound_letters(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
+    """Mostly the letters near the end of the alphabet (``w`` to ``z``, ``W`` to ``Z``), where a
+    shift wraps around to the start, among other characters of ``alphabet``."""
+    late = [c for c in "wxyzWXYZ" if c in alphabet] or list(alphabet)
+    length = rng.randint(min_len, max_len)
+    return "".join(rng.choice(late) if rng.random() < 0.7 else rng.choice(alphabet)
+                   for _ in range(length))
+
+
 SHIFT = register_task(Task("shift", "shift letters by k (--shift, default 3) with wrap-around",
-                           caesar_shift, configure=_bind_shift))
+                           caesar_shift, configure=_bind_shift, make_hard=wraparound_letters,
+                           hard="letters that wrap around (w-z, W-Z)"))
 
 
 # ----------------------------------------------------------------------------- sort
-register_task(Task("sort", "sort the characters by code point", lambda text: "".join(sorted(text))))
+def few_distinct(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
+    """One to three distinct characters, many times each (``mississippi`` has four), or an input
+    already sorted, or sorted backwards."""
+    length = rng.randint(max(min_len, min(8, max_len)), max_len)
+    kind = rng.random()
+    if kind < 0.6:
+        chars = rng.sample(sorted(set(alphabet)), k=min(len(set(alphabet)), rng.randint(1, 3)))
+        return "".join(rng.choices(chars, k=length))
+    text = sorted(rng.choices(alphabet, k=length))
+    return "".join(text if kind < 0.8 else reversed(text))
+
+
+register_task(Task("sort", "sort the characters by code point", lambda text: "".join(sorted(text)),
+                   make_hard=few_distinct,
+                   hard="1-3 distinct characters repeated; already sorted or reversed"))
 
 
 # ----------------------------------------------------------------------------- parens
@@ -230,8 +276,28 @@ def parens_input(rng: random.Random, _alphabet: str, min_len: int, max_len: int)
             return text
 
 
+def deep_brackets(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
+    """Brackets nested 5 to 8 deep (as deep as ``max_len`` allows), balanced, or with one
+    bracket of the deepest part changed to another kind."""
+    depth = min(rng.randint(5, 8), max_len // 2)
+    if depth < 1 or 2 * depth < min_len:
+        return parens_input(rng, alphabet, min_len, max_len)
+    openers = rng.choices("([{<", k=depth)
+    core = [*openers, *(_CLOSER[o] for o in reversed(openers))]
+    room = max_len - len(core)
+    side = balanced_brackets(rng, rng.randrange(0, room + 1, 2)) if room >= 2 else ""
+    text = list(side + "".join(core) if rng.random() < 0.5 else "".join(core) + side)
+    if rng.random() < 0.5:  # a near miss at depth: one of the innermost brackets changed
+        start = text.index(core[0]) if not side or text[0] == core[0] else len(side)
+        i = start + rng.choice([depth - 2, depth - 1, depth, depth + 1])
+        same_side = "([{<" if text[i] in _CLOSER else ")]}>"
+        text[i] = rng.choice(same_side.replace(text[i], ""))
+    return "".join(text)
+
+
 register_task(Task("parens", f"{BALANCED!r} or {UNBALANCED!r}: do the brackets {BRACKETS} nest?",
-                   parens_answer, parens_input, characters=BRACKETS))
+                   parens_answer, parens_input, characters=BRACKETS, make_hard=deep_brackets,
+                   hard="nesting 5-8 deep, balanced or with one inner bracket changed"))
 
 
 # ----------------------------------------------------------------------------- add
@@ -283,6 +349,29 @@ def _bind_add(cfg: Any) -> Task:
     return replace(ADD, prepare=partial(pad_numbers, width=max(1, (cfg.max_len - 1) // 2)))
 
 
+def carry_chain(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
+    """Sums whose carry runs through many digits (``9999+1``, ``99999+99999``, ``5+5``), and
+    sums with ``0``, in the model's zero-padded form."""
+    add_input(rng, alphabet, min_len, max_len)  # the same checks of the lengths
+    width = (max_len - 1) // 2
+    digits = rng.randint(1, width)
+    kind = rng.random()
+    if kind < 0.15:
+        a, b = 0, rng.randint(0, 10**width - 1)
+    elif kind < 0.5:  # x99..9 + y: the carry from y runs through the nines
+        nines = rng.randint(1, digits)
+        a = rng.randint(0, 10 ** (digits - nines) - 1) * 10**nines + 10**nines - 1
+        b = rng.randint(1, 10**nines - 1) if nines < width else rng.randint(1, 9)
+    else:  # a + (10^d - a + r), r keeping b's last digit: a carry from the first non-zero place
+        a = rng.randint(1, 10**digits - 1)
+        complement = 10**digits - a
+        b = complement + rng.randint(0, 9 - complement % 10)
+    if rng.random() < 0.5:
+        a, b = b, a
+    return f"{a:0{width}d}+{b:0{width}d}"
+
+
 ADD = register_task(Task("add", "the sum of two decimal numbers a+b (zero-padded for the model)",
                          add_answer, add_input, configure=_bind_add, present=strip_zeros,
-                         characters=string.digits + "+"))
+                         characters=string.digits + "+", make_hard=carry_chain,
+                         hard="carry chains of every length, and 0"))

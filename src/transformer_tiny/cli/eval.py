@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import RunConfig, build_config
-from ..data import DataModule, bucket_inputs
+from ..data import DataModule, bucket_inputs, hard_inputs
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
 from ..tasks import task_for
 from .common import (
+    MAX_SAMPLES,
     Parser,
     UsageError,
     add_checkpoint_arguments,
@@ -38,8 +39,23 @@ def _parser(prog: str | None) -> Parser:
                    help="alphabet for --lengths (default: the training one)")
     p.add_argument("--examples", type=int, default=5, metavar="N",
                    help="examples to print (default: %(default)s)")
+    p.add_argument("--hard", type=int, default=200, metavar="N",
+                   help="with the held-out set, also N strings of the task's hard slice (0: "
+                        "none; default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     return p
+
+
+def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
+    """Scores on the task's hard slice, with the held-out set only (not --file or --lengths)."""
+    task = task_for(cfg.data)
+    if args.file or args.lengths or not args.hard or task.make_hard is None:
+        return None
+    if args.hard > MAX_SAMPLES:
+        raise UsageError(f"--hard must be at most {MAX_SAMPLES}")
+    result = evaluate(model, hard_inputs(cfg.data, args.hard), task)
+    return {"description": task.hard, "exact_match": result.exact_match,
+            "char_accuracy": result.char_accuracy, "n": result.n}
 
 
 def _inputs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Buckets, str]:
@@ -82,9 +98,14 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
         build_config(cfg.to_dict(), {"data": {"alphabet": args.alphabet}})  # validates the name
     inputs, buckets, source = _inputs(args, cfg)
     result = evaluate(model, inputs, task_for(cfg.data), buckets, args.examples)
+    hard = _hard_slice(args, model, cfg)
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "task": cfg.data.task, "source": source,
-                          **result.to_dict()}, ensure_ascii=False))
-    else:
-        _print_table(cfg.data.task, source, result)
+                          **result.to_dict(), **({"hard": hard} if hard else {})},
+                         ensure_ascii=False))
+        return 0
+    _print_table(cfg.data.task, source, result)
+    if hard:
+        print(f"\nhard slice ({hard['description']}): exact match {hard['exact_match']:.4f}   "
+              f"per-character accuracy {hard['char_accuracy']:.4f} ({hard['n']} strings)")
     return 0
