@@ -63,8 +63,8 @@ def test_infer_valid_odd_inputs_are_answered(untrained_run, capsys):
     texts = ["", " ", "\t", "a\x00b", "\x07"]
     assert call_cli(infer_main, ["--checkpoint", str(untrained_run), "--max-new-tokens", "4",
                              *[x for t in texts for x in ("--text", t)]]) == 0
-    err = capsys.readouterr().err  # an untrained model: warnings about its outputs, nothing else
-    assert all(line.startswith("warning: output ") for line in err.splitlines())
+    err = capsys.readouterr().err  # warnings about the inputs and outputs, nothing else
+    assert all(line.startswith("warning: ") for line in err.splitlines())
 
 
 def test_infer_shows_surrogate_output_with_replacement_chars(tmp_path):
