@@ -26,38 +26,24 @@ import functools
 import hashlib
 import json
 import math
-import os
 import re
-import stat
-import struct
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from .config import ConfigError, ModelConfig, RunConfig
 from .model import Seq2SeqTransformer
+from .safe_files import CheckpointError, Expected, read_regular, read_safetensors
 from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
 from .utils import atomic_write_bytes, atomic_write_json
 
 FORMAT = "transformer_tiny.checkpoint/1"
 MAX_JSON_BYTES = 16 << 20  # a JSON holds configs and per-epoch metrics: far below this
-MAX_HEADER_BYTES = 1 << 20  # the safetensors header: names, shapes, offsets
 MAX_PARAMETERS = 100_000_000  # larger configs are refused before a model is built
 PRETRAINED_JSON, PRETRAINED_WEIGHTS = "config.json", "model.safetensors"  # the shared layout
 _DATA_FILE = re.compile(r"[A-Za-z0-9_]+-[0-9]{7,}(\.state)?\.safetensors|model\.safetensors")
-_CHUNK = 1 << 20
-
-# A tensor's expected (shape, safetensors dtype); shape None: any 1-D shape.
-Expected = dict[str, tuple[tuple[int, ...] | None, str]]
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable, corrupted, inconsistent or hostile."""
 
 
 # ----------------------------------------------------------------------------- saving
@@ -70,7 +56,7 @@ def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
 def _own_json(json_path: Path) -> dict[str, Any] | None:
     """The contents of ``json_path`` if it is a checkpoint JSON of this package, else None."""
     try:
-        info = json.loads(_read_regular(json_path, MAX_JSON_BYTES, "checkpoint"))
+        info = json.loads(read_regular(json_path, MAX_JSON_BYTES, "checkpoint"))
     except (CheckpointError, ValueError, RecursionError):
         return None
     return info if isinstance(info, dict) and info.get("format") == FORMAT else None
@@ -114,45 +100,6 @@ def save_checkpoint(run_dir: str | Path, name: str, model: torch.nn.Module, cfg:
     return json_path
 
 
-# ----------------------------------------------------------------------------- reading files
-def _open_regular(path: Path, what: str) -> int:
-    """A read-only descriptor of ``path``, which must be a regular file and not a symbolic link
-    (a FIFO or device is refused without blocking)."""
-    try:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(path, flags)
-    except OSError as e:
-        if path.is_symlink():
-            raise CheckpointError(f"{what} {path} is a symbolic link; not followed") from None
-        raise CheckpointError(f"cannot read {what} {path}: {e.strerror or e}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise CheckpointError(f"{what} {path} is not a regular file")
-    return fd
-
-
-def _read_exactly(fd: int, n: int, path: Path, what: str) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = os.read(fd, min(_CHUNK, n - len(data)))
-        if not chunk:
-            raise CheckpointError(f"{what} {path} ended early (truncated)")
-        data += chunk
-    return bytes(data)
-
-
-def _read_regular(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of regular file ``path`` (no symbolic links), refused past ``limit`` bytes."""
-    fd = _open_regular(path, what)
-    try:
-        size = os.fstat(fd).st_size
-        if size > limit:
-            raise CheckpointError(f"{what} {path} is {size:,} bytes; at most {limit:,} are read")
-        return _read_exactly(fd, size, path, what)
-    finally:
-        os.close(fd)
-
-
 # ----------------------------------------------------------------------------- the JSON
 def resolve_checkpoint(path: str | Path) -> Path:
     """A run directory (-> ``best.json``), a shared folder (-> ``config.json``), a ``.json`` or a
@@ -176,7 +123,7 @@ def read_checkpoint_info(path: str | Path) -> tuple[Path, dict[str, Any], RunCon
     """Parse and validate a checkpoint's JSON; returns ``(json_path, info, config)``."""
     p = resolve_checkpoint(path)
     try:
-        info = json.loads(_read_regular(p, MAX_JSON_BYTES, "checkpoint").decode("utf-8"))
+        info = json.loads(read_regular(p, MAX_JSON_BYTES, "checkpoint").decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         reason = "nested too deeply" if isinstance(e, RecursionError) else e
         raise CheckpointError(f"checkpoint {p} is unreadable: {reason}") from None
@@ -215,45 +162,11 @@ def _meta_model(model_config: str) -> Seq2SeqTransformer:
         return Seq2SeqTransformer(ModelConfig(**json.loads(model_config)))
 
 
-# ----------------------------------------------------------------------------- tensor files
-def _check_header(header: Any, expected: Expected, optional: set[str], where: str) -> int:
-    """Compare a safetensors header with ``expected``; returns the payload's size in bytes."""
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{where} have no valid safetensors header")
-    header.pop("__metadata__", None)
-    missing = sorted(set(expected) - set(header) - optional)
-    extra = sorted(set(header) - set(expected))
-    if missing or extra:
-        key = (missing or extra)[0]
-        problem = "missing tensor" if missing else "unexpected tensor"
-        raise CheckpointError(f"{where} do not fit the config: {problem} {key!r}")
-    end = 0
-    for key, entry in header.items():
-        shape, dtype = expected[key]
-        if not isinstance(entry, dict) or entry.get("dtype") != dtype:
-            got = entry.get("dtype") if isinstance(entry, dict) else None
-            raise CheckpointError(f"{where}: tensor {key!r} is {got}, expected {dtype}")
-        got_shape, offsets = entry.get("shape"), entry.get("data_offsets")
-        ok = isinstance(got_shape, list) and all(type(n) is int and n >= 0 for n in got_shape)
-        if not ok or (shape is not None and tuple(got_shape) != shape) or \
-                (shape is None and len(got_shape) != 1):
-            raise CheckpointError(f"{where} do not fit the config: tensor {key!r} has shape "
-                                  f"{got_shape}, the config implies "
-                                  f"{list(shape) if shape is not None else '1-D'}")
-        width = {"F32": 4, "U8": 1}[dtype] * math.prod(got_shape)
-        if not (isinstance(offsets, list) and len(offsets) == 2 and
-                all(type(n) is int for n in offsets) and offsets[1] - offsets[0] == width):
-            raise CheckpointError(f"{where}: tensor {key!r} has bad data offsets")
-        end = max(end, offsets[1])
-    return end
-
-
 def read_checked_tensors(json_path: Path, info: dict[str, Any], key: str, expected: Expected,
                          optional: set[str] = frozenset()) -> dict[str, torch.Tensor]:
     """The tensors of the file that ``info[key]`` names, checked in this order: a plain file
-    name of the saver's form in the JSON's folder, a regular file, a header that matches
-    ``expected``, a size that matches the header, the SHA-256 ``info[key + "_sha256"]``, and
-    finite values."""
+    name of the saver's form in the JSON's folder, then everything :func:`read_safetensors`
+    checks, against the SHA-256 ``info[key + "_sha256"]``."""
     what = "weights" if key == "weights" else "trainer state"
     name = info.get(key)
     if not isinstance(name, str):
@@ -261,44 +174,8 @@ def read_checked_tensors(json_path: Path, info: dict[str, Any], key: str, expect
     if not _DATA_FILE.fullmatch(name):
         raise CheckpointError(f"{json_path} names {what} {name!r}, not a file name of the "
                               "form NAME-STEP.safetensors in its own folder")
-    path = json_path.parent / name
-    where = f"{what} {path}"
-    fd = _open_regular(path, what)
-    try:
-        size = os.fstat(fd).st_size
-        head = _read_exactly(fd, 8, path, what) if size >= 8 else b""
-        n = struct.unpack("<Q", head)[0] if head else -1
-        if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
-            raise CheckpointError(f"{where} are truncated or not a safetensors file")
-        header_bytes = _read_exactly(fd, n, path, what)
-        try:
-            header = json.loads(header_bytes)
-        except (ValueError, RecursionError):
-            raise CheckpointError(f"{where} are unreadable: bad safetensors header") from None
-        payload = _check_header(header, expected, set(optional), where)
-        if size != 8 + n + payload:
-            raise CheckpointError(f"{where} are {size:,} bytes; the header implies "
-                                  f"{8 + n + payload:,}")
-        digest, blob = hashlib.sha256(head + header_bytes), bytearray(head + header_bytes)
-        while len(blob) < size:
-            chunk = _read_exactly(fd, min(_CHUNK, size - len(blob)), path, what)
-            digest.update(chunk)
-            blob += chunk
-    finally:
-        os.close(fd)
-    if digest.hexdigest() != info.get(f"{key}_sha256"):
-        raise CheckpointError(f"{where} do not match {json_path.name} (corrupted or replaced)")
-    try:
-        tensors = load_safetensors(bytes(blob))
-    except (SafetensorError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{where} are unreadable: {e}") from None
-    if all(dtype == "F32" for _, dtype in expected.values()) and \
-            np.isfinite(np.frombuffer(blob, np.float32, offset=8 + n)).all():
-        return tensors  # all finite, checked in one pass over the payload
-    for k, t in tensors.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise CheckpointError(f"{where}: tensor {k!r} holds NaN or infinite values")
-    return tensors
+    return read_safetensors(json_path.parent / name, what, expected, optional,
+                            info.get(f"{key}_sha256"), json_path.name)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
