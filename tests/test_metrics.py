@@ -21,6 +21,8 @@ from transformer_tiny.tokenizer import BOS_ID, EOS_ID
     ("", "ab", 0.0),
     ("é😀", "é😀x", 2 / 3),  # code points, not bytes
     ("", "", 1.0),
+    ("x", "x", 1.0),
+    ("x", "", 0.0),
 ])
 def test_char_accuracy(pred, target, expected):
     assert char_accuracy(pred, target) == pytest.approx(expected)
@@ -55,3 +57,12 @@ def test_evaluate_applies_the_tasks_format():
     result = evaluate(model, ["05+07", "1+1"], task)  # read as "5+7" and "1+1"
     assert result.exact_match == 0.5  # "12" is right; "02" is not
     assert result.char_accuracy == 0.75
+
+
+def test_evaluate_one_input_and_the_result_as_a_dict():
+    model = chain_model([BOS_ID, ord("a"), EOS_ID])  # always answers "a"
+    result = evaluate(model, ["a"], "reverse")
+    assert (result.exact_match, result.char_accuracy, result.n) == (1.0, 1.0, 1)
+    assert result.examples == [] and result.buckets == {}  # none asked for
+    assert result.to_dict() == {"exact_match": 1.0, "char_accuracy": 1.0, "n": 1, "buckets": {},
+                                "examples": []}
