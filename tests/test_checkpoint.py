@@ -19,10 +19,12 @@ from transformer_tiny.checkpoint import (
     FORMAT,
     CheckpointError,
     load_checkpoint,
+    model_parameters,
     resolve_checkpoint,
     save_checkpoint,
 )
 from transformer_tiny.config import ModelConfig, RunConfig
+from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.utils import atomic_write_json
 
 
@@ -226,3 +228,11 @@ def test_pickle_planted_as_checkpoint_is_refused_and_never_run(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert not Boom.marker.exists()
+
+
+@pytest.mark.parametrize("sizes", [{}, dict(d_model=16, n_heads=2, n_enc_layers=3, n_dec_layers=1,
+                                            d_ff=8), dict(d_model=64, n_heads=8, d_ff=512,
+                                                          n_enc_layers=2, n_dec_layers=4)])
+def test_parameter_count_from_the_sizes_is_the_models(sizes):
+    cfg = RunConfig(model=ModelConfig(**sizes))
+    assert model_parameters(cfg) == Seq2SeqTransformer(cfg.model).num_parameters()

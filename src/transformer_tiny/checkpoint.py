@@ -10,22 +10,19 @@ named are removed afterwards, and no others.
 Loading treats a checkpoint as untrusted input (people hand each other run folders). Nothing is
 unpickled: tensors come through safetensors and everything else through JSON. Before anything is
 allocated, the JSON's size and config are checked (the config has upper bounds, see
-:mod:`~transformer_tiny.config`), the files it names must be plain file names of the form the
-saver writes, in the JSON's own folder, and regular files (symbolic links are not followed). The
-safetensors header (names, shapes, dtypes) must be exactly what the config implies, and the file
-exactly as long as that header says, before its payload is read; the payload is hashed in chunks
-against the SHA-256 the JSON records. Weights must be float32 and finite. Every failure is a
-one-line :class:`CheckpointError`.
+:mod:`~transformer_tiny.config`, and the model it describes at most ``MAX_PARAMETERS``,
+counted from its sizes). The files it names must be plain file names of the form the saver
+writes, in the JSON's own folder, and regular files (symbolic links are not followed). The
+safetensors header (names, shapes, dtypes) must be exactly the model's, and the file exactly as
+long as that header says, before its payload is read; the payload is hashed in chunks against
+the SHA-256 the JSON records. Weights must be float32 and finite. Every failure is a one-line
+:class:`CheckpointError`.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import functools
 import hashlib
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -33,7 +30,7 @@ from typing import Any
 import torch
 from safetensors.torch import save as save_safetensors
 
-from .config import ConfigError, ModelConfig, RunConfig
+from .config import ConfigError, RunConfig
 from .model import Seq2SeqTransformer
 from .safe_files import CheckpointError, Expected, read_regular, read_safetensors
 from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
@@ -141,25 +138,20 @@ def read_checkpoint_info(path: str | Path) -> tuple[Path, dict[str, Any], RunCon
 
 
 def model_parameters(cfg: RunConfig) -> int:
-    """Parameters of the model that ``cfg`` describes, counted without allocating it."""
-    return sum(math.prod(shape) for shape, _ in expected_weights(cfg).values())
+    """Parameters of the model that ``cfg`` describes, counted from its sizes without building it
+    (a test checks the count against the model's own)."""
+    m = cfg.model
+    c, f, v = m.d_model, m.d_ff, m.vocab_size
+    feed_forward = 2 * c * f + f + c
+    encoder_layer = (4 * c * c + 4 * c) + feed_forward + 4 * c  # attention, feed-forward, 2 norms
+    decoder_layer = 2 * (4 * c * c + 4 * c) + feed_forward + 6 * c  # 2 attentions, 3 norms
+    return (v * c + 4 * c + m.n_enc_layers * encoder_layer + m.n_dec_layers * decoder_layer
+            + 4 * c + c * v + v)  # embeddings; layers; final norms and the output layer
 
 
-def expected_weights(cfg: RunConfig) -> Expected:
-    """Name -> (shape, dtype) of every tensor in a weights file for ``cfg``."""
-    state = _meta_model(_key(cfg)).state_dict()
-    return {k: (tuple(v.shape), "F32") for k, v in state.items()}
-
-
-def _key(cfg: RunConfig) -> str:
-    return json.dumps(dataclasses.asdict(cfg.model), sort_keys=True)
-
-
-@functools.lru_cache(maxsize=4)
-def _meta_model(model_config: str) -> Seq2SeqTransformer:
-    """The model of a config on the ``meta`` device: its shapes, with nothing allocated."""
-    with torch.device("meta"):
-        return Seq2SeqTransformer(ModelConfig(**json.loads(model_config)))
+def expected_weights(model: torch.nn.Module) -> Expected:
+    """Name -> (shape, dtype) of every tensor in a weights file for ``model``."""
+    return {k: (tuple(t.shape), "F32") for k, t in model.state_dict().items()}
 
 
 def read_checked_tensors(json_path: Path, info: dict[str, Any], key: str, expected: Expected,
@@ -181,11 +173,10 @@ def read_checked_tensors(json_path: Path, info: dict[str, Any], key: str, expect
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
                     ) -> tuple[Seq2SeqTransformer, RunConfig, dict[str, Any]]:
     """Load a checkpoint for inference; returns ``(model in eval mode, config, info)``."""
-    p, info, cfg = read_checkpoint_info(path)
-    state = read_checked_tensors(p, info, "weights", expected_weights(cfg))
-    model = copy.deepcopy(_meta_model(_key(cfg)))  # no initialisation: the weights are the file's
-    model.load_state_dict(state, strict=True, assign=True)  # names and shapes were checked
-    model.build_tables()
+    p, info, cfg = read_checkpoint_info(path)  # the size of the model is bounded
+    model = Seq2SeqTransformer(cfg.model)
+    state = read_checked_tensors(p, info, "weights", expected_weights(model))
+    model.load_state_dict(state, strict=True)  # names and shapes were checked
     return model.to(device).eval(), cfg, info
 
 

@@ -141,15 +141,8 @@ class Seq2SeqTransformer(nn.Module):
         self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
         self.drop = dropout_layer(cfg.dropout)
-        self.build_tables()
-
-    def build_tables(self) -> None:
-        """(Re)compute what the model derives from its config and does not save: the rotary
-        angles, looked up by position. A model built on the ``meta`` device and then given its
-        weights calls it to get real tables."""
-        hs = self.cfg.d_model // self.cfg.n_heads
-        self.register_buffer("rope_table", rope_table(self.cfg.max_positions, hs),
-                             persistent=False)
+        hs = cfg.d_model // cfg.n_heads  # rotary angles, looked up by position (not saved)
+        self.register_buffer("rope_table", rope_table(cfg.max_positions, hs), persistent=False)
 
     def _randomized(self) -> bool:
         return self.training and self.cfg.randomize_positions

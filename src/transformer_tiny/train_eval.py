@@ -109,8 +109,8 @@ def _save(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimiz
 
 def _resume(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> Progress:
     """Load ``out/last.json`` (weights, optimizer, RNG, progress) into ``model`` and ``opt``."""
-    path, info, cfg = read_checkpoint_info(out / "last.json")
-    model.load_state_dict(read_checked_tensors(path, info, "weights", expected_weights(cfg)))
+    path, info, _ = read_checkpoint_info(out / "last.json")
+    model.load_state_dict(read_checked_tensors(path, info, "weights", expected_weights(model)))
     state = read_checked_tensors(path, info, "state", *expected_trainer_state(opt))
     progress = Progress.from_dict(info.get("progress"))
     unpack_trainer_state(opt, state, info.get("optimizer", {}))
