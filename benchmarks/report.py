@@ -177,11 +177,18 @@ def headline_rows(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
     return out
 
 
-def headline(path: Path, prov: Provenance) -> list[str]:
+def opening(path: Path, title: str, command: str, minutes: int) -> tuple[Any, list[str]]:
+    """A section's JSON (None if it is missing) and its first lines: the heading, and the
+    command that writes the file when there is none."""
     data = load(path)
-    lines = ["## Headline results", ""]
+    lines = [f"## {title}", ""]
+    return data, lines if data is not None else lines + missing(path, command, minutes)
+
+
+def headline(path: Path, prov: Provenance) -> list[str]:
+    data, lines = opening(path, "Headline results", "python benchmarks/headline.py", 10)
     if data is None:
-        return lines + missing(path, "python benchmarks/headline.py", 10)
+        return lines
     rows = data["rows"]
     lines += [prov.line(data, path), ""]
     _, same = row_provenance(rows)
@@ -207,10 +214,10 @@ def headline(path: Path, prov: Provenance) -> list[str]:
 
 # ----------------------------------------------------------------------------- positions
 def positions(path: Path, prov: Provenance) -> list[str]:
-    data = load(path)
-    lines = ["## Length generalization by position scheme", ""]
+    data, lines = opening(path, "Length generalization by position scheme",
+                          "python benchmarks/positions_table.py", 15)
     if data is None:
-        return lines + missing(path, "python benchmarks/positions_table.py", 15)
+        return lines
     rows, n_ep = data["rows"], data["epochs"]
     heads = list(rows[0]["exact_match"])
     command = (f"python benchmarks/positions_table.py --epochs {n_ep} "
@@ -329,10 +336,10 @@ def bench_findings(data: dict[str, Any]) -> list[str]:
 
 
 def benchmark(path: Path, prov: Provenance) -> list[str]:
-    data = load(path)
-    lines = ["## Against PyTorch's `nn.Transformer`", ""]
+    data, lines = opening(path, "Against PyTorch's `nn.Transformer`",
+                          "python benchmarks/bench.py", 40)
     if data is None:
-        return lines + missing(path, "python benchmarks/bench.py", 40)
+        return lines
     sections = data.get("sections", ["decode", "train", "tta"])
     command = "python benchmarks/bench.py" + (
         "" if set(sections) == {"decode", "train", "tta"} else
@@ -366,10 +373,9 @@ def benchmark(path: Path, prov: Provenance) -> list[str]:
 
 # ----------------------------------------------------------------------------- tasks
 def tasks(path: Path, prov: Provenance) -> list[str]:
-    data = load(path)
-    lines = ["## Tasks", ""]
+    data, lines = opening(path, "Tasks", "python benchmarks/tasks_table.py", 15)
     if data is None:
-        return lines + missing(path, "python benchmarks/tasks_table.py", 15)
+        return lines
     rows = data["tasks"]
     lines += [prov.line(data, path), ""]
     _, same = row_provenance(rows)
