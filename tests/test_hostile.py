@@ -133,6 +133,17 @@ def raw_weights(blob_of: Callable[[bytes], bytes]) -> Callable[[Path], None]:
     return edit
 
 
+def aliased(blob: bytes) -> bytes:
+    """Point ``enc_norm.weight`` at the bytes of ``dec_norm.weight`` (same shape); the header
+    keeps its length, so only the overlap is wrong."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    header["enc_norm.weight"]["data_offsets"] = header["dec_norm.weight"]["data_offsets"]
+    text = json.dumps(header, separators=(",", ":")).encode().ljust(n)
+    assert len(text) == n
+    return blob[:8] + text + blob[8 + n:]
+
+
 def json_text(text: bytes, name: str = "best") -> Callable[[Path], None]:
     def edit(folder: Path) -> None:
         (folder / f"{name}.json").write_bytes(text)
@@ -189,6 +200,7 @@ HOSTILE: dict[str, Callable[[Path], None]] = {
     "header not JSON": raw_weights(lambda b: b[:8] + b"\xff" * (len(b) - 8)),
     "data offsets beyond the file": raw_weights(lambda b: b[:-64]),
     "weights empty": raw_weights(lambda b: b""),
+    "two tensors sharing bytes": raw_weights(aliased),
 }
 # Cases for --resume: the trainer state and progress of ``last``.
 

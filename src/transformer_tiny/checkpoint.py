@@ -176,8 +176,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
     p, info, cfg = read_checkpoint_info(path)  # the size of the model is bounded
     model = Seq2SeqTransformer(cfg.model)
     state = read_checked_tensors(p, info, "weights", expected_weights(model))
-    model.load_state_dict(state, strict=True)  # names and shapes were checked
-    return model.to(device).eval(), cfg, info
+    model.load_state_dict(state, strict=True, assign=True)  # names and shapes were checked
+    if torch.device(device) != torch.device("cpu"):
+        model.to(device)
+    return model.eval(), cfg, info
 
 
 # ----------------------------------------------------------------------------- trainer state

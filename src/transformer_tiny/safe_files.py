@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
 
 MAX_HEADER_BYTES = 1 << 20  # the safetensors header: names, shapes, offsets
 _CHUNK = 1 << 20
@@ -54,6 +52,18 @@ def read_exactly(fd: int, n: int, path: Path, what: str) -> bytes:
             raise CheckpointError(f"{what} {path} ended early (truncated)")
         data += chunk
     return bytes(data)
+
+
+def _read_into(fd: int, view: memoryview, digest: Any, path: Path, what: str) -> None:
+    """Fill ``view`` from ``fd`` in chunks, feeding each chunk to ``digest``."""
+    done = 0
+    with open(fd, "rb", buffering=0, closefd=False) as f:
+        while done < len(view):
+            got = f.readinto(view[done:done + _CHUNK])
+            if not got:
+                raise CheckpointError(f"{what} {path} ended early (truncated)")
+            digest.update(view[done:done + got])
+            done += got
 
 
 def read_regular(path: Path, limit: int, what: str) -> bytes:
@@ -95,9 +105,13 @@ def check_header(header: Any, expected: Expected, optional: set[str], where: str
                                   f"{list(shape) if shape is not None else '1-D'}")
         width = {"F32": 4, "U8": 1}[dtype] * math.prod(got_shape)
         if not (isinstance(offsets, list) and len(offsets) == 2 and
-                all(type(n) is int for n in offsets) and offsets[1] - offsets[0] == width):
+                all(type(n) is int for n in offsets) and offsets[0] >= 0 and
+                offsets[1] - offsets[0] == width):
             raise CheckpointError(f"{where}: tensor {key!r} has bad data offsets")
-        end = max(end, offsets[1])
+    for key, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"]):
+        if entry["data_offsets"][0] != end:  # the tensors must tile the payload, in some order
+            raise CheckpointError(f"{where}: tensor {key!r} has bad data offsets")
+        end = entry["data_offsets"][1]
     return end
 
 
@@ -123,23 +137,32 @@ def read_safetensors(path: Path, what: str, expected: Expected, optional: set[st
         if size != 8 + n + payload:
             raise CheckpointError(f"{where} are {size:,} bytes; the header implies "
                                   f"{8 + n + payload:,}")
-        digest, blob = hashlib.sha256(head + header_bytes), bytearray(head + header_bytes)
-        while len(blob) < size:
-            chunk = read_exactly(fd, min(_CHUNK, size - len(blob)), path, what)
-            digest.update(chunk)
-            blob += chunk
+        blob = bytearray(size)  # the whole file, read once into place and hashed as it comes
+        blob[:8 + n] = head + header_bytes
+        digest = hashlib.sha256(head + header_bytes)
+        _read_into(fd, memoryview(blob)[8 + n:], digest, path, what)
     finally:
         os.close(fd)
     if digest.hexdigest() != sha256:
         raise CheckpointError(f"{where} do not match {named_by} (corrupted or replaced)")
-    try:
-        tensors = load_safetensors(bytes(blob))
-    except (SafetensorError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{where} are unreadable: {e}") from None
-    if all(dtype == "F32" for _, dtype in expected.values()) and \
-            np.isfinite(np.frombuffer(blob, np.float32, offset=8 + n)).all():
-        return tensors  # all finite, checked in one pass over the payload
-    for k, t in tensors.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise CheckpointError(f"{where}: tensor {k!r} holds NaN or infinite values")
+    return _tensors(blob, 8 + n, header, where)
+
+
+_DTYPES = {"F32": (torch.float32, np.float32), "U8": (torch.uint8, np.uint8)}
+
+
+def _tensors(blob: bytearray, start: int, header: dict[str, Any], where: str
+             ) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file whose header :func:`check_header` accepted, as views of
+    its bytes ``blob`` (payload from ``start``); refused if a float tensor is not finite."""
+    all_finite = all(entry["dtype"] == "F32" for entry in header.values()) and \
+        bool(np.isfinite(np.frombuffer(blob, np.float32, offset=start)).all())  # one pass
+    tensors = {}
+    for key, entry in header.items():
+        dtype, np_dtype = _DTYPES[entry["dtype"]]
+        offset, end = (start + o for o in entry["data_offsets"])
+        values = np.frombuffer(blob, np_dtype, (end - offset) // np_dtype().itemsize, offset)
+        if not all_finite and dtype.is_floating_point and not np.isfinite(values).all():
+            raise CheckpointError(f"{where}: tensor {key!r} holds NaN or infinite values")
+        tensors[key] = torch.from_numpy(values).view(entry["shape"])
     return tensors
