@@ -22,13 +22,19 @@ import torch
 from helpers import ROOT, call_cli
 from safetensors.torch import save as save_safetensors
 
-from transformer_tiny.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from transformer_tiny.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    pack_trainer_state,
+    save_checkpoint,
+)
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.tokenizer import EOS_ID
+from transformer_tiny.train_eval import Progress, make_optimizer, read_last
 
 ADDRESS_SPACE = 2 << 30
 CFG = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
@@ -39,12 +45,10 @@ def genuine(folder: Path) -> Path:
     """A real checkpoint (``best`` and a resumable ``last``) of an untrained tiny model."""
     torch.manual_seed(0)
     model = Seq2SeqTransformer(CFG.model)
-    opt = torch.optim.AdamW(model.parameters())
     save_checkpoint(folder, "best", model, CFG, {"step": 1})
-    from transformer_tiny.checkpoint import pack_trainer_state
-    from transformer_tiny.train_eval import Progress, make_optimizer
-
     opt = make_optimizer(model, CFG.train)
+    sum(p.sum() for p in model.parameters()).backward()
+    opt.step()  # the optimiser has moments to save
     tensors, meta = pack_trainer_state(opt)
     save_checkpoint(folder, "last", model, CFG, {"step": 1, "progress": vars(Progress()),
                                                  "optimizer": meta}, tensors)
@@ -213,14 +217,18 @@ def last_edit(edit: Callable[[dict, Path], None]) -> Callable[[Path], None]:
     return apply
 
 
-HOSTILE_RESUME: dict[str, Callable[[Path], None]] = {
-    "progress a string": last_edit(lambda i, f: i.update(progress="x")),
-    "progress with a list step": last_edit(lambda i, f: i["progress"].update(step=[1])),
-    "optimizer groups malformed": last_edit(lambda i, f: i.update(optimizer={"param_groups": 3})),
-    "state named out of the folder": last_edit(lambda i, f: i.update(state="../x.safetensors")),
-    "state with a huge moment": last_edit(lambda i, f: (
+# case -> (edit, what the error must name)
+HOSTILE_RESUME: dict[str, tuple[Callable[[Path], None], str]] = {
+    "progress a string": (last_edit(lambda i, f: i.update(progress="x")), "progress"),
+    "progress with a list step": (last_edit(lambda i, f: i["progress"].update(step=[1])),
+                                  "progress"),
+    "optimizer groups malformed": (
+        last_edit(lambda i, f: i.update(optimizer={"param_groups": 3})), "optimizer groups"),
+    "state named out of the folder": (
+        last_edit(lambda i, f: i.update(state="../x.safetensors")), "'../x.safetensors'"),
+    "state with a huge moment": (last_edit(lambda i, f: (
         (f / i["state"]).write_bytes(b := save_safetensors({"opt.0.exp_avg": torch.zeros(10**6)})),
-        i.update(state_sha256=hashlib.sha256(b).hexdigest()))),
+        i.update(state_sha256=hashlib.sha256(b).hexdigest()))), "tensor"),
 }
 
 
@@ -270,12 +278,23 @@ def test_hostile_checkpoint_is_refused_by_the_command(case, hostile_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", HOSTILE_RESUME)
 def test_hostile_resume_is_refused(case, hostile_dir):
-    HOSTILE_RESUME[case](hostile_dir)
+    edit, names = HOSTILE_RESUME[case]
+    edit(hostile_dir)
     proc, _ = run_limited(["scripts/train.py", "--resume", "--out", str(hostile_dir),
                            "--d-model", "16", "--n-heads", "2", "--n-dec-layers", "1",
                            "--d-ff", "16", "--max-positions", "48", "--val-samples", "4",
                            "--test-samples", "4"])
-    assert_refused(proc)
+    assert names in assert_refused(proc)
+
+
+def test_genuine_run_resumes(hostile_dir):
+    """The control for the cases above: unedited, the same folder resumes."""
+    model = Seq2SeqTransformer(CFG.model)
+    last = read_last(hostile_dir, model, CFG.train)
+    n_params = len(list(model.parameters()))  # step and two moments each, and the RNG
+    assert last.progress == Progress() and len(last.state) == 3 * n_params + 1
+    saved = load_checkpoint(hostile_dir / "last.json")[0].state_dict()
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
 
 
 def test_genuine_checkpoint_loads(hostile_dir):

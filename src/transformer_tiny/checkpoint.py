@@ -194,9 +194,9 @@ def pack_trainer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, {"param_groups": sd["param_groups"]}
 
 
-def expected_trainer_state(opt: torch.optim.Optimizer) -> tuple[Expected, set[str]]:
-    """What :func:`pack_trainer_state` writes for ``opt`` (AdamW), and the optional names."""
-    params = [p for group in opt.param_groups for p in group["params"]]
+def expected_trainer_state(params: list[torch.Tensor]) -> tuple[Expected, set[str]]:
+    """What :func:`pack_trainer_state` writes for an AdamW over ``params`` (in the order of its
+    groups), and the optional names."""
     expected: Expected = {"rng.torch": (tuple(torch.get_rng_state().shape), "U8"),
                           "rng.cuda": (None, "U8")}
     for idx, p in enumerate(params):
@@ -204,6 +204,15 @@ def expected_trainer_state(opt: torch.optim.Optimizer) -> tuple[Expected, set[st
                          f"opt.{idx}.exp_avg": (tuple(p.shape), "F32"),
                          f"opt.{idx}.exp_avg_sq": (tuple(p.shape), "F32")})
     return expected, {"rng.cuda"}
+
+
+def check_optimizer_groups(meta: Any, sizes: list[int]) -> None:
+    """The saved optimizer's groups (``meta["param_groups"]``) must hold ``sizes`` parameters."""
+    groups = meta.get("param_groups") if isinstance(meta, dict) else None
+    got = [len(g["params"]) if isinstance(g, dict) and isinstance(g.get("params"), list) else -1
+           for g in groups] if isinstance(groups, list) else None
+    if got != sizes:
+        raise CheckpointError("the checkpoint's optimizer groups do not fit this run")
 
 
 def unpack_trainer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .checkpoint import (
     CheckpointError,
+    check_optimizer_groups,
     expected_trainer_state,
     expected_weights,
     pack_trainer_state,
@@ -51,13 +52,18 @@ def learning_rate(step: int, total_steps: int, cfg: TrainConfig) -> float:
     return cfg.lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not on biases, norms or embeddings)."""
+def parameter_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW's groups: weight decay on matrices only (not on biases, norms or embeddings)."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9, fused=True)
+    return [{"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": rest, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over :func:`parameter_groups`."""
+    return torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, betas=(0.9, 0.98),
+                             eps=1e-9, fused=True)
 
 
 def sequence_loss(model: Seq2SeqTransformer, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
@@ -107,14 +113,25 @@ def _save(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimiz
     save_checkpoint(out, name, model, cfg, meta, tensors if name == "last" else None)
 
 
-def _resume(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> Progress:
-    """Load ``out/last.json`` (weights, optimizer, RNG, progress) into ``model`` and ``opt``."""
+@dataclasses.dataclass
+class Resumed:
+    """What ``last.json`` holds besides the weights, checked before any optimiser exists."""
+
+    progress: Progress
+    state: dict[str, Tensor]
+    optimizer: dict[str, Any]
+
+
+def read_last(out: Path, model: torch.nn.Module, cfg: TrainConfig) -> Resumed:
+    """Load the weights of ``out/last.json`` into ``model``; read and check the rest."""
     path, info, _ = read_checkpoint_info(out / "last.json")
-    model.load_state_dict(read_checked_tensors(path, info, "weights", expected_weights(model)))
-    state = read_checked_tensors(path, info, "state", *expected_trainer_state(opt))
     progress = Progress.from_dict(info.get("progress"))
-    unpack_trainer_state(opt, state, info.get("optimizer", {}))
-    return progress
+    model.load_state_dict(read_checked_tensors(path, info, "weights", expected_weights(model)))
+    groups = [group["params"] for group in parameter_groups(model, cfg)]
+    check_optimizer_groups(info.get("optimizer"), [len(params) for params in groups])
+    expected = expected_trainer_state([p for params in groups for p in params])
+    state = read_checked_tensors(path, info, "state", *expected)
+    return Resumed(progress, state, info["optimizer"])
 
 
 def _train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict[str, Tensor],
@@ -160,8 +177,13 @@ class Trainer:
                              f"{cfg.train.batch_size} give fewer batches than the {ctx.world} "
                              "processes")
         self.model = Seq2SeqTransformer(cfg.model).to(ctx.device)
+        # A run to resume is checked before the optimiser exists: its first use takes seconds.
+        last = read_last(self.out, self.model, cfg.train) if resume else None
         self.opt = make_optimizer(self.model, cfg.train)
-        self.progress = _resume(self.out, self.model, self.opt) if resume else Progress()
+        self.progress = Progress()
+        if last is not None:
+            unpack_trainer_state(self.opt, last.state, last.optimizer)
+            self.progress = last.progress
         self.train_model = ctx.wrap(self.model)  # DistributedDataParallel with several processes
         if ctx.is_main:
             self.log = RunLog(self.out, self.progress.step, self.progress.history, tensorboard)
