@@ -82,7 +82,8 @@ def child_train(which: str, steps: int) -> dict:
     models = {name: build(name).train() for name in names}
     opts = {name: make_optimizer(m, TrainConfig()) for name, m in models.items()}
     n_batches = steps + WARMUP_STEPS
-    batches = list(DataModule(DataConfig(train_samples=128 * n_batches)).train_loader(0, 128))
+    data = DataConfig(alphabet="printable", train_samples=128 * n_batches)
+    batches = list(DataModule(data).train_loader(0, 128))
     seconds: dict[str, list[float]] = {name: [] for name in names}
     tokens: list[int] = []
     for i, batch in enumerate(batches):
@@ -177,7 +178,7 @@ def exact_match(model: torch.nn.Module, which: str, inputs: list[str]) -> float:
 
 def child_tta(which: str, cap_s: float, target: float) -> dict:
     torch.manual_seed(0)
-    tc, dc = TrainConfig(), DataConfig()
+    tc, dc = TrainConfig(), DataConfig(alphabet="printable")  # as in the stored results
     model = build(which)
     if which == "ours":
         opt = make_optimizer(model, tc)

@@ -7,8 +7,8 @@ repository root as subprocesses, one at a time: a training command is timed as a
 ``--json`` added (the same measurement, printed as JSON). Results go to
 ``benchmarks/results/headline.json`` (``benchmarks/report.py`` turns them into docs/results.md).
 
-    python benchmarks/headline.py                          # every row, about 10 minutes
-    python benchmarks/headline.py --rows digits,unicode    # these rows only, merged into the JSON
+    python benchmarks/headline.py                          # every row, about 15 minutes
+    python benchmarks/headline.py --rows digits,mixed      # these rows only, merged into the JSON
     python benchmarks/headline.py --quick --out /tmp/headline.json   # smoke run, tiny settings
 
 ``--quick`` runs the same scripts in this process (no interpreter start per command), with a
@@ -42,33 +42,43 @@ from text_corpus import LANGS  # noqa: E402
 from transformer_tiny.utils import set_threads  # noqa: E402
 
 QUICKSTART = "python scripts/train.py --epochs 3 --batch-size 128"
+CORPUS = "python benchmarks/text_corpus.py"
+EVAL = "python scripts/eval.py"
 ROWS: dict[str, list[tuple[str, str]]] = {  # row: [(name of the result, command), ...]
     "quickstart": [("train", QUICKSTART)],
-    "test": [("eval", "python scripts/eval.py")],
-    "english": [("corpus", "python benchmarks/text_corpus.py english --out runs/english.txt"),
-                ("eval", "python scripts/eval.py --file runs/english.txt")],
-    "lengths": [("eval", "python scripts/eval.py --lengths 33-64,65-128,129-256 --samples 200")],
+    "ascii": [("train", f"{QUICKSTART} --alphabet printable --out runs/ascii")],  # back to back
+    "test": [("eval", EVAL)],
+    "multilingual": [("corpus", f"{CORPUS} multilingual --out runs/multilingual.txt"),
+                     ("eval", f"{EVAL} --file runs/multilingual.txt")],
+    "english": [("corpus", f"{CORPUS} english --out runs/english.txt"),
+                ("eval", f"{EVAL} --file runs/english.txt")],
+    "english-long": [("corpus", f"{CORPUS} english --min-len 33 --max-len 128 "
+                                "--out runs/english-long.txt"),
+                     ("eval", f"{EVAL} --file runs/english-long.txt")],
+    "ascii-random": [("corpus", f"{CORPUS} ascii --max-len 128 --out runs/ascii.txt"),
+                     ("eval", f"{EVAL} --file runs/ascii.txt")],
+    "ascii-500": [("corpus", f"{CORPUS} ascii --min-len 500 --max-len 500 --n 100 "
+                             "--out runs/ascii-500.txt"),
+                  ("eval", f"{EVAL} --file runs/ascii-500.txt")],
+    "ascii-1000": [("corpus", f"{CORPUS} ascii --min-len 1000 --max-len 1000 --n 100 "
+                              "--out runs/ascii-1000.txt"),
+                   ("eval", f"{EVAL} --file runs/ascii-1000.txt")],
+    "mixed": [("corpus", f"{CORPUS} mixed --min-len 1000 --max-len 1300 --n 100 "
+                         "--out runs/mixed.txt"),
+              ("eval", f"{EVAL} --file runs/mixed.txt")],
+    "lengths": [("eval", f"{EVAL} --lengths 33-64,65-128,129-256 --samples 200")],
     "digits": [("train", "python scripts/train.py --alphabet digits --max-len 40 --epochs 1 "
                          "--out runs/digits"),
-               ("eval", "python scripts/eval.py --checkpoint runs/digits "
+               ("eval", f"{EVAL} --checkpoint runs/digits "
                         "--lengths 1-40,41-100,101-200,201-300,301-399,400-400 --samples 100")],
-    "unicode": [("train", "python scripts/train.py --alphabet unicode --epochs 3 "
-                          "--out runs/unicode"),
-                ("corpus", "python benchmarks/text_corpus.py multilingual "
-                           "--out runs/multilingual.txt"),
-                ("eval", "python scripts/eval.py --checkpoint runs/unicode "
-                         "--file runs/multilingual.txt"),
-                ("test", "python scripts/eval.py --checkpoint runs/unicode"),
-                ("lengths", "python scripts/eval.py --checkpoint runs/unicode "
-                            "--lengths 33-64,65-128 --samples 200")],
 }
-EXTRA = {"unicode": {"languages": list(LANGS)}}  # what the commands do not print
+EXTRA = {"multilingual": {"languages": list(LANGS)}}  # what the commands do not print
 QUICK_FLAGS = {  # --quick: appended to every command of that script (the last flag wins)
     "scripts/train.py": "--d-model 32 --n-heads 2 --epochs 1 --batch-size 64 --warmup-steps 2 "
                         "--max-len 8 --train-samples 256 --val-samples 16 --test-samples 16 "
                         "--progress false",
     "scripts/eval.py": "--samples 4",
-    "benchmarks/text_corpus.py": "--n 34 --max-len 8",
+    "benchmarks/text_corpus.py": "--n 34 --min-len 1 --max-len 8",
 }
 QUICK_LENGTHS = "1-4,5-8"  # --quick: the buckets of every --lengths (an untrained model is slow)
 TRAINED = re.compile(r"trained (\d+) steps in ([\d.]+) s; best validation exact match "
@@ -176,9 +186,9 @@ def measure(row: str, run: Runner) -> dict[str, Any]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", default=",".join(ROWS),
-                   help="comma-separated rows to measure (default: all, in order; test, english "
-                        "and lengths evaluate the quickstart's checkpoint); the other rows of an "
-                        "existing --out are kept")
+                   help="comma-separated rows to measure (default: all, in order; the "
+                        "evaluations without --checkpoint use the quickstart's); the other rows "
+                        "of an existing --out are kept")
     p.add_argument("--out", default=str(HERE / "results" / "headline.json"))
     p.add_argument("--quick", action="store_true",
                    help="smoke run, in this process: a tiny model and a little data")

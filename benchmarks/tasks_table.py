@@ -41,8 +41,9 @@ TRAIN = "python scripts/train.py --progress false"
 COMMANDS = {  # task: its training command, as docs/tasks.md and docs/results.md show it
     "reverse": f"{TRAIN} --task reverse --out runs/task-reverse",
     "copy": f"{TRAIN} --task copy --out runs/task-copy",
-    "shift": f"{TRAIN} --task shift --out runs/task-shift",
-    "sort": f"{TRAIN} --task sort --max-len 16 --randomize-positions false --epochs 20 "
+    "shift": f"{TRAIN} --task shift --alphabet printable --out runs/task-shift",
+    "sort": f"{TRAIN} --task sort --alphabet printable --max-len 16 --randomize-positions false "
+            "--epochs 20 "
             "--out runs/task-sort",
     "add": f"{TRAIN} --task add --max-len 11 --randomize-positions false --epochs 10 "
            "--out runs/task-add",

@@ -39,7 +39,8 @@ def untrained_run(tmp_path_factory) -> Path:
 
     run = tmp_path_factory.mktemp("untrained") / "run"
     cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
-                                max_positions=48), DataConfig(val_samples=4, test_samples=4))
+                                max_positions=48),
+                    DataConfig(alphabet="printable", val_samples=4, test_samples=4))
     save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
     return run
 
@@ -49,7 +50,8 @@ def run_dir(tmp_path_factory) -> Path:
     """A tiny model trained for two steps by scripts/train.py (once per session)."""
     out = tmp_path_factory.mktemp("cli") / "run"
     proc = run_script("train.py", "--epochs", "1", "--train-samples", "256", "--val-samples", "32",
-                      "--test-samples", "32", "--d-model", "32", "--n-heads", "2", "--d-ff", "64",
+                      "--test-samples", "32", "--alphabet", "printable", "--d-model", "32",
+                      "--n-heads", "2", "--d-ff", "64",
                       "--max-positions", str(MAX_POSITIONS), "--out", str(out),
                       "--progress", "false")
     assert proc.returncode == 0, proc.stderr
@@ -64,7 +66,8 @@ def trained_run(tmp_path_factory) -> Path:
     """The reverse task learned on strings of 1-8 characters (as in test_train_eval.py)."""
     out = tmp_path_factory.mktemp("export") / "run"
     cfg = RunConfig(ModelConfig(max_positions=64),
-                    DataConfig(max_len=8, train_samples=6000, val_samples=200, test_samples=500),
+                    DataConfig(alphabet="printable", max_len=8, train_samples=6000, val_samples=200,
+                               test_samples=500),
                     TrainConfig(epochs=2, seed=0, device="cpu", progress=False, out=str(out)))
     threads = torch.get_num_threads()
     try:

@@ -146,7 +146,8 @@ SMALL = dict(train_samples=300, val_samples=60, test_samples=80)
 TINY_FLAGS = ["--d-model", "16", "--n-heads", "2", "--n-dec-layers", "1", "--d-ff", "16",
               "--max-positions", "48", "--epochs", "1", "--train-samples", "64",
               "--val-samples", "8", "--test-samples", "8", "--batch-size", "32",
-              "--max-len", "12", "--threads", "1", "--progress", "false"]
+              "--max-len", "12", "--alphabet", "printable", "--threads", "1", "--progress",
+              "false"]
 
 MAX_POSITIONS = 64  # the tiny model takes at most 62 input bytes
 

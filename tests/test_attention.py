@@ -7,7 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from transformer_tiny.attention import MultiHeadAttention, attention, padding_mask, subsequent_mask
+from transformer_tiny.attention import (
+    LayerCache,
+    MultiHeadAttention,
+    attention,
+    padding_mask,
+    subsequent_mask,
+)
 from transformer_tiny.tokenizer import PAD_ID
 
 B, NH, T, HS = 3, 2, 5, 8
@@ -185,3 +191,28 @@ def test_module_fully_masked_rows_give_output_bias(impl):
     assert torch.isfinite(out).all()
     # zero attention output -> out_proj(0) = its bias
     torch.testing.assert_close(out[1], ours.out_proj.bias.expand(4, C).detach())
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_layer_cache_holds_every_step_in_order(grad):
+    """Step by step (and one block of 3), the cache equals the concatenation of what was added,
+    whether it grows its buffers in place (no gradients) or concatenates."""
+    torch.manual_seed(0)
+    steps = [torch.randn(2, 3, t, 4) for t in (1, 1, 3, 1, 1, 1, 1, 1, 1)]
+    cache = LayerCache()
+    with torch.set_grad_enabled(grad):
+        for i, step in enumerate(steps):
+            k, v = cache.append(step, -step)
+            want = torch.cat(steps[: i + 1], dim=2)
+            assert torch.equal(k, want) and torch.equal(v, -want)
+            assert cache.length == want.size(2) and torch.equal(cache.k, want)
+
+
+def test_layer_cache_from_tensors_continues():
+    past = torch.randn(1, 2, 5, 4)
+    before = past.clone()
+    cache = LayerCache(past, past + 1)
+    with torch.no_grad():
+        k, v = cache.append(torch.zeros(1, 2, 1, 4), torch.ones(1, 2, 1, 4))
+    assert torch.equal(k[:, :, :5], past) and k[:, :, 5].eq(0).all() and v[:, :, 5].eq(1).all()
+    assert torch.equal(past, before)  # the given tensors are read, never written

@@ -38,7 +38,8 @@ from transformer_tiny.train_eval import Progress, make_optimizer, read_last
 
 ADDRESS_SPACE = 2 << 30
 CFG = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
-                            max_positions=48), DataConfig(val_samples=4, test_samples=4))
+                            max_positions=48),
+                DataConfig(alphabet="printable", val_samples=4, test_samples=4))
 
 
 def genuine(folder: Path) -> Path:

@@ -19,7 +19,8 @@ def tiny_config(out, epochs: int = 2) -> RunConfig:
     """Two steps per epoch of a very small model."""
     return RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
                                  max_positions=40),
-                     DataConfig(max_len=8, train_samples=16, val_samples=4, test_samples=4),
+                     DataConfig(alphabet="printable", max_len=8, train_samples=16, val_samples=4,
+                                test_samples=4),
                      TrainConfig(epochs=epochs, batch_size=8, warmup_steps=1, out=str(out),
                                  progress=False, threads=1))
 

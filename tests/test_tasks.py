@@ -231,8 +231,8 @@ def test_readme_recipe_trains_end_to_end(tmp_path, capsys):
         exec(compile(code, "docs/tasks.md", "exec"), vars(tasks))  # as if appended to tasks.py
         task = get_task(name)
         cfg = RunConfig(ModelConfig(max_positions=64),
-                        DataConfig(task=name, max_len=8, train_samples=6000, val_samples=200,
-                                   test_samples=500),
+                        DataConfig(task=name, alphabet="printable", max_len=8,
+                                   train_samples=6000, val_samples=200, test_samples=500),
                         TrainConfig(epochs=4, seed=0, device="cpu", progress=False,
                                     out=str(tmp_path)))
         summary = train(cfg)
@@ -253,7 +253,8 @@ def test_readme_recipe_trains_end_to_end(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- unseen characters
 @pytest.mark.parametrize("text, cfg, expected", [
-    ("café 中文 😀", DataConfig(), ["é", "中", "文", "😀"]),
+    ("café 中文 😀", DataConfig(alphabet="printable"), ["é", "中", "文", "😀"]),
+    ("café 中文 😀", DataConfig(), []),  # the default model takes any text
     ("abc", DataConfig(alphabet="digits"), ["a", "b", "c"]),
     ("123 123", DataConfig(alphabet="digits"), [" "]),
     ("Göteborg, Ελληνικά, кириллица, 한국어, 中文, 😀, e\u0301", DataConfig(alphabet="unicode"),

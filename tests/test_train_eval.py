@@ -87,7 +87,8 @@ def test_train_reaches_exact_match(task, tmp_path):
     cfg = RunConfig(
         # default sizes (d_model 128, 4 heads, 1+2 layers); randomized positions over 64 indices
         ModelConfig(max_positions=64),
-        DataConfig(task=task, max_len=8, train_samples=6000, val_samples=200, test_samples=500),
+        DataConfig(task=task, alphabet="printable", max_len=8, train_samples=6000,
+                   val_samples=200, test_samples=500),
         TrainConfig(epochs=4, seed=0, device="cpu", progress=False, out=str(tmp_path)),
     )
     summary = train(cfg)

@@ -9,13 +9,12 @@ never NaN.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .positions import Rotation, apply_rotation
+from .positions import Rotation, apply_rotation, exporting
 from .tokenizer import PAD_ID
 
 
@@ -124,14 +123,44 @@ class MultiHeadAttention(nn.Module):
 
 
 # ----------------------------------------------------------------------------- cache
-@dataclass
 class LayerCache:
-    """Self-attention keys and values seen so far by one decoder layer, ``(B, nh, T, hs)``."""
+    """Self-attention keys and values seen so far by one decoder layer, ``k`` and ``v`` of shape
+    ``(B, nh, T, hs)``.
 
-    k: Tensor | None = None
-    v: Tensor | None = None
+    They live in buffers that double when full, so that decoding T tokens copies O(T) values
+    rather than the O(T^2) of concatenating at every step. With gradients on, or while tracing
+    for ONNX, ``append`` concatenates instead: writing into a buffer in place would break both.
+    """
+
+    def __init__(self, k: Tensor | None = None, v: Tensor | None = None):
+        self._k, self._v = k, v  # (B, nh, capacity, hs)
+        self.length = 0 if k is None else k.size(2)
+
+    @property
+    def k(self) -> Tensor | None:
+        return None if self._k is None else self._k[:, :, :self.length]
+
+    @property
+    def v(self) -> Tensor | None:
+        return None if self._v is None else self._v[:, :, :self.length]
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        """Add ``(B, nh, t, hs)`` keys and values; returns all of them so far."""
+        n, t = self.length, k.size(2)
+        if self._k is None or torch.is_grad_enabled() or exporting():
+            self._k, self._v = (new if old is None else torch.cat([old, new], dim=2)
+                                for old, new in ((self.k, k), (self.v, v)))
+        else:
+            if n + t > self._k.size(2):
+                self._k, self._v = (_grown(buf, n, max(2 * buf.size(2), n + t))
+                                    for buf in (self._k, self._v))
+            self._k[:, :, n:n + t], self._v[:, :, n:n + t] = k, v
+        self.length = n + t
         return self.k, self.v
+
+
+def _grown(buf: Tensor, n: int, capacity: int) -> Tensor:
+    """A buffer like ``buf`` with room for ``capacity`` steps, holding its first ``n``."""
+    out = buf.new_empty(*buf.shape[:2], capacity, buf.size(3))
+    out[:, :, :n] = buf[:, :, :n]
+    return out

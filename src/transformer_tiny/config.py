@@ -86,7 +86,7 @@ class ModelConfig:
     n_dec_layers: int = _field(2, "decoder layers")
     d_ff: int = _field(256, "hidden width of the feed-forward layers")
     dropout: float = _field(0.0, "dropout probability")
-    max_positions: int = _field(1024, "position indices 0..N-1; an input may have N-2 bytes")
+    max_positions: int = _field(4098, "position indices 0..N-1; an input may have N-2 bytes")
     position_scheme: str = _field("rope", "how positions enter the model",
                                   choices=POSITION_SCHEMES)
     randomize_positions: bool = _field(True, "train on sorted random subsets of the indices")
@@ -132,7 +132,7 @@ class DataConfig:
     """Which task, which strings, and how many of them."""
 
     task: str = _field("reverse", "the toy task (tasks.py)", choices=_task_names)
-    alphabet: str = _field("printable", "characters of the random strings",
+    alphabet: str = _field("unicode", "characters of the random strings",
                            choices=_alphabet_names)
     min_len: int = _field(1, "shortest input, in characters")
     max_len: int = _field(32, "longest input, in characters")

@@ -49,15 +49,19 @@ def position_indices(n_tokens: int, batch: int, max_positions: int, randomized: 
     """``(B, n_tokens)`` increasing position indices.
 
     Consecutive ``0..n-1``, or (``randomized``) per row a sorted random subset of a random window
-    ``[o, o + R)`` of ``[0, max_positions)``, with ``R`` uniform in ``[n, max_positions]``, so that
-    both sparse and dense (consecutive) index sets occur in training.
+    ``[o, o + R)`` of ``[0, max_positions)``, with ``R`` log-uniform in ``[n, max_positions]``
+    (each doubling of the width equally likely), so that both sparse and dense (nearly
+    consecutive) index sets occur in training, however large ``max_positions`` is.
     """
     if n_tokens > max_positions:
         raise ValueError(f"n_tokens ({n_tokens}) must be <= max_positions ({max_positions})")
     if not randomized:
         return torch.arange(n_tokens, device=device).expand(batch, n_tokens)
     M = max_positions
-    width = torch.randint(n_tokens, M + 1, (batch, 1), device=device)  # R
+    log_width = torch.rand(batch, 1, device=device) * math.log((M + 1) / n_tokens)
+    log_uniform = (n_tokens * log_width.exp()).long().clamp(n_tokens, M)
+    uniform = torch.randint(n_tokens, M + 1, (batch, 1), device=device)
+    width = torch.where(torch.rand(batch, 1, device=device) < 0.5, uniform, log_uniform)  # R
     offset = (torch.rand(batch, 1, device=device) * (M - width + 1)).long()  # o
     # n sorted draws from [0, R - n], plus 0, 1, ..., n - 1: strictly increasing, inside [0, R).
     # (Cheaper than ranking M random keys; repeated draws, i.e. neighbours, are a little rarer
