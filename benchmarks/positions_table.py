@@ -43,7 +43,7 @@ def measure(task: str, scheme: str, randomized: bool, args: argparse.Namespace) 
     """Train one model and return its exact match per length bucket."""
     out = Path(args.runs) / f"{task}-{scheme}-{'rand' if randomized else 'plain'}"
     cfg = RunConfig(ModelConfig(position_scheme=scheme, randomize_positions=randomized),
-                    DataConfig(task=task),
+                    DataConfig(task=task, alphabet="printable"),
                     TrainConfig(epochs=args.epochs, out=str(out), progress=False))
     t = time.perf_counter()
     train(cfg)

@@ -81,15 +81,16 @@ def merge_rows(out: str | Path, key: str, new: dict[str, Any], order: list[str],
                head: dict[str, Any]) -> dict[str, Any]:
     """Write ``out`` as ``{**head, key: rows}``, where the rows are those already in ``out``
     updated with ``new`` (each row keeps the ``date``, ``commit`` and ``machine`` it was measured
-    with), ordered by ``order`` and then by name. Rows of a smoke run (``head["quick"]``) never
-    mix with real ones. Returns what was written."""
+    with), in the order of ``order``; a row whose name is not in ``order`` is no longer measured
+    and is dropped. Rows of a smoke run (``head["quick"]``) never mix with real ones. Returns
+    what was written."""
     from transformer_tiny.utils import atomic_write_json  # imports torch: only when writing
 
     path = Path(out)
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     rows = dict(old.get(key, {})) if bool(old.get("quick")) == bool(head.get("quick")) else {}
     rows.update(new)
-    names = [n for n in order if n in rows] + sorted(set(rows) - set(order))
+    names = [n for n in order if n in rows]
     report = {**head, key: {n: rows[n] for n in names}}
     atomic_write_json(path, report)
     return report

@@ -176,7 +176,7 @@ def headline_rows(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
         elif name in EVALUATED:
             e = r["eval"]
             what = EVALUATED[name].format(langs=" ".join(r.get("languages", [])))
-            out.append([f"{what} ({e['n']:,} lines, {span(list(e['buckets']))} characters)",
+            out.append([f"{what}: {e['n']:,} lines, {span(list(e['buckets']))} characters",
                         code(r["commands"]), evaluated(e)])
     return out
 
