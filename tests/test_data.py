@@ -18,6 +18,7 @@ from transformer_tiny.data import (
     PairDataset,
     collate,
     draw_inputs,
+    hard_inputs,
     heldout_inputs,
     is_heldout,
     length_grouped_order,
@@ -211,3 +212,26 @@ def test_eval_loader():
     assert texts == dm.test_inputs
     targets = [TOK.decode(row) for b in dm.eval_loader("val") for row in b["tgt_out"].tolist()]
     assert targets == [reverse_text(t) for t in dm.val_inputs]
+
+
+def test_hard_share_of_training_draws():
+    """A quarter of sort's training strings come from its hard generator (at most 3 distinct
+    characters, or already in order either way), none held out; the hard slice that evaluation
+    scores is held out, so training never sees it."""
+    cfg = DataConfig(task="sort", alphabet="printable", max_len=16, hard_share=0.25,
+                     train_samples=400, val_samples=8, test_samples=8)
+    inputs = DataModule(cfg).train_dataset(0).inputs
+    hard = [x for x in inputs if len(x) >= 8 and  # random strings this long are almost never so
+            (len(set(x)) <= 3 or list(x) in (sorted(x), sorted(x, reverse=True)))]
+    assert len(inputs) == 400 and 100 <= len(hard) <= 103  # 100 drawn hard
+    assert not any(is_heldout(x, cfg.data_seed) for x in inputs)
+    assert all(is_heldout(x, cfg.data_seed) for x in hard_inputs(cfg, 50))
+    plain = DataModule(DataConfig(task="sort", alphabet="printable", max_len=16,
+                                  train_samples=400, val_samples=8, test_samples=8))
+    assert sum(len(x) >= 8 and len(set(x)) <= 3 for x in plain.train_dataset(0).inputs) <= 3
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_hard_share_is_a_fraction(share):
+    with pytest.raises(ValueError, match="hard_share"):
+        DataConfig(hard_share=share)

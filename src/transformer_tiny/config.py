@@ -137,6 +137,7 @@ class DataConfig:
     min_len: int = _field(1, "shortest input, in characters")
     max_len: int = _field(32, "longest input, in characters")
     train_samples: int = _field(16_000, "fresh random training strings per epoch")
+    hard_share: float = _field(0.0, "share of them drawn by the task's hard-slice generator")
     val_samples: int = _field(1_000, "held-out validation strings")
     test_samples: int = _field(2_000, "held-out test strings")
     data_seed: int = _field(1234, "seed of the held-out split and of the string draws")
@@ -147,6 +148,8 @@ class DataConfig:
         _positive(self, "min_len", "max_len", "train_samples", "val_samples", "test_samples")
         _check(self.min_len <= self.max_len, "min_len", "must be <= max_len")
         _check(0 <= self.shift <= 25, "shift", f"must be in [0, 25], got {self.shift!r}")
+        _check(0.0 <= self.hard_share <= 1.0, "hard_share",
+               f"must be in [0, 1], got {self.hard_share!r}")
         _at_most(self, **DATA_LIMITS)
         _check(self.task in _task_names(), "task",
                f"must be one of {_task_names()}, got {self.task!r}")

@@ -30,7 +30,7 @@ from .config import DataConfig
 from .tasks import ALPHABETS, Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
-_SPLIT_SALT = {"val": 1, "test": 2, "train": 3}
+_SPLIT_SALT = {"val": 1, "test": 2, "train": 3, "train-hard": 4}
 HELDOUT_FRACTION = 0.1  # share of all strings reserved for validation and test
 
 
@@ -98,8 +98,9 @@ HARD_SEED = 20_000
 
 def hard_inputs(cfg: DataConfig, n: int = 200) -> list[str]:
     """``n`` distinct inputs of the task's hard slice (:attr:`Task.make_hard`), fixed for a
-    config; drawn from all strings, like the inputs of other lengths."""
-    return draw_inputs(cfg, n, HARD_SEED, hard=True)
+    config; drawn from the held-out slice, so that training on hard draws
+    (``DataConfig.hard_share``) never sees them."""
+    return draw_inputs(cfg, n, HARD_SEED, heldout=True, hard=True)
 
 
 def split_seed(cfg: DataConfig, split: str, epoch: int = 0) -> int:
@@ -176,10 +177,16 @@ class DataModule:
         self.val_inputs, self.test_inputs = heldout_inputs(cfg)
 
     def train_dataset(self, epoch: int) -> PairDataset:
-        """This epoch's training strings: independent draws from outside the held-out slice."""
-        inputs = draw_inputs(self.cfg, self.cfg.train_samples, split_seed(self.cfg, "train", epoch),
+        """This epoch's training strings: independent draws from outside the held-out slice, a
+        share ``hard_share`` of them by the task's hard-slice generator."""
+        cfg = self.cfg
+        n_hard = round(cfg.train_samples * cfg.hard_share)
+        inputs = draw_inputs(cfg, cfg.train_samples - n_hard, split_seed(cfg, "train", epoch),
                              heldout=False, distinct=False)
-        return PairDataset(inputs, task_for(self.cfg))
+        if n_hard:
+            inputs += draw_inputs(cfg, n_hard, split_seed(cfg, "train-hard", epoch),
+                                  heldout=False, distinct=False, hard=True)
+        return PairDataset(inputs, task_for(cfg))
 
     def train_loader(self, epoch: int, batch_size: int, rank: int = 0,
                      world: int = 1) -> DataLoader:
