@@ -1,7 +1,9 @@
-"""The benchmark's bookkeeping (benchmarks/bench.py): per-length ratios, the training child."""
+"""The benchmarks' bookkeeping: per-length ratios and the training child of benchmarks/bench.py,
+how result rows are merged (benchmarks/provenance.py)."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -10,6 +12,7 @@ from helpers import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench
+import provenance
 
 
 def test_ratio_by_length_is_total_time_per_bucket():
@@ -32,3 +35,14 @@ def test_training_child_reports_both_models_and_every_batch_once():
     assert res["ratio"] == pytest.approx(res["ours_tokens_per_s"] / res["peer_tokens_per_s"])
     # every measured batch (source widths 3 to 34 tokens) falls in exactly one length bucket
     assert sum(r["batches"] for r in res["ratio_by_length"]) == res["steps"]
+
+
+def test_merge_rows_keeps_measured_rows_and_drops_retired_ones(tmp_path):
+    out = tmp_path / "rows.json"
+    head = {"date": "d", "quick": False}
+    provenance.merge_rows(out, "rows", {"a": {"x": 1}, "old": {"x": 2}}, ["a", "old"], head)
+    written = provenance.merge_rows(out, "rows", {"b": {"x": 3}}, ["b", "a"], head)
+    assert written["rows"] == {"b": {"x": 3}, "a": {"x": 1}}  # in order; "old" is retired
+    assert json.loads(out.read_text()) == written
+    quick = provenance.merge_rows(out, "rows", {"c": {}}, ["a", "c"], {**head, "quick": True})
+    assert quick["rows"] == {"c": {}}  # a smoke run never mixes with real rows
