@@ -140,3 +140,10 @@ def test_unseen_characters_are_named_and_answered(untrained_run, capsys):
     warnings = [line for line in err.splitlines() if "never saw" in line]
     assert warnings == ["warning: input 2 holds characters this model never saw in training: "
                         "'é', '中'"]
+
+
+def test_help_states_the_input_limit(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        infer_main(["--help"])
+    assert exit_info.value.code == 0
+    assert "4,096 with the default config" in " ".join(capsys.readouterr().out.split())

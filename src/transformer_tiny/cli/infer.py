@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ..config import RunConfig
+from ..config import ModelConfig, RunConfig
 from ..decoding import predict
 from ..tasks import task_for, unseen_characters
 from ..tokenizer import ByteTokenizer
@@ -26,7 +26,9 @@ def _parser(prog: str | None) -> Parser:
     p = Parser(prog=prog,
                description="Run a trained model on --text strings or on lines from stdin.")
     p.add_argument("--text", action="append", metavar="TEXT",
-                   help="input string (repeatable); without it, each line of stdin")
+                   help="input string (repeatable); without it, each line of stdin. At most "
+                        "the model's max_positions - 2 bytes: "
+                        f"{ModelConfig().max_source_tokens:,} with the default config")
     add_checkpoint_arguments(p)
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="output length limit in bytes (default: input length + 16)")
