@@ -49,9 +49,10 @@ def position_indices(n_tokens: int, batch: int, max_positions: int, randomized: 
     """``(B, n_tokens)`` increasing position indices.
 
     Consecutive ``0..n-1``, or (``randomized``) per row a sorted random subset of a random window
-    ``[o, o + R)`` of ``[0, max_positions)``, with ``R`` log-uniform in ``[n, max_positions]``
-    (each doubling of the width equally likely), so that both sparse and dense (nearly
-    consecutive) index sets occur in training, however large ``max_positions`` is.
+    ``[o, o + R)`` of ``[0, max_positions)``, with ``R`` in ``[n, max_positions]``: uniform for
+    half of the rows (long gaps), log-uniform for the other half (each doubling of the width
+    equally likely: nearly consecutive indices), so that both occur in training however large
+    ``max_positions`` is.
     """
     if n_tokens > max_positions:
         raise ValueError(f"n_tokens ({n_tokens}) must be <= max_positions ({max_positions})")

@@ -19,6 +19,7 @@ import torch
 MAX_HEADER_BYTES = 1 << 20  # the safetensors header: names, shapes, offsets
 _CHUNK = 1 << 20
 
+_DTYPES = {"F32": np.float32, "U8": np.uint8}  # the safetensors dtypes a checkpoint may hold
 # A tensor's expected (shape, safetensors dtype); shape None: any 1-D shape.
 Expected = dict[str, tuple[tuple[int, ...] | None, str]]
 
@@ -103,7 +104,7 @@ def check_header(header: Any, expected: Expected, optional: set[str], where: str
             raise CheckpointError(f"{where} do not fit the config: tensor {key!r} has shape "
                                   f"{got_shape}, the config implies "
                                   f"{list(shape) if shape is not None else '1-D'}")
-        width = {"F32": 4, "U8": 1}[dtype] * math.prod(got_shape)
+        width = np.dtype(_DTYPES[dtype]).itemsize * math.prod(got_shape)
         if not (isinstance(offsets, list) and len(offsets) == 2 and
                 all(type(n) is int for n in offsets) and offsets[0] >= 0 and
                 offsets[1] - offsets[0] == width):
@@ -148,9 +149,6 @@ def read_safetensors(path: Path, what: str, expected: Expected, optional: set[st
     return _tensors(blob, 8 + n, header, where)
 
 
-_DTYPES = {"F32": (torch.float32, np.float32), "U8": (torch.uint8, np.uint8)}
-
-
 def _tensors(blob: bytearray, start: int, header: dict[str, Any], where: str
              ) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file whose header :func:`check_header` accepted, as views of
@@ -159,10 +157,10 @@ def _tensors(blob: bytearray, start: int, header: dict[str, Any], where: str
         bool(np.isfinite(np.frombuffer(blob, np.float32, offset=start)).all())  # one pass
     tensors = {}
     for key, entry in header.items():
-        dtype, np_dtype = _DTYPES[entry["dtype"]]
+        dtype = np.dtype(_DTYPES[entry["dtype"]])
         offset, end = (start + o for o in entry["data_offsets"])
-        values = np.frombuffer(blob, np_dtype, (end - offset) // np_dtype().itemsize, offset)
-        if not all_finite and dtype.is_floating_point and not np.isfinite(values).all():
+        values = np.frombuffer(blob, dtype, (end - offset) // dtype.itemsize, offset)
+        if not all_finite and dtype.kind == "f" and not np.isfinite(values).all():
             raise CheckpointError(f"{where}: tensor {key!r} holds NaN or infinite values")
         tensors[key] = torch.from_numpy(values).view(entry["shape"])
     return tensors
