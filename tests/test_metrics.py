@@ -65,4 +65,4 @@ def test_evaluate_one_input_and_the_result_as_a_dict():
     assert (result.exact_match, result.char_accuracy, result.n) == (1.0, 1.0, 1)
     assert result.examples == [] and result.buckets == {}  # none asked for
     assert result.to_dict() == {"exact_match": 1.0, "char_accuracy": 1.0, "n": 1, "buckets": {},
-                                "examples": []}
+                                "examples": [], "char_error_rate": 0.0, "token_error_rate": 0.0}

@@ -86,7 +86,8 @@ class TinyModel:
         prepared = [self._task.model_input(t) for t in texts]
         tok = ByteTokenizer()
         return [self._task.shown(tok.decode(ids))
-                for ids, _ in predict(self._model, prepared, max_new_tokens, beam=beam)]
+                for ids, _ in predict(self._model, prepared,
+                                             max_new_tokens or self._task.output_room, beam=beam)]
 
     def unseen_characters(self, text: str) -> list[str]:
         """The characters of ``text`` this model never saw in training (by their bytes): its
@@ -98,15 +99,17 @@ class TinyModel:
         """Exact match and per-character accuracy on ``inputs`` (default: the held-out
         ``split``, ``"test"`` or ``"val"``, of the training data, or ``"hard"``, the task's hard
         slice)."""
+        references = None
         if inputs is None:
             if split not in ("test", "val", "hard"):
                 raise ValueError(f"split must be 'test', 'val' or 'hard', got {split!r}")
             if split == "hard":
                 inputs = hard_inputs(self._config.data)
             else:
-                dm = DataModule(self._config.data)
+                dm = DataModule(self._config.data, self._config.model.max_positions)
                 inputs = dm.test_inputs if split == "test" else dm.val_inputs
-        return evaluate(self._model, inputs, self._task, buckets)
+                references = dm.references(split)
+        return evaluate(self._model, inputs, self._task, buckets, references=references)
 
     def plot(self, out: str | Path, text: str = DEFAULT_TEXT,
              buckets: list[tuple[int, int]] | None = None, samples: int = 100) -> list[Path]:

@@ -142,9 +142,18 @@ class DataConfig:
     test_samples: int = _field(2_000, "held-out test strings")
     data_seed: int = _field(1234, "seed of the held-out split and of the string draws")
     shift: int = _field(3, "task shift: letters move this many places forward (0-25)")
+    train_file: str = _field("", "task pairs: input<TAB>output lines (or .jsonl) to train on")
+    val_file: str = _field("", "task pairs: validation pairs (default: a slice of train_file)")
+    test_file: str = _field("", "task pairs: test pairs (default: another slice of train_file)")
+    skip_bad_lines: bool = _field(False, "task pairs: skip malformed lines instead of stopping")
 
     def __post_init__(self) -> None:
         _check_types(self)
+        _check(self.task != "pairs" or bool(self.train_file), "train_file",
+               "task pairs needs --train-file")
+        for name in ("train_file", "val_file", "test_file"):
+            _check(self.task == "pairs" or not getattr(self, name), name,
+                   f"only task pairs reads files (this is task {self.task})")
         _positive(self, "min_len", "max_len", "train_samples", "val_samples", "test_samples")
         _check(self.min_len <= self.max_len, "min_len", "must be <= max_len")
         _check(0 <= self.shift <= 25, "shift", f"must be in [0, 25], got {self.shift!r}")

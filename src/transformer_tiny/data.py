@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .config import DataConfig
+from .config import DataConfig, ModelConfig
+from .pairs import PairFile, group_outputs, read_pairs
 from .tasks import ALPHABETS, Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
@@ -34,11 +35,15 @@ _SPLIT_SALT = {"val": 1, "test": 2, "train": 3, "train-hard": 4}
 HELDOUT_FRACTION = 0.1  # share of all strings reserved for validation and test
 
 
+def hash_fraction(text: str, data_seed: int) -> float:
+    """Where ``text`` falls in ``[0, 1)`` by its hash keyed by ``data_seed``."""
+    key = f"{data_seed}\0{text}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+
+
 def is_heldout(text: str, data_seed: int) -> bool:
     """Whether ``text`` is in the held-out slice of ``data_seed`` (see the module docstring)."""
-    key = f"{data_seed}\0{text}".encode("utf-8", "surrogatepass")
-    digest = hashlib.blake2b(key, digest_size=8).digest()
-    return int.from_bytes(digest, "big") < HELDOUT_FRACTION * 2**64
+    return hash_fraction(text, data_seed) < HELDOUT_FRACTION
 
 
 def draw_inputs(cfg: DataConfig, n: int, seed: int, heldout: bool | None = None,
@@ -124,15 +129,16 @@ class Example:
 class PairDataset(Dataset):
     """(input, expected output) string pairs of a task, tokenized on construction.
 
-    ``task`` is a :class:`Task` or a registered name (with default options).
+    ``task`` is a :class:`Task` or a registered name (with default options); it solves the
+    inputs unless ``targets`` gives the outputs (pairs read from files).
     """
 
     def __init__(self, inputs: list[str], task: str | Task,
-                 tokenizer: ByteTokenizer | None = None):
+                 tokenizer: ByteTokenizer | None = None, targets: list[str] | None = None):
         self.tok = tokenizer or ByteTokenizer()
         task = get_task(task) if isinstance(task, str) else task
         self.inputs = inputs
-        self.targets = [task.solve(t) for t in inputs]
+        self.targets = targets if targets is not None else [task.solve(t) for t in inputs]
         self.examples = [Example(self.tok.encode(x), self.tok.encode(y))
                          for x, y in zip(self.inputs, self.targets, strict=True)]
 
@@ -169,17 +175,103 @@ def length_grouped_order(lengths: list[int], batch_size: int, rng: random.Random
     return [i for b in batches for i in b]
 
 
-class DataModule:
-    """Builds the datasets and loaders for one :class:`DataConfig`."""
+# ----------------------------------------------------------------------------- pairs from files
+PAIR_SLICES = {"val": (0.0, HELDOUT_FRACTION / 2), "test": (HELDOUT_FRACTION / 2, HELDOUT_FRACTION)}
 
-    def __init__(self, cfg: DataConfig):
+
+@dataclass
+class PairSplits:
+    """The ``pairs`` task's data: training pairs, and input -> accepted outputs of the held-out
+    sets; ``files`` are the records of the files read."""
+
+    train: list[tuple[str, str]]
+    val: dict[str, list[str]]
+    test: dict[str, list[str]]
+    files: list[PairFile]
+
+
+def _read(cfg: DataConfig, role: str, max_bytes: int) -> tuple[list[tuple[str, str]], PairFile]:
+    return read_pairs(getattr(cfg, f"{role}_file"), role, max_bytes, max_bytes,
+                      cfg.skip_bad_lines)
+
+
+def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int,
+                   train: list[tuple[str, str]] | None = None
+                   ) -> tuple[dict[str, list[str]], list[PairFile]]:
+    """Input -> accepted outputs of ``split`` (``"val"`` or ``"test"``) and the records of the
+    files read: the split's own file when the config names one, else its slice of the training
+    file by the hash of the input (:data:`PAIR_SLICES`: 5% each), so that an input never lands
+    in two splits. At most ``val_samples``/``test_samples`` inputs, chosen by hash."""
+    records = []
+    if getattr(cfg, f"{split}_file"):
+        pairs, record = _read(cfg, split, max_bytes)
+        records.append(record)
+    else:
+        if train is None:
+            train, record = _read(cfg, "train", max_bytes)
+            records.append(record)
+        lo, hi = PAIR_SLICES[split]
+        pairs = [p for p in train if lo <= hash_fraction(p[0], cfg.data_seed) < hi]
+    grouped = group_outputs(pairs)
+    keep = sorted(grouped, key=lambda x: hash_fraction(x, cfg.data_seed + 1))
+    keep = set(keep[:getattr(cfg, f"{split}_samples")])
+    return {x: outputs for x, outputs in grouped.items() if x in keep}, records
+
+
+def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
+    """All of the ``pairs`` task's data (:func:`held_out_pairs`); training gets every distinct
+    pair of the training file whose input is in neither held-out set (nor in their slices)."""
+    train, train_record = _read(cfg, "train", max_bytes)
+    val, val_records = held_out_pairs(cfg, "val", max_bytes, train)
+    test, test_records = held_out_pairs(cfg, "test", max_bytes, train)
+    slices = [PAIR_SLICES[s] for s in ("val", "test") if not getattr(cfg, f"{s}_file")]
+
+    def trains(x: str) -> bool:
+        h = hash_fraction(x, cfg.data_seed)
+        return x not in val and x not in test and not any(lo <= h < hi for lo, hi in slices)
+
+    kept = [p for p in dict.fromkeys(train) if trains(p[0])]
+    if not kept:
+        raise ValueError(f"{cfg.train_file}: no training pairs left after the held-out sets")
+    return PairSplits(kept, val, test, [train_record, *val_records, *test_records])
+
+
+class DataModule:
+    """Builds the datasets and loaders for one :class:`DataConfig`. ``max_positions`` is the
+    model's (pairs read from files must fit it)."""
+
+    def __init__(self, cfg: DataConfig, max_positions: int = ModelConfig().max_positions):
         self.cfg = cfg
-        self.val_inputs, self.test_inputs = heldout_inputs(cfg)
+        self.pairs: PairSplits | None = None
+        self._train_set: PairDataset | None = None
+        if cfg.task == "pairs":
+            self.pairs = pair_splits(cfg, max_positions - 2)
+            self.val_inputs, self.test_inputs = list(self.pairs.val), list(self.pairs.test)
+        else:
+            self.val_inputs, self.test_inputs = heldout_inputs(cfg)
+
+    def references(self, split: str) -> list[list[str]] | None:
+        """The accepted outputs of each ``split`` input for pairs read from files (None for a
+        task that solves its inputs)."""
+        if self.pairs is None:
+            return None
+        return list((self.pairs.val if split == "val" else self.pairs.test).values())
+
+    @property
+    def train_size(self) -> int:
+        """Training examples per epoch."""
+        return len(self.pairs.train) if self.pairs is not None else self.cfg.train_samples
 
     def train_dataset(self, epoch: int) -> PairDataset:
         """This epoch's training strings: independent draws from outside the held-out slice, a
-        share ``hard_share`` of them by the task's hard-slice generator."""
+        share ``hard_share`` of them by the task's hard-slice generator. For pairs read from
+        files: all training pairs, every epoch."""
         cfg = self.cfg
+        if self.pairs is not None:
+            if self._train_set is None:
+                sources, targets = zip(*self.pairs.train, strict=True)
+                self._train_set = PairDataset(list(sources), task_for(cfg), None, list(targets))
+            return self._train_set
         n_hard = round(cfg.train_samples * cfg.hard_share)
         inputs = draw_inputs(cfg, cfg.train_samples - n_hard, split_seed(cfg, "train", epoch),
                              heldout=False, distinct=False)
@@ -202,5 +294,7 @@ class DataModule:
 
     def eval_loader(self, split: str, batch_size: int = 256) -> DataLoader:
         inputs = self.val_inputs if split == "val" else self.test_inputs
-        return DataLoader(PairDataset(inputs, task_for(self.cfg)), batch_size=batch_size,
-                          collate_fn=collate)
+        refs = self.references(split)
+        targets = [r[0] for r in refs] if refs is not None else None
+        return DataLoader(PairDataset(inputs, task_for(self.cfg), None, targets),
+                          batch_size=batch_size, collate_fn=collate)

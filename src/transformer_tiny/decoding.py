@@ -164,20 +164,26 @@ def batches_by_length(texts: list[str], batch_size: int,
         yield rows, tok.pad_batch([encoded[i] for i in rows], bos=True, eos=True)[0]
 
 
-def predict(model: Seq2SeqTransformer, texts: list[str], max_new_tokens: int | None = None,
-            batch_size: int = 128, use_cache: bool = True,
-            beam: int = 1) -> list[tuple[list[int], bool]]:
+def predict(model: Seq2SeqTransformer, texts: list[str],
+            max_new_tokens: int | Callable[[int], int] | None = None, batch_size: int = 128,
+            use_cache: bool = True, beam: int = 1) -> list[tuple[list[int], bool]]:
     """Output for each text, batched by similar length: ``(ids before EOS, ended)``, where
-    ``ended`` is False when ``max_new_tokens`` ran out before EOS. Greedy unless ``beam > 1``."""
+    ``ended`` is False when ``max_new_tokens`` ran out before EOS. Greedy unless ``beam > 1``.
+
+    ``max_new_tokens`` is a number, or a function of a batch's source length in tokens (a
+    task's ``output_room``), kept within the model's positions; None: the decoders' default."""
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("predict() takes a list of str")
     device = next(model.parameters()).device
     results: list[tuple[list[int], bool]] = [([], False) for _ in texts]
     for rows, src in batches_by_length(texts, batch_size, model.cfg):
+        room = max_new_tokens
+        if callable(room):
+            room = min(room(src.size(1)), model.cfg.max_positions - 1)
         if beam > 1:
-            out = beam_search(model, src.to(device), beam, max_new_tokens)
+            out = beam_search(model, src.to(device), beam, room)
         else:
-            out = greedy_decode(model, src.to(device), max_new_tokens, use_cache=use_cache)
+            out = greedy_decode(model, src.to(device), room, use_cache=use_cache)
         for i, ids in zip(rows, out.tolist(), strict=True):
             ended = EOS_ID in ids
             results[i] = (ids[: ids.index(EOS_ID)] if ended else ids, ended)

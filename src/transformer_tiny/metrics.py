@@ -1,10 +1,15 @@
-"""Scoring a model on a task: per-character accuracy, exact match, and both by input length."""
+"""Scoring a model on a task: exact match, per-character accuracy, and the error rates of real
+outputs (edit distance over characters and over space-separated tokens), overall and by input
+length."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from rapidfuzz.distance import Levenshtein
 
 from .decoding import predict
 from .model import Seq2SeqTransformer
@@ -30,19 +35,35 @@ def even_buckets(lo: int, hi: int, n: int = 4) -> Buckets:
     return [(a, min(hi, a + step - 1)) for a in range(lo, hi + 1, step)]
 
 
+def edit_errors(pred: str, references: Sequence[str]) -> tuple[int, int, int, int]:
+    """Edits from ``pred`` to the nearest of ``references``: ``(character edits, characters of
+    that reference, token edits, tokens of the reference nearest by tokens)``, where tokens are
+    the space-separated words (the phonemes of a pronunciation)."""
+    chars = min((Levenshtein.distance(pred, r), len(r)) for r in references)
+    words = pred.split()
+    tokens = min((Levenshtein.distance(words, r.split()), len(r.split())) for r in references)
+    return (*chars, *tokens)
+
+
 @dataclass
 class EvalResult:
-    """Exact match and per-character accuracy, overall and per length bucket."""
+    """Exact match and per-character accuracy, overall and per length bucket, and the error
+    rates over all outputs: character edits per reference character and token edits per
+    reference token (each against the nearest accepted output)."""
 
     exact_match: float
     char_accuracy: float
     n: int
     buckets: dict[str, dict[str, float]] = field(default_factory=dict)
     examples: list[dict[str, str]] = field(default_factory=list)
+    char_error_rate: float = 0.0
+    token_error_rate: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"exact_match": self.exact_match, "char_accuracy": self.char_accuracy, "n": self.n,
-                "buckets": self.buckets, "examples": self.examples}
+                "char_error_rate": self.char_error_rate,
+                "token_error_rate": self.token_error_rate, "buckets": self.buckets,
+                "examples": self.examples}
 
 
 def _summary(scores: list[tuple[bool, float]]) -> dict[str, float]:
@@ -53,27 +74,35 @@ def _summary(scores: list[tuple[bool, float]]) -> dict[str, float]:
 
 def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
              bucket_edges: Buckets | None = None, n_examples: int = 0,
-             max_new_tokens: int | None = None) -> EvalResult:
-    """Greedy-decode ``inputs`` and score them against the task's answers.
+             max_new_tokens: int | None = None,
+             references: Sequence[Sequence[str]] | None = None, beam: int = 1) -> EvalResult:
+    """Decode ``inputs`` (greedy, or beam search with ``beam > 1``) and score them against the
+    task's answers.
 
     ``task`` is a :class:`Task` (``tasks.task_for(cfg.data)`` binds a run's task options) or a
-    registered name (default options). Buckets are by input length in characters.
+    registered name (default options). ``references`` gives the accepted outputs of each input
+    instead (pairs read from files): an output is exact if it is any of them, and is scored
+    against the nearest. Buckets are by input length in characters.
     """
     task, tok = get_task(task) if isinstance(task, str) else task, ByteTokenizer()
     model_inputs = [task.model_input(x) for x in inputs]  # e.g. add's zero-padding
-    targets = [task.solve(m) for m in model_inputs]  # scored in the model's own format
-    preds = [tok.decode(ids) for ids, _ in predict(model, model_inputs, max_new_tokens)]
+    if references is None:  # scored in the model's own format
+        references = [[task.solve(m)] for m in model_inputs]
+    room = max_new_tokens if max_new_tokens is not None else task.output_room
+    preds = [tok.decode(ids) for ids, _ in predict(model, model_inputs, room, beam=beam)]
     per_bucket: dict[str, list[tuple[bool, float]]] = defaultdict(list)
-    scores = []
-    for text, target, pred in zip(inputs, targets, preds, strict=True):
-        score = (pred == target, char_accuracy(pred, target))
+    scores, edits = [], [0, 0, 0, 0]
+    for text, refs, pred in zip(inputs, references, preds, strict=True):
+        score = (pred in refs, max(char_accuracy(pred, r) for r in refs))
         scores.append(score)
+        edits = [a + b for a, b in zip(edits, edit_errors(pred, refs), strict=True)]
         for lo, hi in bucket_edges or []:
             if lo <= len(text) <= hi:
                 per_bucket[f"{lo}-{hi}"].append(score)
     total = _summary(scores)
     ordered = [f"{lo}-{hi}" for lo, hi in bucket_edges or [] if f"{lo}-{hi}" in per_bucket]
-    examples = [{"input": x, "target": t, "pred": p}
-                for x, t, p in list(zip(inputs, targets, preds, strict=True))[:n_examples]]
+    examples = [{"input": x, "target": r[0], "pred": p}
+                for x, r, p in list(zip(inputs, references, preds, strict=True))[:n_examples]]
     return EvalResult(total["exact_match"], total["char_accuracy"], len(inputs),
-                      {k: _summary(per_bucket[k]) for k in ordered}, examples)
+                      {k: _summary(per_bucket[k]) for k in ordered}, examples,
+                      edits[0] / max(1, edits[1]), edits[2] / max(1, edits[3]))

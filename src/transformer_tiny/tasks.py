@@ -71,6 +71,9 @@ class Task:
     ``make_hard`` (same signature as ``make_input``) draws the task's *hard slice*: inputs that
     stress what the task needs and that random draws rarely hold (repeats for ``sort``, carry
     chains for ``add``...), described by ``hard``. ``eval.py`` reports it beside the test set.
+
+    ``output_room`` (source length in tokens -> output tokens to allow) replaces the decoders'
+    default room (the source length plus a margin) for a task with longer outputs.
     """
 
     name: str
@@ -83,6 +86,7 @@ class Task:
     characters: str | None = None
     make_hard: Callable[[random.Random, str, int, int], str] | None = None
     hard: str = ""
+    output_room: Callable[[int], int] | None = None
 
     def model_input(self, text: str) -> str:
         """``text`` as the model reads it (``ValueError`` if it cannot be)."""
@@ -150,6 +154,14 @@ def periodic_string(rng: random.Random, alphabet: str, min_len: int, max_len: in
     pattern = "".join(rng.choices(alphabet, k=rng.randint(1, 4)))
     return (pattern * length)[:length]
 
+
+def _from_files(text: str) -> str:
+    raise ValueError("task pairs: the expected outputs come from the data files")
+
+
+# Pairs read from files (pairs.py, data.py): any input and output; room for outputs 4x longer.
+register_task(Task("pairs", "input-output pairs read from --train-file", _from_files,
+                   output_room=lambda src_tokens: 4 * src_tokens + 16))
 
 REPEATS = "runs of one character and short patterns repeated"
 register_task(Task("reverse", "reverse the string by code point", reverse_text,

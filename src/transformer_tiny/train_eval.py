@@ -104,12 +104,15 @@ class Progress:
 
 
 def _save(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
-          cfg: RunConfig, progress: Progress) -> None:
-    """Write checkpoint ``name``; ``last`` also carries the trainer state needed to resume."""
+          cfg: RunConfig, progress: Progress, data: DataModule) -> None:
+    """Write checkpoint ``name``; ``last`` also carries the trainer state needed to resume. The
+    records of the data files read (pairs) go with it, never the data."""
     tensors, opt_meta = pack_trainer_state(opt)
     metrics = progress.history[-1] if progress.history else {}
     meta = {"step": progress.step, "epoch": progress.epoch, "metrics": metrics,
             "progress": dataclasses.asdict(progress), "optimizer": opt_meta}
+    if data.pairs is not None:
+        meta["data_files"] = [f.to_dict() for f in data.pairs.files]
     save_checkpoint(out, name, model, cfg, meta, tensors if name == "last" else None)
 
 
@@ -171,9 +174,11 @@ class Trainer:
 
     def _build(self, resume: bool, tensorboard: bool) -> None:
         cfg, ctx = self.cfg, self.ctx
-        self.steps_per_epoch = math.ceil(cfg.data.train_samples / cfg.train.batch_size) // ctx.world
+        self.dm = DataModule(cfg.data, cfg.model.max_positions)  # reads and checks pairs files
+        examples = self.dm.train_size
+        self.steps_per_epoch = math.ceil(examples / cfg.train.batch_size) // ctx.world
         if self.steps_per_epoch == 0:
-            raise ValueError(f"train_samples {cfg.data.train_samples} at batch size "
+            raise ValueError(f"{examples} training examples at batch size "
                              f"{cfg.train.batch_size} give fewer batches than the {ctx.world} "
                              "processes")
         self.model = Seq2SeqTransformer(cfg.model).to(ctx.device)
@@ -187,7 +192,6 @@ class Trainer:
         self.train_model = ctx.wrap(self.model)  # DistributedDataParallel with several processes
         if ctx.is_main:
             self.log = RunLog(self.out, self.progress.step, self.progress.history, tensorboard)
-        self.dm = DataModule(cfg.data)
         self.autocast = torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16,
                                        enabled=ctx.device.type == "cuda")
 
@@ -231,14 +235,15 @@ class Trainer:
             rate = tokens / max(1e-9, time.perf_counter() - t0)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
             if tc.save_every and p.step % tc.save_every == 0 and self.ctx.is_main:
-                _save(self.out, "last", self.model, self.opt, self.cfg, p)
+                _save(self.out, "last", self.model, self.opt, self.cfg, p, self.dm)
         return tokens
 
     def end_epoch(self, rate: float, elapsed: float) -> None:
         """Validate, add a metrics record to the history, write ``last`` (and ``best`` if it
         improved), log and print the epoch's line. Main process only."""
         p = self.progress
-        val = evaluate(self.model, self.dm.val_inputs, task_for(self.cfg.data))
+        val = evaluate(self.model, self.dm.val_inputs, task_for(self.cfg.data),
+                       references=self.dm.references("val"))
         record = {"epoch": p.epoch + 1, "step": p.step, "train_loss": p.loss_sum / max(1, p.batch),
                   "val_exact_match": val.exact_match, "val_char_accuracy": val.char_accuracy,
                   "tokens_per_s": round(rate), "elapsed_s": round(elapsed, 2),
@@ -247,15 +252,18 @@ class Trainer:
         p.epoch, p.batch, p.loss_sum = p.epoch + 1, 0, 0.0
         improved = val.exact_match > p.best
         p.best = max(p.best, val.exact_match)
-        _save(self.out, "last", self.model, self.opt, self.cfg, p)
+        _save(self.out, "last", self.model, self.opt, self.cfg, p, self.dm)
         if improved:
-            _save(self.out, "best", self.model, self.opt, self.cfg, p)
+            _save(self.out, "best", self.model, self.opt, self.cfg, p, self.dm)
         self.log.log_epoch(p.history)
         if self.cfg.train.progress:
+            left = self.cfg.train.epochs - p.epoch
+            eta = f"  about {elapsed / len(p.history) * left:,.0f} s to go" if left else ""
             tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}  "
                        f"val exact match {val.exact_match:.4f}  "
                        f"char acc {val.char_accuracy:.4f}  {rate:,.0f} tok/s  "
-                       f"effective batch {record['effective_batch_size']}")
+                       f"effective batch {record['effective_batch_size']}  "
+                       f"{elapsed:,.0f} s{eta}")
 
 
 def train(cfg: RunConfig, resume: bool = False, tensorboard: bool = False,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from ..checkpoint import read_checkpoint_info
 from ..config import RunConfig, build_config
-from ..data import DataModule, bucket_inputs, hard_inputs
+from ..data import DataModule, bucket_inputs, hard_inputs, held_out_pairs
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
 from ..tasks import task_for
 from .common import (
@@ -42,8 +45,32 @@ def _parser(prog: str | None) -> Parser:
     p.add_argument("--hard", type=int, default=200, metavar="N",
                    help="with the held-out set, also N strings of the task's hard slice (0: "
                         "none; default: %(default)s)")
+    p.add_argument("--test-file", metavar="FILE",
+                   help="task pairs: evaluate on the input<TAB>output lines (or .jsonl) of FILE")
+    p.add_argument("--beam", type=int, default=1, metavar="K",
+                   help="beam width, 1 to 64 (default: 1, greedy)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     return p
+
+
+def _pairs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], list[list[str]], str]:
+    """Inputs and accepted outputs of the ``pairs`` task: ``--test-file``, or the split of the
+    files the checkpoint was trained on (with a warning if they changed since)."""
+    if args.file or args.lengths:
+        raise UsageError("task pairs: evaluate on a file of pairs with --test-file")
+    data = replace(cfg.data, test_file=args.test_file) if args.test_file else cfg.data
+    held, records = held_out_pairs(data, args.split, cfg.model.max_source_tokens)
+    trained = read_checkpoint_info(args.checkpoint)[1].get("data_files")
+    saved = {(f.get("name"), f.get("role")): f.get("sha256") for f in trained or []
+             if isinstance(f, dict)}
+    for record in records:
+        if saved.get((record.name, record.role), record.sha256) != record.sha256:
+            print(f"warning: {record.name} changed since training (its SHA-256 differs); "
+                  "the held-out split may not be the one held out then", file=sys.stderr)
+    source = f"pairs of {args.test_file}" if args.test_file else f"{args.split} set"
+    if not held:
+        raise UsageError(f"task pairs: the {source} holds no pairs")
+    return list(held), list(held.values()), source
 
 
 def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
@@ -60,6 +87,9 @@ def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
 
 def _inputs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Buckets, str]:
     """The strings to score, their length buckets, and a description of where they came from."""
+    if args.test_file:
+        raise UsageError(f"--test-file is for task pairs; this model is task {cfg.data.task} "
+                         "(--file scores the lines of a file)")
     if args.file:
         with Path(args.file).open("rb") as f:
             inputs = read_lines(f, args.file, cfg.model.max_source_tokens)
@@ -82,6 +112,8 @@ def _print_table(task: str, source: str, result: EvalResult) -> None:
     print(f"task {task}, {source}: {result.n} strings")
     print(f"exact match {result.exact_match:.4f}   per-character accuracy "
           f"{result.char_accuracy:.4f}")
+    print(f"token error rate {result.token_error_rate:.4f}   character error rate "
+          f"{result.char_error_rate:.4f}")
     print(f"{'length':>10} {'n':>6} {'exact':>8} {'char':>8}")
     for name, b in result.buckets.items():
         print(f"{name:>10} {b['n']:>6} {b['exact_match']:>8.4f} {b['char_accuracy']:>8.4f}")
@@ -93,11 +125,19 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     args = _parser(prog).parse_args(argv)
     if args.samples <= 0 or args.examples < 0:
         raise UsageError("--samples must be > 0 and --examples >= 0")
+    if not 1 <= args.beam <= 64:
+        raise UsageError("--beam must be in [1, 64]")
     model, cfg = load_model(args)
     if args.alphabet is not None:
         build_config(cfg.to_dict(), {"data": {"alphabet": args.alphabet}})  # validates the name
-    inputs, buckets, source = _inputs(args, cfg)
-    result = evaluate(model, inputs, task_for(cfg.data), buckets, args.examples)
+    references = None
+    if cfg.data.task == "pairs":
+        inputs, references, source = _pairs(args, cfg)
+        buckets = even_buckets(1, max(len(x) for x in inputs))
+    else:
+        inputs, buckets, source = _inputs(args, cfg)
+    result = evaluate(model, inputs, task_for(cfg.data), buckets, args.examples,
+                      references=references, beam=args.beam)
     hard = _hard_slice(args, model, cfg)
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "task": cfg.data.task, "source": source,

@@ -67,7 +67,8 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
         raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
     tok, shown = ByteTokenizer(), for_terminal if sys.stdout.isatty() else str
-    for n, (ids, ended) in enumerate(predict(model, texts, args.max_new_tokens, beam=args.beam), 1):
+    for n, (ids, ended) in enumerate(predict(model, texts, args.max_new_tokens or task.output_room,
+                                                beam=args.beam), 1):
         if not ended:
             print(f"warning: output {n} hit --max-new-tokens before its end", file=sys.stderr)
         if tok.is_valid_utf8(ids):

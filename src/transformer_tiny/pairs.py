@@ -1,0 +1,149 @@
+"""Input-output pairs read from files: the data of the ``pairs`` task.
+
+Two formats, chosen by the file name:
+
+* ``*.jsonl``: JSON Lines, one object per line with string fields ``input`` and ``output``;
+* anything else: tab-separated ``input<TAB>output`` lines (the output is everything after the
+  first tab, so it may hold tabs itself).
+
+Line ends (LF or CRLF) are not part of the pair. An input may appear on several lines with
+different outputs (a word with two pronunciations): each one is an accepted answer.
+
+Files are read as a stream, one line at a time, and hashed as they are read. A line that cannot
+be a pair (no tab, invalid UTF-8, an empty input, longer than the model takes, malformed JSON) is
+a :class:`PairsError` naming the file and the line, raised before anything is trained, unless
+``skip_bad`` is set, which counts such lines instead. The pairs are held in memory: a file too
+large for the memory this machine has free is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+MEMORY_PER_FILE_BYTE = 12  # Python strings, tuples and token lists of a pair, per byte of file
+
+
+class PairsError(ValueError):
+    """A pairs file that cannot be used; the message names the file (and the line)."""
+
+
+@dataclass(frozen=True)
+class PairFile:
+    """What a checkpoint records about a data file (never the data itself)."""
+
+    role: str  # "train", "val" or "test"
+    name: str
+    size: int
+    sha256: str
+    lines: int
+    pairs: int
+    skipped: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def free_memory() -> int | None:
+    """Bytes of memory available to new allocations (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_size(path: Path, size: int) -> None:
+    free = free_memory()
+    if free is not None and size * MEMORY_PER_FILE_BYTE > free:
+        raise PairsError(f"{path}: {size / 2**30:.1f} GiB of pairs do not fit in the "
+                         f"{free / 2**30:.1f} GiB of memory free here (pairs are held in memory)")
+
+
+def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
+    """One line -> ``(input, output)``; ``ValueError`` says what is wrong with it."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"invalid UTF-8 at byte {e.start}") from None
+    if jsonl:
+        try:
+            obj = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            raise ValueError("not a JSON object") from None
+        if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str)
+                                                for k in ("input", "output")):
+            raise ValueError('expected an object with string fields "input" and "output"')
+        source, target = obj["input"], obj["output"]
+    else:
+        source, tab, target = text.partition("\t")
+        if not tab:
+            raise ValueError("no tab between input and output")
+    if not source:
+        raise ValueError("empty input")
+    return source, target
+
+
+def _check_lengths(source: str, target: str, max_input: int, max_output: int) -> None:
+    n_in = len(source.encode("utf-8", "surrogatepass"))
+    n_out = len(target.encode("utf-8", "surrogatepass"))
+    if n_in > max_input:
+        raise ValueError(f"input of {n_in} bytes, this model takes at most {max_input}")
+    if n_out > max_output:
+        raise ValueError(f"output of {n_out} bytes, this model writes at most {max_output}")
+
+
+def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
+               skip_bad: bool = False) -> tuple[list[tuple[str, str]], PairFile]:
+    """The ``(input, output)`` pairs of the file at ``path``, in file order, and its record.
+
+    ``max_input``/``max_output`` are the longest input and output in UTF-8 bytes. A bad line
+    raises :class:`PairsError` (``"FILE line N: reason"``), or is counted in
+    ``PairFile.skipped`` with ``skip_bad``. A file without a single pair is an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PairsError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    size = path.stat().st_size
+    _check_size(path, size)
+    jsonl = path.suffix.lower() == ".jsonl"
+    # A line longer than this cannot hold a pair that fits (JSON escapes take up to 6 bytes).
+    limit = (6 if jsonl else 1) * (max_input + max_output) + 64
+    digest, pairs, skipped, line = hashlib.sha256(), [], 0, 0
+    with path.open("rb") as f:
+        while raw := f.readline(limit + 1):
+            digest.update(raw)
+            line += 1
+            complete = raw.endswith(b"\n") or len(raw) <= limit
+            try:
+                if not complete:
+                    raise ValueError(f"longer than {limit} bytes")
+                pair = _parse(raw.removesuffix(b"\n").removesuffix(b"\r"), jsonl)
+                _check_lengths(*pair, max_input, max_output)
+            except ValueError as e:
+                if not skip_bad:
+                    raise PairsError(f"{path} line {line}: {e}") from None
+                skipped += 1
+                while not complete and (raw := f.readline(limit + 1)):  # the rest of the line
+                    digest.update(raw)
+                    complete = raw.endswith(b"\n")
+                continue
+            pairs.append(pair)
+    if not pairs:
+        raise PairsError(f"{path}: no pairs" + (f" ({skipped} bad lines skipped)" if skipped
+                                                 else ""))
+    record = PairFile(role, str(path), size, digest.hexdigest(), line, len(pairs), skipped)
+    return pairs, record
+
+
+def group_outputs(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Input -> its accepted outputs, each once, in file order."""
+    grouped: dict[str, list[str]] = {}
+    for source, target in pairs:
+        outputs = grouped.setdefault(source, [])
+        if target not in outputs:
+            outputs.append(target)
+    return grouped

@@ -1,0 +1,217 @@
+"""The ``pairs`` task: reading TSV and JSON Lines files, one ``error:`` line per bad line, the
+held-out split by input, several accepted outputs, the records a checkpoint keeps, and the
+commands end to end on a small file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+from helpers import call_cli, chain_model, one_error_line
+
+from transformer_tiny.checkpoint import load_checkpoint
+from transformer_tiny.cli.eval import eval_main
+from transformer_tiny.cli.infer import infer_main
+from transformer_tiny.cli.train import train_main
+from transformer_tiny.config import ConfigError, DataConfig
+from transformer_tiny.data import DataModule, pair_splits
+from transformer_tiny.metrics import edit_errors, evaluate
+from transformer_tiny.pairs import PairsError, group_outputs, read_pairs
+from transformer_tiny.tasks import task_for
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID
+
+pytestmark = pytest.mark.usefixtures("keep_thread_count")
+
+
+def write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def test_reads_tsv_with_crlf_and_tabs_in_the_output(tmp_path):
+    f = write(tmp_path / "p.tsv", b"cat\tK AE T\r\nread\tR IY D\nread\tR EH D\nx\ta\tb")
+    pairs, record = read_pairs(f, "train", 100, 100)
+    assert pairs == [("cat", "K AE T"), ("read", "R IY D"), ("read", "R EH D"), ("x", "a\tb")]
+    assert (record.lines, record.pairs, record.skipped) == (4, 4, 0)
+    assert record.size == f.stat().st_size
+    assert record.sha256 == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert group_outputs(pairs)["read"] == ["R IY D", "R EH D"]
+
+
+def test_reads_json_lines(tmp_path):
+    lines = [{"input": "héllo", "output": "olléh"}, {"input": "a", "output": ""}]
+    f = write(tmp_path / "p.jsonl", "\n".join(json.dumps(x) for x in lines).encode())
+    assert read_pairs(f, "train", 100, 100)[0] == [("héllo", "olléh"), ("a", "")]
+
+
+BAD_LINES = [
+    ("p.tsv", b"ok\tfine\nno tab here\n", 2, "no tab"),
+    ("p.tsv", b"ok\tfine\n\xff\xfe\tx\n", 2, "invalid UTF-8"),
+    ("p.tsv", b"\tempty input\nok\tfine\n", 1, "empty input"),
+    ("p.tsv", b"ok\tfine\n" + b"a" * 50 + b"\tb\n", 2, "input of 50 bytes"),
+    ("p.tsv", b"ok\tfine\nok\t" + b"b" * 50 + b"\n", 2, "output of 50 bytes"),
+    ("p.tsv", b"ok\tfine\n" + b"a" * 5000 + b"\n", 2, "longer than"),
+    ("p.jsonl", b'{"input": "a", "output": "b"}\n{"input": "a"\n', 2, "not a JSON object"),
+    ("p.jsonl", b'{"input": "a", "output": 3}\n{"input": "a", "output": "b"}', 1,
+     "string fields"),
+]
+
+
+@pytest.mark.parametrize("name, data, line, reason", BAD_LINES)
+def test_bad_line_names_file_and_line(tmp_path, name, data, line, reason):
+    f = write(tmp_path / name, data)
+    with pytest.raises(PairsError, match=f"line {line}: .*{reason}") as e:
+        read_pairs(f, "train", 40, 40)
+    assert str(f) in str(e.value)
+    pairs, record = read_pairs(f, "train", 40, 40, skip_bad=True)
+    assert record.skipped == 1 and record.pairs == len(pairs) == record.lines - 1
+
+
+@pytest.mark.parametrize("name, data, line, reason", BAD_LINES[:4])
+def test_bad_line_stops_train_with_one_error_line(tmp_path, capsys, name, data, line, reason):
+    f = write(tmp_path / name, data)
+    code = call_cli(train_main, ["--task", "pairs", "--train-file", str(f), "--max-positions",
+                                 "42", "--out", str(tmp_path / "run"), "--progress", "false"])
+    assert code == 2
+    message = one_error_line(capsys)
+    assert str(f) in message and f"line {line}" in message and reason in message
+    assert not (tmp_path / "run" / "best.json").exists()
+
+
+def test_file_larger_than_free_memory_is_refused_unread(tmp_path):
+    f = tmp_path / "huge.tsv"
+    with f.open("wb") as out:
+        out.truncate(1 << 42)  # sparse: 4 TiB that take no disk
+    with pytest.raises(PairsError, match=r"do not fit in the .* of memory free"):
+        read_pairs(f, "train", 100, 100)
+
+
+def test_missing_or_empty_file(tmp_path):
+    with pytest.raises(PairsError, match="no such file"):
+        read_pairs(tmp_path / "nope.tsv", "train", 10, 10)
+    with pytest.raises(PairsError, match="no pairs"):
+        read_pairs(write(tmp_path / "e.tsv", b""), "train", 10, 10)
+
+
+def test_config_ties_files_to_the_pairs_task():
+    with pytest.raises(ConfigError, match="train_file"):
+        DataConfig(task="pairs")
+    with pytest.raises(ConfigError, match="only task pairs reads files"):
+        DataConfig(task="reverse", train_file="x.tsv")
+
+
+def words_file(tmp_path, n=2000):
+    """``n`` words with their reversal, every tenth with a second accepted output."""
+    lines = []
+    for i in range(n):
+        word = f"w{i:05d}"
+        lines.append(f"{word}\t{word[::-1]}\n")
+        if i % 10 == 0:
+            lines.append(f"{word}\t{word.upper()}\n")
+    return write(tmp_path / "words.tsv", "".join(lines).encode())
+
+
+def test_split_holds_each_input_in_one_place(tmp_path):
+    cfg = DataConfig(task="pairs", train_file=str(words_file(tmp_path)), val_samples=10**5,
+                     test_samples=10**5)
+    splits = pair_splits(cfg, 100)
+    train_inputs = {x for x, _ in splits.train}
+    assert not train_inputs & set(splits.val) and not train_inputs & set(splits.test)
+    assert not set(splits.val) & set(splits.test)
+    assert len(train_inputs) + len(splits.val) + len(splits.test) == 2000
+    assert 60 <= len(splits.val) <= 140 and 60 <= len(splits.test) <= 140  # 5% each of 2000
+    multi = [x for x in splits.test if x.endswith("0") and int(x[1:]) % 10 == 0]
+    assert multi and all(len(splits.test[x]) == 2 for x in multi)
+    assert pair_splits(cfg, 100) == splits  # the same split every time
+
+
+def test_val_and_test_files_replace_the_slices(tmp_path):
+    train = words_file(tmp_path, 200)
+    val = write(tmp_path / "val.tsv", b"w00001\tx\nnew\ty\n")
+    cfg = DataConfig(task="pairs", train_file=str(train), val_file=str(val), val_samples=10)
+    dm = DataModule(cfg, 64)
+    assert dm.val_inputs == ["w00001", "new"] and dm.references("val") == [["x"], ["y"]]
+    assert "w00001" not in {x for x, _ in dm.pairs.train}  # never trained on a val input
+    assert [r.role for r in dm.pairs.files] == ["train", "val"]
+    assert dm.train_size == len(dm.pairs.train)
+
+
+@pytest.mark.parametrize("pred, refs, expected", [
+    ("K AE T", ["K AE T"], (0, 6, 0, 3)),
+    ("K AH T", ["K AE T"], (1, 6, 1, 3)),
+    ("R EH D", ["R IY D", "R EH D"], (0, 6, 0, 3)),  # the nearest reference counts
+    ("R D", ["R IY D", "R EH D"], (3, 6, 1, 3)),
+    ("", ["A B"], (3, 3, 2, 2)),
+])
+def test_edit_errors(pred, refs, expected):
+    assert edit_errors(pred, refs) == expected
+
+
+def test_evaluate_accepts_any_reference_and_counts_errors():
+    model = chain_model([BOS_ID, ord("a"), ord(" "), ord("b"), EOS_ID])  # always answers "a b"
+    task = task_for(DataConfig(task="pairs", train_file="x.tsv"))
+    result = evaluate(model, ["x", "y", "z"], task, references=[["a b"], ["c", "a b"], ["a c d"]])
+    assert result.exact_match == pytest.approx(2 / 3)
+    # "a b" -> "a c d": 3 character edits (b->c, insert " d") over 5, 2 token edits over 3;
+    # the other two are exact, against "a b" (3 characters, 2 tokens) each
+    assert result.char_error_rate == pytest.approx(3 / 11)
+    assert result.token_error_rate == pytest.approx(2 / 7)
+
+
+TINY = ["--d-model", "16", "--n-heads", "2", "--n-dec-layers", "1", "--d-ff", "16",
+        "--max-positions", "40", "--epochs", "1", "--batch-size", "64", "--threads", "1",
+        "--progress", "false", "--val-samples", "16", "--test-samples", "16"]
+
+
+def test_commands_end_to_end(tmp_path, capsys):
+    data, run = words_file(tmp_path, 600), tmp_path / "run"
+    assert call_cli(train_main, [*TINY, "--task", "pairs", "--train-file", str(data),
+                                 "--out", str(run)]) == 0
+    info = json.loads((run / "best.json").read_text())
+    [record] = info["data_files"]
+    assert record["name"] == str(data) and record["size"] == data.stat().st_size
+    assert record["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert record["lines"] == 660 and record["pairs"] == 660
+    assert "w00001" not in (run / "best.json").read_text()  # no data in the checkpoint
+    capsys.readouterr()
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 16 and result["source"] == "test set"
+    assert result["token_error_rate"] >= 0 and result["char_error_rate"] >= 0
+    other = write(tmp_path / "other.jsonl", b'{"input": "abc", "output": "cba"}\n')
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--test-file", str(other),
+                                "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 1
+    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "w00042"]) == 0
+    assert capsys.readouterr().out.count("\n") == 1
+
+
+def test_eval_warns_when_the_file_changed(tmp_path, capsys):
+    data, run = words_file(tmp_path, 300), tmp_path / "run"
+    assert call_cli(train_main, [*TINY, "--task", "pairs", "--train-file", str(data),
+                                 "--out", str(run)]) == 0
+    with data.open("ab") as f:
+        f.write(b"extra\tartxe\n")
+    capsys.readouterr()
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--json"]) == 0
+    assert "changed since training" in capsys.readouterr().err
+    os.remove(data)
+    assert call_cli(eval_main, ["--checkpoint", str(run)]) == 2
+    assert "no such file" in one_error_line(capsys)
+
+
+def test_resume_continues_a_pairs_run(tmp_path):
+    data, run = words_file(tmp_path, 300), tmp_path / "run"
+    flags = [*TINY, "--task", "pairs", "--train-file", str(data), "--out", str(run)]
+    assert call_cli(train_main, flags) == 0
+    assert call_cli(train_main, [*flags, "--epochs", "2", "--resume"]) == 0
+    _, _, info = load_checkpoint(run / "last.json")
+    assert info["epoch"] == 2 and info["data_files"][0]["pairs"] == 330
+
+
+def test_eval_rejects_test_file_for_generated_tasks(untrained_run, capsys, tmp_path):
+    f = write(tmp_path / "p.tsv", b"a\tb\n")
+    assert call_cli(eval_main, ["--checkpoint", str(untrained_run), "--test-file", str(f)]) == 2
+    assert "--test-file is for task pairs" in one_error_line(capsys)
