@@ -1,6 +1,7 @@
 # CPU image; its default command runs the test suite (`make test`).
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends make \
+# npm and Chromium: the browser page's dependency and the browser its tests drive
+RUN apt-get update && apt-get install -y --no-install-recommends make npm chromium \
     && rm -rf /var/lib/apt/lists/*
 # The CPU build of torch comes from PyTorch's own index (PyPI's Linux wheel bundles CUDA).
 ENV PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu \

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo train eval infer test test-fast lint mutation clean
+.PHONY: install demo train eval infer test test-fast lint mutation web web-deps clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,30 @@ demo: install
 lint: install
 	$(PY) -m ruff check .
 
-test: lint
+test: lint web-deps
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbmake notebooks
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" tests
+
+# `make web`: the browser page on http://127.0.0.1:8000/ with the quickstart model (trained first if
+# there is none), exported to web/model. The page's one dependency, onnxruntime-web, is pinned in
+# web/package-lock.json and served from web/node_modules.
+WEB_PORT ?= 8000
+
+web-deps:  # without npm, the browser tests are skipped (and fail under CI)
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory web/node_modules/.package-lock.json; \
+	else echo "npm not found: tests/test_web.py will be skipped"; fi
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --ignore-scripts
+
+web: install web-deps
+	test -f runs/quickstart/best.json || $(PY) scripts/train.py --epochs 3 --batch-size 128
+	$(PY) scripts/export.py --checkpoint runs/quickstart --web web/model --verify 0
+	@echo "the page: http://127.0.0.1:$(WEB_PORT)/ (Ctrl-C stops the server)"
+	$(PY) -m http.server $(WEB_PORT) --bind 127.0.0.1 --directory web
 
 # `make mutation`: mutmut over the core modules ([tool.mutmut] in pyproject.toml) with the fast
 # tests, then docs/mutation.md. Hours on 2 cores; not run by CI. Results are kept in mutants/, so
@@ -43,4 +61,4 @@ mutation: install
 	$(PY) benchmarks/mutation_report.py
 
 clean:
-	rm -rf $(VENV) runs mutants .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs mutants .pytest_cache .ruff_cache web/node_modules web/model

@@ -17,6 +17,7 @@ DOCS = ["README.md", "docs/usage.md"]
 NOT_RUN = {  # how a command starts: why this test does not run it
     "make demo": "the quickstart commands, which this test runs one by one",
     "make test": "what CI runs: this test suite",
+    "make web": "starts a web server; tests/test_web.py drives the page in Chromium",
     "python -m venv": "installation: `make install` does it, and CI runs that",
     "pip install": "installation: `make install` installs requirements-dev.txt, the extras too",
     "tensorboard --logdir": "starts a web server; the event files are tested in test_logs.py",

@@ -3,12 +3,16 @@ in a greedy loop, PyTorch's strings (dynamic batch size and lengths)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from helpers import TOK, make_model, source_batch
 
+from transformer_tiny.attention_maps import cross_attention_maps
 from transformer_tiny.checkpoint import load_checkpoint
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.data import DataModule, draw_inputs
 from transformer_tiny.decoding import greedy_decode, predict
 from transformer_tiny.export import (
@@ -20,7 +24,10 @@ from transformer_tiny.export import (
     onnx_predict,
 )
 from transformer_tiny.model import Seq2SeqTransformer
-from transformer_tiny.tokenizer import BOS_ID
+from transformer_tiny.positions import decoder_positions
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from transformer_tiny.web import export_web
+from transformer_tiny.web import manifest as manifest_of
 
 
 def assert_logits_agree(model: Seq2SeqTransformer, runner: OnnxSeq2Seq, src: torch.Tensor,
@@ -73,6 +80,47 @@ def test_untrained_export_matches_pytorch(scheme, tmp_path):
     assert np.array_equal(onnx_greedy(runner, src), greedy_decode(model, src).numpy())
     with pytest.raises(ValueError, match="input too long"):
         onnx_greedy(tmp_path, source_batch([63]))
+
+
+def test_decoder_step_returns_the_cross_attention(tmp_path):
+    """``attn_i`` of every step equals the weights that attention_maps recomputes in PyTorch
+    (what the browser page draws), for an input with multi-byte characters."""
+    model = make_model(dtype=torch.float32)
+    export_onnx(model, tmp_path)
+    runner = OnnxSeq2Seq(tmp_path, threads=1)
+    text = "aé中😀z"
+    maps = cross_attention_maps(model, text, max_new_tokens=12)
+    src = torch.tensor([[BOS_ID, *TOK.encode(text), EOS_ID]])
+    enc = runner.encode(src.numpy())
+    hs, n = model.cfg.d_model // model.cfg.n_heads, model.cfg.n_dec_layers
+    past = [np.zeros((1, model.cfg.n_heads, 0, hs), np.float32) for _ in range(2 * n)]
+    history = torch.tensor([[BOS_ID]])
+    for t in range(maps.weights.size(2)):
+        feed_past = dict(zip([i.name for i in runner.decoder.get_inputs()][-2 * n:], past,
+                             strict=True))
+        char, offset = (x[:, -1:].numpy() for x in decoder_positions(history))
+        outs = dict(zip([o.name for o in runner.decoder.get_outputs()], runner.decoder.run(None, {
+            "token": history[:, -1:].numpy(), "char": char, "offset": offset,
+            "src_mask": enc["src_mask"], **{k: v for k, v in enc.items() if "cross" in k},
+            **feed_past}), strict=True))
+        for layer in range(n):
+            np.testing.assert_allclose(outs[f"attn_{layer}"][0], maps.weights[layer, :, t].numpy(),
+                                       atol=1e-5)
+        past = [outs[name] for name in outs if name.startswith("present")]
+        history = torch.cat([history, torch.tensor([[int(outs["logits"].argmax())]])], dim=1)
+
+
+def test_web_manifest(untrained_run, tmp_path):
+    paths = export_web(untrained_run, tmp_path / "model")
+    manifest = json.loads(paths["manifest"].read_text())
+    assert manifest["format"] == "transformer_tiny.web/1"
+    assert (manifest["task"], manifest["alphabet"]) == ("reverse", "printable")
+    assert manifest["max_input_bytes"] == 46 and manifest["end_heads"] == [1]
+    assert manifest["special_ids"] == {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID}
+    assert manifest["input_format"] is None and manifest["output_room"] == {"per_token": 1,
+                                                                             "plus": 16}
+    add = RunConfig(ModelConfig(), DataConfig(task="add", max_len=11))
+    assert manifest_of(add, {}, "x")["input_format"] == {"kind": "add", "width": 5}
 
 
 # ----------------------------------------------------------------------------- a trained model

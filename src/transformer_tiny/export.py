@@ -11,7 +11,8 @@ features, ``L`` decoder layers, ``V`` vocabulary entries):
   :func:`~transformer_tiny.positions.decoder_positions` of the ids fed so far), ``src_mask``,
   ``cross_k_i``, ``cross_v_i``, ``past_k_i``, ``past_v_i (B, nh, T, hs)`` (``T`` tokens fed
   before; zero-length at the first step) -> ``logits (B, V)``, ``present_k_i``,
-  ``present_v_i (B, nh, T + 1, hs)``.
+  ``present_v_i (B, nh, T + 1, hs)``, and ``attn_i (B, nh, S)``: the cross-attention weights of
+  decoder layer ``i`` while predicting (what the browser page draws).
 
 The graphs are traced by PyTorch's TorchScript-based exporter (``torch.onnx.export(...,
 dynamo=False)``) through the model's own ``encode`` and decoder layers, so they compute what
@@ -33,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import LayerCache, MultiHeadAttention
+from .attention_maps import capture_cross_attention
 from .checkpoint import load_checkpoint
 from .config import ModelConfig
 from .decoding import batches_by_length, default_max_new_tokens
@@ -69,9 +71,11 @@ class DecoderStepForExport(nn.Module):
 
     ``forward(token (B, 1), char (B, 1), offset (B, 1), src_mask (B, 1, 1, S), cross_k_0,
     cross_v_0, ..., past_k_0, past_v_0, ...)`` -> ``(logits (B, V), present_k_0, present_v_0,
-    ...)``: cross keys and values ``(B, nh, S, hs)`` and self-attention caches ``(B, nh, T, hs)``
-    per decoder layer; the presents hold ``T + 1`` positions. ``char`` and ``offset`` place the
-    token this step predicts (see :meth:`Seq2SeqTransformer.decode_at`).
+    ..., attn_0, attn_1, ...)``: cross keys and values ``(B, nh, S, hs)`` and self-attention
+    caches ``(B, nh, T, hs)`` per decoder layer; the presents hold ``T + 1`` positions; ``attn_i
+    (B, nh, S)`` are layer ``i``'s cross-attention weights (recomputed as
+    :mod:`~transformer_tiny.attention_maps` does). ``char`` and ``offset`` place the token this
+    step predicts (see :meth:`Seq2SeqTransformer.decode_at`).
     """
 
     def __init__(self, model: Seq2SeqTransformer):
@@ -85,8 +89,10 @@ class DecoderStepForExport(nn.Module):
         memory = Memory(states=src_mask, src_mask=src_mask,  # states: unused by the decoder
                         cross_kv=[(cross[2 * i], cross[2 * i + 1]) for i in range(n)],
                         caches=[LayerCache(past[2 * i], past[2 * i + 1]) for i in range(n)])
-        logits = self.model.decode_at(token, char, offset, memory, use_cache=True)
-        return (logits[:, -1], *(t for c in memory.caches for t in (c.k, c.v)))
+        with capture_cross_attention(self.model) as calls:
+            logits = self.model.decode_at(token, char, offset, memory, use_cache=True)
+        attention = [call.weights[:, :, -1] for call in calls]  # (B, nh, S) per layer
+        return (logits[:, -1], *(t for c in memory.caches for t in (c.k, c.v)), *attention)
 
 
 def _example_inputs(cfg: ModelConfig) -> tuple[Tensor, tuple[Tensor, ...]]:
@@ -152,7 +158,7 @@ def export_onnx(checkpoint_or_model: str | Path | Seq2SeqTransformer, out_dir: s
     enc_out = ["src_mask", "states", *_layer_names("cross", n)]
     dec_in = ["token", "char", "offset", "src_mask", *_layer_names("cross", n),
               *_layer_names("past", n)]
-    dec_out = ["logits", *_layer_names("present", n)]
+    dec_out = ["logits", *_layer_names("present", n), *(f"attn_{i}" for i in range(n))]
     paths = {"encoder": out / ENCODER_FILE, "decoder_step": out / DECODER_FILE}
     _export_graph(EncoderForExport(model), (src,), paths["encoder"], cfg, opset_version=opset,
                   input_names=["src"], output_names=enc_out,
@@ -164,7 +170,8 @@ def export_onnx(checkpoint_or_model: str | Path | Seq2SeqTransformer, out_dir: s
                                 "src_mask": mask_axes, "logits": batch,
                                 **{k: cross_axes for k in _layer_names("cross", n)},
                                 **{k: {0: "batch", 2: "past_len"} for k in _layer_names("past", n)},
-                                **{k: {0: "batch", 2: "total_len"} for k in dec_out[1:]}})
+                                **{k: {0: "batch", 2: "total_len"} for k in dec_out[1:2 * n + 1]},
+                                **{k: {0: "batch", 2: "src_len"} for k in dec_out[2 * n + 1:]}})
     return paths
 
 
@@ -201,7 +208,7 @@ class OnnxSeq2Seq:
                                 "src_mask": memory["src_mask"]}
         feed.update({k: memory[k] for k in _layer_names("cross", n)})
         feed.update(zip(_layer_names("past", n), past, strict=True))
-        logits, *present = self.decoder.run(None, feed)
+        logits, *present = self.decoder.run(None, feed)[: 2 * n + 1]  # then the attention
         return logits, present
 
 

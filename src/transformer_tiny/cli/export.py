@@ -14,6 +14,7 @@ from ..data import DataModule
 from ..decoding import predict
 from ..export import OnnxSeq2Seq, export_onnx, onnx_predict
 from ..tokenizer import ByteTokenizer
+from ..web import MANIFEST, export_web
 from .common import Parser, UsageError, add_checkpoint_arguments, load_model
 
 
@@ -28,6 +29,8 @@ def _parser(prog: str | None) -> Parser:
                         "and compare them (0: skip; default: %(default)s)")
     p.add_argument("--text", action="append", metavar="TEXT",
                    help="also decode this string with onnxruntime (repeatable)")
+    p.add_argument("--web", metavar="DIR", help="also write model.json for the browser page "
+                   "(web/) beside the graphs, in DIR (e.g. web/model)")
     p.add_argument("--hf", metavar="DIR", help="instead of ONNX, write the shared layout of the "
                    "Hugging Face Hub: config.json, model.safetensors and a model card README.md")
     return p
@@ -66,13 +69,17 @@ def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> i
     tok = ByteTokenizer()
     for text in args.text or []:
         cfg.model.check_positions(len(tok.encode(text)) + 2)  # BOS and EOS
-    out = Path(args.out) if args.out else resolve_checkpoint(args.checkpoint).parent / "onnx"
+    if args.web and args.out:
+        raise UsageError("--web DIR is the output folder: give --web or --out, not both")
+    out = Path(args.web or args.out or resolve_checkpoint(args.checkpoint).parent / "onnx")
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-    paths = export_onnx(model, out)
-    print(f"wrote {paths['encoder']} and {paths['decoder_step']}")
+        raise UsageError(f"{'--web' if args.web else '--out'} {out} exists and is not a directory")
+    paths = export_web(args.checkpoint, out) if args.web else export_onnx(model, out)
+    print(f"wrote {paths['encoder']} and {paths['decoder_step']}"
+          + (f" and {out / MANIFEST}" if args.web else ""))
     runner = OnnxSeq2Seq(out)
-    if args.verify and not _verify(runner, model, DataModule(cfg.data).test_inputs[:args.verify]):
+    held_out = DataModule(cfg.data, cfg.model.max_positions).test_inputs
+    if args.verify and not _verify(runner, model, held_out[:args.verify]):
         print("error: onnxruntime and PyTorch disagree", file=sys.stderr)
         return 1
     for text, output in zip(args.text or [], onnx_predict(runner, args.text or []), strict=True):

@@ -1,0 +1,70 @@
+"""What the browser page (``web/``) needs: the two ONNX graphs and ``model.json``.
+
+``model.json`` tells the page everything it computes itself, in JavaScript, exactly as Python
+does: the special ids of the byte tokenizer, the input limit, the room the decoders give an
+output, the task's input and output formats (``add`` pads its numbers and strips the zeros of
+its sum), and which cross-attention heads count positions from the end of the input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import load_checkpoint, resolve_checkpoint
+from .config import RunConfig
+from .export import export_onnx
+from .tasks import ALPHABETS, task_for
+from .tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE
+from .utils import atomic_write_json
+
+WEB_FORMAT = "transformer_tiny.web/1"
+MANIFEST = "model.json"
+
+
+def _formats(cfg: RunConfig) -> tuple[dict[str, Any] | None, str | None]:
+    """The task's input format (``{"kind": "add", "width": W}``) and output format, if any."""
+    task = task_for(cfg.data)
+    if task.prepare is None and task.present is None:
+        return None, None
+    if task.name == "add":
+        return {"kind": "add", "width": max(1, (cfg.data.max_len - 1) // 2)}, "strip_zeros"
+    raise ValueError(f"task {task.name}: the page has no input format for it")
+
+
+def manifest(cfg: RunConfig, info: dict[str, Any], source: str) -> dict[str, Any]:
+    """The contents of ``model.json`` for a model with config ``cfg`` and checkpoint ``info``."""
+    task, m = task_for(cfg.data), cfg.model
+    input_format, output_format = _formats(cfg)
+    pairs = task.name == "pairs"
+    characters = task.characters is not None
+    end_heads = list(range(m.n_heads // 2, m.n_heads)) if m.position_scheme == "rope" else []
+    metrics = info.get("metrics") if isinstance(info.get("metrics"), dict) else {}
+    return {
+        "format": WEB_FORMAT, "checkpoint": source, "task": task.name,
+        "task_description": task.description,
+        "alphabet": "its own characters" if characters else
+                    ("the pairs it was trained on" if pairs else cfg.data.alphabet),
+        "alphabet_size": len(set(ALPHABETS[cfg.data.alphabet])) if not (characters or pairs)
+                         else None,
+        "training_lengths": [cfg.data.min_len, cfg.data.max_len],
+        "max_input_bytes": m.max_source_tokens, "max_positions": m.max_positions,
+        "n_layers": m.n_dec_layers, "n_heads": m.n_heads, "head_size": m.d_model // m.n_heads,
+        "end_heads": end_heads, "vocab_size": VOCAB_SIZE,
+        "special_ids": {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID},
+        # room for the output: per_token * (source tokens, BOS and EOS included) + plus
+        "output_room": {"per_token": 4, "plus": 16} if pairs else {"per_token": 1, "plus": 16},
+        "input_format": input_format, "output_format": output_format,
+        "val_exact_match": metrics.get("val_exact_match"),
+    }
+
+
+def export_web(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``encoder.onnx``, ``decoder_step.onnx`` and ``model.json`` of ``checkpoint`` to
+    ``out_dir``; returns their paths."""
+    model, cfg, info = load_checkpoint(checkpoint, "cpu")
+    contents = manifest(cfg, info, resolve_checkpoint(checkpoint).as_posix())
+    paths = export_onnx(model, out_dir)
+    paths["manifest"] = Path(out_dir) / MANIFEST
+    atomic_write_json(paths["manifest"], contents)
+    return paths

@@ -1,0 +1,198 @@
+"""The browser page (web/) in a real browser: headless Chromium from the system's packages,
+driven by Playwright, serving the page and an exported model with the standard library's HTTP
+server. Its outputs must be Python's, its heatmap must be drawn from the model's attention, and
+its errors must show on the page.
+
+Needs ``chromium`` on the PATH and ``web/node_modules`` (``make web-deps``). Without them these
+tests are skipped, except under CI (the ``CI`` variable set), where they fail."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, TOK
+
+from transformer_tiny.attention_maps import cross_attention_maps
+from transformer_tiny.checkpoint import load_checkpoint
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from transformer_tiny.data import draw_inputs, heldout_inputs
+from transformer_tiny.decoding import predict
+from transformer_tiny.train_eval import train
+from transformer_tiny.web import export_web
+
+WEB = ROOT / "web"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+READY = WEB / "node_modules" / "onnxruntime-web" / "dist"
+missing = [what for what, ok in (("chromium", CHROMIUM), ("web/node_modules", READY.is_dir()))
+           if not ok]
+if missing and os.environ.get("CI"):
+    raise RuntimeError(f"the browser tests need {' and '.join(missing)}: apt-get install -y "
+                       "chromium; make web-deps")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)}")]
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+FIRST_TRIES = ["mississippi", "Hello, world!", "café", "naïve façade", "Ελληνικά", "Привет",
+               "中文字符", "日本語のかな", "한국어", "😀👍🎉", "e\u0301te\u0301", "aaaaaaaaaaaa",
+               "abcabcabcabc", "9999+1", " leading", "tab\tin", "x", "Ünïcödé ünd ASCII",
+               "🙂 and text 🙃", "ÀÉÎÕÜ"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """A folder served as the site: the page's files, its npm dependency, and two exported
+    models: ``model`` (reversal on the unicode alphabet, lengths 1-8, trained for seconds) and
+    ``other`` (an untrained printable-alphabet model)."""
+    root = tmp_path_factory.mktemp("site")
+    for name in ("index.html", "app.js", "tiny.js", "style.css", "node_modules"):
+        (root / name).symlink_to(WEB / name)
+    out = root / "run"
+    threads = __import__("torch").get_num_threads()
+    try:
+        train(RunConfig(ModelConfig(max_positions=64),
+                        DataConfig(alphabet="unicode", max_len=8, train_samples=6000,
+                                   val_samples=100, test_samples=200),
+                        TrainConfig(epochs=2, seed=0, device="cpu", progress=False,
+                                    out=str(out))))
+    finally:
+        __import__("torch").set_num_threads(threads)
+    export_web(out, root / "model")
+    other = root / "other-run"
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                max_positions=48), DataConfig(task="copy", alphabet="printable"))
+    from transformer_tiny.checkpoint import save_checkpoint
+    from transformer_tiny.model import Seq2SeqTransformer
+
+    save_checkpoint(other, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
+    export_web(other, root / "other")
+    return root
+
+
+@pytest.fixture(scope="module")
+def url(site):
+    handler = functools.partial(Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # no request log in the test output
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def settled(page) -> str:
+    page.wait_for_function("['done', 'error'].includes(document.body.dataset.state)",
+                           timeout=60_000)
+    return page.evaluate("document.body.dataset.state")
+
+
+def open_page(browser, url: str, query: str = ""):
+    page = browser.new_page()
+    page.goto(url + query)
+    settled(page)
+    return page
+
+
+def type_and_run(page, text: str) -> str:
+    page.evaluate("document.body.dataset.state = 'typing'")
+    page.fill("#input", text)
+    page.click("#run")
+    return settled(page)
+
+
+def test_page_outputs_equal_python_predict(site, url, browser):
+    model, cfg, _ = load_checkpoint(site / "run")
+    held_out = heldout_inputs(cfg.data)[1][:60]
+    longer = draw_inputs(cfg.data, 25, 7, min_len=9, max_len=20)  # never this long in training
+    texts = [*held_out, *longer, *FIRST_TRIES]
+    assert len(texts) >= 100 and max(len(t) for t in longer) > cfg.data.max_len
+    page = open_page(browser, url)
+    wrong = []
+    for text in texts:
+        assert type_and_run(page, text) == "done", page.text_content("#error")
+        ids = [int(x) for x in (page.get_attribute("#output", "data-ids") or "").split(",") if x]
+        (expected, _), = predict(model, [text])
+        if ids != expected or page.text_content("#output") != TOK.decode(expected):
+            wrong.append((text, ids, expected))
+    assert not wrong, wrong[:3]
+    outputs = [TOK.decode(ids) for ids, _ in predict(model, held_out)]
+    right = sum(out == t[::-1] for t, out in zip(held_out, outputs, strict=True))
+    assert right >= 45  # a model that has learned the task: the comparison is not of noise
+
+
+def cells(page) -> list[list[int]]:
+    """The red channel at the centre of every heatmap cell, rows = output characters."""
+    return page.evaluate("""() => {
+        const c = document.getElementById('heatmap'), d = c.dataset;
+        const [rows, cols, cell, m] = [+d.rows, +d.cols, +d.cell, +d.margin];
+        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return Array.from({length: rows}, (_, r) => Array.from({length: cols}, (_, k) => {
+            const x = m + Math.floor((k + 0.5) * cell), y = m + Math.floor((r + 0.5) * cell);
+            return px[4 * (y * c.width + x)];
+        }));
+    }""")
+
+
+def test_heatmap_draws_the_models_attention(site, url, browser):
+    model, _, _ = load_checkpoint(site / "run")
+    text = "abcdefgh"
+    maps = cross_attention_maps(model, text)
+    assert maps.output == text[::-1]
+    page = open_page(browser, url)
+    assert type_and_run(page, text) == "done"
+    manifest_heads = page.evaluate("Array.from(document.querySelectorAll('#head option'))"
+                                   ".map(o => o.textContent)")
+    assert [h for h, label in enumerate(manifest_heads) if "from the end" in label] == [2, 3]
+    anti_diagonal = list(range(len(text) - 1, -1, -1))
+    for layer in range(maps.weights.size(0)):
+        for head in range(maps.weights.size(1)):
+            page.select_option("#layer", str(layer))
+            page.select_option("#head", str(head))
+            grid = cells(page)
+            assert len(grid) == len(text) and all(len(row) == len(text) for row in grid)
+            brightest = [row.index(max(row)) for row in grid]
+            python = maps.weights[layer, head, : len(text), 1:-1].argmax(-1).tolist()
+            assert brightest == python, (layer, head)
+            if head >= 2:  # the heads that count from the end of the input
+                assert brightest == anti_diagonal, (layer, head)
+    assert max(max(row) for row in grid) > 200  # drawn, and bright where it attends
+
+
+def test_over_limit_input_shows_its_message(url, browser):
+    page = open_page(browser, url)
+    assert type_and_run(page, "é" * 32) == "error"  # 64 bytes; the model takes 62
+    assert page.is_visible("#error")
+    assert "input too long: 64 bytes, this model supports at most 62" in \
+        page.text_content("#error")
+    assert page.text_content("#output") == ""
+
+
+def test_a_model_that_fails_to_load_says_so(url, browser):
+    page = open_page(browser, url, "?model=no-such-folder")
+    assert page.evaluate("document.body.dataset.state") == "error"
+    assert "Could not load the model from no-such-folder/" in page.text_content("#error")
+
+
+def test_the_page_labels_the_task_and_alphabet_it_shows(url, browser):
+    page = open_page(browser, url)
+    assert (page.text_content("#task"), page.text_content("#alphabet")) == ("reverse", "unicode")
+    page = open_page(browser, url, "?model=other")
+    assert (page.text_content("#task"), page.text_content("#alphabet")) == ("copy", "printable")
+    assert page.input_value("#model-folder") == "other"

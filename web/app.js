@@ -1,0 +1,162 @@
+// The page: load the exported model, decode what the user types, draw the cross-attention.
+import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
+import { characters, decodeBytes, encodeSource, greedy, modelInput, shown } from "./tiny.js";
+
+globalThis.ort = ort;
+ort.env.wasm.wasmPaths = new URL("./node_modules/onnxruntime-web/dist/", location.href).href;
+ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which a static host lacks
+
+const $ = (id) => document.getElementById(id);
+const page = { manifest: null, sessions: null, steps: [], src: [], outIds: [] };
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+function setState(state) {
+  document.body.dataset.state = state;
+}
+
+async function loadModel(folder) {
+  const base = new URL(folder.replace(/\/?$/, "/"), location.href);
+  const response = await fetch(new URL("model.json", base));
+  if (!response.ok) throw new Error(`no model.json in ${folder}/ (HTTP ${response.status})`);
+  const manifest = await response.json();
+  if (manifest.format !== "transformer_tiny.web/1") {
+    throw new Error(`${folder}/model.json is not a transformer_tiny web export`);
+  }
+  const options = { executionProviders: ["wasm"] };
+  const [encoder, decoder] = await Promise.all([
+    ort.InferenceSession.create(new URL("encoder.onnx", base).href, options),
+    ort.InferenceSession.create(new URL("decoder_step.onnx", base).href, options),
+  ]);
+  return { manifest, sessions: { encoder, decoder } };
+}
+
+function describe(m) {
+  const [lo, hi] = m.training_lengths;
+  const size = m.alphabet_size ? ` (${m.alphabet_size.toLocaleString("en")} characters)` : "";
+  $("model-info").textContent = `task ${m.task}: ${m.task_description}. Alphabet: ` +
+    `${m.alphabet}${size}; trained on inputs of ${lo}-${hi} characters; takes up to ` +
+    `${m.max_input_bytes.toLocaleString("en")} bytes. Checkpoint: ${m.checkpoint}`;
+  $("task").textContent = m.task;
+  $("alphabet").textContent = m.alphabet;
+  const layer = $("layer");
+  const head = $("head");
+  layer.replaceChildren(...Array.from({ length: m.n_layers }, (_, i) => new Option(`layer ${i}`, i)));
+  head.replaceChildren(...Array.from({ length: m.n_heads }, (_, h) => new Option(
+    `head ${h}` + (m.end_heads.includes(h) ? " (counts from the end)" : " (counts from the start)"), h)));
+  layer.value = String(m.n_layers - 1);
+  head.value = String(m.end_heads.length ? m.end_heads[0] : 0);
+}
+
+/** The cross-attention of the chosen layer and head, by output and input character. */
+function matrix() {
+  const layer = Number($("layer").value);
+  const head = Number($("head").value);
+  const S = page.src.length;
+  const inputs = characters(page.src.slice(1, -1));
+  const outputs = characters(page.outIds);
+  const rows = outputs.map((c) => {
+    const weights = page.steps[c.start].attention[layer];
+    return inputs.map((x) => {
+      let sum = 0;
+      for (let b = 0; b < x.length; b++) sum += weights[head * S + 1 + x.start + b];
+      return sum;
+    });
+  });
+  return { inputs, outputs, rows };
+}
+
+function draw() {
+  const canvas = $("heatmap");
+  const ctx = canvas.getContext("2d");
+  if (!page.steps.length || !page.outIds.length) {
+    canvas.width = canvas.height = 0;
+    return;
+  }
+  const { inputs, outputs, rows } = matrix();
+  const cell = Math.max(4, Math.min(22, Math.floor(720 / Math.max(inputs.length, outputs.length))));
+  const margin = cell >= 12 ? 28 : 4;
+  canvas.width = margin + cell * inputs.length;
+  canvas.height = margin + cell * outputs.length;
+  Object.assign(canvas.dataset, { rows: outputs.length, cols: inputs.length, cell, margin });
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  rows.forEach((row, r) => row.forEach((w, c) => {
+    const v = Math.round(255 * Math.min(1, Math.max(0, w)));
+    ctx.fillStyle = `rgb(${v}, ${Math.round(v * 0.8)}, ${Math.round(90 + 0.4 * (255 - v))})`;
+    ctx.fillRect(margin + c * cell, margin + r * cell, cell, cell);
+  }));
+  if (margin > 4) {
+    ctx.fillStyle = "#222";
+    ctx.font = `${Math.min(14, cell - 4)}px monospace`;
+    ctx.textAlign = "center";
+    inputs.forEach((x, c) => ctx.fillText(x.text === " " ? "␣" : x.text, margin + (c + 0.5) * cell, margin - 8));
+    ctx.textAlign = "right";
+    outputs.forEach((x, r) => ctx.fillText(x.text === " " ? "␣" : x.text, margin - 6, margin + (r + 0.7) * cell));
+  }
+}
+
+async function run() {
+  if (!page.manifest) return;
+  const text = $("input").value;
+  showError("");
+  setState("running");
+  page.steps = [];
+  page.outIds = [];
+  $("output").textContent = "";
+  $("time").textContent = "";
+  try {
+    page.src = encodeSource(page.manifest, modelInput(page.manifest, text));
+  } catch (e) {
+    showError(e.message);
+    draw();
+    setState("error");
+    return;
+  }
+  const t0 = performance.now();
+  const result = await greedy(page.sessions, page.manifest, page.src, async (step) => {
+    page.steps.push(step);
+    page.outIds = step.ids.slice();
+    $("output").textContent = shown(page.manifest, decodeBytes(page.outIds));
+    await new Promise((resolve) => setTimeout(resolve, 0)); // let the page show it
+  });
+  const ms = performance.now() - t0;
+  page.outIds = result.ids;
+  $("output").textContent = shown(page.manifest, decodeBytes(result.ids));
+  $("output").dataset.ids = result.ids.join(",");
+  $("time").textContent = `${result.ids.length} tokens in ${ms.toFixed(0)} ms` +
+    (result.ended ? "" : " (the output hit its length limit before its end)");
+  draw();
+  setState("done");
+}
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  const folder = params.get("model") || "model";
+  $("model-folder").value = folder;
+  setState("loading");
+  try {
+    Object.assign(page, await loadModel(folder));
+  } catch (e) {
+    showError(`Could not load the model from ${folder}/: ${e.message}. Export one with ` +
+      "python scripts/export.py --web web/model (or run make web).");
+    setState("error");
+    return;
+  }
+  describe(page.manifest);
+  $("form").addEventListener("submit", (event) => { event.preventDefault(); run(); });
+  $("layer").addEventListener("change", draw);
+  $("head").addEventListener("change", draw);
+  setState("ready");
+  await run();
+}
+
+window.addEventListener("error", (e) => showError(`Error: ${e.message}`));
+window.addEventListener("unhandledrejection", (e) => {
+  showError(`Error: ${e.reason && e.reason.message ? e.reason.message : e.reason}`);
+  setState("error");
+});
+main();
