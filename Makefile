@@ -23,7 +23,7 @@ lint: install
 	$(PY) -m ruff check .
 
 test: lint web-deps
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=20 tests
 	$(PY) -m pytest -q --nbmake notebooks
 
 test-fast: install

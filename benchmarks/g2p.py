@@ -71,12 +71,9 @@ ARPABET = {c: p for p, c in PHONEMES.items()}
 def to_arpabet(compact: str) -> str:
     """``"bWt"`` -> ``"B AW T"`` (a character that is no phoneme is kept as it is)."""
     return " ".join(ARPABET.get(c, c) for c in compact)
-PUBLISHED = [  # word and phoneme error rates on CMUdict, as the papers report them
+PUBLISHED = [  # word error rates on CMUdict, as Rao et al. 2015 report them
     {"system": "DBLSTM-CTC (Rao et al. 2015)", "wer": 25.8, "per": None},
     {"system": "DBLSTM-CTC + 5-gram joint model (Rao et al. 2015)", "wer": 21.3, "per": None},
-    {"system": "Encoder-decoder LSTM with attention (Yao & Zweig 2015)", "wer": 23.6,
-     "per": 5.8},
-    {"system": "Transformer 4x4 (Yolchuyeva et al. 2019)", "wer": 22.1, "per": 5.2},
 ]
 WORD = re.compile(r"[a-z']*[a-z][a-z']*")
 

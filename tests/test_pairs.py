@@ -11,6 +11,7 @@ import os
 import pytest
 from helpers import call_cli, chain_model, one_error_line
 
+import transformer_tiny
 from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.infer import infer_main
@@ -46,6 +47,11 @@ def test_reads_json_lines(tmp_path):
     assert read_pairs(f, "train", 100, 100)[0] == [("héllo", "olléh"), ("a", "")]
 
 
+TINY = ["--d-model", "16", "--n-heads", "2", "--n-dec-layers", "1", "--d-ff", "16",
+        "--max-positions", "40", "--epochs", "1", "--batch-size", "64", "--threads", "1",
+        "--progress", "false", "--val-samples", "16", "--test-samples", "16"]
+
+
 BAD_LINES = [
     ("p.tsv", b"ok\tfine\nno tab here\n", 2, "no tab"),
     ("p.tsv", b"ok\tfine\n\xff\xfe\tx\n", 2, "invalid UTF-8"),
@@ -69,7 +75,7 @@ def test_bad_line_names_file_and_line(tmp_path, name, data, line, reason):
     assert record.skipped == 1 and record.pairs == len(pairs) == record.lines - 1
 
 
-@pytest.mark.parametrize("name, data, line, reason", BAD_LINES[:4])
+@pytest.mark.parametrize("name, data, line, reason", BAD_LINES)
 def test_bad_line_stops_train_with_one_error_line(tmp_path, capsys, name, data, line, reason):
     f = write(tmp_path / name, data)
     code = call_cli(train_main, ["--task", "pairs", "--train-file", str(f), "--max-positions",
@@ -78,6 +84,16 @@ def test_bad_line_stops_train_with_one_error_line(tmp_path, capsys, name, data, 
     message = one_error_line(capsys)
     assert str(f) in message and f"line {line}" in message and reason in message
     assert not (tmp_path / "run" / "best.json").exists()
+
+
+def test_skip_bad_lines_reports_how_many(tmp_path, capsys):
+    f = write(tmp_path / "p.tsv", b"".join(f"w{i}\tx{i}\n".encode() for i in range(200))
+              + b"no tab\n\xff\tx\n")
+    flags = [*TINY, "--task", "pairs", "--train-file", str(f), "--out", str(tmp_path / "run")]
+    assert call_cli(train_main, flags) == 2
+    assert "line 201: no tab" in one_error_line(capsys)
+    assert call_cli(train_main, [*flags, "--skip-bad-lines", "true"]) == 0
+    assert f"warning: skipped 2 bad lines of {f} (200 pairs read)" in capsys.readouterr().err
 
 
 def test_file_larger_than_free_memory_is_refused_unread(tmp_path):
@@ -160,11 +176,6 @@ def test_evaluate_accepts_any_reference_and_counts_errors():
     assert result.token_error_rate == pytest.approx(2 / 7)
 
 
-TINY = ["--d-model", "16", "--n-heads", "2", "--n-dec-layers", "1", "--d-ff", "16",
-        "--max-positions", "40", "--epochs", "1", "--batch-size", "64", "--threads", "1",
-        "--progress", "false", "--val-samples", "16", "--test-samples", "16"]
-
-
 def test_commands_end_to_end(tmp_path, capsys):
     data, run = words_file(tmp_path, 600), tmp_path / "run"
     assert call_cli(train_main, [*TINY, "--task", "pairs", "--train-file", str(data),
@@ -185,7 +196,11 @@ def test_commands_end_to_end(tmp_path, capsys):
                                 "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 1
     assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "w00042"]) == 0
-    assert capsys.readouterr().out.count("\n") == 1
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1 and "never saw" not in err  # w00042: all seen in training
+    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "wé9x"]) == 0
+    assert "never saw in training: 'é', 'x'" in capsys.readouterr().err
+    assert transformer_tiny.load(run).unseen_characters("w9é") == ["é"]
 
 
 def test_eval_warns_when_the_file_changed(tmp_path, capsys):

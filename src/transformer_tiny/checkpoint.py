@@ -137,6 +137,14 @@ def read_checkpoint_info(path: str | Path) -> tuple[Path, dict[str, Any], RunCon
     return p, info, cfg
 
 
+def seen_bytes(info: dict[str, Any]) -> list[int] | None:
+    """The training inputs' bytes that a ``pairs`` checkpoint records (None if it records
+    none, or not as a list of byte values)."""
+    seen = info.get("input_bytes")
+    ok = isinstance(seen, list) and all(isinstance(b, int) and 0 <= b < 256 for b in seen)
+    return seen if ok else None
+
+
 def model_parameters(cfg: RunConfig) -> int:
     """Parameters of the model that ``cfg`` describes, counted from its sizes without building it
     (a test checks the count against the model's own)."""

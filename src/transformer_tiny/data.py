@@ -182,12 +182,14 @@ PAIR_SLICES = {"val": (0.0, HELDOUT_FRACTION / 2), "test": (HELDOUT_FRACTION / 2
 @dataclass
 class PairSplits:
     """The ``pairs`` task's data: training pairs, and input -> accepted outputs of the held-out
-    sets; ``files`` are the records of the files read."""
+    sets; ``files`` are the records of the files read, ``input_bytes`` the bytes the training
+    inputs hold (what the model has seen)."""
 
     train: list[tuple[str, str]]
     val: dict[str, list[str]]
     test: dict[str, list[str]]
     files: list[PairFile]
+    input_bytes: list[int]  # every byte value of the training inputs, sorted
 
 
 def _read(cfg: DataConfig, role: str, max_bytes: int) -> tuple[list[tuple[str, str]], PairFile]:
@@ -233,7 +235,8 @@ def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     kept = [p for p in dict.fromkeys(train) if trains(p[0])]
     if not kept:
         raise ValueError(f"{cfg.train_file}: no training pairs left after the held-out sets")
-    return PairSplits(kept, val, test, [train_record, *val_records, *test_records])
+    seen = sorted(set("".join(x for x, _ in kept).encode("utf-8", "surrogatepass")))
+    return PairSplits(kept, val, test, [train_record, *val_records, *test_records], seen)
 
 
 class DataModule:

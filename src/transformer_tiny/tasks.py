@@ -122,14 +122,20 @@ def task_for(cfg: Any) -> Task:
     return task.configure(cfg) if task.configure is not None else task
 
 
-def unseen_characters(text: str, cfg: Any) -> list[str]:
+def unseen_characters(text: str, cfg: Any, seen_bytes: Any = None) -> list[str]:
     """The characters of ``text`` (each once, in order) that hold a byte no training input of
     ``cfg`` (a ``DataConfig``) ever held: the model reads bytes, so a character made of bytes it
-    has seen, in other characters, is not new to it."""
+    has seen, in other characters, is not new to it. ``seen_bytes`` (the bytes of the training
+    inputs read from files, which a ``pairs`` checkpoint records) replaces the alphabet's."""
     task = task_for(cfg)
-    seen = _bytes_of(task.characters if task.characters is not None else ALPHABETS[cfg.alphabet])
-    new = [c for c in dict.fromkeys(text) if not _bytes_of(c) <= seen]
-    return new
+    if seen_bytes is not None:
+        seen = frozenset(seen_bytes)
+    elif task.name == "pairs":
+        return []  # the inputs came from files the checkpoint does not describe
+    else:
+        seen = _bytes_of(task.characters if task.characters is not None
+                         else ALPHABETS[cfg.alphabet])
+    return [c for c in dict.fromkeys(text) if not _bytes_of(c) <= seen]
 
 
 @functools.lru_cache(maxsize=16)

@@ -113,6 +113,7 @@ def _save(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimiz
             "progress": dataclasses.asdict(progress), "optimizer": opt_meta}
     if data.pairs is not None:
         meta["data_files"] = [f.to_dict() for f in data.pairs.files]
+        meta["input_bytes"] = data.pairs.input_bytes
     save_checkpoint(out, name, model, cfg, meta, tensors if name == "last" else None)
 
 
@@ -175,6 +176,10 @@ class Trainer:
     def _build(self, resume: bool, tensorboard: bool) -> None:
         cfg, ctx = self.cfg, self.ctx
         self.dm = DataModule(cfg.data, cfg.model.max_positions)  # reads and checks pairs files
+        for record in self.dm.pairs.files if self.dm.pairs is not None and ctx.is_main else []:
+            if record.skipped:
+                print(f"warning: skipped {record.skipped} bad lines of {record.name} "
+                      f"({record.pairs} pairs read)", file=sys.stderr)
         examples = self.dm.train_size
         self.steps_per_epoch = math.ceil(examples / cfg.train.batch_size) // ctx.world
         if self.steps_per_epoch == 0:

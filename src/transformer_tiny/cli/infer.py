@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from ..checkpoint import read_checkpoint_info, seen_bytes
 from ..config import ModelConfig, RunConfig
 from ..decoding import predict
 from ..tasks import task_for, unseen_characters
@@ -37,11 +38,12 @@ def _parser(prog: str | None) -> Parser:
     return p
 
 
-def warn_unseen(texts: list[str], cfg: RunConfig) -> None:
+def warn_unseen(texts: list[str], cfg: RunConfig, seen: list[int] | None = None) -> None:
     """A warning for each input that holds characters the model never saw in training (it is
-    answered anyway: the user may want to see what happens)."""
+    answered anyway: the user may want to see what happens); ``seen``: the training inputs'
+    bytes a ``pairs`` checkpoint records."""
     for n, text in enumerate(texts, 1):
-        new = unseen_characters(text, cfg.data)
+        new = unseen_characters(text, cfg.data, seen)
         if new:
             names = ", ".join(one_line(repr(c)) for c in new[:5])
             more = ", ..." if len(new) > 5 else ""
@@ -61,7 +63,8 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
         read_lines(sys.stdin.buffer, "stdin", cfg.model.max_source_tokens)
     if not texts:
         return 0
-    warn_unseen(texts, cfg)
+    warn_unseen(texts, cfg, seen_bytes(read_checkpoint_info(args.checkpoint)[1])
+                if cfg.data.task == "pairs" else None)
     texts = [task.model_input(t) for t in texts]  # e.g. add's zero-padding
     limit = model.cfg.max_positions - 1
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
