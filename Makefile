@@ -22,12 +22,15 @@ demo: install
 lint: install
 	$(PY) -m ruff check .
 
+# The tests run in TEST_WORKERS processes (pytest-xdist): most are single-threaded.
+TEST_WORKERS ?= 2
+
 test: lint web-deps
-	$(PY) -m pytest -q --durations=20 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=20 tests
 	$(PY) -m pytest -q --nbmake notebooks
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" tests
 
 # `make web`: the browser page on http://127.0.0.1:8000/ with the quickstart model (trained first if
 # there is none), exported to web/model. The page's one dependency, onnxruntime-web, is pinned in

@@ -145,7 +145,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     subprocess.run(train_cmd(reference), check=True, capture_output=True, timeout=300)
 
     out, rng, kills = tmp_path / "killed", random.Random(0), 0
-    while kills < 10:
+    while kills < 6:
         resume = ["--resume"] if (out / "last.json").exists() else []
         before = step_of(out)
         proc = subprocess.Popen(train_cmd(out, *resume), stdout=subprocess.DEVNULL,
@@ -155,7 +155,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
             time.sleep(0.05)  # wait until this process has trained and saved a step
         time.sleep(rng.uniform(0.0, 0.6))  # then kill at a random moment
         if proc.poll() is not None:
-            pytest.fail("the run finished before it could be killed 10 times; lengthen it")
+            pytest.fail("the run finished before it could be killed 6 times; lengthen it")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1

@@ -108,10 +108,10 @@ def type_and_run(page, text: str) -> str:
 
 def test_page_outputs_equal_python_predict(site, url, browser):
     model, cfg, _ = load_checkpoint(site / "run")
-    held_out = heldout_inputs(cfg.data)[1][:60]
+    held_out = heldout_inputs(cfg.data)[1][:80]
     longer = draw_inputs(cfg.data, 25, 7, min_len=9, max_len=20)  # never this long in training
     texts = [*held_out, *longer, *FIRST_TRIES]
-    assert len(texts) >= 100 and max(len(t) for t in longer) > cfg.data.max_len
+    assert len(held_out + longer) >= 100 and min(len(t) for t in longer) > cfg.data.max_len
     page = open_page(browser, url)
     wrong = []
     for text in texts:
@@ -123,7 +123,7 @@ def test_page_outputs_equal_python_predict(site, url, browser):
     assert not wrong, wrong[:3]
     outputs = [TOK.decode(ids) for ids, _ in predict(model, held_out)]
     right = sum(out == t[::-1] for t, out in zip(held_out, outputs, strict=True))
-    assert right >= 40  # a model that has learned the task: the comparison is not of noise
+    assert right >= 55  # a model that has learned the task: the comparison is not of noise
 
 
 def cells(page) -> list[list[int]]:
