@@ -193,8 +193,9 @@ def test_commands_end_to_end(tmp_path, capsys):
     assert result["token_error_rate"] >= 0 and result["char_error_rate"] >= 0
     other = write(tmp_path / "other.jsonl", b'{"input": "abc", "output": "cba"}\n')
     assert call_cli(eval_main, ["--checkpoint", str(run), "--test-file", str(other),
-                                "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["n"] == 1
+                                "--split", "val", "--json"]) == 0  # the file, whatever --split
+    scored = json.loads(capsys.readouterr().out)
+    assert (scored["n"], scored["source"]) == (1, f"pairs of {other}")
     assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "w00042"]) == 0
     out, err = capsys.readouterr()
     assert out.count("\n") == 1 and "never saw" not in err  # w00042: all seen in training

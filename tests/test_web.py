@@ -185,3 +185,18 @@ def test_the_page_labels_the_task_and_alphabet_it_shows(url, browser):
     page = open_page(browser, url, "?model=other")
     assert (page.text_content("#task"), page.text_content("#alphabet")) == ("copy", "printable")
     assert page.input_value("#model-folder") == "other"
+
+
+def test_a_new_input_takes_over_from_the_run_in_progress(site, url, browser):
+    model, _, _ = load_checkpoint(site / "run")
+    page = open_page(browser, url)
+    page.fill("#input", "a much longer input, twenty-nine")
+    page.click("#run")
+    page.fill("#input", "xyz")
+    page.click("#run")  # at once: the first run stops at its next step, then this one runs
+    (expected, _), = predict(model, ["xyz"])
+    page.wait_for_function(f"document.getElementById('output').dataset.ids === "
+                           f"'{','.join(map(str, expected))}' && "
+                           "document.body.dataset.state === 'done'", timeout=60_000)
+    assert page.text_content("#output") == TOK.decode(expected)
+    assert len(cells(page)) == len(TOK.decode(expected))  # the heatmap is the second input's

@@ -7,7 +7,10 @@ ort.env.wasm.wasmPaths = new URL("./node_modules/onnxruntime-web/dist/", locatio
 ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which a static host lacks
 
 const $ = (id) => document.getElementById(id);
-const page = { manifest: null, sessions: null, steps: [], src: [], outIds: [] };
+const page = {
+  manifest: null, sessions: null, steps: [], src: [], outIds: [], runs: 0,
+  current: Promise.resolve(),
+};
 
 function showError(message) {
   $("error").textContent = message;
@@ -99,8 +102,10 @@ function draw() {
   }
 }
 
-async function run() {
-  if (!page.manifest) return;
+class Superseded extends Error {}
+
+/** Decode the input box for run ``id``; a newer run stops it at its next step. */
+async function decode(id) {
   const text = $("input").value;
   showError("");
   setState("running");
@@ -117,12 +122,19 @@ async function run() {
     return;
   }
   const t0 = performance.now();
-  const result = await greedy(page.sessions, page.manifest, page.src, async (step) => {
-    page.steps.push(step);
-    page.outIds = step.ids.slice();
-    $("output").textContent = shown(page.manifest, decodeBytes(page.outIds));
-    await new Promise((resolve) => setTimeout(resolve, 0)); // let the page show it
-  });
+  let result;
+  try {
+    result = await greedy(page.sessions, page.manifest, page.src, async (step) => {
+      if (id !== page.runs) throw new Superseded();
+      page.steps.push(step);
+      page.outIds = step.ids.slice();
+      $("output").textContent = shown(page.manifest, decodeBytes(page.outIds));
+      await new Promise((resolve) => setTimeout(resolve, 0)); // let the page show it
+    });
+  } catch (e) {
+    if (e instanceof Superseded) return;
+    throw e;
+  }
   const ms = performance.now() - t0;
   page.outIds = result.ids;
   $("output").textContent = shown(page.manifest, decodeBytes(result.ids));
@@ -131,6 +143,16 @@ async function run() {
     (result.ended ? "" : " (the output hit its length limit before its end)");
   draw();
   setState("done");
+}
+
+/** Run the model on the input box, after the run in progress (if any) has stopped. */
+async function run() {
+  if (!page.manifest) return;
+  const id = ++page.runs;
+  await page.current.catch(() => {});
+  if (id !== page.runs) return; // an even newer run came while this one waited
+  page.current = decode(id);
+  await page.current;
 }
 
 async function main() {

@@ -59,7 +59,8 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], list[li
     if args.file or args.lengths:
         raise UsageError("task pairs: evaluate on a file of pairs with --test-file")
     data = replace(cfg.data, test_file=args.test_file) if args.test_file else cfg.data
-    held, records = held_out_pairs(data, args.split, cfg.model.max_source_tokens)
+    split = "test" if args.test_file else args.split
+    held, records = held_out_pairs(data, split, cfg.model.max_source_tokens)
     trained = read_checkpoint_info(args.checkpoint)[1].get("data_files")
     saved = {(f.get("name"), f.get("role")): f.get("sha256") for f in trained or []
              if isinstance(f, dict)}
@@ -67,7 +68,7 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], list[li
         if saved.get((record.name, record.role), record.sha256) != record.sha256:
             print(f"warning: {record.name} changed since training (its SHA-256 differs); "
                   "the held-out split may not be the one held out then", file=sys.stderr)
-    source = f"pairs of {args.test_file}" if args.test_file else f"{args.split} set"
+    source = f"pairs of {args.test_file}" if args.test_file else f"{split} set"
     if not held:
         raise UsageError(f"task pairs: the {source} holds no pairs")
     return list(held), list(held.values()), source
