@@ -365,8 +365,13 @@ def strip_zeros(answer: str) -> str:
     return answer
 
 
+def add_width(cfg: Any) -> int:
+    """Digits per number in the model's form of ``add`` for ``cfg`` (a ``DataConfig``)."""
+    return max(1, (cfg.max_len - 1) // 2)
+
+
 def _bind_add(cfg: Any) -> Task:
-    return replace(ADD, prepare=partial(pad_numbers, width=max(1, (cfg.max_len - 1) // 2)))
+    return replace(ADD, prepare=partial(pad_numbers, width=add_width(cfg)))
 
 
 def carry_chain(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:

@@ -176,8 +176,8 @@ class Trainer:
     def _build(self, resume: bool, tensorboard: bool) -> None:
         cfg, ctx = self.cfg, self.ctx
         self.dm = DataModule(cfg.data, cfg.model.max_positions)  # reads and checks pairs files
-        for record in self.dm.pairs.files if self.dm.pairs is not None and ctx.is_main else []:
-            if record.skipped:
+        if self.dm.pairs is not None and ctx.is_main:
+            for record in (r for r in self.dm.pairs.files if r.skipped):
                 print(f"warning: skipped {record.skipped} bad lines of {record.name} "
                       f"({record.pairs} pairs read)", file=sys.stderr)
         examples = self.dm.train_size
@@ -194,6 +194,7 @@ class Trainer:
         if last is not None:
             unpack_trainer_state(self.opt, last.state, last.optimizer)
             self.progress = last.progress
+        self.first_epoch = self.progress.epoch  # where this process started (for the ETA)
         self.train_model = ctx.wrap(self.model)  # DistributedDataParallel with several processes
         if ctx.is_main:
             self.log = RunLog(self.out, self.progress.step, self.progress.history, tensorboard)
@@ -263,7 +264,8 @@ class Trainer:
         self.log.log_epoch(p.history)
         if self.cfg.train.progress:
             left = self.cfg.train.epochs - p.epoch
-            eta = f"  about {elapsed / len(p.history) * left:,.0f} s to go" if left else ""
+            per_epoch = elapsed / (p.epoch - self.first_epoch)  # epochs of this process
+            eta = f"  about {per_epoch * left:,.0f} s to go" if left else ""
             tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}  "
                        f"val exact match {val.exact_match:.4f}  "
                        f"char acc {val.char_accuracy:.4f}  {rate:,.0f} tok/s  "

@@ -14,7 +14,7 @@ from typing import Any
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .config import RunConfig
 from .export import export_onnx
-from .tasks import ALPHABETS, task_for
+from .tasks import ALPHABETS, add_width, task_for
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE
 from .utils import atomic_write_json
 
@@ -28,7 +28,7 @@ def _formats(cfg: RunConfig) -> tuple[dict[str, Any] | None, str | None]:
     if task.prepare is None and task.present is None:
         return None, None
     if task.name == "add":
-        return {"kind": "add", "width": max(1, (cfg.data.max_len - 1) // 2)}, "strip_zeros"
+        return {"kind": "add", "width": add_width(cfg.data)}, "strip_zeros"
     raise ValueError(f"task {task.name}: the page has no input format for it")
 
 
