@@ -117,6 +117,17 @@ def test_train_reaches_exact_match(task, tmp_path):
     assert sum(o == solve(x) for o, x in zip(outputs, sample, strict=True)) >= 60
 
 
+def test_best_checkpoint_of_equal_epochs_is_the_latest(tmp_path):
+    # A learning rate too small to learn anything: every epoch scores 0 on validation.
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, d_ff=32, max_positions=16),
+                    DataConfig(max_len=4, train_samples=64, val_samples=16, test_samples=16),
+                    TrainConfig(epochs=3, batch_size=32, lr=1e-9, warmup_steps=1, device="cpu",
+                                progress=False, out=str(tmp_path)))
+    train(cfg)
+    assert [r["val_exact_match"] for r in read_metrics(tmp_path)] == [0.0, 0.0, 0.0]
+    assert read_checkpoint_info(tmp_path / "best.json")[1]["step"] == 6  # epoch 3 of 2 steps
+
+
 # ----------------------------------------------------------------------------- resume
 SMALL = ["--d-model", "32", "--n-heads", "2", "--d-ff", "64", "--max-len", "8",
          "--train-samples", "640", "--batch-size", "32", "--val-samples", "16",

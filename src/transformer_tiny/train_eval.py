@@ -245,8 +245,8 @@ class Trainer:
         return tokens
 
     def end_epoch(self, rate: float, elapsed: float) -> None:
-        """Validate, add a metrics record to the history, write ``last`` (and ``best`` if it
-        improved), log and print the epoch's line. Main process only."""
+        """Validate, add a metrics record to the history, write ``last`` (and ``best`` if it is
+        at least as good), log and print the epoch's line. Main process only."""
         p = self.progress
         val = evaluate(self.model, self.dm.val_inputs, task_for(self.cfg.data),
                        references=self.dm.references("val"))
@@ -256,7 +256,9 @@ class Trainer:
                   "world_size": self.ctx.world, "effective_batch_size": self.effective_batch_size}
         p.history.append(record)
         p.epoch, p.batch, p.loss_sum = p.epoch + 1, 0, 0.0
-        improved = val.exact_match > p.best
+        # A tie goes to the later epoch: it has trained longer, at a lower learning rate, and
+        # validation exact match (short strings) saturates long before long inputs are learned.
+        improved = val.exact_match >= p.best
         p.best = max(p.best, val.exact_match)
         _save(self.out, "last", self.model, self.opt, self.cfg, p, self.dm)
         if improved:
