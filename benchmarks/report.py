@@ -211,10 +211,19 @@ def headline(path: Path, prov: Provenance) -> list[str]:
         lines += [f"**Any text for {q['wall_s'] / a['wall_s']:.2f} times the time.** The "
                   f"quickstart model (any Unicode text) took {q['wall_s']} s wall-clock, the "
                   f"ASCII-only one (`--alphabet printable`) {a['wall_s']} s, trained back to "
-                  "back: the default alphabet is about 78% ASCII, and its other characters take "
-                  "2-4 bytes each. Why positions count characters: "
+                  f"back: the default alphabet is about {ascii_share():.0%} ASCII, and its other "
+                  "characters take 2-4 bytes each. Why positions count characters: "
                   "[design.md](design.md#character-positions).", ""]
     return lines
+
+
+def ascii_share() -> float:
+    """The share of ASCII characters in the default (``unicode``) alphabet's draws."""
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from transformer_tiny.tasks import ALPHABETS
+
+    alphabet = ALPHABETS["unicode"]
+    return sum(c.isascii() for c in alphabet) / len(alphabet)
 
 
 # ----------------------------------------------------------------------------- positions
@@ -391,19 +400,24 @@ def tasks(path: Path, prov: Provenance) -> list[str]:
               f"say otherwise; test exact match on {', '.join(f'{x:,}' for x in sorted(n))} "
               "held-out inputs never seen in training; the hard slice is 200 inputs drawn by "
               "the task's `make_hard` generator (`tasks.py`), which stresses what the task "
-              "needs; first tries are the answers to inputs a person types first. What the "
+              "needs; longer inputs are 200 fresh inputs beyond the training lengths (for "
+              "`add`, numbers wider than the 5 digits it trains on, which its fixed positions "
+              "have never placed); first tries are the answers to inputs a person types first. "
+              "What the "
               "tasks are and what was learned "
               "about each: [tasks.md](tasks.md).", ""]
     header = ["task", f"training command (`{prefix}` plus)", "training s", "steps",
-              "test exact match", "hard slice", "first tries"]
+              "test exact match", "hard slice", "longer inputs", "first tries"]
     body = []
     for name, r in rows.items():
         flags = r["command"].removeprefix(prefix).strip()
         hard = f"{em(r['hard_exact_match'])} ({r['hard']})" if "hard" in r else "not measured"
+        longer = (f"{em(r['longer_exact_match'])} ({r['longer']})" if "longer" in r
+                  else "not measured")
         tries = ", ".join(f"`{p['input']}` -> `{p['answer']}` {'right' if p['right'] else 'WRONG'}"
                           for p in r.get("probes", []))
         body.append([f"`{name}`", f"`{flags}`", f"{r['train_seconds']}", f"{r['steps']:,}",
-                     em(r["test_exact_match"]), hard, tries])
+                     em(r["test_exact_match"]), hard, longer, tries])
         if not same:
             body[-1].append(f"{r.get('date')}, `{r.get('commit')}`, {r.get('machine')}")
     lines += table(header + ([] if same else ["measured"]), body)

@@ -31,7 +31,7 @@ from provenance import machine, merge_rows, stamp  # noqa: E402
 from transformer_tiny.api import TinyModel  # noqa: E402
 from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
 from transformer_tiny.config import SECTIONS, build_config  # noqa: E402
-from transformer_tiny.data import hard_inputs, heldout_inputs  # noqa: E402
+from transformer_tiny.data import bucket_inputs, hard_inputs, heldout_inputs  # noqa: E402
 from transformer_tiny.metrics import evaluate  # noqa: E402
 from transformer_tiny.tasks import task_for  # noqa: E402
 from transformer_tiny.train_eval import train  # noqa: E402
@@ -43,7 +43,7 @@ COMMANDS = {  # task: its training command, as docs/tasks.md and docs/results.md
     "copy": f"{TRAIN} --task copy --out runs/task-copy",
     "shift": f"{TRAIN} --task shift --alphabet printable --out runs/task-shift",
     "sort": f"{TRAIN} --task sort --alphabet printable --max-len 16 --randomize-positions false "
-            "--hard-share 0.5 --epochs 20 --out runs/task-sort",
+            "--hard-share 0.25 --epochs 20 --out runs/task-sort",
     "add": f"{TRAIN} --task add --max-len 11 --randomize-positions false --hard-share 0.25 "
            "--epochs 10 --out runs/task-add",
     "parens": f"{TRAIN} --task parens --max-len 16 --randomize-positions false --n-heads 16 "
@@ -55,6 +55,13 @@ PROBES = {  # inputs a person tries first
     "shift": ["xyz XYZ", "Hello, zebra!"], "sort": ["mississippi", "aabbccaabbcc"],
     "add": ["9999+1", "99999+99999", "0+0"], "parens": ["(((([[]]))))", "((((([)]))))"],
 }
+LONGER = {  # task: (what, length buckets in characters) beyond the lengths its command trains on
+    "reverse": ("33-64 characters", [(33, 64)]), "copy": ("33-64 characters", [(33, 64)]),
+    "shift": ("33-64 characters", [(33, 64)]), "sort": ("17-32 characters", [(17, 32)]),
+    "add": ("6-10 digits", [(2 * w + 1, 2 * w + 1) for w in range(6, 11)]),  # a+b, W digits each
+    "parens": ("17-32 characters", [(17, 32)]),
+}
+LONGER_SAMPLES = 200
 QUICK = {"model": {"d_model": 32, "n_heads": 2},  # --quick: a tiny model on a little data
          "data": {"train_samples": 256, "val_samples": 32, "test_samples": 64},
          "train": {"epochs": 1, "batch_size": 64, "warmup_steps": 2}}
@@ -108,6 +115,9 @@ def measure(task: str, args: argparse.Namespace) -> dict[str, Any]:
     test = heldout_inputs(cfg.data)[1]
     result = evaluate(model, test, task_for(cfg.data))
     hard = evaluate(model, hard_inputs(cfg.data), task_for(cfg.data))
+    what, buckets = LONGER[task]
+    longer = evaluate(model, bucket_inputs(cfg.data, buckets, LONGER_SAMPLES // len(buckets)),
+                      task)  # the task unbound: add's wider numbers are not re-padded
     probes = PROBES.get(task, [])
     answers = TinyModel(model, cfg).predict(probes) if probes else []
     shown = task_for(cfg.data)
@@ -115,7 +125,8 @@ def measure(task: str, args: argparse.Namespace) -> dict[str, Any]:
             "steps": summary["steps"], "best_val_exact_match": summary["best_val_exact_match"],
             "test_exact_match": result.exact_match, "test_n": result.n,
             "hard": task_for(cfg.data).hard, "hard_exact_match": hard.exact_match,
-            "hard_n": hard.n,
+            "hard_n": hard.n, "longer": what, "longer_exact_match": longer.exact_match,
+            "longer_n": longer.n,
             "probes": [{"input": x, "answer": a,
                         "right": a == shown.shown(shown.solve(shown.model_input(x)))}
                        for x, a in zip(probes, answers, strict=True)]}
@@ -147,7 +158,8 @@ def main() -> int:
             rows[task] = r = {**measure(task, args), **measured_with}
             print(f"{task:8} {r['train_seconds']:7.1f} s  {r['steps']:5} steps  "
                   f"test exact match {r['test_exact_match']:.4f}  hard slice "
-                  f"{r['hard_exact_match']:.4f}", flush=True)
+                  f"{r['hard_exact_match']:.4f}  {r['longer']} {r['longer_exact_match']:.4f}",
+                  flush=True)
     merge_rows(args.out, "tasks", rows, list(COMMANDS), head)
     print(f"wrote {args.out}")
     return 0

@@ -22,6 +22,7 @@ from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainCon
 from transformer_tiny.data import DataModule, PairDataset, draw_inputs, hard_inputs
 from transformer_tiny.metrics import evaluate
 from transformer_tiny.tasks import (
+    ALPHABETS,
     BRACKETS,
     TASKS,
     Task,
@@ -29,6 +30,7 @@ from transformer_tiny.tasks import (
     get_task,
     parens_answer,
     register_task,
+    repeating_string,
     reverse_text,
     task_for,
     unseen_characters,
@@ -93,6 +95,19 @@ def test_sort_output_is_a_sorted_permutation(text):
     out = get_task("sort").solve(text)
     assert Counter(out) == Counter(text)
     assert all(ord(a) <= ord(b) for a, b in itertools.pairwise(out))
+
+
+def test_sort_draws_repeats_as_often_as_strings_without_them():
+    rng = random.Random(0)
+    draws = [repeating_string(rng, ALPHABETS["printable"], 1, 16) for _ in range(4000)]
+    assert all(1 <= len(x) <= 16 and set(x) <= set(ALPHABETS["printable"]) for x in draws)
+    distinct = Counter(len(set(x)) for x in draws if len(x) == 16)
+    few, many = sum(distinct[k] for k in (1, 2, 3, 4)), sum(distinct[k] for k in range(12, 17))
+    n = sum(distinct.values())
+    # k distinct characters log-uniform in 1..95: P(k <= 4) = log 5 / log 96, about 0.35; a
+    # 16-character string over k >= 24 characters has 12 or more distinct ones most of the time.
+    assert 0.28 * n < few < 0.42 * n and 0.2 * n < many < 0.4 * n
+    assert get_task("sort").make_input is repeating_string
 
 
 # ----------------------------------------------------------------------------- parens

@@ -47,7 +47,8 @@ ALPHABETS: dict[str, str] = {
     "digits": string.digits,
     "letters": string.ascii_letters,
     # About 78% ASCII: the task is learned mostly on short (cheap) ASCII, while every UTF-8
-    # pattern still occurs thousands of times per epoch.
+    # pattern still occurs thousands of times per epoch. More non-ASCII makes very long
+    # mixed-script input more exact, at a cost in time (docs/design.md).
     "unicode": _PRINTABLE * 110 + UNICODE_EXTRA,
 }
 
@@ -221,8 +222,22 @@ def few_distinct(rng: random.Random, alphabet: str, min_len: int, max_len: int) 
     return "".join(text if kind < 0.8 else reversed(text))
 
 
+@functools.lru_cache(maxsize=8)
+def _distinct(alphabet: str) -> tuple[str, ...]:
+    return tuple(sorted(set(alphabet)))
+
+
+def repeating_string(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
+    """A random string over ``k`` distinct characters of ``alphabet``, ``k`` log-uniform from 1 to
+    all of them: strings with many repeats are about as common as strings with almost none, where
+    uniform draws over a large alphabet almost never repeat a character."""
+    chars = _distinct(alphabet)
+    k = min(len(chars), int((len(chars) + 1) ** rng.random()))
+    return "".join(rng.choices(rng.sample(chars, k), k=rng.randint(min_len, max_len)))
+
+
 register_task(Task("sort", "sort the characters by code point", lambda text: "".join(sorted(text)),
-                   make_hard=few_distinct,
+                   repeating_string, make_hard=few_distinct,
                    hard="1-3 distinct characters repeated; already sorted or reversed"))
 
 
