@@ -38,8 +38,16 @@ def today() -> str:
 
 
 def head_commit() -> str | None:
-    """The abbreviated hash of the checked-out commit, or None outside a git clone."""
-    return git("rev-parse", "--short", "HEAD") or None
+    """The abbreviated hash of the checked-out commit, or None outside a git clone; with
+    ``+changes`` appended when the code measured (``src/``, ``scripts/``, ``benchmarks/`` other
+    than its results) differs from that commit, so a result never claims a commit it did not
+    run."""
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return None
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "src", "scripts",
+                  "benchmarks", ":(exclude)benchmarks/results")
+    return f"{commit}+changes" if changed else commit
 
 
 def stamp() -> dict[str, str | None]:

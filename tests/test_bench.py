@@ -4,6 +4,7 @@ how result rows are merged (benchmarks/provenance.py)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -62,3 +63,24 @@ def test_g2p_data_is_word_tab_phonemes(tmp_path):
     assert ["abbey", "@bi"] in [[w, p] for w, p in pairs]  # AE1 B IY0
     assert g2p.to_arpabet("@biy") == "AE B IY Y"
     assert len(set(g2p.PHONEMES.values())) == len(g2p.PHONEMES) == 39
+
+
+def test_a_result_names_its_commit_and_says_when_the_code_differed(tmp_path, monkeypatch):
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    for path in ("src/a.py", "benchmarks/results/r.json", "docs/d.md"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    assert provenance.head_commit() == commit
+    (tmp_path / "benchmarks/results/r.json").write_text("2\n")  # results and docs: not code
+    (tmp_path / "docs/d.md").write_text("2\n")
+    assert provenance.head_commit() == commit
+    (tmp_path / "src/a.py").write_text("2\n")
+    assert provenance.head_commit() == f"{commit}+changes"
