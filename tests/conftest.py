@@ -13,8 +13,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 import torch
-from helpers import MAX_POSITIONS, run_script
+from helpers import MAX_POSITIONS, run_main
 
+from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.train_eval import train
@@ -47,13 +48,17 @@ def untrained_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory) -> Path:
-    """A tiny model trained for two steps by scripts/train.py (once per session)."""
+    """A tiny model trained for two steps by the train command (once per session)."""
     out = tmp_path_factory.mktemp("cli") / "run"
-    proc = run_script("train.py", "--epochs", "1", "--train-samples", "256", "--val-samples", "32",
-                      "--test-samples", "32", "--alphabet", "printable", "--d-model", "32",
-                      "--n-heads", "2", "--d-ff", "64",
-                      "--max-positions", str(MAX_POSITIONS), "--out", str(out),
-                      "--progress", "false")
+    threads = torch.get_num_threads()
+    try:
+        proc = run_main(train_main, "--epochs", "1", "--train-samples", "256",
+                        "--val-samples", "32", "--test-samples", "32", "--alphabet", "printable",
+                        "--d-model", "32", "--n-heads", "2", "--d-ff", "64",
+                        "--max-positions", str(MAX_POSITIONS), "--out", str(out),
+                        "--progress", "false")
+    finally:
+        torch.set_num_threads(threads)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "trained 2 steps" in proc.stdout

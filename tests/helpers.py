@@ -166,6 +166,23 @@ def call_cli(main, argv: list[str], stdin: bytes = b"") -> int:
         sys.stdin = old
 
 
+def run_main(main, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """A command run in-process as :func:`run_script` runs its script: the same exit code,
+    stdout and stderr (through ``run_cli``), without the seconds of a new Python and torch."""
+    streams = {name: io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+               for name in ("stdout", "stderr")}
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = streams["stdout"], streams["stderr"]
+    try:
+        code = call_cli(main, list(args), stdin)
+    finally:
+        sys.stdout, sys.stderr = saved
+    text = {name: s.buffer.getvalue().decode("utf-8", errors="surrogateescape")
+            for name, s in streams.items()}
+    return subprocess.CompletedProcess(["in-process", *args], code, text["stdout"],
+                                       text["stderr"])
+
+
 def one_error_line(capsys) -> str:
     err = capsys.readouterr().err
     lines = err.strip().splitlines()

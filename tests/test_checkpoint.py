@@ -7,13 +7,11 @@ import hashlib
 import json
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import ROOT, TINY, make_model, source_batch, target_batch, weights_of
+from helpers import TINY, make_model, run_main, source_batch, target_batch, weights_of
 
 from transformer_tiny.checkpoint import (
     FORMAT,
@@ -23,6 +21,7 @@ from transformer_tiny.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
+from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.config import ModelConfig, RunConfig
 from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.utils import atomic_write_json
@@ -223,9 +222,7 @@ def test_pickle_planted_as_checkpoint_is_refused_and_never_run(tmp_path):
     (run / "evil.safetensors").write_bytes((run / "evil.pt").read_bytes())
     with pytest.raises(CheckpointError):
         load_checkpoint(run / "evil.safetensors")
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "infer.py"), "--checkpoint",
-                           str(run / "evil.safetensors"), "--text", "x"],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_main(infer_main, "--checkpoint", str(run / "evil.safetensors"), "--text", "x")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert not Boom.marker.exists()
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import call_cli, one_error_line, run_script
+from helpers import call_cli, one_error_line, run_main
 
 from transformer_tiny.cli.eval import eval_main
 
 
 def test_eval_json(run_dir):
-    proc = run_script("eval.py", "--checkpoint", str(run_dir), "--json", "--examples", "2")
+    proc = run_main(eval_main, "--checkpoint", str(run_dir), "--json", "--examples", "2")
     assert "Traceback" not in proc.stderr
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)

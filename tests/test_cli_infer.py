@@ -1,5 +1,5 @@
-"""``infer`` (scripts/infer.py, as a subprocess and in-process): one output line per text, and one
-``error:`` line with exit code 2 for every expected failure (never a traceback)."""
+"""``infer`` (in-process, and scripts/infer.py once as a subprocess): one output line per text,
+and one ``error:`` line with exit code 2 for every expected failure (never a traceback)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from helpers import (
     assert_usage_error,
     call_cli,
     one_error_line,
+    run_main,
     run_script,
     surrogate_model,
     weights_of,
@@ -45,7 +46,7 @@ def expected_outputs(run_dir: Path, texts: list[str]) -> list[str]:
 def test_infer_one_line_per_text(run_dir):
     texts = ["abc", "", "héllo wörld", "x" * (MAX_POSITIONS - 2)]  # the last: the longest allowed
     args = [a for t in texts for a in ("--text", t)]
-    proc = run_script("infer.py", "--checkpoint", str(run_dir), *args)
+    proc = run_main(infer_main, "--checkpoint", str(run_dir), *args)
     lines = output_lines(proc)
     assert len(lines) == len(texts)
     assert lines == expected_outputs(run_dir, texts)  # the same as the library's predictions
@@ -70,7 +71,7 @@ def test_infer_valid_odd_inputs_are_answered(untrained_run, capsys):
 def test_infer_shows_surrogate_output_with_replacement_chars(tmp_path):
     model = surrogate_model()
     save_checkpoint(tmp_path, "best", model, RunConfig(model=model.cfg), {})
-    proc = run_script("infer.py", "--checkpoint", str(tmp_path), "--text", "abc")
+    proc = run_main(infer_main, "--checkpoint", str(tmp_path), "--text", "abc")
     assert "Traceback" not in proc.stderr
     assert "not valid UTF-8" in proc.stderr
     assert proc.returncode == 0, proc.stderr
@@ -79,12 +80,12 @@ def test_infer_shows_surrogate_output_with_replacement_chars(tmp_path):
 
 # ----------------------------------------------------------------------------- bad input
 def test_infer_missing_checkpoint(tmp_path):
-    proc = run_script("infer.py", "--checkpoint", str(tmp_path / "nothing"), "--text", "a")
+    proc = run_main(infer_main, "--checkpoint", str(tmp_path / "nothing"), "--text", "a")
     assert_usage_error(proc, "train", "no checkpoint")
 
 
 def test_infer_unknown_flag(run_dir):
-    assert_usage_error(run_script("infer.py", "--checkpoint", str(run_dir), "--bogus"), "--bogus")
+    assert_usage_error(run_main(infer_main, "--checkpoint", str(run_dir), "--bogus"), "--bogus")
 
 
 def test_infer_corrupt_checkpoint(run_dir, tmp_path):
@@ -94,24 +95,24 @@ def test_infer_corrupt_checkpoint(run_dir, tmp_path):
     blob = bytearray(weights.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     weights.write_bytes(bytes(blob))
-    assert_usage_error(run_script("infer.py", "--checkpoint", str(broken), "--text", "a"),
+    assert_usage_error(run_main(infer_main, "--checkpoint", str(broken), "--text", "a"),
                        "corrupted")
 
 
 def test_infer_invalid_utf8_stdin(run_dir):
-    proc = run_script("infer.py", "--checkpoint", str(run_dir), stdin=b"fine\nbad \xff\xfe\n")
+    proc = run_main(infer_main, "--checkpoint", str(run_dir), stdin=b"fine\nbad \xff\xfe\n")
     assert_usage_error(proc, "stdin", "UTF-8", "line 2")
 
 
 def test_infer_input_too_long(run_dir):
-    proc = run_script("infer.py", "--checkpoint", str(run_dir), "--text", "ok",
+    proc = run_main(infer_main, "--checkpoint", str(run_dir), "--text", "ok",
                       "--text", "y" * 100)
     assert_usage_error(proc, "input 2", "100 bytes", f"at most {MAX_POSITIONS - 2}")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_infer_cuda_without_cuda(run_dir):
-    proc = run_script("infer.py", "--checkpoint", str(run_dir), "--device", "cuda", "--text", "a")
+    proc = run_main(infer_main, "--checkpoint", str(run_dir), "--device", "cuda", "--text", "a")
     assert_usage_error(proc, "cuda")
 
 

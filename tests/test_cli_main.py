@@ -49,6 +49,7 @@ def same_text(a: str, b: str, prog_a: str, prog_b: str) -> bool:
     return a.replace(prog_a, "PROG").split() == b.replace(prog_b, "PROG").split()
 
 
+@pytest.mark.slow  # new processes: the installed command against the script
 def test_eval_help_is_the_scripts():
     mine, theirs = console("eval", "--help"), script("eval", "--help")
     assert mine.returncode == theirs.returncode == 0
@@ -56,6 +57,7 @@ def test_eval_help_is_the_scripts():
     assert same_text(mine.stdout, theirs.stdout, "transformer-tiny eval", "eval.py")
 
 
+@pytest.mark.slow  # new processes: the installed command against the script
 def test_bad_input_is_the_scripts(tmp_path):
     missing = str(tmp_path / "nothing")
     mine, theirs = console("eval", "--checkpoint", missing), script("eval", "--checkpoint", missing)
@@ -65,6 +67,7 @@ def test_bad_input_is_the_scripts(tmp_path):
     assert mine.stderr.startswith("error: no checkpoint") and mine.stderr.count("\n") == 1
 
 
+@pytest.mark.slow  # new processes: the installed command against the script
 def test_infer_output_is_the_scripts(untrained_run):
     args = ("--checkpoint", str(untrained_run), "--text", "abc", "--max-new-tokens", "5")
     mine, theirs = console("infer", *args), script("infer", *args)
@@ -73,6 +76,7 @@ def test_infer_output_is_the_scripts(untrained_run):
     assert mine.returncode == 0 and mine.stdout.count("\n") == 1
 
 
+@pytest.mark.slow  # new processes: the installed command against the script
 def test_plot_bad_input_is_the_scripts(untrained_run):
     args = ("--checkpoint", str(untrained_run), "--samples", "0")
     mine, theirs = console("plot", *args), script("plot", *args)
@@ -128,6 +132,7 @@ def test_export_is_dispatched(monkeypatch):
     assert seen == [(["--checkpoint", "x"], "transformer-tiny export")]
 
 
+@pytest.mark.slow  # new processes: the installed command against the script
 def test_python_dash_m_runs_the_same_command():
     proc = run([sys.executable, "-m", "transformer_tiny", "bogus"])
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown command 'bogus'")

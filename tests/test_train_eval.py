@@ -18,10 +18,11 @@ import time
 
 import pytest
 import torch
-from helpers import ROOT, close, make_model
+from helpers import ROOT, call_cli, close, make_model
 from safetensors.torch import load_file
 
 from transformer_tiny.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_info
+from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.data import DataModule
 from transformer_tiny.decoding import predict
@@ -186,15 +187,16 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 # ----------------------------------------------------------------------------- non-finite loss
-def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, capsys,
+                                                                       keep_thread_count):
     out = tmp_path / "run"
-    ok = subprocess.run(train_cmd(out, "--epochs", "1"), capture_output=True, timeout=300)
-    assert ok.returncode == 0
-    bad = subprocess.run(train_cmd(out, "--resume", "--epochs", "2", "--lr", "1e30"),
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2, bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1
-    failed = int(re.search(r"non-finite loss \(\S+\) at step (\d+);", bad.stderr).group(1))
+    argv = train_cmd(out)[2:]  # the same command in-process: the trainer, not Python's start-up
+    assert call_cli(train_main, [*argv, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert call_cli(train_main, [*argv, "--resume", "--epochs", "2", "--lr", "1e30"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    failed = int(re.search(r"^error: non-finite loss \(\S+\) at step (\d+);", err).group(1))
     # "last" is saved every step (--save-every 1): the one before the failing step is kept, and
     # it loads (finite weights).
     assert read_checkpoint_info(out / "last.json")[1]["step"] == failed - 1

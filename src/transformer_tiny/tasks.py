@@ -210,21 +210,22 @@ SHIFT = register_task(Task("shift", "shift letters by k (--shift, default 3) wit
 
 
 # ----------------------------------------------------------------------------- sort
+@functools.lru_cache(maxsize=8)
+def _distinct(alphabet: str) -> tuple[str, ...]:
+    return tuple(sorted(set(alphabet)))
+
+
 def few_distinct(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
     """One to three distinct characters, many times each (``mississippi`` has four), or an input
     already sorted, or sorted backwards."""
     length = rng.randint(max(min_len, min(8, max_len)), max_len)
     kind = rng.random()
     if kind < 0.6:
-        chars = rng.sample(sorted(set(alphabet)), k=min(len(set(alphabet)), rng.randint(1, 3)))
+        distinct = _distinct(alphabet)
+        chars = rng.sample(distinct, k=min(len(distinct), rng.randint(1, 3)))
         return "".join(rng.choices(chars, k=length))
     text = sorted(rng.choices(alphabet, k=length))
     return "".join(text if kind < 0.8 else reversed(text))
-
-
-@functools.lru_cache(maxsize=8)
-def _distinct(alphabet: str) -> tuple[str, ...]:
-    return tuple(sorted(set(alphabet)))
 
 
 def repeating_string(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
