@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import sys
 from collections import Counter
@@ -118,7 +119,44 @@ def score(killed: int, denominator: int) -> str:
     return f"{100 * killed / denominator:.1f}%" if denominator > 0 else "n/a"
 
 
-def build(sources: list[str], equivalent: dict[str, str]) -> tuple[str, dict[str, Any]]:
+def interval(k: int, n: int, z: float = 1.96) -> str:
+    """The 95% Wilson interval of a proportion ``k / n``, in percent."""
+    if n == 0:
+        return "n/a"
+    p, z2 = k / n, z * z / n
+    mid, half = (p + z2 / 2) / (1 + z2), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n)) / (1 + z2)
+    return f"{100 * max(0.0, mid - half):.0f}-{100 * min(1.0, mid + half):.0f}%"
+
+
+def table(rows: list[dict[str, Any]], total: dict[str, int]) -> list[str]:
+    """The per-module table: counts by outcome, the score, and the score of the mutants checked
+    so far, which estimates the score when they are a random sample (``make mutation-sample``)."""
+    keys = ["total", *COLUMNS, "other", "not checked", "equivalent"]
+    head = ["module", *keys, "score", "score of the checked", "95% interval"]
+    out = ["| " + " | ".join(head) + " |",
+           "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for r in [*rows, {**total, "module": "**all**", "run": True}]:
+        name = Path(r["module"]).name
+        if not r["run"]:
+            out.append(f"| {name} | " + " | ".join(["-"] * (len(head) - 2)) + " | not run |")
+            continue
+        partial = "*" if r["not checked"] else ""
+        killed, tested = r["killed"], r["tested"]
+        out.append(f"| {name} | " + " | ".join(str(r[key]) for key in keys)
+                   + f" | {score(killed, r['total'] - r['equivalent'])}{partial}"
+                   + f" | {score(killed, tested)} | {interval(killed, tested)} |")
+    out.append("")
+    if total["not checked"]:
+        out += [f"\\* {total['not checked']} mutants were not checked (a sample, or a partial or "
+                "interrupted run: `not run` modules have none checked): this score counts them as "
+                "not killed. The score of the checked mutants leaves them out; when those are a "
+                "random sample, the interval is where the module's score lies, with 95% "
+                "confidence.", ""]
+    return out
+
+
+def build(sources: list[str], equivalent: dict[str, str], command: str = COMMAND
+          ) -> tuple[str, dict[str, Any]]:
     """The report's Markdown, and its figures (per module and in all) for the caller."""
     from mutmut.stats import status_by_exit_code
 
@@ -132,7 +170,7 @@ def build(sources: list[str], equivalent: dict[str, str]) -> tuple[str, dict[str
         checked = [c for c in (results or {}).values() if c is not None]
         row: dict[str, Any] = {"module": source, "run": bool(checked)}
         counts: Counter[str] = Counter()
-        n_equivalent = 0
+        n_equivalent = n_equivalent_checked = 0
         for mutant, code in (results or {}).items():
             outcome = status_by_exit_code[code]
             counts[outcome] += 1
@@ -140,6 +178,7 @@ def build(sources: list[str], equivalent: dict[str, str]) -> tuple[str, dict[str
                 seen.add(mutant)
             if mutant in equivalent and outcome != "killed":
                 n_equivalent += 1
+                n_equivalent_checked += outcome != "not checked"
                 equivalents.append((source, function_of(mutant), mutant, outcome))
             elif mutant in equivalent:
                 contradicted.append(mutant)
@@ -149,11 +188,12 @@ def build(sources: list[str], equivalent: dict[str, str]) -> tuple[str, dict[str
         row.update({c: counts[c] for c in COLUMNS})
         row["not checked"] = counts["not checked"]
         row["other"] = total - sum(row[c] for c in COLUMNS) - row["not checked"]
-        row.update(total=total, equivalent=n_equivalent)
+        row.update(total=total, equivalent=n_equivalent,
+                   tested=total - row["not checked"] - n_equivalent_checked)
         rows.append(row)
 
     total = {k: sum(r[k] for r in rows) for k in
-             ["total", *COLUMNS, "other", "not checked", "equivalent"]}
+             ["total", *COLUMNS, "other", "not checked", "equivalent", "tested"]}
     unknown = sorted(set(equivalent) - seen)
 
     out: list[str] = []
@@ -162,7 +202,7 @@ def build(sources: list[str], equivalent: dict[str, str]) -> tuple[str, dict[str
     w("")
     w("<!-- Written by benchmarks/mutation_report.py from mutants/; do not edit by hand. -->")
     w("")
-    w(f"Command: `{COMMAND}` (mutmut {mutmut_version()}, configured in `[tool.mutmut]` of "
+    w(f"Command: `{command}` (mutmut {mutmut_version()}, configured in `[tool.mutmut]` of "
       "pyproject.toml: each mutant runs the tests not marked `slow` that reach the mutated "
       "function). Not run by CI.")
     w("")
@@ -172,27 +212,7 @@ def build(sources: list[str], equivalent: dict[str, str]) -> tuple[str, dict[str
       "that no test reaches does not count as killed. Equivalent mutants are listed by hand, "
       "with the reason, in `docs/mutation-equivalent.txt`.")
     w("")
-    head = ["module", "total", *COLUMNS, "other", "not checked", "equivalent", "score"]
-    w("| " + " | ".join(head) + " |")
-    w("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
-    for r in rows:
-        name = Path(r["module"]).name
-        if not r["run"]:
-            w(f"| {name} | " + " | ".join(["-"] * (len(head) - 2)) + " | not run |")
-            continue
-        cells = [r[k] for k in ["total", *COLUMNS, "other", "not checked", "equivalent"]]
-        partial = "*" if r["not checked"] else ""
-        w(f"| {name} | " + " | ".join(map(str, cells))
-          + f" | {score(r['killed'], r['total'] - r['equivalent'])}{partial} |")
-    cells = [total[k] for k in ["total", *COLUMNS, "other", "not checked", "equivalent"]]
-    w("| **all** | " + " | ".join(map(str, cells))
-      + f" | **{score(total['killed'], total['total'] - total['equivalent'])}** |")
-    w("")
-    if total["not checked"]:
-        w(f"\\* {total['not checked']} mutants were not checked yet (a partial or interrupted "
-          "run: `not run` modules have none checked): these scores count them as not killed.")
-        w("")
-
+    out += table(rows, total)
     w(f"## Surviving mutants ({len(survivors)})")
     w("")
     if not survivors:
@@ -238,6 +258,7 @@ def mutmut_version() -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=OUT, help="the Markdown to write (%(default)s)")
+    p.add_argument("--command", default=COMMAND, help="the command named as the run's")
     args = p.parse_args(argv)
 
     sources = mutated_modules()
@@ -245,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no mutmut results under {MUTANTS}: run `make mutation` first", file=sys.stderr)
         return 1
     os.chdir(ROOT)  # mutmut reads mutants/ relative to the working directory
-    text, figures = build(sources, read_equivalent(EQUIVALENT))
+    text, figures = build(sources, read_equivalent(EQUIVALENT), args.command)
     args.out.write_text(text, encoding="utf-8")
     total = figures["all"]
     print(f"wrote {args.out}: {total['total']} mutants, {total['killed']} killed, "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,18 @@ def chain_model(chain: list[int]) -> Seq2SeqTransformer:
     tokens before the last must be distinct, as each one decides the next)."""
     assert len(set(chain[:-1])) == len(chain) - 1
     return bigram_model({cur: {nxt: 0.0} for cur, nxt in itertools.pairwise(chain)})
+
+
+def greedy_trap_model() -> Seq2SeqTransformer:
+    """A hand-wired model on which beam search beats greedy decoding, whatever the input:
+    BOS -> a (0.55) or b (0.45); a -> c, d or e (0.34, 0.33, 0.33); b, c, d, e -> EOS. Greedy
+    writes "ac" (probability 0.187); a beam of 2 or more writes "b" (0.45), which wins also
+    after length normalisation."""
+    a, b, c, d, e = (ord(x) for x in "abcde")
+    log = math.log
+    return bigram_model({BOS_ID: {a: log(0.55), b: log(0.45)},
+                         a: {c: log(0.34), d: log(0.33), e: log(0.33)},
+                         b: {EOS_ID: 0.0}, c: {EOS_ID: 0.0}, d: {EOS_ID: 0.0}, e: {EOS_ID: 0.0}})
 
 
 def surrogate_model() -> Seq2SeqTransformer:

@@ -16,10 +16,14 @@ from helpers import TINY, make_model, run_main, source_batch, target_batch, weig
 from transformer_tiny.checkpoint import (
     FORMAT,
     CheckpointError,
+    check_optimizer_groups,
+    expected_trainer_state,
     load_checkpoint,
     model_parameters,
+    pack_trainer_state,
     resolve_checkpoint,
     save_checkpoint,
+    unpack_trainer_state,
 )
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.config import ModelConfig, RunConfig
@@ -233,3 +237,63 @@ def test_pickle_planted_as_checkpoint_is_refused_and_never_run(tmp_path):
 def test_parameter_count_from_the_sizes_is_the_models(sizes):
     cfg = RunConfig(model=ModelConfig(**sizes))
     assert model_parameters(cfg) == Seq2SeqTransformer(cfg.model).num_parameters()
+
+
+# ----------------------------------------------------------------------------- trainer state
+def adamw_after_steps(seed: int, steps: int) -> tuple[torch.nn.Module, torch.optim.AdamW]:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(torch.randn(5, 3)).square().sum().backward()
+        opt.step()
+    return model, opt
+
+
+def test_trainer_state_round_trip_restores_every_moment_and_step():
+    _, opt = adamw_after_steps(0, 3)
+    tensors, meta = pack_trainer_state(opt)
+    _, fresh = adamw_after_steps(1, 1)  # other moments, to be replaced
+    unpack_trainer_state(fresh, tensors, json.loads(json.dumps(meta)))  # meta goes through JSON
+    want, got = opt.state_dict(), fresh.state_dict()
+    assert sorted(got["state"]) == [0, 1, 2, 3]  # one entry per parameter, by its index
+    for idx, state in want["state"].items():
+        assert set(got["state"][idx]) == {"step", "exp_avg", "exp_avg_sq"}
+        for name, value in state.items():
+            assert torch.equal(got["state"][idx][name], value), (idx, name)
+    assert float(got["state"][0]["step"]) == 3.0
+
+
+def test_cuda_rng_state_is_saved_and_restored_only_where_cuda_is(monkeypatch):
+    _, opt = adamw_after_steps(0, 1)
+    cuda_state = torch.arange(16, dtype=torch.uint8)
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda: cuda_state)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", restored.append)
+    tensors, meta = pack_trainer_state(opt)
+    assert torch.equal(tensors["rng.cuda"], cuda_state)
+    unpack_trainer_state(opt, {k: v for k, v in tensors.items() if k != "rng.cuda"}, meta)
+    assert restored == []  # saved on a machine without CUDA: nothing to restore
+    unpack_trainer_state(opt, tensors, meta)
+    assert len(restored) == 1 and torch.equal(restored[0], cuda_state)
+
+
+def test_trainer_state_expects_the_dtypes_safetensors_writes_for_rng_states():
+    from safetensors.torch import save
+
+    blob = save({"rng.torch": torch.get_rng_state(),
+                 "rng.cuda": torch.zeros(16, dtype=torch.uint8)})  # CUDA's state is bytes too
+    header = json.loads(blob[8:8 + int.from_bytes(blob[:8], "little")])
+    expected, optional = expected_trainer_state([])
+    assert optional == {"rng.cuda"}
+    assert {k: expected[k][1] for k in optional | {"rng.torch"}} == \
+        {k: header[k]["dtype"] for k in ("rng.torch", "rng.cuda")}
+
+
+@pytest.mark.parametrize("groups", [[1], ["params"], [{"params": 3}], [{}], {"params": []}])
+def test_malformed_optimizer_groups_are_refused(groups):
+    with pytest.raises(CheckpointError, match="optimizer groups"):
+        check_optimizer_groups({"param_groups": groups}, [1])
+    check_optimizer_groups({"param_groups": [{"params": [7]}]}, [1])  # the well-formed one

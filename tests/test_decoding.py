@@ -12,10 +12,11 @@ from helpers import (
     SCHEMES,
     SRC_LENGTHS,
     SURROGATE_BYTES,
+    TINY,
     TOK,
-    bigram_model,
     chain_model,
     close,
+    greedy_trap_model,
     make_model,
     source_batch,
     surrogate_model,
@@ -23,8 +24,12 @@ from helpers import (
     trim,
 )
 
+from transformer_tiny.config import ModelConfig
 from transformer_tiny.decoding import (
+    _trim,
+    batches_by_length,
     beam_search,
+    default_max_new_tokens,
     greedy_decode,
     normalized_score,
     output_length,
@@ -164,6 +169,29 @@ def test_scoring_helpers_agree_with_the_forward_pass():
                                        [5, 6, 7, 8]])).tolist() == [3, 1, 4]
 
 
+def test_default_max_new_tokens_is_src_len_plus_16_capped_at_max_positions_minus_1():
+    cfg = ModelConfig(**TINY)  # 64 positions
+    assert [default_max_new_tokens(n, cfg) for n in (0, 5, 47, 48, 60)] == [16, 21, 63, 63, 63]
+
+
+def test_normalized_score_divides_by_length_to_the_alpha_in_the_logprobs_precision():
+    logprob = torch.tensor([-3.0, -2.0, -1.5], dtype=torch.float64)
+    length = torch.tensor([3, 1, 0])  # an empty output counts as one token
+    score = normalized_score(logprob, length, 0.6)
+    assert score.dtype == torch.float64
+    assert score.tolist() == pytest.approx([-3.0 / 3 ** 0.6, -2.0, -1.5], rel=1e-13, abs=0)
+    assert normalized_score(logprob, length, 0.0).tolist() == [-3.0, -2.0, -1.5]  # raw sums
+    assert normalized_score(logprob, length, 1.0).tolist() == pytest.approx([-1.0, -2.0, -1.5])
+
+
+def test_trim_drops_trailing_pad_columns_and_keeps_one_of_an_all_pad_batch():
+    P = PAD_ID
+    assert _trim(torch.tensor([[5, P, P, P], [6, 7, P, P]])).tolist() == [[5, P], [6, 7]]
+    assert _trim(torch.tensor([[P, 5, P]])).tolist() == [[P, 5]]  # a PAD before a token stays
+    assert _trim(torch.tensor([[5, EOS_ID]])).tolist() == [[5, EOS_ID]]
+    assert _trim(torch.full((2, 3), P)).tolist() == [[P], [P]]
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_beam_one_is_greedy(seed):
     model = make_model(seed=seed, dtype=torch.float32)
@@ -209,11 +237,9 @@ def test_beam_beats_greedy_where_greedy_is_provably_worse():
     """BOS -> a (0.55) or b (0.45); a -> c, d or e (0.34, 0.33, 0.33); b, c, d, e -> EOS.
     Greedy writes "ac" (probability 0.187); the best output is "b" (0.45), which wins also
     after length normalisation."""
-    a, b, c, d, e = (ord(x) for x in "abcde")
+    a, b, c = (ord(x) for x in "abc")
     log = math.log
-    model = bigram_model({BOS_ID: {a: log(0.55), b: log(0.45)},
-                          a: {c: log(0.34), d: log(0.33), e: log(0.33)},
-                          b: {EOS_ID: 0.0}, c: {EOS_ID: 0.0}, d: {EOS_ID: 0.0}, e: {EOS_ID: 0.0}})
+    model = greedy_trap_model()
     src = source_batch([3, 5])
     assert greedy_decode(model, src, 8).tolist() == [[a, c, EOS_ID]] * 2
     assert beam_search(model, src, 3, 8).tolist() == [[b, EOS_ID]] * 2
@@ -241,9 +267,9 @@ def test_python_api_rejects_bad_input(untrained_run):
     from transformer_tiny.checkpoint import load_checkpoint
 
     model, _, _ = load_checkpoint(untrained_run)
-    with pytest.raises(TypeError, match="list of str"):
+    with pytest.raises(TypeError, match=r"^predict\(\) takes a list of str$"):
         predict(model, "abc")
-    with pytest.raises(TypeError, match="list of str"):
+    with pytest.raises(TypeError, match=r"^predict\(\) takes a list of str$"):
         predict(model, [b"abc"])
     with pytest.raises(ValueError,
                        match=r"^input 1 too long: 1000 bytes, this model supports at most 46$"):
@@ -255,3 +281,66 @@ def test_surrogate_model_emits_an_encoded_surrogate():
     assert ids == SURROGATE_BYTES and ended
     assert not TOK.is_valid_utf8(ids)
     assert TOK.decode(ids) == "\ud800"  # decode() carries it as a lone surrogate
+
+
+def test_batches_by_length_yields_every_index_once_in_sorted_batches_of_wrapped_ids():
+    texts = ["abcd", "", "é", "xy", "q"]  # 4, 0, 2, 2 and 1 bytes
+    batches = list(batches_by_length(texts, 2, ModelConfig(**TINY)))
+    assert [len(rows) for rows, _ in batches] == [2, 2, 1]
+    order = [i for rows, _ in batches for i in rows]
+    assert sorted(order) == [0, 1, 2, 3, 4]  # each input exactly once
+    assert [len(texts[i].encode()) for i in order] == [0, 1, 2, 2, 4]  # shortest first
+    for rows, src in batches:  # BOS, the UTF-8 bytes, EOS, then PAD to the batch's longest
+        width = max(len(texts[i].encode()) for i in rows) + 2
+        expected = [[BOS_ID, *texts[i].encode(), EOS_ID] for i in rows]
+        assert src.tolist() == [r + [PAD_ID] * (width - len(r)) for r in expected]
+
+
+def test_predict_keeps_the_input_order_when_it_batches_by_length():
+    model = make_model(seed=1)
+    texts = ["hello", "a", "", "abc", "zz", "é!"]
+    alone = [predict(model, [t], max_new_tokens=6)[0] for t in texts]
+    assert len({tuple(ids) for ids, _ in alone}) == len(texts)  # outputs tell the inputs apart
+    assert predict(model, texts, max_new_tokens=6, batch_size=2) == alone
+    assert predict(model, texts, max_new_tokens=6) == alone
+
+
+def test_predict_is_greedy_unless_beam_is_above_one():
+    a, b, c = (ord(x) for x in "abc")
+    model = greedy_trap_model()  # greedy writes "ac", a beam of 2 or more "b"
+    assert predict(model, ["xyz"]) == [([a, c], True)]
+    assert predict(model, ["xyz"], beam=1) == [([a, c], True)]
+    assert predict(model, ["xyz"], beam=2) == [([b], True)]
+    assert predict(model, ["xyz"], beam=3) == [([b], True)]
+
+
+@pytest.mark.parametrize("beam", [1, 2])
+def test_predict_stops_after_max_new_tokens(beam):
+    never_ends = chain_model([BOS_ID, 97, 97])  # "a" after "a", never EOS
+    texts = ["ab", "abcdef"]  # sources of 4 and 8 tokens with BOS and EOS
+    assert predict(never_ends, texts, 3, beam=beam) == [([97] * 3, False)] * 2
+    # None: the decoders' default, the source's tokens + 16
+    assert predict(never_ends, ["ab"], beam=beam) == [([97] * 20, False)]
+    # a function of the batch's source length in tokens, capped at max_positions - 1 = 63
+    assert predict(never_ends, texts, lambda n: 2 * n, batch_size=1, beam=beam) == \
+        [([97] * 8, False), ([97] * 16, False)]
+    assert predict(never_ends, ["ab"], lambda n: 1000, beam=beam) == [([97] * 63, False)]
+
+
+def test_predict_decodes_at_most_batch_size_rows_at_a_time_with_the_cache_by_default(
+        monkeypatch):
+    """The decoder sees batches of at most ``batch_size`` rows (128 by default) and uses the KV
+    cache unless ``use_cache=False``."""
+    calls = []
+
+    def recording_greedy_decode(model, src, max_new_tokens=None, use_cache=True, **kwargs):
+        calls.append((src.size(0), use_cache))
+        return greedy_decode(model, src, max_new_tokens, use_cache=use_cache, **kwargs)
+
+    monkeypatch.setattr("transformer_tiny.decoding.greedy_decode", recording_greedy_decode)
+    model = chain_model([BOS_ID, 97, EOS_ID])  # always answers "a"
+    assert predict(model, ["x"] * 130) == [([97], True)] * 130
+    assert calls == [(128, True), (2, True)]
+    calls.clear()
+    assert predict(model, ["x", "yy", "zzz"], batch_size=2, use_cache=False) == [([97], True)] * 3
+    assert calls == [(2, False), (1, False)]

@@ -4,7 +4,7 @@ from hand-wired models whose answers are known."""
 from __future__ import annotations
 
 import pytest
-from helpers import chain_model
+from helpers import chain_model, greedy_trap_model
 
 from transformer_tiny.config import DataConfig
 from transformer_tiny.metrics import char_accuracy, evaluate, even_buckets
@@ -66,3 +66,33 @@ def test_evaluate_one_input_and_the_result_as_a_dict():
     assert result.examples == [] and result.buckets == {}  # none asked for
     assert result.to_dict() == {"exact_match": 1.0, "char_accuracy": 1.0, "n": 1, "buckets": {},
                                 "examples": [], "char_error_rate": 0.0, "token_error_rate": 0.0}
+
+
+def test_evaluate_decodes_up_to_max_new_tokens_or_else_the_tasks_output_room():
+    model = chain_model([BOS_ID, ord("a"), ord("a")])  # writes "a" forever
+    pairs = task_for(DataConfig(task="pairs", train_file="x.tsv"))  # 4 * source tokens + 16
+    short = evaluate(model, ["xy"], pairs, n_examples=1, max_new_tokens=3, references=[["aaa"]])
+    assert short.examples == [{"input": "xy", "target": "aaa", "pred": "aaa"}]
+    assert (short.exact_match, short.char_accuracy) == (1.0, 1.0)
+    # "xy" is 4 tokens with BOS and EOS: the pairs task leaves 4 * 4 + 16 = 32 ...
+    roomy = evaluate(model, ["xy"], pairs, n_examples=1, references=[["aaa"]])
+    assert roomy.examples[0]["pred"] == "a" * 32
+    assert roomy.char_accuracy == 3 / 32
+    # ... and a task without its own room gets the decoders' default, 4 + 16 = 20
+    assert evaluate(model, ["xy"], "copy", n_examples=1).examples[0]["pred"] == "a" * 20
+
+
+def test_evaluate_decodes_greedily_unless_beam_is_above_one():
+    model = greedy_trap_model()  # greedy writes "ac", a beam of 2 or more "b"
+    greedy = evaluate(model, ["b"], "copy", n_examples=1)
+    assert (greedy.exact_match, greedy.examples[0]["pred"]) == (0.0, "ac")
+    beam = evaluate(model, ["b"], "copy", n_examples=1, beam=2)
+    assert (beam.exact_match, beam.examples[0]["pred"]) == (1.0, "b")
+
+
+def test_evaluate_error_rates_are_edits_per_reference_character_and_token():
+    model = chain_model([BOS_ID, ord("a"), EOS_ID])  # always answers "a"
+    one = evaluate(model, ["b"], "copy")  # "a" for "b": 1 edit in 1 character, 1 in 1 token
+    assert (one.char_error_rate, one.token_error_rate) == (1.0, 1.0)
+    two = evaluate(model, ["b", "a"], "copy")  # 1 edit in 2 characters and in 2 tokens
+    assert (two.char_error_rate, two.token_error_rate) == (0.5, 0.5)

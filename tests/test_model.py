@@ -230,3 +230,17 @@ def test_cross_attention_keys_count_from_both_ends():
                 for h in range(nh):
                     index = s if h < nh // 2 else n - 1 - s
                     close(keys[b, h, s], rotate_pairs(raw[b, s, h], index), atol=1e-6)
+
+
+def test_selected_memory_decodes_its_rows_as_the_whole_memory_does():
+    """``Memory.select`` keeps every per-row part, the drawn position indices included."""
+    model = make_model(randomize_positions=True, max_positions=64)
+    src, tgt = source_batch([5, 9, 3]), target_batch([4, 6, 2])
+    torch.manual_seed(0)
+    positions = torch.sort(torch.randperm(64)[:12]).values.repeat(3, 1)  # (B, 12), increasing
+    positions[1] = torch.arange(0, 60, 5)  # one row spread wider than the others
+    memory = model.encode(src, positions)
+    rows = torch.tensor([2, 0, 2])  # reordered and repeated
+    picked = memory.select(rows)
+    assert torch.equal(picked.positions, positions[rows])
+    close(model.decode(tgt[rows], picked), model.decode(tgt, memory)[rows])

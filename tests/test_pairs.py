@@ -154,6 +154,47 @@ def test_val_and_test_files_replace_the_slices(tmp_path):
     assert dm.train_size == len(dm.pairs.train)
 
 
+def test_capped_held_out_inputs_are_chosen_by_hash_and_change_with_the_data_seed(tmp_path):
+    val = write(tmp_path / "val.tsv", "".join(f"v{i}\t{i}\n" for i in range(100)).encode())
+    train = words_file(tmp_path, 50)
+
+    def chosen(seed: int) -> list[str]:
+        cfg = DataConfig(task="pairs", train_file=str(train), val_file=str(val), val_samples=10,
+                         data_seed=seed)
+        return sorted(pair_splits(cfg, 100).val)
+
+    first, second = chosen(0), chosen(1)
+    assert len(first) == len(second) == 10 and chosen(0) == first  # deterministic
+    assert first != second  # 10 of 100: the same ten for two seeds would be a 1-in-10^13 chance
+    assert first != sorted(f"v{i}" for i in range(10))  # not the first lines of the file
+
+
+def test_lone_surrogates_from_json_escapes_are_read_and_recorded_as_bytes(tmp_path):
+    train = write(tmp_path / "s.jsonl", b'{"input": "a\\ud800b", "output": "x"}\n')
+    held = write(tmp_path / "held.tsv", b"c\td\n")
+    cfg = DataConfig(task="pairs", train_file=str(train), val_file=str(held),
+                     test_file=str(held))
+    splits = pair_splits(cfg, 100)
+    assert splits.train == [("a\ud800b", "x")]
+    assert splits.input_bytes == [0x61, 0x62, 0x80, 0xA0, 0xED]  # U+D800 is ED A0 80 in UTF-8
+
+
+def test_eval_loader_scores_file_pairs_against_their_first_output(tmp_path):
+    train = words_file(tmp_path, 50)
+    test = write(tmp_path / "test.tsv", b"ab\tfirst\nab\tsecond\ncde\tz\nf\tyy\n")
+    cfg = DataConfig(task="pairs", train_file=str(train), test_file=str(test))
+    batches = list(DataModule(cfg, 64).eval_loader("test", batch_size=2))
+    assert [b["src"].size(0) for b in batches] == [2, 1]  # at most batch_size rows
+
+    def text(ids) -> str:
+        return bytes(i for i in ids.tolist() if i < 256).decode()
+
+    rows = [(text(src), text(out)) for b in batches for src, out in
+            zip(b["src"], b["tgt_out"], strict=True)]
+    assert rows == [("ab", "first"), ("cde", "z"), ("f", "yy")]  # never an unsolved task's answer
+    assert all(b["tgt_out"][0].tolist().count(EOS_ID) == 1 for b in batches)
+
+
 @pytest.mark.parametrize("pred, refs, expected", [
     ("K AE T", ["K AE T"], (0, 6, 0, 3)),
     ("K AH T", ["K AE T"], (1, 6, 1, 3)),

@@ -3,6 +3,8 @@ the incremental CharState, and RoPE's rotations, alone and inside the model."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from helpers import (
@@ -25,6 +27,7 @@ from transformer_tiny.positions import (
     position_indices,
     rope_rotation,
     rope_table,
+    sinusoidal_encoding,
     source_positions,
     two_way_rotation,
 )
@@ -218,3 +221,12 @@ def test_rope_model_is_invariant_to_shifted_positions(shift):
     sinusoidal = make_model(position_scheme="sinusoidal")  # absolute positions: not invariant
     assert not torch.allclose(sinusoidal.decode(tgt, sinusoidal.encode(src, positions)),
                               sinusoidal(src, tgt), atol=1e-3)
+
+
+def test_sinusoidal_encoding_is_the_papers_formula():
+    """Feature ``i < dim/2`` is ``sin(p / 10000^(i / (dim/2)))`` and feature ``dim/2 + i`` the
+    cosine of the same angle (the paper interleaves them; the order does not matter to a model)."""
+    dim, p = 8, torch.tensor([0, 1, 7, 100])
+    want = torch.tensor([[f(pos / 10_000 ** (i / (dim // 2))) for f in (math.sin, math.cos)
+                          for i in range(dim // 2)] for pos in p.tolist()])
+    torch.testing.assert_close(sinusoidal_encoding(p, dim), want, rtol=1e-5, atol=1e-5)

@@ -30,7 +30,7 @@ from transformer_tiny.logs import read_metrics, read_steps
 from transformer_tiny.metrics import evaluate
 from transformer_tiny.tasks import get_task
 from transformer_tiny.tokenizer import EOS_ID, PAD_ID, ByteTokenizer
-from transformer_tiny.train_eval import learning_rate, sequence_loss, train
+from transformer_tiny.train_eval import Progress, learning_rate, sequence_loss, train
 
 pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
@@ -201,3 +201,14 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
     # it loads (finite weights).
     assert read_checkpoint_info(out / "last.json")[1]["step"] == failed - 1
     load_checkpoint(out / "last.json")
+
+
+# ----------------------------------------------------------------------------- progress
+@pytest.mark.parametrize("key, value", [("step", "3"), ("epoch", 1.5), ("batch", "x"),
+                                        ("best", "0.9"), ("loss_sum", None), ("history", {}),
+                                        ("step", True), ("batch", False)])
+def test_progress_of_the_wrong_type_is_refused(key, value):
+    good = {"step": 3, "epoch": 1, "batch": 2, "best": 0.5, "loss_sum": 1.25, "history": [0.1]}
+    assert Progress.from_dict(good) == Progress(**good)
+    with pytest.raises(CheckpointError, match="progress is malformed"):
+        Progress.from_dict({**good, key: value})

@@ -322,10 +322,11 @@ def deep_brackets(rng: random.Random, alphabet: str, min_len: int, max_len: int)
     core = [*openers, *(_CLOSER[o] for o in reversed(openers))]
     room = max_len - len(core)
     side = balanced_brackets(rng, rng.randrange(0, room + 1, 2)) if room >= 2 else ""
-    text = list(side + "".join(core) if rng.random() < 0.5 else "".join(core) + side)
-    if rng.random() < 0.5:  # a near miss at depth: one of the innermost brackets changed
-        start = text.index(core[0]) if not side or text[0] == core[0] else len(side)
-        i = start + rng.choice([depth - 2, depth - 1, depth, depth + 1])
+    side_first = rng.random() < 0.5
+    text = list(side + "".join(core) if side_first else "".join(core) + side)
+    if rng.random() < 0.5:  # a near miss at depth: a bracket of the two innermost pairs changed
+        start = len(side) if side_first else 0  # where the core begins
+        i = start + rng.choice([depth - 2, depth - 1, depth, depth + 1] if depth > 1 else [0, 1])
         same_side = "([{<" if text[i] in _CLOSER else ")]}>"
         text[i] = rng.choice(same_side.replace(text[i], ""))
     return "".join(text)
@@ -391,7 +392,7 @@ def _bind_add(cfg: Any) -> Task:
 
 
 def carry_chain(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
-    """Sums whose carry runs through many digits (``9999+1``, ``99999+99999``, ``5+5``), and
+    """Sums whose carry runs through many digits (``9999+1``, ``45+55``, ``5+5``), and
     sums with ``0``, in the model's zero-padded form."""
     add_input(rng, alphabet, min_len, max_len)  # the same checks of the lengths
     width = (max_len - 1) // 2
