@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -223,6 +224,28 @@ def assert_usage_error(proc: subprocess.CompletedProcess, *fragments: str) -> st
     for fragment in fragments:
         assert fragment in lines[0]
     return lines[0]
+
+
+# ----------------------------------------------------------------------------- brackets
+def balanced_by_pair_removal(text: str) -> bool:
+    """An independent check of ``parens``: keep the brackets, delete adjacent matching pairs
+    until none is left."""
+    text = "".join(c for c in text if c in "()[]{}<>")
+    while True:
+        shorter = re.sub(r"\(\)|\[\]|\{\}|<>", "", text)
+        if shorter == text:
+            return text == ""
+        text = shorter
+
+
+def bracket_depth(text: str) -> int:
+    """How deep the brackets of ``text`` (brackets only) nest, counting directions only (a
+    bracket's kind is ignored)."""
+    level = deepest = 0
+    for c in text:
+        level += 1 if c in "([{<" else -1
+        deepest = max(deepest, level)
+    return deepest
 
 
 # ----------------------------------------------------------------------------- pictures

@@ -84,3 +84,13 @@ def test_a_result_names_its_commit_and_says_when_the_code_differed(tmp_path, mon
     assert provenance.head_commit() == commit
     (tmp_path / "src/a.py").write_text("2\n")
     assert provenance.head_commit() == f"{commit}+changes"
+
+
+def test_mutation_score_interval_is_wilsons():
+    import mutation_report
+
+    # Wilson's 95% interval: for 0 of n the upper end is z^2 / (n + z^2), 3.84 / 13.84 at n = 10
+    assert mutation_report.interval(0, 10) == "0-28%"
+    assert mutation_report.interval(10, 10) == "72-100%"
+    assert mutation_report.interval(5, 10) == "24-76%"  # the published 0.2366-0.7634
+    assert mutation_report.interval(0, 0) == "n/a"

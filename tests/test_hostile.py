@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import pty
+import re
 import resource
 import shutil
 import subprocess
@@ -264,6 +265,28 @@ def test_hostile_checkpoint_is_refused_in_process(case, hostile_dir):
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(hostile_dir)
     assert "\n" not in str(info.value)
+
+
+# what the refusal of a hostile weights file says: the tensor and what is wrong with it
+WEIGHT_REASONS = {
+    "weights float64": "tensor 'byte_embed.weight' is F64, expected F32",
+    "weights float16": "tensor 'byte_embed.weight' is F16, expected F32",
+    "weights int8": "tensor 'byte_embed.weight' is I8, expected F32",
+    "a tensor missing": "do not fit the config: missing tensor 'head.bias'",
+    "an extra tensor": "do not fit the config: unexpected tensor 'evil'",
+    "a tensor of the wrong shape": "tensor 'head.bias' has shape [7], the config implies [259]",
+    "header length 2**60": "are truncated or not a safetensors file",
+    "header not JSON": "bad safetensors header",
+    "two tensors sharing bytes": "tensor 'enc_norm.weight' has bad data offsets",
+    "weights with NaN": "tensor 'head.bias' holds NaN or infinite values",
+}
+
+
+@pytest.mark.parametrize("case", WEIGHT_REASONS)
+def test_hostile_weights_are_refused_with_their_reason(case, hostile_dir):
+    HOSTILE[case](hostile_dir)
+    with pytest.raises(CheckpointError, match=re.escape(WEIGHT_REASONS[case])):
+        load_checkpoint(hostile_dir)
 
 
 @pytest.mark.slow

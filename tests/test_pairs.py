@@ -272,3 +272,17 @@ def test_eval_rejects_test_file_for_generated_tasks(untrained_run, capsys, tmp_p
     f = write(tmp_path / "p.tsv", b"a\tb\n")
     assert call_cli(eval_main, ["--checkpoint", str(untrained_run), "--test-file", str(f)]) == 2
     assert "--test-file is for task pairs" in one_error_line(capsys)
+
+
+def test_each_epoch_batches_the_same_pairs_in_a_new_order(tmp_path):
+    cfg = DataConfig(task="pairs", train_file=str(words_file(tmp_path, 300)))
+    dm = DataModule(cfg, 64)
+
+    def batches(epoch: int) -> list[tuple[bytes, ...]]:
+        return [tuple(bytes(i for i in row.tolist() if i < 256) for row in b["src"])
+                for b in dm.train_loader(epoch, 16)]
+
+    first, second = batches(0), batches(1)
+    assert first == batches(0)  # the same epoch, the same batches
+    assert sorted(x for b in first for x in b) == sorted(x for b in second for x in b)
+    assert first != second

@@ -11,6 +11,8 @@ import string
 from collections import Counter
 
 import pytest
+from helpers import balanced_by_pair_removal as balanced
+from helpers import bracket_depth as depth
 
 from transformer_tiny.config import DataConfig
 from transformer_tiny.tasks import (
@@ -36,24 +38,6 @@ from transformer_tiny.tasks import (
 OPENERS, CLOSERS = "([{<", ")]}>"
 CLOSER_OF = dict(zip(OPENERS, CLOSERS, strict=True))
 LATE = "wxyzWXYZ"
-
-
-def balanced(text: str) -> bool:
-    """Reference: delete adjacent matching pairs until none is left."""
-    while True:
-        shorter = re.sub(r"\(\)|\[\]|\{\}|<>", "", text)
-        if shorter == text:
-            return text == ""
-        text = shorter
-
-
-def depth(text: str) -> int:
-    """How deep the brackets nest, counting directions only (a bracket's kind is ignored)."""
-    level = deepest = 0
-    for c in text:
-        level += 1 if c in OPENERS else -1
-        deepest = max(deepest, level)
-    return deepest
 
 
 def period(text: str) -> int | None:

@@ -11,7 +11,15 @@ import string
 from collections import Counter
 
 import pytest
-from helpers import ALL_TASKS, ROOT, SMALL, TOK, call_cli
+from helpers import (
+    ALL_TASKS,
+    ROOT,
+    SMALL,
+    TOK,
+    balanced_by_pair_removal,
+    bracket_depth,
+    call_cli,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -111,16 +119,6 @@ def test_sort_draws_repeats_as_often_as_strings_without_them():
 
 
 # ----------------------------------------------------------------------------- parens
-def balanced_by_pair_removal(text: str) -> bool:
-    """An independent check: delete adjacent matching pairs until none is left."""
-    text = "".join(c for c in text if c in BRACKETS)
-    while True:
-        shorter = re.sub(r"\(\)|\[\]|\{\}|<>", "", text)
-        if shorter == text:
-            return text == ""
-        text = shorter
-
-
 def one_edit_from_balanced(text: str) -> bool:
     """Is ``text`` a balanced string with one bracket changed, swapped, dropped or inserted?"""
     n = len(text)
@@ -294,14 +292,6 @@ def carries(text: str) -> int:
     return longest
 
 
-def depth(text: str) -> int:
-    d = deepest = 0
-    for c in text:
-        d += 1 if c in "([{<" else -1
-        deepest = max(deepest, d)
-    return deepest
-
-
 @pytest.mark.parametrize("name, max_len", [("reverse", 32), ("copy", 32), ("shift", 32),
                                            ("sort", 16), ("add", 11), ("parens", 16)])
 def test_hard_slices_stress_what_the_task_needs(name, max_len):
@@ -323,7 +313,7 @@ def test_hard_slices_stress_what_the_task_needs(name, max_len):
         assert all(len(x) == 11 for x in inputs)  # the model's zero-padded form
         assert sum(carries(x) >= 3 for x in inputs) > 60 and any("00000" in x for x in inputs)
     else:
-        assert all(depth(x) >= 5 for x in inputs)
+        assert all(bracket_depth(x) >= 5 for x in inputs)
         answers = [parens_answer(x) for x in inputs]
         assert 50 < answers.count("balanced") < 150
 

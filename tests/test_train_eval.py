@@ -212,3 +212,26 @@ def test_progress_of_the_wrong_type_is_refused(key, value):
     assert Progress.from_dict(good) == Progress(**good)
     with pytest.raises(CheckpointError, match="progress is malformed"):
         Progress.from_dict({**good, key: value})
+
+
+@pytest.mark.parametrize("save_every, lasts", [(0, [4, 8]), (3, [3, 4, 6, 8])])
+def test_last_is_saved_every_save_every_steps_and_at_each_epoch_end(save_every, lasts, tmp_path,
+                                                                   monkeypatch,
+                                                                   keep_thread_count):
+    import transformer_tiny.train_eval as te
+
+    saved, real = [], te._save
+
+    def recording(out, name, *args):
+        saved.append((name, args[-2].step))  # args: model, opt, cfg, progress, data
+        return real(out, name, *args)
+
+    monkeypatch.setattr(te, "_save", recording)
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                max_positions=40),
+                    DataConfig(alphabet="printable", max_len=8, train_samples=32, val_samples=4,
+                               test_samples=4),
+                    TrainConfig(epochs=2, batch_size=8, save_every=save_every, out=str(tmp_path),
+                                progress=False, threads=1))
+    train(cfg)  # 4 steps an epoch
+    assert [step for name, step in saved if name == "last"] == lasts
