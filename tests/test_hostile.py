@@ -279,6 +279,8 @@ WEIGHT_REASONS = {
     "header not JSON": "bad safetensors header",
     "two tensors sharing bytes": "tensor 'enc_norm.weight' has bad data offsets",
     "weights with NaN": "tensor 'head.bias' holds NaN or infinite values",
+    "weights a FIFO": "is not a regular file",
+    "weights named by a relative path out of the folder": "form NAME-STEP.safetensors in its own",
 }
 
 
@@ -287,6 +289,24 @@ def test_hostile_weights_are_refused_with_their_reason(case, hostile_dir):
     HOSTILE[case](hostile_dir)
     with pytest.raises(CheckpointError, match=re.escape(WEIGHT_REASONS[case])):
         load_checkpoint(hostile_dir)
+
+
+def test_checkpoint_json_that_is_no_regular_file_is_named_so(hostile_dir):
+    HOSTILE["JSON a FIFO"](hostile_dir)
+    with pytest.raises(CheckpointError, match=r"^checkpoint \S*best\.json is not a regular file"):
+        load_checkpoint(hostile_dir)
+
+
+def test_weights_whose_header_has_an_odd_length_still_load(hostile_dir):
+    """The header's length need not be a multiple of 4 (the float data then starts unaligned)."""
+    def pad_header(blob: bytes) -> bytes:
+        n = int.from_bytes(blob[:8], "little")
+        return (n + 1).to_bytes(8, "little") + blob[8:8 + n] + b" " + blob[8 + n:]
+
+    before = load_checkpoint(hostile_dir)[0].state_dict()
+    raw_weights(pad_header)(hostile_dir)
+    after = load_checkpoint(hostile_dir)[0].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 @pytest.mark.slow

@@ -244,3 +244,17 @@ def test_selected_memory_decodes_its_rows_as_the_whole_memory_does():
     picked = memory.select(rows)
     assert torch.equal(picked.positions, positions[rows])
     close(model.decode(tgt[rows], picked), model.decode(tgt, memory)[rows])
+
+
+def test_decode_at_without_use_cache_keeps_no_cache():
+    """Called as documented, without ``use_cache``, ``decode_at`` is the teacher-forced decoder:
+    the memory gains no cache, so a second call gives the same logits."""
+    from transformer_tiny.positions import decoder_positions
+
+    model = make_model()
+    memory = model.encode(source_batch([5, 3]))
+    tgt = target_batch([4, 2])
+    char, offset = decoder_positions(tgt)
+    first = model.decode_at(tgt, char, offset, memory)
+    assert memory.caches == [] and memory.length == 0
+    close(model.decode_at(tgt, char, offset, memory), first)
