@@ -216,3 +216,12 @@ def test_layer_cache_from_tensors_continues():
         k, v = cache.append(torch.zeros(1, 2, 1, 4), torch.ones(1, 2, 1, 4))
     assert torch.equal(k[:, :, :5], past) and k[:, :, 5].eq(0).all() and v[:, :, 5].eq(1).all()
     assert torch.equal(past, before)  # the given tensors are read, never written
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "math"])
+def test_dropout_of_one_drops_every_attention_weight(impl):
+    """Both paths apply ``dropout_p`` to the weights: at 1 nothing is left, at 0 nothing drops."""
+    q = torch.randn(2, 2, 3, 4)
+    k, v = torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4)
+    assert torch.equal(attention(q, k, v, dropout_p=1.0, impl=impl), torch.zeros(2, 2, 3, 4))
+    assert attention(q, k, v, dropout_p=0.0, impl=impl).abs().max() > 0.1

@@ -291,9 +291,13 @@ def test_hostile_weights_are_refused_with_their_reason(case, hostile_dir):
         load_checkpoint(hostile_dir)
 
 
-def test_checkpoint_json_that_is_no_regular_file_is_named_so(hostile_dir):
-    HOSTILE["JSON a FIFO"](hostile_dir)
-    with pytest.raises(CheckpointError, match=r"^checkpoint \S*best\.json is not a regular file"):
+@pytest.mark.parametrize("case, reason", [
+    ("JSON a FIFO", "is not a regular file"),
+    ("JSON of 20 MB", "is 20,971,572 bytes; at most 16,777,216 are read"),
+])
+def test_a_checkpoint_json_that_cannot_be_read_is_named_so(case, reason, hostile_dir):
+    HOSTILE[case](hostile_dir)
+    with pytest.raises(CheckpointError, match=r"^checkpoint \S*best\.json " + re.escape(reason)):
         load_checkpoint(hostile_dir)
 
 
