@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from transformer_tiny.config import ModelConfig
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 
@@ -224,6 +224,18 @@ def assert_usage_error(proc: subprocess.CompletedProcess, *fragments: str) -> st
     for fragment in fragments:
         assert fragment in lines[0]
     return lines[0]
+
+
+# ----------------------------------------------------------------------------- tiny runs
+def tiny_config(out, epochs: int = 2, train_samples: int = 16, **train) -> RunConfig:
+    """A very small model trained in batches of 8 (``train_samples / 8`` steps an epoch) into
+    ``out``; ``train``: more :class:`TrainConfig` fields."""
+    return RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                 max_positions=40),
+                     DataConfig(alphabet="printable", max_len=8, train_samples=train_samples,
+                                val_samples=4, test_samples=4),
+                     TrainConfig(epochs=epochs, batch_size=8, warmup_steps=1, out=str(out),
+                                 progress=False, threads=1, **train))
 
 
 # ----------------------------------------------------------------------------- brackets

@@ -6,23 +6,13 @@ import json
 import math
 
 import pytest
+from helpers import tiny_config
 
 from transformer_tiny import logs
-from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.train_eval import learning_rate, train
 
 METRIC_KEYS = {"epoch", "step", "train_loss", "val_exact_match", "val_char_accuracy",
                "tokens_per_s", "elapsed_s", "world_size", "effective_batch_size"}  # as documented
-
-
-def tiny_config(out, epochs: int = 2) -> RunConfig:
-    """Two steps per epoch of a very small model."""
-    return RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
-                                 max_positions=40),
-                     DataConfig(alphabet="printable", max_len=8, train_samples=16, val_samples=4,
-                                test_samples=4),
-                     TrainConfig(epochs=epochs, batch_size=8, warmup_steps=1, out=str(out),
-                                 progress=False, threads=1))
 
 
 @pytest.fixture(scope="module")

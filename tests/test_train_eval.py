@@ -18,7 +18,7 @@ import time
 
 import pytest
 import torch
-from helpers import ROOT, call_cli, close, make_model
+from helpers import ROOT, call_cli, close, make_model, tiny_config
 from safetensors.torch import load_file
 
 from transformer_tiny.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_info
@@ -190,7 +190,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, capsys,
                                                                        keep_thread_count):
     out = tmp_path / "run"
-    argv = train_cmd(out)[2:]  # the same command in-process: the trainer, not Python's start-up
+    argv = [*SMALL, "--out", str(out)]  # train_cmd in-process: the trainer, not Python's start-up
     assert call_cli(train_main, [*argv, "--epochs", "1"]) == 0
     capsys.readouterr()
     assert call_cli(train_main, [*argv, "--resume", "--epochs", "2", "--lr", "1e30"]) == 2
@@ -227,11 +227,6 @@ def test_last_is_saved_every_save_every_steps_and_at_each_epoch_end(save_every, 
         return real(out, name, *args)
 
     monkeypatch.setattr(te, "_save", recording)
-    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
-                                max_positions=40),
-                    DataConfig(alphabet="printable", max_len=8, train_samples=32, val_samples=4,
-                               test_samples=4),
-                    TrainConfig(epochs=2, batch_size=8, save_every=save_every, out=str(tmp_path),
-                                progress=False, threads=1))
+    cfg = tiny_config(tmp_path, train_samples=32, save_every=save_every)
     train(cfg)  # 4 steps an epoch
     assert [step for name, step in saved if name == "last"] == lasts
