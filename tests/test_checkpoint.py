@@ -93,13 +93,21 @@ def test_resolve_checkpoint(saved, tmp_path):
     assert resolve_checkpoint(path) == path
 
 
+def test_resolve_checkpoint_in_the_shared_layout(saved, tmp_path):
+    model, cfg, _ = saved
+    folder = tmp_path / "shared"
+    save_checkpoint(folder, "config", model, cfg, {"step": 7}, weights_name="model.safetensors")
+    for where in (folder, folder / "model.safetensors", folder / "config.json"):
+        assert resolve_checkpoint(where) == folder / "config.json"
+
+
 def test_corrupted_weights(saved, tmp_path):
     weights = weights_of(saved[2])
     blob = bytearray(weights.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     blob[-1] ^= 0x01
     weights.write_bytes(bytes(blob))
-    assert_one_line_error(tmp_path, "do not match")
+    assert_one_line_error(tmp_path, r"do not match best\.json \(corrupted or replaced\)$")
 
 
 def test_truncated_weights(saved, tmp_path):

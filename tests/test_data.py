@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import replace
 
@@ -111,6 +112,26 @@ def test_too_few_strings_in_the_slice_is_a_clear_error():
     everything = {str(d) for d in range(10)}
     with pytest.raises(ValueError, match="too few strings"):
         draw_inputs(cfg, 5, seed=0, heldout=True, exclude=everything)
+
+
+@pytest.mark.parametrize("allowed_at, found", [(101_000, True), (101_001, False)])
+def test_search_makes_up_to_1000_draws_per_input_plus_100000(allowed_at, found, monkeypatch):
+    """For ``n`` inputs the search makes up to ``1000 n + 100 000`` draws: one input is found if
+    the only allowed string comes at draw 101 000, and is too few one draw later."""
+    import transformer_tiny.data as data
+
+    draws = itertools.count(1)
+
+    def make(rng, chars, lo, hi):
+        return "allowed" if next(draws) == allowed_at else "excluded"
+
+    task = task_for(DataConfig())
+    monkeypatch.setattr(data, "task_for", lambda cfg: replace(task, make_input=make))
+    if found:
+        assert draw_inputs(DataConfig(**SMALL), 1, seed=0, exclude={"excluded"}) == ["allowed"]
+    else:
+        with pytest.raises(ValueError, match="too few strings"):
+            draw_inputs(DataConfig(**SMALL), 1, seed=0, exclude={"excluded"})
 
 
 def test_heldout_inputs_matches_data_module():

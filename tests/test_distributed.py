@@ -4,6 +4,9 @@ Each process runs the train command in its own working directory with a relative
 that whatever a process writes lands in its own directory: rank 1's must stay untouched. A small
 launcher (written by the test) records the model that ``train()`` builds and writes a hash of its
 final weights, per rank, outside those directories.
+
+What one rank does is also checked within one process: a context that stands for one rank of
+several, with no process group behind it.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import ROOT
+from helpers import ROOT, TOK, tiny_config
 
+import transformer_tiny.train_eval as te
 from transformer_tiny.checkpoint import load_checkpoint
+from transformer_tiny.data import DataModule
 from transformer_tiny.distributed import DistContext, env_world, setup
 
 LAUNCHER = textwrap.dedent("""
@@ -149,3 +155,55 @@ def test_single_process_without_torchrun(monkeypatch):
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(ValueError, match="RANK=2"):
         env_world()
+
+
+# ----------------------------------------------------------------------------- one rank at a time
+class OneRank(DistContext):
+    """Rank ``rank`` of ``world`` processes without a process group: the model is not wrapped,
+    sums are this process's own values and barriers return at once."""
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def sum(self, values: list[float]) -> list[float]:
+        return list(values)
+
+    def barrier(self) -> None:
+        return None
+
+
+def test_two_ranks_together_train_on_every_string_of_the_epoch_once(tmp_path, monkeypatch):
+    trained: list[list[str]] = []  # per rank, the strings of the batches it trained on
+
+    def recording(model, opt, batch, *args):  # args: lr, cfg, autocast, step
+        trained[-1] += [TOK.decode(row) for row in batch["src"].tolist()]
+        return 1.0, int(batch["src"].numel())
+
+    monkeypatch.setattr(te, "_train_step", recording)
+    cfg = tiny_config(tmp_path / "run", epochs=1, train_samples=32)  # 4 batches of 8
+    for rank in (0, 1):
+        trained.append([])
+        run = te.Trainer(cfg, OneRank(rank=rank, world=2), resume=False, tensorboard=False)
+        try:
+            run.train_epoch()
+        finally:
+            run.close()
+    assert [len(strings) for strings in trained] == [16, 16]  # 2 batches each
+    epoch = DataModule(cfg.data, cfg.model.max_positions).train_dataset(0).inputs
+    assert sorted(trained[0] + trained[1]) == sorted(epoch)
+
+
+def test_the_main_rank_of_several_announces_the_effective_batch_size(tmp_path, capsys):
+    cfg = tiny_config(tmp_path / "run", epochs=1, train_samples=32)
+    cfg = replace(cfg, train=replace(cfg.train, progress=True))
+    run = te.Trainer(cfg, OneRank(rank=0, world=2, backend="gloo"), resume=False,
+                     tensorboard=False)
+    try:
+        summary = te._run(run, cfg, run.ctx)
+    finally:
+        run.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "2 processes (gloo), batch size 8 each: effective batch size 16"
+    assert lines[1].startswith("epoch 1: ") and "effective batch 16" in lines[1]
+    assert summary["steps"] == 2 and summary["world_size"] == 2
+    assert summary["effective_batch_size"] == 16

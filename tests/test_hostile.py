@@ -23,6 +23,7 @@ import torch
 from helpers import ROOT, call_cli
 from safetensors.torch import save as save_safetensors
 
+from transformer_tiny import safe_files
 from transformer_tiny.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -34,6 +35,7 @@ from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.safe_files import check_header
 from transformer_tiny.tokenizer import EOS_ID
 from transformer_tiny.train_eval import Progress, make_optimizer, read_last
 
@@ -150,6 +152,16 @@ def aliased(blob: bytes) -> bytes:
     return blob[:8] + text + blob[8 + n:]
 
 
+def shortened(blob: bytes) -> bytes:
+    """End ``head.bias`` 4 bytes early (its shape unchanged); the header keeps its length."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    header["head.bias"]["data_offsets"][1] -= 4
+    text = json.dumps(header, separators=(",", ":")).encode().ljust(n)
+    assert len(text) == n
+    return blob[:8] + text + blob[8 + n:]
+
+
 def json_text(text: bytes, name: str = "best") -> Callable[[Path], None]:
     def edit(folder: Path) -> None:
         (folder / f"{name}.json").write_bytes(text)
@@ -207,6 +219,7 @@ HOSTILE: dict[str, Callable[[Path], None]] = {
     "data offsets beyond the file": raw_weights(lambda b: b[:-64]),
     "weights empty": raw_weights(lambda b: b""),
     "two tensors sharing bytes": raw_weights(aliased),
+    "a tensor's offsets shorter than its shape": raw_weights(shortened),
 }
 # Cases for --resume: the trainer state and progress of ``last``.
 
@@ -278,6 +291,7 @@ WEIGHT_REASONS = {
     "header length 2**60": "are truncated or not a safetensors file",
     "header not JSON": "bad safetensors header",
     "two tensors sharing bytes": "tensor 'enc_norm.weight' has bad data offsets",
+    "a tensor's offsets shorter than its shape": "tensor 'head.bias' has bad data offsets",
     "weights with NaN": "tensor 'head.bias' holds NaN or infinite values",
     "weights a FIFO": "is not a regular file",
     "weights named by a relative path out of the folder": "form NAME-STEP.safetensors in its own",
@@ -298,6 +312,27 @@ def test_hostile_weights_are_refused_with_their_reason(case, hostile_dir):
 def test_a_checkpoint_json_that_cannot_be_read_is_named_so(case, reason, hostile_dir):
     HOSTILE[case](hostile_dir)
     with pytest.raises(CheckpointError, match=r"^checkpoint \S*best\.json " + re.escape(reason)):
+        load_checkpoint(hostile_dir)
+
+
+def test_a_checkpoint_json_of_exactly_16_mib_loads(hostile_dir):
+    path = hostile_dir / "best.json"
+    path.write_bytes(path.read_bytes().ljust(16_777_216))
+    assert load_checkpoint(hostile_dir)[1] == CFG
+
+
+def test_weights_cut_short_while_being_read_are_refused_naming_the_file(hostile_dir,
+                                                                        monkeypatch):
+    path = hostile_dir / info_of(hostile_dir)["weights"]
+
+    def check_then_truncate(*args):
+        payload = check_header(*args)
+        os.truncate(path, path.stat().st_size - 64)  # another process cuts the file short
+        return payload
+
+    monkeypatch.setattr(safe_files, "check_header", check_then_truncate)
+    with pytest.raises(CheckpointError, match=f"^weights {re.escape(str(path))} ended early "
+                                              r"\(truncated\)$"):
         load_checkpoint(hostile_dir)
 
 

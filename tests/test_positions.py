@@ -55,6 +55,20 @@ def test_randomized_position_indices_spread_out():
     assert (span == 3).any() and (span >= 40).any()  # both consecutive and sparse index sets
 
 
+@pytest.mark.parametrize("draw", [0.0, 1 - 2**-24], ids=["bottom", "top"])
+def test_randomized_position_indices_at_the_extreme_uniform_draws(draw, monkeypatch):
+    """``torch.rand`` draws float32 values from 0 to ``1 - 2**-24``. With every draw at 0 the
+    indices are the first ``n``; with every draw at the top, the window is the whole range and
+    the indices are its last ``n``, still below ``max_positions``."""
+    monkeypatch.setattr(torch, "rand",
+                        lambda *size, device=None: torch.full(size, draw, device=device))
+    for max_positions in range(1, 17):
+        for n in range(1, max_positions + 1):
+            index = position_indices(n, 1, max_positions, True, torch.device("cpu"))
+            first = max_positions - n if draw else 0
+            assert index.tolist() == [list(range(first, first + n))], (max_positions, n)
+
+
 def test_consecutive_position_indices():
     index = position_indices(5, 2, 8, False, torch.device("cpu"))
     assert index.tolist() == [list(range(5))] * 2
@@ -195,6 +209,21 @@ def test_rope_table_lookup_equals_computed_angles(seed, head_size, per_head):
     computed = rope_rotation(index, head_size)
     for a, b in zip(looked_up, computed, strict=True):
         close(a, b, atol=1e-6)
+
+
+def test_rotation_has_no_complex_form_while_exporting(monkeypatch):
+    """ONNX has no complex type: while a graph is traced for export, rotary angles, computed or
+    looked up, come as cosine and sine only, and rotate as the formula says."""
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    x = torch.randn(1, 3, 2, 8, generator=torch.Generator().manual_seed(0))  # (B, T, nh, hs)
+    index = torch.tensor([[0, 5, 900]])
+    angle = index[0, :, None, None] * 10_000.0 ** (-torch.arange(4) / 4)  # (T, 1, hs/2)
+    x0, x1 = x[0, ..., 0::2], x[0, ..., 1::2]
+    for rot in (rope_rotation(index, 8), rope_rotation(index, 8, rope_table(1024, 8))):
+        assert rot.z is None
+        got = apply_rotation(x, rot)[0]
+        close(got[..., 0::2], x0 * angle.cos() - x1 * angle.sin(), atol=1e-3)
+        close(got[..., 1::2], x0 * angle.sin() + x1 * angle.cos(), atol=1e-3)
 
 
 def test_two_way_rotation_splits_heads():
