@@ -155,8 +155,8 @@ def table(rows: list[dict[str, Any]], total: dict[str, int]) -> list[str]:
     return out
 
 
-def build(sources: list[str], equivalent: dict[str, str], command: str = COMMAND
-          ) -> tuple[str, dict[str, Any]]:
+def build(sources: list[str], equivalent: dict[str, str], command: str = COMMAND,
+          note: str = "") -> tuple[str, dict[str, Any]]:
     """The report's Markdown, and its figures (per module and in all) for the caller."""
     from mutmut.stats import status_by_exit_code
 
@@ -206,7 +206,7 @@ def build(sources: list[str], equivalent: dict[str, str], command: str = COMMAND
       "pyproject.toml: each mutant runs the tests not marked `slow` that reach the mutated "
       "function). Not run by CI.")
     w("")
-    w(f"Run: {run_date(sources)}, commit `{run_commit() or 'unknown'}`.")
+    w(f"Run: {run_date(sources)}, commit `{run_commit() or 'unknown'}`.{note and ' ' + note}")
     w("")
     w("Score = killed / (total - equivalent). A timeout, a suspicious result or a mutant "
       "that no test reaches does not count as killed. Equivalent mutants are listed by hand, "
@@ -259,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=OUT, help="the Markdown to write (%(default)s)")
     p.add_argument("--command", default=COMMAND, help="the command named as the run's")
+    p.add_argument("--note", default="", help="a sentence after the run's commit, e.g. which "
+                   "mutants were rerun later, at which commit")
     args = p.parse_args(argv)
 
     sources = mutated_modules()
@@ -266,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no mutmut results under {MUTANTS}: run `make mutation` first", file=sys.stderr)
         return 1
     os.chdir(ROOT)  # mutmut reads mutants/ relative to the working directory
-    text, figures = build(sources, read_equivalent(EQUIVALENT), args.command)
+    text, figures = build(sources, read_equivalent(EQUIVALENT), args.command, args.note)
     args.out.write_text(text, encoding="utf-8")
     total = figures["all"]
     print(f"wrote {args.out}: {total['total']} mutants, {total['killed']} killed, "
