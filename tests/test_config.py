@@ -56,6 +56,8 @@ from transformer_tiny.tasks import task_for
     (TrainConfig, dict(warmup_steps=-1), "warmup_steps"),
     (TrainConfig, dict(weight_decay=-0.1), "weight_decay"),
     (TrainConfig, dict(min_lr_ratio=1.5), "min_lr_ratio"),
+    (TrainConfig, dict(label_smoothing=1.0), "label_smoothing"),
+    (TrainConfig, dict(label_smoothing=-0.1), "label_smoothing"),
     (TrainConfig, dict(threads=-2), "threads"),
     (TrainConfig, dict(out=""), "out"),
 ])

@@ -73,6 +73,19 @@ def test_sequence_loss_is_the_mean_over_real_tokens():
     close(loss.double(), -torch.stack(picked).mean().double(), atol=1e-6)
 
 
+def test_sequence_loss_with_label_smoothing_spreads_a_share_over_the_vocabulary():
+    """With smoothing 0.2 each real token's loss is 0.8 of its negative log-probability plus 0.2
+    of the mean negative log-probability over all the vocabulary; PAD positions still count not."""
+    model = make_model()
+    batch = loss_batch(extra_pad=2)
+    loss, n_tokens = sequence_loss(model, batch, label_smoothing=0.2)
+    logp = torch.log_softmax(model(batch["src"], batch["tgt_in"]).double(), dim=-1)
+    rows = [(0, 0, 97), (0, 1, 98), (0, 2, EOS_ID), (1, 0, 99), (1, 1, EOS_ID)]
+    per_token = [-0.8 * logp[b, t, y] - 0.2 * logp[b, t].mean() for b, t, y in rows]
+    assert n_tokens == 5
+    close(loss.double(), torch.stack(per_token).mean(), atol=1e-6)
+
+
 def test_sequence_loss_ignores_padding_columns():
     model = make_model()
     loss, n_tokens = sequence_loss(model, loss_batch())

@@ -66,11 +66,17 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
                              eps=1e-9, fused=True)
 
 
-def sequence_loss(model: Seq2SeqTransformer, batch: dict[str, Tensor]) -> tuple[Tensor, int]:
-    """Mean cross-entropy over the real (non-PAD) target tokens, and their count."""
+def sequence_loss(model: Seq2SeqTransformer, batch: dict[str, Tensor],
+                  label_smoothing: float = 0.0) -> tuple[Tensor, int]:
+    """Mean cross-entropy over the real (non-PAD) target tokens, and their count.
+
+    With ``label_smoothing`` e the target puts ``1 - e`` on the right token and spreads ``e``
+    evenly over the whole vocabulary (Szegedy et al. 2016).
+    """
     logits = model(batch["src"], batch["tgt_in"])  # (B, T, V)
     target = batch["tgt_out"]
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD_ID)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD_ID,
+                           label_smoothing=label_smoothing)
     return loss, int((target != PAD_ID).sum())
 
 
@@ -143,7 +149,7 @@ def _train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict[
     for group in opt.param_groups:
         group["lr"] = lr
     with autocast:
-        loss, n_tok = sequence_loss(model, batch)
+        loss, n_tok = sequence_loss(model, batch, cfg.label_smoothing)
     if not torch.isfinite(loss):
         raise TrainingError(f"non-finite loss ({loss.item()}) at step {step + 1}; "
                             "training stopped, the last good checkpoint is kept")
