@@ -305,3 +305,28 @@ def test_malformed_optimizer_groups_are_refused(groups):
     with pytest.raises(CheckpointError, match="optimizer groups"):
         check_optimizer_groups({"param_groups": groups}, [1])
     check_optimizer_groups({"param_groups": [{"params": [7]}]}, [1])  # the well-formed one
+
+
+def test_optimizer_groups_of_other_sizes_are_refused_with_a_plain_message():
+    with pytest.raises(CheckpointError) as info:
+        check_optimizer_groups({"param_groups": [{"params": [0, 1]}]}, [1])
+    assert str(info.value) == "the checkpoint's optimizer groups do not fit this run"
+
+
+def test_loaded_parameters_are_the_tensors_read_from_the_file_not_copies(saved, monkeypatch):
+    """Loading holds the weights once: the model takes the tensors read from the weights file as
+    its parameters instead of copying them into freshly initialised ones."""
+    import transformer_tiny.checkpoint as checkpoint
+
+    read_tensors = checkpoint.read_checked_tensors
+    read: list[dict[str, torch.Tensor]] = []
+
+    def recording(*args, **kwargs):
+        read.append(read_tensors(*args, **kwargs))
+        return read[-1]
+
+    monkeypatch.setattr(checkpoint, "read_checked_tensors", recording)
+    model, _, _ = load_checkpoint(saved[2])
+    [tensors] = read
+    assert {k: t.data_ptr() for k, t in model.state_dict().items()} == \
+        {k: t.data_ptr() for k, t in tensors.items()}

@@ -259,3 +259,20 @@ def test_hard_share_of_training_draws():
 def test_hard_share_is_a_fraction(share):
     with pytest.raises(ValueError, match="hard_share"):
         DataConfig(hard_share=share)
+
+
+@pytest.mark.parametrize("n, seed", [(120, 3), (102, 0), (250, 7)])
+def test_length_grouped_batches_are_sorted_within_pools_of_50_batches(n, seed):
+    """The examples, shuffled by the same generator, are cut into pools of 50 batches (100
+    examples at batch size 2); each batch is two examples of one pool, adjacent in length."""
+    lengths = random.Random(100 + seed).sample(range(1000), n)  # distinct lengths
+    order = length_grouped_order(lengths, 2, random.Random(seed))
+    shuffled = list(range(n))
+    random.Random(seed).shuffle(shuffled)
+    pools = [shuffled[start:start + 100] for start in range(0, n, 100)]
+    expected = set()
+    for pool in pools:
+        ranked = sorted(pool, key=lambda i: lengths[i])
+        expected |= {frozenset(ranked[j:j + 2]) for j in range(0, len(ranked), 2)}
+    batches = {frozenset(order[j:j + 2]) for j in range(0, n, 2)}
+    assert batches == expected

@@ -207,3 +207,16 @@ def test_the_main_rank_of_several_announces_the_effective_batch_size(tmp_path, c
     assert lines[1].startswith("epoch 1: ") and "effective batch 16" in lines[1]
     assert summary["steps"] == 2 and summary["world_size"] == 2
     assert summary["effective_batch_size"] == 16
+
+
+def test_another_rank_runs_every_epoch_and_writes_nothing(tmp_path):
+    cfg = tiny_config(tmp_path / "run", epochs=3, train_samples=32)  # 2 steps an epoch each
+    run = te.Trainer(cfg, OneRank(rank=1, world=2), resume=False, tensorboard=False)
+    try:
+        summary = te._run(run, cfg, run.ctx)
+    finally:
+        run.close()
+    assert summary["steps"] == 6 and not summary["is_main"]
+    assert (run.progress.epoch, run.progress.batch, run.progress.loss_sum) == (3, 0, 0.0)
+    assert run.progress.history == []  # only the main process validates
+    assert not (tmp_path / "run").exists()

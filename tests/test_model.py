@@ -20,9 +20,10 @@ from helpers import (
     target_batch,
     trim,
 )
+from torch import nn
 
 from transformer_tiny.attention import LayerCache
-from transformer_tiny.model import Memory
+from transformer_tiny.model import FeedForward, Memory, dropout_layer
 from transformer_tiny.tokenizer import PAD_ID, VOCAB_SIZE, ByteTokenizer
 
 CONFIGS = [
@@ -258,3 +259,62 @@ def test_decode_at_without_use_cache_keeps_no_cache():
     first = model.decode_at(tgt, char, offset, memory)
     assert memory.caches == [] and memory.length == 0
     close(model.decode_at(tgt, char, offset, memory), first)
+
+
+# ----------------------------------------------------------------------------- layers and buffers
+def test_dropout_layer_is_a_no_op_module_at_zero_and_dropout_above():
+    assert isinstance(dropout_layer(0.0), nn.Identity)
+    for p in (0.25, 1.0):
+        layer = dropout_layer(p)
+        assert isinstance(layer, nn.Dropout) and layer.p == p
+
+
+def test_feed_forward_output_goes_through_dropout():
+    """In training, a feed-forward block with dropout 1 outputs zeros; in eval mode it does not."""
+    torch.manual_seed(0)
+    ff = FeedForward(8, 16, dropout=1.0)
+    x = torch.randn(2, 3, 8)
+    assert torch.equal(ff.train()(x), torch.zeros(2, 3, 8))
+    assert ff.eval()(x).abs().max() > 0.01
+
+
+def test_model_keeps_an_unsaved_table_of_every_rotary_angle():
+    """``rope_table[p, i]`` is the cosine and sine of ``p / 10000 ** (i / (hs / 2))`` for every
+    position below ``max_positions``; it moves with the model and is left out of the weights."""
+    model = make_model(position_scheme="rope", max_positions=64)  # float64
+    half = model.cfg.d_model // model.cfg.n_heads // 2
+    table = model.rope_table
+    assert table.shape == (64, half, 2) and table.dtype == torch.float64
+    want = torch.tensor([[[math.cos(p / 10_000 ** (i / half)), math.sin(p / 10_000 ** (i / half))]
+                          for i in range(half)] for p in range(64)], dtype=torch.float64)
+    close(table, want, atol=1e-5)
+    assert "rope_table" not in model.state_dict()
+
+
+def test_uncached_decode_reads_the_whole_prefix_whatever_was_cached_before():
+    """Without ``use_cache``, ``decode`` takes the whole prefix from position 0: earlier cached
+    steps on the same memory neither shift it nor count against the length limit."""
+    model = make_model(max_positions=64)
+    src, tgt = source_batch([5, 3]), target_batch([40, 12])  # 41 decoder tokens
+    memory = model.encode(src)
+    model.decode(tgt[:, :30], memory, use_cache=True)
+    assert memory.length == 30
+    close(model.decode(tgt, memory), model.decode(tgt, model.encode(src)))
+
+
+def test_sinusoidal_decoder_input_adds_the_position_of_the_predicted_character():
+    """With sinusoidal positions the first decoder layer gets the token embedding plus the
+    sinusoids of the character each step predicts (step t of ASCII output: t + 1), in both
+    halves of the features."""
+    model = make_model(position_scheme="sinusoidal")
+    d, quarter = model.cfg.d_model, model.cfg.d_model // 4
+    tgt = pad_rows([list(b"abcd")], bos=True)  # (1, 5)
+    seen = []
+    model.decoder[0].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    model.decode(tgt, model.encode(source_batch([3])))
+    sinusoid = [[f(p / 10_000 ** (i / quarter)) for f in (math.sin, math.cos)
+                 for i in range(quarter)] for p in range(1, 6)]
+    want = (model.embed(tgt) + model.byte_embed.weight[0]
+            + torch.tensor([row + row for row in sinusoid], dtype=torch.float64))
+    assert seen[0].shape == (1, 5, d)
+    close(seen[0], want, atol=1e-5)

@@ -69,6 +69,30 @@ def test_randomized_position_indices_at_the_extreme_uniform_draws(draw, monkeypa
             assert index.tolist() == [list(range(first, first + n))], (max_positions, n)
 
 
+@pytest.mark.parametrize(("n", "draw", "width"), [(1, 0.3, 2), (1, 0.95, 13), (2, 0.5, 5),
+                                                 (3, 0.5, 6)])
+def test_log_uniform_window_width(n, draw, width, monkeypatch):
+    """A log-uniform window of ``max_positions`` M = 15 has the width ``R = floor(n * ((M + 1) /
+    n) ** u)`` for a uniform draw ``u`` (here: 16 ** 0.3 = 2.30, 16 ** 0.95 = 13.93,
+    2 * 8 ** 0.5 = 5.66, 3 * (16 / 3) ** 0.5 = 6.93). With the window at offset 0 and every
+    index draw at the top, the indices are the last ``n`` of ``[0, R)``."""
+    top = 1 - 2**-24
+    draws = iter([draw, 0.9, 0.0, top])  # width u; 0.9 >= 0.5: log-uniform; offset; indices
+    monkeypatch.setattr(torch, "rand",
+                        lambda *size, device=None: torch.full(size, next(draws), device=device))
+    index = position_indices(n, 1, 15, True, torch.device("cpu"))
+    assert index.tolist() == [list(range(width - n, width))]
+
+
+def test_position_indices_are_made_on_the_device_asked_for():
+    """Every tensor is made on ``device`` (mixing devices would fail); the ``meta`` device,
+    present in every torch build, has shapes and no data."""
+    meta = torch.device("meta")
+    for randomized in (False, True):
+        index = position_indices(4, 3, 16, randomized, meta)
+        assert index.device == meta and index.shape == (3, 4) and index.dtype == torch.long
+
+
 def test_consecutive_position_indices():
     index = position_indices(5, 2, 8, False, torch.device("cpu"))
     assert index.tolist() == [list(range(5))] * 2

@@ -134,3 +134,10 @@ def test_pad_batch_properties(seqs, bos, eos):
         assert row[:n] == wrapped
         assert all(i == PAD_ID for i in row[n:])
         assert TOK.to_bytes(row) == bytes(s)
+
+
+@pytest.mark.parametrize("seqs", [[], [[]], [[1, 2, 3], [4]]])
+def test_pad_batch_lengths_are_long_integers_even_for_no_sequences(seqs):
+    ids, lengths = TOK.pad_batch(seqs, bos=True)
+    assert ids.dtype == torch.long and lengths.dtype == torch.long
+    assert lengths.tolist() == [len(s) + 1 for s in seqs]

@@ -8,6 +8,7 @@ reached a held-out exact match of 1.000 (the threshold is 0.99).
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -26,11 +28,13 @@ from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.data import DataModule
 from transformer_tiny.decoding import predict
+from transformer_tiny.distributed import DistContext
 from transformer_tiny.logs import read_metrics, read_steps
 from transformer_tiny.metrics import evaluate
+from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.tasks import get_task
 from transformer_tiny.tokenizer import EOS_ID, PAD_ID, ByteTokenizer
-from transformer_tiny.train_eval import Progress, learning_rate, sequence_loss, train
+from transformer_tiny.train_eval import Progress, Trainer, learning_rate, sequence_loss, train
 
 pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
@@ -243,3 +247,52 @@ def test_last_is_saved_every_save_every_steps_and_at_each_epoch_end(save_every, 
     cfg = tiny_config(tmp_path, train_samples=32, save_every=save_every)
     train(cfg)  # 4 steps an epoch
     assert [step for name, step in saved if name == "last"] == lasts
+
+
+class TerminalStderr(io.StringIO):
+    """A standard error that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_on_a_terminal_names_the_epoch_and_is_erased_at_its_end(tmp_path,
+                                                                                 monkeypatch):
+    terminal = TerminalStderr()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    cfg = tiny_config(tmp_path, epochs=3)
+    cfg = replace(cfg, train=replace(cfg.train, progress=True))
+    run = Trainer(cfg, DistContext(), resume=False, tensorboard=False)
+    try:
+        run.train_epoch()
+    finally:
+        run.close()
+    shown = terminal.getvalue()
+    assert "epoch 1/3" in shown
+    assert "\n" not in shown  # the bar is redrawn in place and cleared: no line is left behind
+    assert shown.endswith("\r")
+
+
+def test_each_epoch_line_estimates_the_time_left_from_this_run_s_epochs(tmp_path, capsys):
+    cfg = tiny_config(tmp_path, epochs=3)
+    cfg = replace(cfg, train=replace(cfg.train, progress=True))
+    run = Trainer(cfg, DistContext(), resume=False, tensorboard=False)
+    try:
+        for elapsed in (30.0, 50.0, 90.0):  # seconds since the start, at each epoch's end
+            run.train_epoch()
+            run.end_epoch(1234.0, elapsed)
+    finally:
+        run.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.startswith(f"epoch {n}: ") for n, line in enumerate(lines, 1)] == [True] * 3
+    assert lines[0].endswith("1,234 tok/s  effective batch 8  30 s  about 60 s to go")
+    assert lines[1].endswith("1,234 tok/s  effective batch 8  50 s  about 25 s to go")
+    assert lines[2].endswith("1,234 tok/s  effective batch 8  90 s")
+
+
+def test_train_returns_the_number_of_model_parameters(tmp_path, keep_thread_count):
+    cfg = tiny_config(tmp_path, epochs=1)
+    summary = train(cfg)
+    expected = sum(p.numel() for p in Seq2SeqTransformer(cfg.model).parameters())
+    assert summary["parameters"] == expected
+    assert summary["steps"] == 2 and summary["is_main"] and summary["world_size"] == 1
