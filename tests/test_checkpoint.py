@@ -172,6 +172,24 @@ def test_saving_again_replaces_the_weights(saved, tmp_path):
     assert load_checkpoint(tmp_path)[0](src, tgt).equal(newer(src, tgt))
 
 
+def test_saving_again_when_the_previous_weights_are_already_gone(saved, tmp_path):
+    _, cfg, path = saved
+    weights_of(path).unlink()
+    newer = make_model(seed=1, dtype=torch.float32)
+    save_checkpoint(tmp_path, "best", newer, cfg, {"step": 8})
+    assert sorted(os.listdir(tmp_path)) == ["best-0000008.safetensors", "best.json"]
+
+
+def test_meta_without_a_step_is_saved_as_step_zero(tmp_path):
+    model, cfg = make_model(dtype=torch.float32), run_config()
+    path = save_checkpoint(tmp_path, "last", model, cfg, {}, trainer_state={"x": torch.ones(2)})
+    info = read_json(path)
+    assert info["weights"] == "last-0000000.safetensors"
+    assert info["state"] == "last-0000000.state.safetensors"
+    assert sorted(os.listdir(tmp_path)) == [
+        "last-0000000.safetensors", "last-0000000.state.safetensors", "last.json"]
+
+
 def test_missing_path(tmp_path):
     assert_one_line_error(tmp_path / "nope", "no checkpoint")
     assert_one_line_error(tmp_path / "nope.json", "no checkpoint")
@@ -192,6 +210,18 @@ def test_unreadable_or_foreign_json(saved, tmp_path, text):
     _, _, path = saved
     path.write_bytes(text.encode("utf-8", errors="surrogateescape"))  # "\udcff": invalid UTF-8
     assert_one_line_error(tmp_path)
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    pytest.param(b"{not json", "Expecting property name enclosed in double quotes",
+                 id="invalid_json"),
+    pytest.param(b'{"format": "\xff"}', "'utf-8' codec can't decode byte 0xff", id="invalid_utf8"),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested too deeply", id="nested_deeply"),
+])
+def test_unreadable_json_error_says_why(saved, tmp_path, data, reason):
+    _, _, path = saved
+    path.write_bytes(data)
+    assert f"is unreadable: {reason}" in str(assert_one_line_error(tmp_path))
 
 
 @pytest.mark.parametrize("config", [

@@ -193,6 +193,27 @@ def test_two_ranks_together_train_on_every_string_of_the_epoch_once(tmp_path, mo
     assert sorted(trained[0] + trained[1]) == sorted(epoch)
 
 
+def test_with_an_odd_number_of_batches_every_rank_takes_the_same_number_of_steps(
+        tmp_path, monkeypatch):
+    steps: list[int] = []  # per rank, the batches it trained on
+
+    def counting(model, opt, batch, *args):  # args: lr, cfg, autocast, step
+        steps[-1] += 1
+        return 1.0, int(batch["src"].numel())
+
+    monkeypatch.setattr(te, "_train_step", counting)
+    cfg = tiny_config(tmp_path / "run", epochs=1, train_samples=40)  # 5 batches of 8
+    for rank in (0, 1):
+        steps.append(0)
+        run = te.Trainer(cfg, OneRank(rank=rank, world=2), resume=False, tensorboard=False)
+        try:
+            run.train_epoch()
+        finally:
+            run.close()
+        assert run.progress.step == 2
+    assert steps == [2, 2]  # rank 0's third batch is left out: 5 // 2 steps each
+
+
 def test_the_main_rank_of_several_announces_the_effective_batch_size(tmp_path, capsys):
     cfg = tiny_config(tmp_path / "run", epochs=1, train_samples=32)
     cfg = replace(cfg, train=replace(cfg.train, progress=True))

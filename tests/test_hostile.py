@@ -348,6 +348,45 @@ def test_weights_whose_header_has_an_odd_length_still_load(hostile_dir):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_weights_of_the_wrong_size_are_refused_naming_both_sizes(hostile_dir):
+    path = hostile_dir / info_of(hostile_dir)["weights"]
+    size = path.stat().st_size
+    raw_weights(lambda b: b[:-64])(hostile_dir)
+    with pytest.raises(CheckpointError, match=f"^weights {re.escape(str(path))} are "
+                                              f"{size - 64:,} bytes; the header implies "
+                                              f"{size:,}$"):
+        load_checkpoint(hostile_dir)
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("header length 2**60", "are truncated or not a safetensors file"),
+    ("header not JSON", "are unreadable: bad safetensors header"),
+    ("a tensor missing", "do not fit the config: missing tensor 'head.bias'"),
+    ("weights with NaN", ": tensor 'head.bias' holds NaN or infinite values"),
+])
+def test_a_refused_weights_file_is_named_at_the_start_of_the_message(case, reason,
+                                                                     hostile_dir):
+    path = hostile_dir / info_of(hostile_dir)["weights"]
+    HOSTILE[case](hostile_dir)
+    with pytest.raises(CheckpointError, match=f"^weights {re.escape(str(path))} ?"
+                                              f"{re.escape(reason)}$"):
+        load_checkpoint(hostile_dir)
+
+
+def test_a_header_entry_of_any_length_fits_a_1d_expectation_and_no_other_rank_does():
+    expected = {"a": (None, "U8"), "b": ((2, 3), "F32")}
+    header = {"a": {"dtype": "U8", "shape": [5], "data_offsets": [24, 29]},
+              "b": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}
+    assert check_header(json.loads(json.dumps(header)), expected, set(), "state x") == 29
+    for shape in ([], [5, 1], [1, 5]):
+        bad = json.loads(json.dumps(header))
+        bad["a"]["shape"] = shape
+        with pytest.raises(CheckpointError, match=re.escape(
+                f"state x do not fit the config: tensor 'a' has shape {shape}, "
+                "the config implies 1-D")):
+            check_header(bad, expected, set(), "state x")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", HOSTILE)
 def test_hostile_checkpoint_is_refused_by_the_command(case, hostile_dir):

@@ -116,6 +116,19 @@ def test_no_causal_leakage_with_randomized_positions(scheme):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+def test_first_of_two_decoder_positions_does_not_see_the_second(impl):
+    model = make_model(attention_impl=impl)
+    src = source_batch([5, 3])
+    tgt = pad_rows([[10], [200]], bos=True)  # (2, 2): BOS and one byte
+    base = model(src, tgt)
+    changed = tgt.clone()
+    changed[:, 1] = torch.tensor([77, 3])
+    logits = model(src, changed)
+    close(logits[:, 0], base[:, 0], atol=1e-10)
+    assert not torch.allclose(logits[:, 1], base[:, 1])
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_causal_encoder_reads_left_to_right(scheme, impl):
     """With ``causal_encoder`` an encoder state depends on its token and those to its left only."""

@@ -12,12 +12,13 @@ import pytest
 from helpers import call_cli, chain_model, one_error_line
 
 import transformer_tiny
+from transformer_tiny import data
 from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import ConfigError, DataConfig
-from transformer_tiny.data import DataModule, pair_splits
+from transformer_tiny.data import PAIR_SLICES, DataModule, pair_splits
 from transformer_tiny.metrics import edit_errors, evaluate
 from transformer_tiny.pairs import PairsError, group_outputs, read_pairs
 from transformer_tiny.tasks import task_for
@@ -167,6 +168,58 @@ def test_capped_held_out_inputs_are_chosen_by_hash_and_change_with_the_data_seed
     assert len(first) == len(second) == 10 and chosen(0) == first  # deterministic
     assert first != second  # 10 of 100: the same ten for two seeds would be a 1-in-10^13 chance
     assert first != sorted(f"v{i}" for i in range(10))  # not the first lines of the file
+
+
+# Where each input of ``slice_file`` falls in the hash range of the data seed.
+SLICE_FRACTIONS = {"val_low": 0.0, "val_in": 0.01, "test_low": 0.05, "test_in": 0.06,
+                   "train_a": 0.5, "train_b": 0.7}
+
+
+def slice_file(tmp_path, monkeypatch, **samples) -> DataConfig:
+    """A pairs config over inputs placed by :data:`SLICE_FRACTIONS` (their order for choosing
+    capped held-out inputs, with the next seed, is the reverse)."""
+    train = write(tmp_path / "slices.tsv",
+                  "".join(f"{x}\t{x.upper()}\n" for x in SLICE_FRACTIONS).encode())
+    cfg = DataConfig(task="pairs", train_file=str(train), **samples)
+
+    def placed(text: str, seed: int) -> float:
+        h = SLICE_FRACTIONS[text]
+        return h if seed == cfg.data_seed else 1 - h
+
+    monkeypatch.setattr(data, "hash_fraction", placed)
+    return cfg
+
+
+def test_the_held_out_slices_are_the_first_and_second_5_percent_of_the_hash_range():
+    assert PAIR_SLICES == {"val": (0.0, 0.05), "test": (0.05, 0.1)}
+
+
+def test_an_input_on_a_slice_s_lower_bound_is_held_out_in_that_slice(tmp_path, monkeypatch):
+    cfg = slice_file(tmp_path, monkeypatch, val_samples=10, test_samples=10)
+    splits = pair_splits(cfg, 100)
+    assert splits.val == {"val_low": ["VAL_LOW"], "val_in": ["VAL_IN"]}
+    assert splits.test == {"test_low": ["TEST_LOW"], "test_in": ["TEST_IN"]}
+    assert splits.train == [("train_a", "TRAIN_A"), ("train_b", "TRAIN_B")]
+
+
+def test_slice_inputs_beyond_the_held_out_cap_are_never_trained_on(tmp_path, monkeypatch):
+    cfg = slice_file(tmp_path, monkeypatch, val_samples=1, test_samples=1)
+    splits = pair_splits(cfg, 100)
+    assert list(splits.val) == ["val_in"] and list(splits.test) == ["test_in"]
+    assert splits.train == [("train_a", "TRAIN_A"), ("train_b", "TRAIN_B")]  # no *_low
+
+
+def test_pairs_must_fit_the_model_s_positions_with_bos_and_eos(tmp_path):
+    fits = "".join(f"{i:08d}\t{i:08d}\n" for i in range(20))  # 8 bytes each way
+    ok = write(tmp_path / "ok.tsv", fits.encode())
+    cfg = DataConfig(task="pairs", train_file=str(ok))
+    dm = DataModule(cfg, 10)
+    assert len(dm.pairs.train) + len(dm.val_inputs) + len(dm.test_inputs) == 20  # every pair
+    for line, reason in [("123456789\tx\n", "input of 9 bytes, this model takes at most 8"),
+                         ("x\t123456789\n", "output of 9 bytes, this model writes at most 8")]:
+        long = write(tmp_path / "long.tsv", (fits + line).encode())
+        with pytest.raises(PairsError, match=f"long.tsv line 21: {reason}"):
+            DataModule(DataConfig(task="pairs", train_file=str(long)), 10)
 
 
 def test_lone_surrogates_from_json_escapes_are_read_and_recorded_as_bytes(tmp_path):

@@ -357,6 +357,16 @@ def test_carry_chain_splits_powers_of_ten_anywhere_as_in_45_plus_55():
     assert sum(min(a, b) >= 20 for a, b in splits) > 0.3 * len(splits)
 
 
+def test_carry_chain_splits_powers_of_ten_between_two_numbers_of_the_full_width():
+    # 4-digit numbers: 4521+5479 (10^4 + r) has both at 1000 or more; x99..9 + y never does
+    rng = random.Random(4)
+    sums = [tuple(map(int, carry_chain(rng, "", 1, 9).split("+"))) for _ in range(400)]
+    both_long = [(a, b) for a, b in sums if min(a, b) >= 1000]
+    assert len(both_long) >= 10  # about one draw in ten
+    assert all(10_000 <= a + b <= 10_009 for a, b in both_long)
+    assert len({min(a, b) for a, b in both_long}) >= 10
+
+
 def test_carry_chain_carries_numbers_of_up_to_as_many_digits_as_nines_into_them():
     # x99..9 + y (1999 + 57): the sums with no 0 that are not 10^d + r with r <= 9
     sums = [(a, b) for a, b in carry_sums(3)
