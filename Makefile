@@ -65,14 +65,15 @@ mutation: install
 
 # `make mutation-sample`: the same, on MUTATION_SAMPLE mutants drawn at random from each module
 # (benchmarks/mutation_sample.py): an estimate of every module's score in under an hour. The
-# first mutmut run generates the mutants (and tests a handful).
+# first mutmut run generates the mutants (and tests a handful). MUTATION_SEED draws another sample.
 MUTATION_SAMPLE ?= 70
+MUTATION_SEED ?= 0
 
 mutation-sample: install
 	$(PY) -m pip install --quiet $(MUTMUT)
 	$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) 'transformer_tiny.tokenizer.*__mutmut_1'
 	$(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) \
-		$$($(PY) benchmarks/mutation_sample.py $(MUTATION_SAMPLE))
+		$$($(PY) benchmarks/mutation_sample.py $(MUTATION_SAMPLE) --seed $(MUTATION_SEED))
 	$(PY) benchmarks/mutation_report.py --command "make mutation-sample"
 
 clean:

@@ -3,6 +3,7 @@ each module that ``[tool.mutmut] only_mutate`` names, the same sample for the sa
 
     make mutation-sample                   # mutmut on the sample, then docs/mutation.md
     python benchmarks/mutation_sample.py 80
+    python benchmarks/mutation_sample.py 20 --seed 1   # another sample (make: MUTATION_SEED=1)
 
 A full run takes hours on 2 cores; a sample of N mutants per module estimates each module's score
 within a few points (docs/mutation.md gives the interval) in under an hour.
