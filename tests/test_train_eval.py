@@ -79,7 +79,7 @@ def test_sequence_loss_is_the_mean_over_real_tokens():
 
 def test_sequence_loss_with_label_smoothing_spreads_a_share_over_the_vocabulary():
     """With smoothing 0.2 each real token's loss is 0.8 of its negative log-probability plus 0.2
-    of the mean negative log-probability over all the vocabulary; PAD positions still count not."""
+    of the mean negative log-probability over all the vocabulary; PAD positions do not count."""
     model = make_model()
     batch = loss_batch(extra_pad=2)
     loss, n_tokens = sequence_loss(model, batch, label_smoothing=0.2)
