@@ -4,6 +4,7 @@ subprocesses, and the checks several test modules share. Import them: ``from hel
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -234,8 +235,22 @@ def tiny_config(out, epochs: int = 2, train_samples: int = 16, **train) -> RunCo
                                  max_positions=40),
                      DataConfig(alphabet="printable", max_len=8, train_samples=train_samples,
                                 val_samples=4, test_samples=4),
-                     TrainConfig(epochs=epochs, batch_size=8, warmup_steps=1, out=str(out),
-                                 progress=False, threads=1, **train))
+                     TrainConfig(**{"epochs": epochs, "batch_size": 8, "warmup_steps": 1,
+                                    "out": str(out), "progress": False, "threads": 1, **train}))
+
+
+@contextlib.contextmanager
+def open_trainer(cfg: RunConfig, ctx=None):
+    """A fresh :class:`Trainer` of ``cfg`` without TensorBoard, in ``ctx`` (default: one process),
+    closed on leaving the block."""
+    from transformer_tiny.distributed import DistContext
+    from transformer_tiny.train_eval import Trainer
+
+    run = Trainer(cfg, ctx or DistContext(), resume=False, tensorboard=False)
+    try:
+        yield run
+    finally:
+        run.close()
 
 
 # ----------------------------------------------------------------------------- brackets

@@ -18,12 +18,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import ROOT, TOK, tiny_config
+from helpers import ROOT, TOK, open_trainer, tiny_config
 
 import transformer_tiny.train_eval as te
 from transformer_tiny.checkpoint import load_checkpoint
@@ -183,11 +182,8 @@ def test_two_ranks_together_train_on_every_string_of_the_epoch_once(tmp_path, mo
     cfg = tiny_config(tmp_path / "run", epochs=1, train_samples=32)  # 4 batches of 8
     for rank in (0, 1):
         trained.append([])
-        run = te.Trainer(cfg, OneRank(rank=rank, world=2), resume=False, tensorboard=False)
-        try:
+        with open_trainer(cfg, OneRank(rank=rank, world=2)) as run:
             run.train_epoch()
-        finally:
-            run.close()
     assert [len(strings) for strings in trained] == [16, 16]  # 2 batches each
     epoch = DataModule(cfg.data, cfg.model.max_positions).train_dataset(0).inputs
     assert sorted(trained[0] + trained[1]) == sorted(epoch)
@@ -205,24 +201,16 @@ def test_with_an_odd_number_of_batches_every_rank_takes_the_same_number_of_steps
     cfg = tiny_config(tmp_path / "run", epochs=1, train_samples=40)  # 5 batches of 8
     for rank in (0, 1):
         steps.append(0)
-        run = te.Trainer(cfg, OneRank(rank=rank, world=2), resume=False, tensorboard=False)
-        try:
+        with open_trainer(cfg, OneRank(rank=rank, world=2)) as run:
             run.train_epoch()
-        finally:
-            run.close()
         assert run.progress.step == 2
     assert steps == [2, 2]  # rank 0's third batch is left out: 5 // 2 steps each
 
 
 def test_the_main_rank_of_several_announces_the_effective_batch_size(tmp_path, capsys):
-    cfg = tiny_config(tmp_path / "run", epochs=1, train_samples=32)
-    cfg = replace(cfg, train=replace(cfg.train, progress=True))
-    run = te.Trainer(cfg, OneRank(rank=0, world=2, backend="gloo"), resume=False,
-                     tensorboard=False)
-    try:
+    cfg = tiny_config(tmp_path / "run", epochs=1, train_samples=32, progress=True)
+    with open_trainer(cfg, OneRank(rank=0, world=2, backend="gloo")) as run:
         summary = te._run(run, cfg, run.ctx)
-    finally:
-        run.close()
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "2 processes (gloo), batch size 8 each: effective batch size 16"
     assert lines[1].startswith("epoch 1: ") and "effective batch 16" in lines[1]
@@ -232,11 +220,8 @@ def test_the_main_rank_of_several_announces_the_effective_batch_size(tmp_path, c
 
 def test_another_rank_runs_every_epoch_and_writes_nothing(tmp_path):
     cfg = tiny_config(tmp_path / "run", epochs=3, train_samples=32)  # 2 steps an epoch each
-    run = te.Trainer(cfg, OneRank(rank=1, world=2), resume=False, tensorboard=False)
-    try:
+    with open_trainer(cfg, OneRank(rank=1, world=2)) as run:
         summary = te._run(run, cfg, run.ctx)
-    finally:
-        run.close()
     assert summary["steps"] == 6 and not summary["is_main"]
     assert (run.progress.epoch, run.progress.batch, run.progress.loss_sum) == (3, 0, 0.0)
     assert run.progress.history == []  # only the main process validates

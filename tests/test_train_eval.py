@@ -16,11 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 
 import pytest
 import torch
-from helpers import ROOT, call_cli, close, make_model, tiny_config
+from helpers import ROOT, call_cli, close, make_model, open_trainer, tiny_config
 from safetensors.torch import load_file
 
 from transformer_tiny.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_info
@@ -28,13 +27,12 @@ from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.data import DataModule
 from transformer_tiny.decoding import predict
-from transformer_tiny.distributed import DistContext
 from transformer_tiny.logs import read_metrics, read_steps
 from transformer_tiny.metrics import evaluate
 from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.tasks import get_task
 from transformer_tiny.tokenizer import EOS_ID, PAD_ID, ByteTokenizer
-from transformer_tiny.train_eval import Progress, Trainer, learning_rate, sequence_loss, train
+from transformer_tiny.train_eval import Progress, learning_rate, sequence_loss, train
 
 pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
@@ -260,13 +258,9 @@ def test_the_progress_bar_on_a_terminal_names_the_epoch_and_is_erased_at_its_end
                                                                                  monkeypatch):
     terminal = TerminalStderr()
     monkeypatch.setattr(sys, "stderr", terminal)
-    cfg = tiny_config(tmp_path, epochs=3)
-    cfg = replace(cfg, train=replace(cfg.train, progress=True))
-    run = Trainer(cfg, DistContext(), resume=False, tensorboard=False)
-    try:
+    cfg = tiny_config(tmp_path, epochs=3, progress=True)
+    with open_trainer(cfg) as run:
         run.train_epoch()
-    finally:
-        run.close()
     shown = terminal.getvalue()
     assert "epoch 1/3" in shown
     assert "\n" not in shown  # the bar is redrawn in place and cleared: no line is left behind
@@ -274,15 +268,11 @@ def test_the_progress_bar_on_a_terminal_names_the_epoch_and_is_erased_at_its_end
 
 
 def test_each_epoch_line_estimates_the_time_left_from_this_run_s_epochs(tmp_path, capsys):
-    cfg = tiny_config(tmp_path, epochs=3)
-    cfg = replace(cfg, train=replace(cfg.train, progress=True))
-    run = Trainer(cfg, DistContext(), resume=False, tensorboard=False)
-    try:
+    cfg = tiny_config(tmp_path, epochs=3, progress=True)
+    with open_trainer(cfg) as run:
         for elapsed in (30.0, 50.0, 90.0):  # seconds since the start, at each epoch's end
             run.train_epoch()
             run.end_epoch(1234.0, elapsed)
-    finally:
-        run.close()
     lines = capsys.readouterr().out.splitlines()
     assert [line.startswith(f"epoch {n}: ") for n, line in enumerate(lines, 1)] == [True] * 3
     assert lines[0].endswith("1,234 tok/s  effective batch 8  30 s  about 60 s to go")
