@@ -48,7 +48,7 @@ COMMANDS = {  # task: its training command, as docs/tasks.md and docs/results.md
            "--epochs 10 --out runs/task-add",
     "parens": f"{TRAIN} --task parens --max-len 16 --randomize-positions false --n-heads 16 "
               "--n-dec-layers 1 --lr 0.001 --batch-size 64 --train-samples 46080 "
-              "--hard-share 0.25 --epochs 5 --out runs/task-parens",
+              "--hard-share 0.25 --epochs 6 --out runs/task-parens",
 }
 PROBES = {  # inputs a person tries first
     "reverse": ["mississippi", "Hello_2025"], "copy": ["mississippi", "aaaaaaaaaaaa"],
