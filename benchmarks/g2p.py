@@ -71,6 +71,8 @@ ARPABET = {c: p for p, c in PHONEMES.items()}
 def to_arpabet(compact: str) -> str:
     """``"bWt"`` -> ``"B AW T"`` (a character that is no phoneme is kept as it is)."""
     return " ".join(ARPABET.get(c, c) for c in compact)
+
+
 PUBLISHED = [  # word error rates on CMUdict, as Rao et al. 2015 report them
     {"system": "DBLSTM-CTC (Rao et al. 2015)", "wer": 25.8, "per": None},
     {"system": "DBLSTM-CTC + 5-gram joint model (Rao et al. 2015)", "wer": 21.3, "per": None},
