@@ -86,6 +86,20 @@ def test_json_contents(saved, tmp_path):
     assert info["weights_sha256"] == hashlib.sha256(blob).hexdigest()
 
 
+def test_checkpoint_from_before_rope_stride_keeps_its_rotary_angles(saved):
+    """A config saved before ``rope_stride`` existed loads with stride 1, the angles its model
+    was trained with; one that names a stride keeps it."""
+    model, _, path = saved
+    info = read_json(path)
+    assert info["config"]["model"]["rope_stride"] == 4
+    del info["config"]["model"]["rope_stride"]
+    atomic_write_json(path, info)
+    loaded, cfg, _ = load_checkpoint(path)
+    assert cfg.model.rope_stride == 1
+    assert torch.equal(loaded.rope_table, make_model(rope_stride=1).rope_table.float())
+    assert not torch.equal(loaded.rope_table, model.rope_table)
+
+
 def test_resolve_checkpoint(saved, tmp_path):
     _, _, path = saved
     assert resolve_checkpoint(tmp_path) == path

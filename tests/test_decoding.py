@@ -297,7 +297,7 @@ def test_batches_by_length_yields_every_index_once_in_sorted_batches_of_wrapped_
 
 
 def test_predict_keeps_the_input_order_when_it_batches_by_length():
-    model = make_model(seed=1)
+    model = make_model(seed=20)  # a seed whose outputs differ for all six inputs
     texts = ["hello", "a", "", "abc", "zz", "é!"]
     alone = [predict(model, [t], max_new_tokens=6)[0] for t in texts]
     assert len({tuple(ids) for ids, _ in alone}) == len(texts)  # outputs tell the inputs apart

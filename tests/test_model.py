@@ -226,10 +226,11 @@ def rotate_pairs(x: torch.Tensor, index: int) -> torch.Tensor:
     return out
 
 
-def test_cross_attention_keys_count_from_both_ends():
+@pytest.mark.parametrize("stride", [1, 4])
+def test_cross_attention_keys_count_from_both_ends(stride):
     """Half of the heads rotate the keys of source token s by s, the other half by its distance
-    from the end of its own row (EOS is 0), padding aside."""
-    model = make_model(position_scheme="rope")
+    from the end of its own row (EOS is 0), padding aside; each index turns ``stride`` steps."""
+    model = make_model(position_scheme="rope", rope_stride=stride)
     rows = [list(b"abcde"), list(b"xy")]
     src = pad_rows(rows, bos=True, eos=True)  # ASCII: a token's character index is its index
     memory = model.encode(src)
@@ -243,7 +244,7 @@ def test_cross_attention_keys_count_from_both_ends():
             for s in range(n):
                 for h in range(nh):
                     index = s if h < nh // 2 else n - 1 - s
-                    close(keys[b, h, s], rotate_pairs(raw[b, s, h], index), atol=1e-6)
+                    close(keys[b, h, s], rotate_pairs(raw[b, s, h], stride * index), atol=1e-6)
 
 
 def test_selected_memory_decodes_its_rows_as_the_whole_memory_does():
@@ -291,15 +292,18 @@ def test_feed_forward_output_goes_through_dropout():
     assert ff.eval()(x).abs().max() > 0.01
 
 
-def test_model_keeps_an_unsaved_table_of_every_rotary_angle():
-    """``rope_table[p, i]`` is the cosine and sine of ``p / 10000 ** (i / (hs / 2))`` for every
-    position below ``max_positions``; it moves with the model and is left out of the weights."""
-    model = make_model(position_scheme="rope", max_positions=64)  # float64
+@pytest.mark.parametrize("stride", [1, 4])
+def test_model_keeps_an_unsaved_table_of_every_rotary_angle(stride):
+    """``rope_table[p, i]`` is the cosine and sine of ``stride * p / 10000 ** (i / (hs / 2))``
+    for every position below ``max_positions``; it moves with the model and is left out of the
+    weights."""
+    model = make_model(position_scheme="rope", max_positions=64, rope_stride=stride)  # float64
     half = model.cfg.d_model // model.cfg.n_heads // 2
     table = model.rope_table
     assert table.shape == (64, half, 2) and table.dtype == torch.float64
-    want = torch.tensor([[[math.cos(p / 10_000 ** (i / half)), math.sin(p / 10_000 ** (i / half))]
-                          for i in range(half)] for p in range(64)], dtype=torch.float64)
+    angle = [[stride * p / 10_000 ** (i / half) for i in range(half)] for p in range(64)]
+    want = torch.tensor([[[math.cos(a), math.sin(a)] for a in row] for row in angle],
+                        dtype=torch.float64)
     close(table, want, atol=1e-5)
     assert "rope_table" not in model.state_dict()
 

@@ -116,6 +116,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p
 
 
+def _upgraded(config: Any) -> Any:
+    """A saved config as this version reads it: checkpoints written before ``rope_stride``
+    existed turned their rotary angles one index step per position."""
+    model = config.get("model") if isinstance(config, dict) else None
+    if isinstance(model, dict) and "rope_stride" not in model:
+        return {**config, "model": {**model, "rope_stride": 1}}
+    return config
+
+
 def read_checkpoint_info(path: str | Path) -> tuple[Path, dict[str, Any], RunConfig]:
     """Parse and validate a checkpoint's JSON; returns ``(json_path, info, config)``."""
     p = resolve_checkpoint(path)
@@ -127,7 +136,7 @@ def read_checkpoint_info(path: str | Path) -> tuple[Path, dict[str, Any], RunCon
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a transformer_tiny checkpoint")
     try:
-        cfg = RunConfig.from_dict(info["config"])
+        cfg = RunConfig.from_dict(_upgraded(info["config"]))
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise CheckpointError(f"checkpoint {p} has an invalid config: {e}") from None
     n_params = model_parameters(cfg)

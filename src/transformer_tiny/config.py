@@ -19,7 +19,7 @@ ATTENTION_IMPLS = ("auto", "sdpa", "math")
 DEVICES = ("auto", "cpu", "cuda")
 # Upper bounds of the sizes, far above what a toy task needs.
 MODEL_LIMITS = {"d_model": 4096, "n_heads": 256, "n_enc_layers": 64, "n_dec_layers": 64,
-                "d_ff": 16384, "max_positions": 65536}
+                "d_ff": 16384, "max_positions": 65536, "rope_stride": 64}
 DATA_LIMITS = {"max_len": 16384, "train_samples": 100_000_000, "val_samples": 100_000,
                "test_samples": 100_000}
 
@@ -90,6 +90,7 @@ class ModelConfig:
     position_scheme: str = _field("rope", "how positions enter the model",
                                   choices=POSITION_SCHEMES)
     randomize_positions: bool = _field(True, "train on sorted random subsets of the indices")
+    rope_stride: int = _field(4, "rotary index steps per position (rope): how fast angles turn")
     attention_impl: str = _field("auto", "fused kernel, explicit math, or auto (see attention.py)",
                                  choices=ATTENTION_IMPLS)
     causal_encoder: bool = _field(False, "encoder tokens see only those to their left")
@@ -98,7 +99,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_types(self)
         _positive(self, "d_model", "n_heads", "n_enc_layers", "n_dec_layers", "d_ff")
-        _positive(self, "max_positions", "vocab_size")
+        _positive(self, "max_positions", "vocab_size", "rope_stride")
         _check(self.d_model % self.n_heads == 0, "d_model", "must be divisible by n_heads")
         _check(self.d_model % 4 == 0, "d_model", "must be a multiple of 4")
         _check(self.position_scheme != "rope" or (self.d_model // self.n_heads) % 2 == 0,

@@ -142,7 +142,8 @@ class Seq2SeqTransformer(nn.Module):
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
         self.drop = dropout_layer(cfg.dropout)
         hs = cfg.d_model // cfg.n_heads  # rotary angles, looked up by position (not saved)
-        self.register_buffer("rope_table", rope_table(cfg.max_positions, hs), persistent=False)
+        table = rope_table(cfg.max_positions, hs, cfg.rope_stride)
+        self.register_buffer("rope_table", table, persistent=False)
 
     def _randomized(self) -> bool:
         return self.training and self.cfg.randomize_positions

@@ -15,7 +15,8 @@ works from these integer indices.
 * ``rope``: rotary embeddings (Su et al., 2021) in every attention, rotating feature pairs
   ``(2i, 2i+1)`` of each head; nothing is added to the embeddings. Attention scores then depend
   only on index differences, so they extend to lengths never seen in training. In
-  cross-attention, half of the heads rotate keys by start offset and half by end offset.
+  cross-attention, half of the heads rotate keys by start offset and half by end offset. Index
+  ``p`` turns pair ``i`` by ``stride * p / 10000 ** (i / (hs / 2))`` (``rope_stride``).
 """
 
 from __future__ import annotations
@@ -188,10 +189,12 @@ class Rotation(NamedTuple):
     z: Tensor | None
 
 
-def rope_table(n_positions: int, head_size: int) -> Tensor:
-    """``(n_positions, hs/2, 2)``: cosine and sine of every rotary angle (:func:`rope_rotation`
-    of each index), computed once per model so that decoding steps look them up."""
-    cos, sin, _ = rope_rotation(torch.arange(n_positions)[None], head_size)  # (1, n, 1, hs/2)
+def rope_table(n_positions: int, head_size: int, stride: int = 1) -> Tensor:
+    """``(n_positions, hs/2, 2)``: cosine and sine of every rotary angle, computed once per model
+    so that decoding steps look them up. Position ``p`` turns as :func:`rope_rotation` of index
+    ``stride * p``: a stride above 1 turns every feature pair faster per character."""
+    index = torch.arange(n_positions)[None] * stride  # (1, n)
+    cos, sin, _ = rope_rotation(index, head_size)  # (1, n, 1, hs/2)
     return torch.stack([cos[0, :, 0], sin[0, :, 0]], dim=-1)
 
 
