@@ -44,8 +44,8 @@ COMMANDS = {  # task: its training command, as docs/tasks.md and docs/results.md
     "shift": f"{TRAIN} --task shift --alphabet printable --out runs/task-shift",
     "sort": f"{TRAIN} --task sort --alphabet printable --max-len 16 --randomize-positions false "
             "--hard-share 0.25 --epochs 20 --out runs/task-sort",
-    "add": f"{TRAIN} --task add --max-len 11 --randomize-positions false --hard-share 0.25 "
-           "--epochs 10 --out runs/task-add",
+    "add": f"{TRAIN} --task add --max-len 11 --randomize-positions false --rope-stride 1 "
+           "--hard-share 0.25 --epochs 10 --out runs/task-add",
     "parens": f"{TRAIN} --task parens --max-len 16 --randomize-positions false --rope-stride 1 "
               "--n-heads 16 --n-dec-layers 1 --lr 0.001 --batch-size 64 --train-samples 46080 "
               "--hard-share 0.25 --epochs 6 --out runs/task-parens",
