@@ -257,8 +257,8 @@ def positions(path: Path, prov: Provenance) -> list[str]:
     rope = {t: get(t, "rope") for t in ("reverse", "copy")}
     if all(rope.values()) and len(heads) > 2:
         said.append(f"Rotary positions learn both tasks on the training lengths but fade "
-                    f"beyond them: at {heads[2]} characters reverse is at "
-                    f"{rope['reverse'][heads[2]]:.3f} and copy at {rope['copy'][heads[2]]:.3f}.")
+                    f"beyond them: at {heads[-1]} characters reverse is at "
+                    f"{rope['reverse'][heads[-1]]:.3f} and copy at {rope['copy'][heads[-1]]:.3f}.")
     best = {t: get(t, "rope + randomized (default)") for t in ("reverse", "copy")}
     longest = int(heads[-1].split("-")[1]) / int(heads[0].split("-")[1])
     if all(best.values()):
