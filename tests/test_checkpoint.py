@@ -92,6 +92,7 @@ def test_checkpoint_from_before_rope_stride_keeps_its_rotary_angles(saved):
     model, _, path = saved
     info = read_json(path)
     assert info["config"]["model"]["rope_stride"] == 4
+    assert load_checkpoint(path)[1].model.rope_stride == 4
     del info["config"]["model"]["rope_stride"]
     atomic_write_json(path, info)
     loaded, cfg, _ = load_checkpoint(path)
