@@ -18,6 +18,7 @@ from transformer_tiny.checkpoint import CheckpointError, save_checkpoint
 from transformer_tiny.cli.export import export_main
 from transformer_tiny.config import ConfigError, DataConfig, ModelConfig, RunConfig
 from transformer_tiny.data import draw_inputs
+from transformer_tiny.pretrained import model_card
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
 
 
@@ -111,6 +112,23 @@ def test_predict_applies_the_tasks_formats():
         model.predict(["12+1"])
     with pytest.raises(TypeError):
         model.predict("95+7")
+    with pytest.raises(ValueError, match=r"beam must be in \[1, 64\]"):
+        model.predict(["1+1"], beam=65)
+    assert model.limits.alphabet == "its own characters"  # add ignores the alphabet
+    assert model.limits.characters == "0123456789+"
+
+
+@pytest.mark.parametrize("data, said", [
+    (DataConfig(task="add", max_len=11),
+     ["over its own characters, `0123456789+` (11 characters)",
+      "characters other than `0123456789+` were never seen"]),
+    (DataConfig(task="pairs", train_file="runs/g2p.tsv"),
+     ["Input-output pairs read from `runs/g2p.tsv`, 3 epochs.",
+      "characters that are not in the training pairs were never seen"]),
+])
+def test_model_card_says_what_a_task_with_its_own_inputs_saw(data, said):
+    card = model_card(RunConfig(data=data), {})
+    assert all(s in card for s in said) and "alphabet" not in card
 
 
 def test_evaluate_defaults_to_the_test_set(untrained_run):

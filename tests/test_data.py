@@ -12,6 +12,7 @@ from helpers import ALL_TASKS, SMALL, TOK
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from transformer_tiny.alphabets import ALPHABETS
 from transformer_tiny.config import DataConfig
 from transformer_tiny.data import (
     HELDOUT_FRACTION,
@@ -25,7 +26,7 @@ from transformer_tiny.data import (
     is_heldout,
     length_grouped_order,
 )
-from transformer_tiny.tasks import ALPHABETS, reverse_text, task_for
+from transformer_tiny.tasks import reverse_text, task_for
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 

@@ -119,8 +119,13 @@ def test_web_manifest(untrained_run, tmp_path):
     assert manifest["special_ids"] == {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID}
     assert manifest["input_format"] is None and manifest["output_room"] == {"per_token": 1,
                                                                              "plus": 16}
-    add = RunConfig(ModelConfig(), DataConfig(task="add", max_len=11))
-    assert manifest_of(add, {}, "x")["input_format"] == {"kind": "add", "width": 5}
+    add = manifest_of(RunConfig(ModelConfig(), DataConfig(task="add", max_len=11)), {}, "x")
+    assert add["input_format"] == {"kind": "add", "width": 5}
+    assert (add["alphabet"], add["alphabet_size"]) == ("its own characters", 11)
+    pairs = manifest_of(RunConfig(ModelConfig(), DataConfig(task="pairs", train_file="p.tsv")),
+                        {}, "x")
+    assert pairs["output_room"] == {"per_token": 4, "plus": 16}  # the task's room, as predict's
+    assert (pairs["alphabet"], pairs["alphabet_size"]) == ("the pairs it was trained on", None)
 
 
 # ----------------------------------------------------------------------------- a trained model

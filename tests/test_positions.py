@@ -24,6 +24,7 @@ from transformer_tiny.positions import (
     apply_rotation,
     char_positions,
     decoder_positions,
+    end_heads,
     position_indices,
     rope_rotation,
     rope_table,
@@ -255,6 +256,7 @@ def test_two_way_rotation_splits_heads():
     end = torch.tensor([[3, 2, 1, 0]])
     cos, sin, _ = two_way_rotation(start, end, n_heads=4, head_size=8)  # (B, S, nh, hs/2)
     ref_start, ref_end = rope_rotation(start, 8), rope_rotation(end, 8)
+    assert list(end_heads(4)) == [2, 3] and list(end_heads(5)) == [2, 3, 4]
     assert cos.shape == (1, 4, 4, 4)
     close(cos[:, :, :2], ref_start.cos.expand(1, 4, 2, 4), atol=0)
     close(sin[:, :, 2:], ref_end.sin.expand(1, 4, 2, 4), atol=0)

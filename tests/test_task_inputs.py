@@ -1,5 +1,6 @@
-"""The tasks' input generators and the helpers beside them in tasks.py: which strings can occur and
-how often, checked against references written here and Python's own arithmetic."""
+"""The tasks' input generators and the helpers beside them (tasks.py, brackets.py,
+arithmetic.py): which strings can occur and how often, checked against references written here
+and Python's own arithmetic."""
 
 from __future__ import annotations
 
@@ -14,20 +15,15 @@ import pytest
 from helpers import balanced_by_pair_removal as balanced
 from helpers import bracket_depth as depth
 
+from transformer_tiny.alphabets import ALPHABETS, _chars
+from transformer_tiny.arithmetic import add_input, carry_chain
+from transformer_tiny.brackets import BRACKETS, balanced_brackets, deep_brackets, parens_input
 from transformer_tiny.config import DataConfig
 from transformer_tiny.tasks import (
-    ALPHABETS,
-    BRACKETS,
     TASKS,
     Task,
-    _chars,
-    add_input,
-    balanced_brackets,
-    carry_chain,
-    deep_brackets,
     few_distinct,
     get_task,
-    parens_input,
     periodic_string,
     register_task,
     task_for,

@@ -24,19 +24,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transformer_tiny import tasks
+from transformer_tiny.alphabets import ALPHABETS
+from transformer_tiny.brackets import BRACKETS, parens_answer
 from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.data import DataModule, PairDataset, draw_inputs, hard_inputs
 from transformer_tiny.metrics import evaluate
 from transformer_tiny.tasks import (
-    ALPHABETS,
-    BRACKETS,
+    FROM_FILES,
+    OWN_CHARACTERS,
     TASKS,
+    OutputRoom,
     Task,
     caesar_shift,
     get_task,
-    parens_answer,
+    input_characters,
     register_task,
     repeating_string,
     reverse_text,
@@ -278,6 +281,24 @@ def test_readme_recipe_trains_end_to_end(tmp_path, capsys):
 ])
 def test_unseen_characters(text, cfg, expected):
     assert unseen_characters(text, cfg) == expected
+
+
+@pytest.mark.parametrize("cfg, name, characters", [
+    (DataConfig(alphabet="digits"), "digits", "0123456789"),
+    (DataConfig(task="sort", alphabet="letters"), "letters", string.ascii_letters),
+    (DataConfig(task="add", alphabet="unicode"), OWN_CHARACTERS, "0123456789+"),
+    (DataConfig(task="parens"), OWN_CHARACTERS, "()[]{}<>"),
+    (DataConfig(task="pairs", train_file="x.tsv"), FROM_FILES, None),
+])
+def test_input_characters_name_what_training_draws_from(cfg, name, characters):
+    """Tasks with their own characters ignore the alphabet; pairs come from files."""
+    assert input_characters(cfg) == (name, characters)
+
+
+def test_output_room_is_per_token_times_the_source_plus_a_margin():
+    assert OutputRoom(per_token=4, plus=16)(10) == 56 and OutputRoom(1, 0)(7) == 7
+    assert get_task("pairs").output_room == OutputRoom(4, 16)
+    assert all(get_task(n).output_room is None for n in ALL_TASKS)  # the decoders' default
 
 
 # ----------------------------------------------------------------------------- hard slices

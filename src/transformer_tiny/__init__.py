@@ -1,4 +1,4 @@
-"""mini-transformer: a from-scratch seq2seq Transformer that learns to reverse strings.
+"""transformer_tiny: a from-scratch seq2seq Transformer for string tasks (reversing by default).
 
     import transformer_tiny
     model = transformer_tiny.load("runs/quickstart")

@@ -28,18 +28,20 @@ from .logs import METRICS_FILE
 from .metrics import EvalResult, evaluate
 from .plots import DEFAULT_TEXT, PLOTS, draw
 from .pretrained import save_pretrained
-from .tasks import ALPHABETS, Task, task_for, unseen_characters
+from .tasks import Task, input_characters, task_for, unseen_characters
 from .tokenizer import ByteTokenizer
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What a model takes: inputs of at most ``max_input_bytes`` UTF-8 bytes, and the
-    ``alphabet`` its training strings were drawn from (the characters it has seen)."""
+    """What a model takes: inputs of at most ``max_input_bytes`` UTF-8 bytes, and what its
+    training inputs were drawn from: the ``alphabet``'s name (or "its own characters" for a
+    task such as ``add``, "the pairs it was trained on" for files) and its ``characters`` (None
+    for files: :meth:`TinyModel.unseen_characters` knows their bytes)."""
 
     max_input_bytes: int
     alphabet: str
-    characters: str
+    characters: str | None
 
 
 class TinyModel:
@@ -61,8 +63,7 @@ class TinyModel:
 
     @property
     def limits(self) -> Limits:
-        alphabet = self._config.data.alphabet
-        return Limits(self._config.model.max_source_tokens, alphabet, ALPHABETS[alphabet])
+        return Limits(self._config.model.max_source_tokens, *input_characters(self._config.data))
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -81,8 +82,6 @@ class TinyModel:
         formats applied, e.g. ``add``'s padding). Greedy unless ``beam > 1``."""
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise TypeError("predict() takes a list of str")
-        if not 1 <= beam <= 64:
-            raise ValueError("beam must be in [1, 64]")
         prepared = [self._task.model_input(t) for t in texts]
         tok = ByteTokenizer()
         return [self._task.shown(tok.decode(ids))

@@ -50,23 +50,25 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causa
                                               is_causal=causal)
     if causal:
         mask = subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
-    scores, scale = q @ k.transpose(-2, -1), 1.0 / math.sqrt(q.size(-1))  # (B, nh, Tq, Tk)
-    empty = None
-    if mask is not None:  # bias + scale * scores, in one operation
-        bias = torch.zeros(mask.shape, dtype=scores.dtype, device=q.device)
-        scores = torch.add(bias.masked_fill_(~mask, float("-inf")), scores, alpha=scale)
-        empty = ~mask.any(dim=-1, keepdim=True)  # rows with no allowed key
-        empty = empty if empty.any() else None
-        if empty is not None:  # softmax of all -inf is NaN, and so would be the gradients
-            scores = scores.masked_fill(empty, 0.0)
-    else:
-        scores = scores * scale
-    probs = torch.softmax(scores, dim=-1)
-    if empty is not None:  # those rows output zeros
-        probs = probs.masked_fill(empty, 0.0)
+    probs = attention_weights(q, k, mask)  # (B, nh, Tq, Tk)
     if dropout_p > 0:
         probs = F.dropout(probs, p=dropout_p)
     return probs @ v  # (B, nh, Tq, hs)
+
+
+def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``softmax(q kᵀ / √hs)`` over the keys each query may attend to: ``(B, nh, Tq, Tk)``
+    (``mask`` as for :func:`attention`). A query with no allowed key gets all-zero weights."""
+    scores, scale = q @ k.transpose(-2, -1), 1.0 / math.sqrt(q.size(-1))  # (B, nh, Tq, Tk)
+    if mask is None:
+        return torch.softmax(scores * scale, dim=-1)
+    bias = torch.zeros(mask.shape, dtype=scores.dtype, device=q.device)
+    scores = torch.add(bias.masked_fill_(~mask, float("-inf")), scores, alpha=scale)  # one op
+    empty = ~mask.any(dim=-1, keepdim=True)  # rows with no allowed key
+    if not empty.any():
+        return torch.softmax(scores, dim=-1)
+    # softmax of an all -inf row is NaN, and so would be its gradients: those rows are zeros
+    return torch.softmax(scores.masked_fill(empty, 0.0), dim=-1).masked_fill(empty, 0.0)
 
 
 class MultiHeadAttention(nn.Module):
@@ -81,6 +83,13 @@ class MultiHeadAttention(nn.Module):
 
     def _split(self, x: Tensor) -> Tensor:  # (B, T, C) -> (B, T, nh, hs), a view
         return x.unflatten(-1, (self.n_heads, -1))
+
+    def project_q(self, x: Tensor, rot: Rotation | None = None) -> Tensor:
+        """Cross-attention queries of ``x (B, T, C)`` (rotated by ``rot`` if given),
+        ``(B, nh, T, hs)``."""
+        C = x.size(-1)
+        q = self._split(F.linear(x, self.in_proj.weight[:C], self.in_proj.bias[:C]))
+        return (q if rot is None else apply_rotation(q, rot)).transpose(1, 2)
 
     def project_kv(self, context: Tensor, rot: Rotation | None = None) -> tuple[Tensor, Tensor]:
         """Keys (rotated by ``rot`` if given) and values of ``context (B, S, C)``, each
@@ -114,9 +123,7 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 k, v = cache.append(k, v)
         else:
-            q = self._split(F.linear(x, self.in_proj.weight[:C], self.in_proj.bias[:C]))
-            q = (q if rot is None else apply_rotation(q, rot)).transpose(1, 2)
-            k, v = kv
+            q, (k, v) = self.project_q(x, rot), kv
         p = self.dropout if self.training else 0.0
         y = attention(q, k, v, mask=mask, causal=causal, dropout_p=p, impl=self.impl)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, C))

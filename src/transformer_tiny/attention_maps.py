@@ -10,20 +10,18 @@ that ``out_proj(weights @ v)`` can be checked against what the model computed.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .attention import MultiHeadAttention
+from .attention import MultiHeadAttention, attention_weights
 from .decoding import predict
 from .model import Seq2SeqTransformer
-from .positions import apply_rotation, utf8_length
+from .positions import utf8_length
 from .tokenizer import BOS_ID, EOS_ID, ByteTokenizer
 
 
@@ -46,15 +44,7 @@ def cross_attention_weights(module: MultiHeadAttention, x: Tensor, kv: tuple[Ten
                             mask: Tensor | None, rot: Any) -> Tensor:
     """The weights of ``module``'s cross-attention for the call ``module(x, kv=kv, mask=mask,
     rot=rot)``: ``(B, nh, T, S)``, each row summing to 1 over the keys it may attend to."""
-    C = x.size(-1)
-    q = module._split(F.linear(x, module.in_proj.weight[:C], module.in_proj.bias[:C]))
-    q = (q if rot is None else apply_rotation(q, rot)).transpose(1, 2)  # (B, nh, T, hs)
-    k = kv[0]
-    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)
-    return torch.nan_to_num(weights, nan=0.0)  # a query with no allowed key attends to nothing
+    return attention_weights(module.project_q(x, rot), kv[0], mask)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .alphabets import ALPHABETS
 from .tokenizer import VOCAB_SIZE
 
 POSITION_SCHEMES = ("sinusoidal", "rope")
@@ -54,8 +55,6 @@ def _task_names() -> list[str]:
 
 
 def _alphabet_names() -> list[str]:
-    from .tasks import ALPHABETS
-
     return sorted(ALPHABETS)
 
 

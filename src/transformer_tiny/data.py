@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .alphabets import ALPHABETS
 from .config import DataConfig, ModelConfig
 from .pairs import PairFile, group_outputs, read_pairs
-from .tasks import ALPHABETS, Task, get_task, task_for
+from .tasks import Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
 _SPLIT_SALT = {"val": 1, "test": 2, "train": 3, "train-hard": 4}

@@ -33,10 +33,14 @@ def inference(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return wrapper
 
 
+OUTPUT_MARGIN = 16  # output tokens allowed beyond the source's length by default
+MAX_BEAM = 64  # the widest beam the commands and predict() accept
+
+
 def default_max_new_tokens(src_len: int, cfg: ModelConfig) -> int:
     """Room for an output as long as a source of ``src_len`` tokens plus a margin, within the
     model's positions."""
-    return min(src_len + 16, cfg.max_positions - 1)
+    return min(src_len + OUTPUT_MARGIN, cfg.max_positions - 1)
 
 
 @inference
@@ -174,6 +178,8 @@ def predict(model: Seq2SeqTransformer, texts: list[str],
     task's ``output_room``), kept within the model's positions; None: the decoders' default."""
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("predict() takes a list of str")
+    if not 1 <= beam <= MAX_BEAM:
+        raise ValueError(f"beam must be in [1, {MAX_BEAM}]")
     device = next(model.parameters()).device
     results: list[tuple[list[int], bool]] = [([], False) for _ in texts]
     for rows, src in batches_by_length(texts, batch_size, model.cfg):

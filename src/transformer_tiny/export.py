@@ -33,14 +33,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .attention import LayerCache, MultiHeadAttention
+from .attention import LayerCache, MultiHeadAttention, padding_mask
 from .attention_maps import capture_cross_attention
 from .checkpoint import load_checkpoint
 from .config import ModelConfig
 from .decoding import batches_by_length, default_max_new_tokens
 from .model import Memory, Seq2SeqTransformer
 from .positions import decoder_positions
-from .tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
+from .tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_IDS, ByteTokenizer
 from .utils import TEMP_SUFFIX, atomic_write_bytes
 
 FORMAT = "transformer_tiny.onnx/1"
@@ -103,7 +103,7 @@ def _example_inputs(cfg: ModelConfig) -> tuple[Tensor, tuple[Tensor, ...]]:
     kv = [torch.randn(2, nh, S, hs, generator=g) for _ in range(2 * cfg.n_dec_layers)]
     past = [torch.randn(2, nh, T, hs, generator=g) for _ in range(2 * cfg.n_dec_layers)]
     step = (torch.tensor([[65], [0xC3]]), torch.tensor([[T + 1], [T]]), torch.tensor([[0], [1]]),
-            src[:, None, None, :] != PAD_ID)
+            padding_mask(src))
     return src, (*step, *kv, *past)
 
 
@@ -125,7 +125,7 @@ def _export_graph(module: nn.Module, inputs: tuple[Tensor, ...], path: Path, cfg
     finally:
         tmp.unlink(missing_ok=True)
     meta = {"format": FORMAT, "config": json.dumps(dataclasses.asdict(cfg)),
-            "special_ids": json.dumps({"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID})}
+            "special_ids": json.dumps(SPECIAL_IDS)}
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

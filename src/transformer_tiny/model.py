@@ -1,7 +1,8 @@
 """A from-scratch encoder-decoder Transformer (pre-norm): layers, memory and the model.
 
 Attention and masks (boolean, ``True`` = may attend) live in :mod:`transformer_tiny.attention`;
-position schemes (sinusoidal, randomized, rope) in :mod:`transformer_tiny.positions`.
+position schemes (sinusoidal, rope; either with randomized indices) in
+:mod:`transformer_tiny.positions`.
 """
 
 from __future__ import annotations
@@ -88,10 +89,12 @@ class Memory:
     """Encoder output and everything the decoder derives from it once per input.
 
     ``states (B, S, C)``; ``src_mask (B, 1, 1, S)``; ``cross_kv``: per decoder layer, the
-    cross-attention keys and values ``(B, nh, S, hs)``; ``caches``: per-layer self-attention caches
-    for incremental decoding; ``length``: decoder tokens consumed so far; ``chars``: the
-    character position reached (it places the next step's token); ``padded``: whether any source
-    row is padded (if none is, attention over the source needs no mask at all).
+    cross-attention keys and values ``(B, nh, S, hs)``; ``positions (B, K)``: the position
+    indices shared with the decoder (randomized ones), None for the character indices
+    themselves; ``caches``: per-layer self-attention caches for incremental decoding;
+    ``length``: decoder tokens consumed so far; ``chars``: the character position reached (it
+    places the next step's token); ``padded``: whether any source row is padded (if none is,
+    attention over the source needs no mask at all).
     """
 
     states: Tensor

@@ -17,7 +17,8 @@ from .config import ModelConfig, RunConfig
 from .data import bucket_inputs
 from .logs import METRICS_FILE, MissingExtraError, read_metrics, read_steps
 from .metrics import EvalResult, evaluate, even_buckets
-from .tasks import ALPHABETS, task_for
+from .positions import end_heads
+from .tasks import input_characters, task_for
 
 DEFAULT_TEXT = "Hello, world!"  # the input whose cross-attention is drawn
 PLOTS = {"attention": "attention.png", "curves": "training_curves.png",
@@ -52,8 +53,8 @@ def head_notes(cfg: ModelConfig) -> list[str]:
     input, half from its end; other schemes: nothing to say)."""
     if cfg.position_scheme != "rope":
         return [""] * cfg.n_heads
-    split = cfg.n_heads // 2
-    return ["positions from start" if h < split else "positions from end"
+    from_end = end_heads(cfg.n_heads)
+    return ["positions from end" if h in from_end else "positions from start"
             for h in range(cfg.n_heads)]
 
 
@@ -131,7 +132,8 @@ def default_buckets(cfg: RunConfig) -> list[tuple[int, int]]:
     model's positions allow for the widest character of the alphabet)."""
     lo, hi = cfg.data.min_len, cfg.data.max_len
     buckets = even_buckets(lo, hi)
-    widest = max(len(c.encode("utf-8")) for c in ALPHABETS[cfg.data.alphabet])
+    characters = input_characters(cfg.data)[1] or "\U0010ffff"  # files: any character
+    widest = max(len(c.encode("utf-8")) for c in characters)
     limit = cfg.model.max_source_tokens // widest
     for factor in (2, 4):
         top = min(hi * factor, limit)

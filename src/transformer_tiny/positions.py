@@ -5,18 +5,20 @@ its index and carry their byte offset inside it (0-3; :func:`char_positions`). S
 ``i`` of a source of ``n`` characters (BOS and EOS included, BOS is 0) carries two offsets, ``i``
 from the start and ``n - 1 - i`` from the end, so that "the t-th character from either end" is
 equally easy to find. A decoder step carries the position of the byte it *predicts*
-(:func:`decoder_positions`): for ASCII output, step ``t`` has index ``t + 1``. Every scheme
-works from these integer indices.
+(:func:`decoder_positions`): for ASCII output, step ``t`` has index ``t + 1``. Both schemes
+work from these integer indices.
 
 * ``sinusoidal``: the sinusoids of Vaswani et al. (2017) of both offsets are added to the token
   embeddings (first half / second half of the features).
-* ``randomized``: as ``sinusoidal``, but training draws the indices as a sorted random subset of
-  ``[0, max_positions)`` (Ruoss et al., 2023), so indices far beyond the training lengths are seen.
 * ``rope``: rotary embeddings (Su et al., 2021) in every attention, rotating feature pairs
   ``(2i, 2i+1)`` of each head; nothing is added to the embeddings. Attention scores then depend
   only on index differences, so they extend to lengths never seen in training. In
   cross-attention, half of the heads rotate keys by start offset and half by end offset. Index
   ``p`` turns pair ``i`` by ``stride * p / 10000 ** (i / (hs / 2))`` (``rope_stride``).
+
+With ``randomize_positions`` (either scheme), training draws the indices as a sorted random
+subset of ``[0, max_positions)`` (Ruoss et al., 2023), so indices far beyond the training lengths
+are seen.
 """
 
 from __future__ import annotations
@@ -37,11 +39,17 @@ def exporting() -> bool:
     return torch.onnx.is_in_onnx_export()
 
 
-def sinusoidal_encoding(index: Tensor, dim: int) -> Tensor:
-    """Sinusoids of Vaswani et al.: ``(...)`` position indices -> ``(..., dim)`` features."""
+def angles(index: Tensor, dim: int) -> Tensor:
+    """``(...)`` position indices -> ``(..., dim/2)`` angles ``index / 10000 ** (i / (dim/2))``:
+    the geometric frequencies that sinusoidal and rotary positions share."""
     half = dim // 2
     freq = torch.exp(torch.arange(half, device=index.device) * (-math.log(10_000.0) / half))
-    angle = index.to(torch.float32)[..., None] * freq  # (..., dim/2)
+    return index.to(torch.float32)[..., None] * freq
+
+
+def sinusoidal_encoding(index: Tensor, dim: int) -> Tensor:
+    """Sinusoids of Vaswani et al.: ``(...)`` position indices -> ``(..., dim)`` features."""
+    angle = angles(index, dim)  # (..., dim/2)
     return torch.cat([angle.sin(), angle.cos()], dim=-1)
 
 
@@ -209,9 +217,7 @@ def rope_rotation(index: Tensor, head_size: int, table: Tensor | None = None) ->
         exact = cos_sin.dtype in (torch.float32, torch.float64)
         return Rotation(cos, sin, torch.view_as_complex(cos_sin) if exact and not exporting()
                         else None)
-    half = head_size // 2
-    freq = torch.exp(torch.arange(half, device=index.device) * (-math.log(10_000.0) / half))
-    angle = index.to(torch.float32)[..., None] * freq  # (B, T, nh|1, hs/2)
+    angle = angles(index, head_size)  # (B, T, nh|1, hs/2)
     cos, sin = angle.cos(), angle.sin()
     return Rotation(cos, sin, None if exporting() else torch.complex(cos, sin))
 
@@ -219,9 +225,9 @@ def rope_rotation(index: Tensor, head_size: int, table: Tensor | None = None) ->
 def apply_rotation(x: Tensor, rot: Rotation) -> Tensor:
     """Rotate the feature pairs ``(x[2i], x[2i+1])`` of each head of ``x (B, T, nh, hs)``.
 
-    A pair is a complex number and the rotation one complex multiply: a single kernel, several
-    times faster than the real-valued formula, which is kept for ONNX export and for half
-    precision (there is no complex bf16).
+    A pair is a complex number and the rotation one complex multiply: a single kernel, faster
+    than the real-valued formula, which is kept for ONNX export and for half precision (there
+    is no complex bf16).
     """
     pairs = x.unflatten(-1, (-1, 2))  # (B, T, nh, hs/2, 2)
     if rot.z is not None and x.dtype in (torch.float32, torch.float64):
@@ -231,10 +237,16 @@ def apply_rotation(x: Tensor, rot: Rotation) -> Tensor:
     return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1).flatten(-2).type_as(x)
 
 
+def end_heads(n_heads: int) -> range:
+    """The cross-attention heads whose keys are rotated by offsets from the end of the input
+    (the second half); the others count from its start."""
+    return range(n_heads // 2, n_heads)
+
+
 def two_way_rotation(start: Tensor, end: Tensor, n_heads: int, head_size: int,
                      table: Tensor | None = None) -> Rotation:
-    """Cross-attention key rotation: the first half of the heads by start offset, the rest by
-    end offset, so a head can find "the token t from the start" or "t from the end"."""
-    split = n_heads // 2
+    """Cross-attention key rotation: the heads before :func:`end_heads` by start offset, those
+    by end offset, so a head can find "the token t from the start" or "t from the end"."""
+    split = end_heads(n_heads).start
     index = torch.stack([start] * split + [end] * (n_heads - split), dim=-1)  # (B, S, nh)
     return rope_rotation(index, head_size, table)

@@ -11,11 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .arithmetic import add_width
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .config import RunConfig
+from .decoding import OUTPUT_MARGIN
 from .export import export_onnx
-from .tasks import ALPHABETS, add_width, task_for
-from .tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE
+from .positions import end_heads
+from .tasks import OutputRoom, input_characters, task_for
+from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
 from .utils import atomic_write_json
 
 WEB_FORMAT = "transformer_tiny.web/1"
@@ -36,24 +39,22 @@ def manifest(cfg: RunConfig, info: dict[str, Any], source: str) -> dict[str, Any
     """The contents of ``model.json`` for a model with config ``cfg`` and checkpoint ``info``."""
     task, m = task_for(cfg.data), cfg.model
     input_format, output_format = _formats(cfg)
-    pairs = task.name == "pairs"
-    characters = task.characters is not None
-    end_heads = list(range(m.n_heads // 2, m.n_heads)) if m.position_scheme == "rope" else []
+    alphabet, characters = input_characters(cfg.data)
+    from_end = list(end_heads(m.n_heads)) if m.position_scheme == "rope" else []
+    room = task.output_room or OutputRoom(per_token=1, plus=OUTPUT_MARGIN)  # the decoders' own
     metrics = info.get("metrics") if isinstance(info.get("metrics"), dict) else {}
     return {
         "format": WEB_FORMAT, "checkpoint": source, "task": task.name,
         "task_description": task.description,
-        "alphabet": "its own characters" if characters else
-                    ("the pairs it was trained on" if pairs else cfg.data.alphabet),
-        "alphabet_size": len(set(ALPHABETS[cfg.data.alphabet])) if not (characters or pairs)
-                         else None,
+        "alphabet": alphabet,
+        "alphabet_size": len(set(characters)) if characters is not None else None,
         "training_lengths": [cfg.data.min_len, cfg.data.max_len],
         "max_input_bytes": m.max_source_tokens, "max_positions": m.max_positions,
         "n_layers": m.n_dec_layers, "n_heads": m.n_heads, "head_size": m.d_model // m.n_heads,
-        "end_heads": end_heads, "vocab_size": VOCAB_SIZE,
-        "special_ids": {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID},
+        "end_heads": from_end, "vocab_size": VOCAB_SIZE,
+        "special_ids": SPECIAL_IDS,
         # room for the output: per_token * (source tokens, BOS and EOS included) + plus
-        "output_room": {"per_token": 4, "plus": 16} if pairs else {"per_token": 1, "plus": 16},
+        "output_room": {"per_token": room.per_token, "plus": room.plus},
         "input_format": input_format, "output_format": output_format,
         "val_exact_match": metrics.get("val_exact_match"),
     }

@@ -12,7 +12,7 @@ import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import DEVICES, ConfigError, RunConfig
@@ -72,17 +72,17 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser, device: bool = True) ->
                        help="where the model runs (default: %(default)s)")
 
 
-def load_model(args: argparse.Namespace) -> tuple[Seq2SeqTransformer, RunConfig]:
-    """The model and config of ``args.checkpoint`` on ``args.device``, with one thread per core;
-    a missing checkpoint says how to train one."""
+def load_model(args: argparse.Namespace
+               ) -> tuple[Seq2SeqTransformer, RunConfig, dict[str, Any]]:
+    """The model, config and checkpoint info of ``args.checkpoint`` on ``args.device``, with
+    one thread per core; a missing checkpoint says how to train one."""
     set_threads(0)
     try:
-        model, cfg, _ = load_checkpoint(args.checkpoint, pick_device(args.device))
+        return load_checkpoint(args.checkpoint, pick_device(args.device))
     except CheckpointError as e:
         if not Path(args.checkpoint).exists():
             raise CheckpointError(f"{e}; {TRAIN_HINT}") from None
         raise
-    return model, cfg
 
 
 def _decode_line(raw: bytes, name: str, line: int, offset: int) -> str:

@@ -9,10 +9,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from ..checkpoint import read_checkpoint_info
 from ..config import RunConfig, build_config
 from ..data import DataModule, bucket_inputs, hard_inputs, held_out_pairs
+from ..decoding import MAX_BEAM
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
 from ..tasks import task_for
 from .common import (
@@ -53,7 +54,8 @@ def _parser(prog: str | None) -> Parser:
     return p
 
 
-def _pairs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], list[list[str]], str]:
+def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
+           ) -> tuple[list[str], list[list[str]], str]:
     """Inputs and accepted outputs of the ``pairs`` task: ``--test-file``, or the split of the
     files the checkpoint was trained on (with a warning if they changed since)."""
     if args.file or args.lengths:
@@ -61,7 +63,7 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], list[li
     data = replace(cfg.data, test_file=args.test_file) if args.test_file else cfg.data
     split = "test" if args.test_file else args.split
     held, records = held_out_pairs(data, split, cfg.model.max_source_tokens)
-    trained = read_checkpoint_info(args.checkpoint)[1].get("data_files")
+    trained = info.get("data_files")
     saved = {(f.get("name"), f.get("role")): f.get("sha256") for f in trained or []
              if isinstance(f, dict)}
     for record in records:
@@ -126,14 +128,14 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     args = _parser(prog).parse_args(argv)
     if args.samples <= 0 or args.examples < 0:
         raise UsageError("--samples must be > 0 and --examples >= 0")
-    if not 1 <= args.beam <= 64:
-        raise UsageError("--beam must be in [1, 64]")
-    model, cfg = load_model(args)
+    if not 1 <= args.beam <= MAX_BEAM:
+        raise UsageError(f"--beam must be in [1, {MAX_BEAM}]")
+    model, cfg, info = load_model(args)
     if args.alphabet is not None:
         build_config(cfg.to_dict(), {"data": {"alphabet": args.alphabet}})  # validates the name
     references = None
     if cfg.data.task == "pairs":
-        inputs, references, source = _pairs(args, cfg)
+        inputs, references, source = _pairs(args, cfg, info)
         buckets = even_buckets(1, max(len(x) for x in inputs))
     else:
         inputs, buckets, source = _inputs(args, cfg)

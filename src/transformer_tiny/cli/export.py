@@ -65,7 +65,7 @@ def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> i
         raise UsageError(f"ONNX export needs {' and '.join(missing)}: install the [onnx] extra "
                          "(pip install -e '.[onnx]')")
     args.device = "cpu"
-    model, cfg = load_model(args)
+    model, cfg, _ = load_model(args)
     tok = ByteTokenizer()
     for text in args.text or []:
         cfg.model.check_positions(len(tok.encode(text)) + 2)  # BOS and EOS

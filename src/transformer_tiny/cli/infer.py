@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ..checkpoint import read_checkpoint_info, seen_bytes
+from ..checkpoint import seen_bytes
 from ..config import ModelConfig, RunConfig
-from ..decoding import predict
+from ..decoding import MAX_BEAM, predict
 from ..tasks import task_for, unseen_characters
 from ..tokenizer import ByteTokenizer
 from .common import (
@@ -32,7 +32,8 @@ def _parser(prog: str | None) -> Parser:
                         f"{ModelConfig().max_source_tokens:,} with the default config")
     add_checkpoint_arguments(p)
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
-                   help="output length limit in bytes (default: input length + 16)")
+                   help="output length limit in bytes (default: the task's room, for most "
+                        "tasks the input's length + 16)")
     p.add_argument("--beam", type=int, default=1, metavar="K",
                    help="beam width, 1 to 64 (default: 1, greedy)")
     return p
@@ -53,9 +54,9 @@ def warn_unseen(texts: list[str], cfg: RunConfig, seen: list[int] | None = None)
 
 def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = _parser(prog).parse_args(argv)
-    if not 1 <= args.beam <= 64:
-        raise UsageError("--beam must be in [1, 64]")
-    model, cfg = load_model(args)
+    if not 1 <= args.beam <= MAX_BEAM:
+        raise UsageError(f"--beam must be in [1, {MAX_BEAM}]")
+    model, cfg, info = load_model(args)
     task = task_for(cfg.data)
     if args.text is not None:
         check_texts(args.text)
@@ -63,8 +64,7 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
         read_lines(sys.stdin.buffer, "stdin", cfg.model.max_source_tokens)
     if not texts:
         return 0
-    warn_unseen(texts, cfg, seen_bytes(read_checkpoint_info(args.checkpoint)[1])
-                if cfg.data.task == "pairs" else None)
+    warn_unseen(texts, cfg, seen_bytes(info) if cfg.data.task == "pairs" else None)
     texts = [task.model_input(t) for t in texts]  # e.g. add's zero-padding
     limit = model.cfg.max_positions - 1
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:

@@ -58,7 +58,7 @@ def plot_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
         raise UsageError("--text must not be empty")
     buckets = parse_buckets(args.lengths) if args.lengths else None
     new_figure(1.0, 1.0)  # without matplotlib: fail before loading anything
-    model, cfg = load_model(args)
+    model, cfg, _ = load_model(args)
     check_buckets(buckets or [], cfg, args.samples)
     run_dir = resolve_checkpoint(args.checkpoint).parent
     out = Path(args.out) if args.out else run_dir / "plots"
