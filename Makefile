@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo train eval infer test test-fast lint mutation mutation-sample web web-deps clean
+.PHONY: install demo test test-fast lint mutation mutation-sample web web-deps clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -220,7 +220,7 @@ def headline(path: Path, prov: Provenance) -> list[str]:
 def ascii_share() -> float:
     """The share of ASCII characters in the default (``unicode``) alphabet's draws."""
     sys.path.insert(0, str(HERE.parent / "src"))
-    from transformer_tiny.tasks import ALPHABETS
+    from transformer_tiny.alphabets import ALPHABETS
 
     alphabet = ALPHABETS["unicode"]
     return sum(c.isascii() for c in alphabet) / len(alphabet)
@@ -399,8 +399,8 @@ def tasks(path: Path, prov: Provenance) -> list[str]:
               "one training at a time), training seed 0, the quickstart model unless the flags "
               f"say otherwise; test exact match on {', '.join(f'{x:,}' for x in sorted(n))} "
               "held-out inputs never seen in training; the hard slice is 200 inputs drawn by "
-              "the task's `make_hard` generator (`tasks.py`), which stresses what the task "
-              "needs; longer inputs are 200 fresh inputs beyond the training lengths (for "
+              "the task's `make_hard` generator (registered in `tasks.py`), which stresses what "
+              "the task needs; longer inputs are 200 fresh inputs beyond the training lengths (for "
               "`add`, numbers wider than the 5 digits it trains on, which its fixed positions "
               "have never placed); first tries are the answers to inputs a person types first. "
               "What the "
