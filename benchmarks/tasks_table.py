@@ -43,7 +43,7 @@ COMMANDS = {  # task: its training command, as docs/tasks.md and docs/results.md
     "copy": f"{TRAIN} --task copy --out runs/task-copy",
     "shift": f"{TRAIN} --task shift --alphabet printable --out runs/task-shift",
     "sort": f"{TRAIN} --task sort --alphabet printable --max-len 16 --randomize-positions false "
-            "--hard-share 0.25 --epochs 20 --out runs/task-sort",
+            "--hard-share 0.25 --epochs 24 --out runs/task-sort",
     "add": f"{TRAIN} --task add --max-len 11 --randomize-positions false --rope-stride 1 "
            "--hard-share 0.25 --epochs 10 --out runs/task-add",
     "parens": f"{TRAIN} --task parens --max-len 16 --randomize-positions false --rope-stride 1 "

@@ -26,6 +26,7 @@ from transformer_tiny.tasks import (
     get_task,
     periodic_string,
     register_task,
+    repeating_string,
     task_for,
     unseen_characters,
     wraparound_letters,
@@ -160,6 +161,26 @@ def test_few_distinct_draws_1_2_or_3_characters_or_a_sorted_or_reversed_string()
     # over 95 have more than 3 distinct ones but for about 1 time in 10^20
     assert kinds["other"] == 0
     assert all(0.15 < kinds[k] / n < 0.25 for k in (1, 2, 3, "sorted", "reversed"))
+
+
+def neighbours(chars: set[str], alphabet: str) -> bool:
+    """Are ``chars`` consecutive in the sorted ``alphabet`` (``{"a", "b", "c"}``)?"""
+    order = sorted(set(alphabet))
+    places = sorted(order.index(c) for c in chars)
+    return places == list(range(places[0], places[0] + len(places)))
+
+
+@pytest.mark.parametrize("draw", [few_distinct, repeating_string])
+def test_sort_draws_neighbouring_characters_half_of_the_time(draw):
+    """``aabbccaabbcc`` is what a person types first, and neighbours are the hardest to count
+    apart; random picks of 2-3 characters out of 95 are neighbours about 1 time in 50."""
+    rng, printable = random.Random(9), ALPHABETS["printable"]
+    sets = [set(draw(rng, printable, 16, 16)) for _ in range(6000)]
+    few = [s for s in sets if 2 <= len(s) <= 3]
+    share = sum(neighbours(s, printable) for s in few) / len(few)
+    assert len(few) > 300 and 0.42 < share < 0.62  # 0.5 and the chance ones; sd below 0.03
+    assert any(s == {"a", "b", "c"} for s in (set(few_distinct(rng, "cab", 16, 16))
+                                              for _ in range(20)))
 
 
 # ----------------------------------------------------------------------------- parens

@@ -211,31 +211,42 @@ def _distinct(alphabet: str) -> tuple[str, ...]:
     return tuple(sorted(set(alphabet)))
 
 
+def _pick(rng: random.Random, chars: tuple[str, ...], k: int) -> list[str]:
+    """``k`` of the sorted ``chars``: half of the time neighbours in code-point order (``abc``,
+    which a sort model finds hardest to count apart), else any ``k``."""
+    if rng.random() < 0.5:
+        start = rng.randrange(len(chars) - k + 1)
+        return list(chars[start:start + k])
+    return rng.sample(chars, k)
+
+
 def few_distinct(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
-    """One to three distinct characters, many times each (``mississippi`` has four), or an input
-    already sorted, or sorted backwards."""
+    """One to three distinct characters, many times each (``mississippi`` has four; half of the
+    time neighbours, as in ``aabbccaabbcc``), or an input already sorted, or sorted backwards."""
     length = rng.randint(max(min_len, min(8, max_len)), max_len)
     kind = rng.random()
     if kind < 0.6:
         distinct = _distinct(alphabet)
-        chars = rng.sample(distinct, k=min(len(distinct), rng.randint(1, 3)))
+        chars = _pick(rng, distinct, min(len(distinct), rng.randint(1, 3)))
         return "".join(rng.choices(chars, k=length))
     text = sorted(rng.choices(alphabet, k=length))
     return "".join(text if kind < 0.8 else reversed(text))
 
 
 def repeating_string(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
-    """A random string over ``k`` distinct characters of ``alphabet``, ``k`` log-uniform from 1 to
-    all of them: strings with many repeats are about as common as strings with almost none, where
-    uniform draws over a large alphabet almost never repeat a character."""
+    """A random string over ``k`` distinct characters of ``alphabet`` (half of the time
+    neighbours), ``k`` log-uniform from 1 to all of them: strings with many repeats are about as
+    common as strings with almost none, where uniform draws over a large alphabet almost never
+    repeat a character."""
     chars = _distinct(alphabet)
     k = min(len(chars), int((len(chars) + 1) ** rng.random()))
-    return "".join(rng.choices(rng.sample(chars, k), k=rng.randint(min_len, max_len)))
+    return "".join(rng.choices(_pick(rng, chars, k), k=rng.randint(min_len, max_len)))
 
 
 register_task(Task("sort", "sort the characters by code point", lambda text: "".join(sorted(text)),
                    repeating_string, make_hard=few_distinct,
-                   hard="1-3 distinct characters repeated; already sorted or reversed"))
+                   hard="1-3 distinct characters repeated, half of the time neighbours; "
+                        "already sorted or reversed"))
 
 
 # ----------------------------------------------------------------------------- parens, add
