@@ -94,3 +94,20 @@ def test_mutation_score_interval_is_wilsons():
     assert mutation_report.interval(10, 10) == "72-100%"
     assert mutation_report.interval(5, 10) == "24-76%"  # the published 0.2366-0.7634
     assert mutation_report.interval(0, 0) == "n/a"
+
+
+def test_sort_families_hold_m_of_each_character_in_the_order_asked():
+    import random
+    from collections import Counter
+
+    import sort_families
+
+    rng = random.Random(0)
+    for order in ("random", "pairs", "blocks"):
+        text = sort_families.arrange(rng, ["a", "b", "c"], 4, order)
+        assert Counter(text) == {"a": 4, "b": 4, "c": 4}
+    assert sort_families.arrange(rng, ["a", "b", "c"], 4, "pairs") == "aabbccaabbcc"
+    blocks = sort_families.arrange(rng, ["x", "y"], 3, "blocks")
+    assert blocks in ("xxxyyy", "yyyxxx")
+    few = sort_families.family(rng, lambda k: ["a", "b"][:k], 2, 2, "blocks", n=200)
+    assert few == ["aabb", "bbaa"]  # a family smaller than n: all of it, each once
