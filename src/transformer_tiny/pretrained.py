@@ -17,7 +17,7 @@ import torch
 
 from .checkpoint import PRETRAINED_JSON, PRETRAINED_WEIGHTS, is_checkpoint, save_checkpoint
 from .config import SECTIONS, RunConfig
-from .tasks import input_characters, task_for
+from .tasks import OWN_CHARACTERS, input_characters, task_for
 from .utils import atomic_write_text
 
 
@@ -35,33 +35,28 @@ def training_command(cfg: RunConfig) -> str:
     return " ".join(["python scripts/train.py", *flags])
 
 
-def _training_data(cfg: RunConfig) -> str:
-    """The model card's sentence on what the model was trained on."""
+def _inputs(cfg: RunConfig) -> tuple[str, str]:
+    """The model card's sentence on what the model was trained on, and its limit on the
+    characters it never saw."""
     epochs = f"{cfg.train.epochs} epoch{'s' if cfg.train.epochs != 1 else ''}"
     alphabet, characters = input_characters(cfg.data)
     if characters is None:
-        return f"Input-output pairs read from `{cfg.data.train_file}`, {epochs}."
-    drawn_from = (f"the `{alphabet}` alphabet" if alphabet == cfg.data.alphabet
-                  else f"{alphabet}, `{characters}`")
+        return (f"Input-output pairs read from `{cfg.data.train_file}`, {epochs}.",
+                "characters that are not in the training pairs were never seen in training")
+    if alphabet == OWN_CHARACTERS:
+        drawn_from, unseen = f"{alphabet}, `{characters}`", f"characters other than `{characters}`"
+    else:
+        drawn_from = f"the `{alphabet}` alphabet"
+        unseen = f"characters outside the `{alphabet}` alphabet"
     return (f"Strings of {cfg.data.min_len}-{cfg.data.max_len} characters over {drawn_from} "
             f"({len(set(characters))} characters); {cfg.data.train_samples:,} fresh strings "
-            f"per epoch, {epochs}.")
-
-
-def _unseen(cfg: RunConfig) -> str:
-    """The model card's limit on characters it never saw in training."""
-    alphabet, characters = input_characters(cfg.data)
-    if characters is None:
-        return "characters that are not in the training pairs were never seen in training"
-    if alphabet == cfg.data.alphabet:
-        return f"characters outside the `{alphabet}` alphabet were never seen in training"
-    return f"characters other than `{characters}` were never seen in training"
+            f"per epoch, {epochs}.", f"{unseen} were never seen in training")
 
 
 def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
     """The ``README.md`` of a shared folder: what the model does, how it was trained, how well
     it did, what it takes, and the license."""
-    task = task_for(cfg.data)
+    task, (trained_on, unseen) = task_for(cfg.data), _inputs(cfg)
     figures = [f"- validation exact match: {metrics['val_exact_match']:.4f}"
                if "val_exact_match" in metrics else "- no validation figures were recorded"]
     if "val_char_accuracy" in metrics:
@@ -78,12 +73,12 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
         'model = transformer_tiny.load("path/to/this/folder")',
         "print(model.predict([\"Hello_2025\"]))", "```", "",
         "## Training", "", "```bash", training_command(cfg), "```", "",
-        _training_data(cfg), "",
+        trained_on, "",
         "## Evaluation", "", *figures, "",
         f"On {cfg.data.val_samples:,} held-out strings of the training lengths.", "",
         "## Limits", "",
         f"- inputs of at most {cfg.model.max_source_tokens:,} UTF-8 bytes",
-        f"- {_unseen(cfg)}",
+        f"- {unseen}",
         "", "## License", "", "MIT", ""])
 
 

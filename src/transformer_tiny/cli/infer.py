@@ -64,7 +64,7 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
         read_lines(sys.stdin.buffer, "stdin", cfg.model.max_source_tokens)
     if not texts:
         return 0
-    warn_unseen(texts, cfg, seen_bytes(info) if cfg.data.task == "pairs" else None)
+    warn_unseen(texts, cfg, seen_bytes(info))  # None but for pairs read from files
     texts = [task.model_input(t) for t in texts]  # e.g. add's zero-padding
     limit = model.cfg.max_positions - 1
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
