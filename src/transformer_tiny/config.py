@@ -18,6 +18,7 @@ from .tokenizer import VOCAB_SIZE
 POSITION_SCHEMES = ("sinusoidal", "rope")
 ATTENTION_IMPLS = ("auto", "sdpa", "math")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 # Upper bounds of the sizes, far above what a toy task needs.
 MODEL_LIMITS = {"d_model": 4096, "n_heads": 256, "n_enc_layers": 64, "n_dec_layers": 64,
                 "d_ff": 16384, "max_positions": 65536, "rope_stride": 64}
@@ -180,6 +181,8 @@ class TrainConfig:
     label_smoothing: float = _field(0.0, "share of each target spread over the vocabulary")
     seed: int = _field(0, "seed of the weights and of the position draws")
     device: str = _field("auto", "auto: CUDA when available, else CPU", choices=DEVICES)
+    precision: str = _field("auto", "training arithmetic: bf16 autocast, fp32, or auto "
+                            "(bf16 on CUDA, fp32 on CPU)", choices=PRECISIONS)
     out: str = _field("runs/quickstart", "folder for checkpoints and logs")
     threads: int = _field(0, "intra-op CPU threads (0: one per available core)")
     save_every: int = _field(0, "also write the resumable 'last' checkpoint every N steps")
@@ -195,6 +198,8 @@ class TrainConfig:
         _check(self.threads >= 0, "threads", "must be >= 0")
         _check(self.save_every >= 0, "save_every", "must be >= 0")
         _check(self.device in DEVICES, "device", f"must be one of {DEVICES}, got {self.device!r}")
+        _check(self.precision in PRECISIONS, "precision",
+               f"must be one of {PRECISIONS}, got {self.precision!r}")
         _check(bool(self.out), "out", "must not be empty")
 
 
