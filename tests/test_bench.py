@@ -4,6 +4,7 @@ how result rows are merged (benchmarks/provenance.py)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -111,3 +112,15 @@ def test_sort_families_hold_m_of_each_character_in_the_order_asked():
     assert blocks in ("xxxyyy", "yyyxxx")
     few = sort_families.family(rng, lambda k: ["a", "b"][:k], 2, 2, "blocks", n=200)
     assert few == ["aabb", "bbaa"]  # a family smaller than n: all of it, each once
+
+
+def test_precision_benchmark_times_both_precisions_per_batch_size():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "precision.py"),
+                           "--batch-sizes", "4", "8", "--rounds", "2"],
+                          capture_output=True, text=True, check=True, timeout=120)
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("batch")]
+    assert [row.split(":")[0] for row in rows] == ["batch 4", "batch 8"]
+    figures = re.compile(r"fp32 ([\d.]+) ms.*bf16 ([\d.]+) ms.*is ([\d.]+)x")
+    for row in rows:
+        fp32, bf16, ratio = (float(x) for x in figures.search(row).groups())
+        assert fp32 > 0 and bf16 > 0 and ratio == pytest.approx(fp32 / bf16, rel=0.02)
