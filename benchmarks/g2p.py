@@ -54,7 +54,8 @@ DATA = "runs/g2p/data/cmudict.tsv"
 COMMAND = ("python scripts/train.py --progress false --task pairs --train-file " + DATA +
            " --val-samples 1000 --test-samples 100000 --d-model 192 --n-heads 4 "
            "--n-enc-layers 2 --n-dec-layers 2 --d-ff 768 --randomize-positions false "
-           "--batch-size 128 --lr 0.002 --warmup-steps 300 --epochs 8 --out runs/g2p")
+           "--batch-size 128 --lr 0.002 --warmup-steps 300 --epochs 10 --precision bf16 "
+           "--out runs/g2p")
 QUICK = {"model": {"d_model": 32, "n_heads": 2, "n_enc_layers": 1, "n_dec_layers": 1,
                    "d_ff": 64},
          "data": {"val_samples": 50}, "train": {"epochs": 1, "batch_size": 64}}
