@@ -22,7 +22,11 @@ and with beam search: word error rate (1 - exact match, any accepted pronunciati
 phoneme error rate (phoneme edits against the nearest accepted pronunciation, per reference
 phoneme). Results go to ``benchmarks/results/g2p.json``.
 
-    python benchmarks/g2p.py                  # the recipe, about 30 minutes on 2 cores
+The recipe trains in bfloat16 autocast (``--precision bf16``), which is faster only on a CPU with
+bfloat16 instructions (AVX512-BF16 or AMX); on another CPU, ``--precision fp32`` in a copy of the
+command trains the same model at float32 speed.
+
+    python benchmarks/g2p.py                  # the recipe, about 20 minutes on 2 cores
     python benchmarks/g2p.py --quick --out /tmp/g2p.json   # smoke run: a tiny model, 2,000 words
     python benchmarks/g2p.py --data-only --words 5000      # only the data file, its first words
 """
