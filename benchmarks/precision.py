@@ -1,9 +1,10 @@
 """Training steps in float32 against bfloat16 autocast (``--precision bf16``) on this machine.
 
-Times full training steps (forward, backward, AdamW) of the G2P recipe's model shape (d_model
-192, 4 heads, 2+2 layers, d_ff 768) on random batches of word-length strings (11 source and 10
-target tokens), alternating the two precisions so that both see the same machine load. Prints
-the median time per example of each, and their ratio, for each batch size.
+Times the trainer's own training step (forward, backward, gradient clipping, AdamW) on the G2P
+recipe's model shape (d_model 192, 4 heads, 2+2 layers, d_ff 768) and random batches of
+word-length strings (11 source and 10 target tokens), alternating the two precisions so that
+both see the same machine load. Prints the median time per example of each, and their ratio,
+for each batch size.
 
     python benchmarks/precision.py                 # batches of 128 and 256, 30 rounds
 """
@@ -24,8 +25,8 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from transformer_tiny.config import ModelConfig, TrainConfig  # noqa: E402
 from transformer_tiny.model import Seq2SeqTransformer  # noqa: E402
 from transformer_tiny.train_eval import (  # noqa: E402
+    _train_step,
     make_optimizer,
-    sequence_loss,
     training_autocast,
 )
 from transformer_tiny.utils import set_threads  # noqa: E402
@@ -36,22 +37,17 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def stepper(precision: str, batch_size: int):
-    """A function that runs one training step of a fresh model at ``precision``."""
+    """A function that runs one training step (the trainer's own) of a fresh model at
+    ``precision``."""
     torch.manual_seed(0)
     model = Seq2SeqTransformer(ModelConfig(**SHAPE))
-    opt = make_optimizer(model, TrainConfig())
+    cfg = TrainConfig(precision=precision)
+    opt = make_optimizer(model, cfg)
     autocast = training_autocast(precision, torch.device("cpu"))
     src = torch.randint(3, 128, (batch_size, 11))
     tgt = torch.randint(3, 128, (batch_size, 10))
     batch = {"src": src, "tgt_in": tgt, "tgt_out": tgt}
-
-    def step() -> None:
-        with autocast:
-            loss, _ = sequence_loss(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return step
+    return lambda: _train_step(model, opt, batch, cfg.lr, cfg, autocast, 0)
 
 
 def main() -> None:

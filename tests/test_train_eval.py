@@ -102,20 +102,19 @@ def test_sequence_loss_ignores_padding_columns():
     close(padded, loss, atol=1e-9)
 
 
-@pytest.mark.parametrize("precision, device, dtype", [
-    ("bf16", "cpu", torch.bfloat16), ("fp32", "cpu", torch.float32),
-    ("auto", "cpu", torch.float32),  # auto is bf16 on CUDA only
+@pytest.mark.parametrize("precision, dtype", [
+    ("bf16", torch.bfloat16), ("fp32", torch.float32),
+    ("auto", torch.float32),  # auto is bf16 on CUDA only
 ])
-def test_training_autocast_runs_the_matrix_products_in_the_chosen_precision(precision, device,
-                                                                              dtype):
+def test_training_autocast_runs_the_matrix_products_in_the_chosen_precision(precision, dtype):
     model, batch = make_model(dtype=torch.float32), loss_batch()
-    with training_autocast(precision, torch.device(device)):
+    with training_autocast(precision, torch.device("cpu")):
         logits = model(batch["src"], batch["tgt_in"])
     assert logits.dtype == dtype
 
 
 def test_bf16_loss_and_gradients_agree_with_float32():
-    """bfloat16 keeps 8 bits of mantissa: the loss agrees to about 1%, and the gradient points
+    """bfloat16 keeps 8 bits of mantissa: the loss agrees within 2%, and the gradient points
     the same way (cosine similarity near 1); the weights themselves stay float32."""
     def loss_and_grad(precision: str) -> tuple[torch.Tensor, torch.Tensor]:
         model = make_model(dtype=torch.float32, eval_mode=False)
