@@ -118,6 +118,18 @@ def test_predict_applies_the_tasks_formats():
     assert model.limits.characters == "0123456789+"
 
 
+def test_answers_say_whether_an_output_ended_and_was_valid_utf8():
+    cfg = RunConfig(ModelConfig(d_model=32, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32,
+                                max_positions=64), DataConfig(task="copy", max_len=8))
+    bad = transformer_tiny.TinyModel(chain_model([BOS_ID, *b"a", 0xFF, EOS_ID]), cfg)
+    (answer,) = bad.answers(["xy"])
+    assert answer == transformer_tiny.Answer("a\ufffd", ended=True, valid_utf8=False)
+    good = transformer_tiny.TinyModel(chain_model([BOS_ID, *"é!".encode(), EOS_ID]), cfg)
+    assert good.answers(["xy"]) == [transformer_tiny.Answer("é!", True, True)]
+    assert good.answers(["xy"], max_new_tokens=2) == [transformer_tiny.Answer("é", False, True)]
+    assert good.predict(["xy", "z"]) == ["é!", "é!"]
+
+
 @pytest.mark.parametrize("data, said", [
     (DataConfig(task="add", max_len=11),
      ["over its own characters, `0123456789+` (11 characters)",

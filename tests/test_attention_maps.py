@@ -7,13 +7,22 @@ import pytest
 import torch
 from helpers import make_model, source_batch, target_batch
 
+from transformer_tiny.attention import MultiHeadAttention
 from transformer_tiny.attention_maps import (
+    CrossAttentionCall,
     capture_cross_attention,
     cross_attention_maps,
     token_labels,
 )
 from transformer_tiny.decoding import greedy_decode
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+def recombined(call: CrossAttentionCall, module: MultiHeadAttention) -> torch.Tensor:
+    """``out_proj`` of the heads' recorded ``weights @ values``: the module's output if the
+    weights are the ones it used."""
+    y = call.weights @ call.values  # (B, nh, T, hs)
+    return module.out_proj(y.transpose(1, 2).flatten(2))
 
 
 @pytest.mark.parametrize("scheme", ["rope", "sinusoidal"])
@@ -24,7 +33,7 @@ def test_weights_reproduce_the_attention_output(scheme):
         model(src, tgt)
     assert len(calls) == len(model.decoder)
     for layer, call in zip(model.decoder, calls, strict=True):
-        torch.testing.assert_close(call.recombined(layer.cross_attn), call.output,
+        torch.testing.assert_close(recombined(call, layer.cross_attn), call.output,
                                    rtol=1e-10, atol=1e-10)
         ones = torch.ones(call.weights.shape[:-1], dtype=call.weights.dtype)
         torch.testing.assert_close(call.weights.sum(-1), ones)
@@ -41,7 +50,7 @@ def test_weights_match_cached_decoding_step_by_step():
     assert len(calls) == 4 * len(model.decoder)  # one per layer per step
     for i, call in enumerate(calls):
         layer = model.decoder[i % len(model.decoder)]
-        torch.testing.assert_close(call.recombined(layer.cross_attn), call.output)
+        torch.testing.assert_close(recombined(call, layer.cross_attn), call.output)
 
 
 def test_maps_of_one_input():

@@ -5,14 +5,27 @@
     model.predict(["Hello_2025"])  # ['5202_olleH']
 """
 
-from .api import Limits, TinyModel, load, train
+from .api import Answer, Limits, TinyModel, load, train
 from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
 from .model import Seq2SeqTransformer
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE, ByteTokenizer
 
 __all__ = [
-    "BOS_ID", "EOS_ID", "PAD_ID", "VOCAB_SIZE", "ByteTokenizer", "ConfigError", "DataConfig",
-    "Limits", "ModelConfig", "RunConfig", "Seq2SeqTransformer", "TinyModel", "TrainConfig", "load",
+    "BOS_ID",
+    "EOS_ID",
+    "PAD_ID",
+    "VOCAB_SIZE",
+    "Answer",
+    "ByteTokenizer",
+    "ConfigError",
+    "DataConfig",
+    "Limits",
+    "ModelConfig",
+    "RunConfig",
+    "Seq2SeqTransformer",
+    "TinyModel",
+    "TrainConfig",
+    "load",
     "train",
 ]
 __version__ = "0.1.0"

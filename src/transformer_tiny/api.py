@@ -44,6 +44,17 @@ class Limits:
     characters: str | None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One output: its ``text`` as shown (decoded as :meth:`ByteTokenizer.decode` does), whether
+    the model ``ended`` it (False: it was cut at the length limit), and whether its bytes are
+    strict UTF-8 (``valid_utf8``; a lone surrogate is kept in ``text`` but cannot be printed)."""
+
+    text: str
+    ended: bool
+    valid_utf8: bool
+
+
 class TinyModel:
     """A trained model with its task: strings in, strings out."""
 
@@ -80,13 +91,19 @@ class TinyModel:
                 max_new_tokens: int | None = None) -> list[str]:
         """The answer to each text, as the commands show it (the task's input and output
         formats applied, e.g. ``add``'s padding). Greedy unless ``beam > 1``."""
+        return [a.text for a in self.answers(texts, beam, max_new_tokens)]
+
+    def answers(self, texts: list[str], beam: int = 1,
+                max_new_tokens: int | None = None) -> list[Answer]:
+        """:meth:`predict`'s answers, each with whether the model ended it and whether its
+        bytes were valid UTF-8 (``scripts/infer.py`` warns when not)."""
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise TypeError("predict() takes a list of str")
-        prepared = [self._task.model_input(t) for t in texts]
+        prepared = [self._task.model_input(t) for t in texts]  # e.g. add's zero-padding
         tok = ByteTokenizer()
-        return [self._task.shown(tok.decode(ids))
-                for ids, _ in predict(self._model, prepared,
-                                             max_new_tokens or self._task.output_room, beam=beam)]
+        return [Answer(self._task.shown(tok.decode(ids)), ended, tok.is_valid_utf8(ids))
+                for ids, ended in predict(self._model, prepared,
+                                          max_new_tokens or self._task.output_room, beam=beam)]
 
     def unseen_characters(self, text: str) -> list[str]:
         """The characters of ``text`` this model never saw in training (by their bytes): its

@@ -34,11 +34,6 @@ class CrossAttentionCall:
     values: Tensor
     output: Tensor
 
-    def recombined(self, module: MultiHeadAttention) -> Tensor:
-        """``out_proj`` of the heads' ``weights @ values``: equals :attr:`output`."""
-        y = self.weights @ self.values  # (B, nh, T, hs)
-        return module.out_proj(y.transpose(1, 2).flatten(2))
-
 
 def cross_attention_weights(module: MultiHeadAttention, x: Tensor, kv: tuple[Tensor, Tensor],
                             mask: Tensor | None, rot: Any) -> Tensor:

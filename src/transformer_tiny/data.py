@@ -295,10 +295,3 @@ class DataModule:
         # Own generator: creating the iterator must not draw from the global RNG (exact resume).
         gen = torch.Generator().manual_seed(split_seed(self.cfg, "train", epoch))
         return DataLoader(ds, batch_sampler=batches, collate_fn=collate, generator=gen)
-
-    def eval_loader(self, split: str, batch_size: int = 256) -> DataLoader:
-        inputs = self.val_inputs if split == "val" else self.test_inputs
-        refs = self.references(split)
-        targets = [r[0] for r in refs] if refs is not None else None
-        return DataLoader(PairDataset(inputs, task_for(self.cfg), None, targets),
-                          batch_size=batch_size, collate_fn=collate)

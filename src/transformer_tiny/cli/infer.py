@@ -6,11 +6,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from ..api import TinyModel
 from ..checkpoint import seen_bytes
 from ..config import ModelConfig, RunConfig
-from ..decoding import MAX_BEAM, predict
-from ..tasks import task_for, unseen_characters
-from ..tokenizer import ByteTokenizer
+from ..decoding import MAX_BEAM
+from ..tasks import unseen_characters
 from .common import (
     Parser,
     UsageError,
@@ -57,7 +57,6 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
     if not 1 <= args.beam <= MAX_BEAM:
         raise UsageError(f"--beam must be in [1, {MAX_BEAM}]")
     model, cfg, info = load_model(args)
-    task = task_for(cfg.data)
     if args.text is not None:
         check_texts(args.text)
     texts = args.text if args.text is not None else \
@@ -65,18 +64,17 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
     if not texts:
         return 0
     warn_unseen(texts, cfg, seen_bytes(info))  # None but for pairs read from files
-    texts = [task.model_input(t) for t in texts]  # e.g. add's zero-padding
     limit = model.cfg.max_positions - 1
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
         raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
-    tok, shown = ByteTokenizer(), for_terminal if sys.stdout.isatty() else str
-    for n, (ids, ended) in enumerate(predict(model, texts, args.max_new_tokens or task.output_room,
-                                                beam=args.beam), 1):
-        if not ended:
+    shown = for_terminal if sys.stdout.isatty() else str
+    answers = TinyModel(model, cfg, info).answers(texts, args.beam, args.max_new_tokens)
+    for n, answer in enumerate(answers, 1):
+        if not answer.ended:
             print(f"warning: output {n} hit --max-new-tokens before its end", file=sys.stderr)
-        if tok.is_valid_utf8(ids):
-            print(shown(task.shown(tok.decode(ids))))
-        else:
+        text = answer.text
+        if not answer.valid_utf8:
             print(f"warning: output {n} is not valid UTF-8; shown with U+FFFD", file=sys.stderr)
-            print(shown(tok.to_bytes(ids).decode("utf-8", errors="replace")))
+            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        print(shown(text))
     return 0
