@@ -48,8 +48,8 @@ from provenance import machine, stamp  # noqa: E402
 
 from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
 from transformer_tiny.config import SECTIONS, build_config  # noqa: E402
-from transformer_tiny.data import pair_splits  # noqa: E402
 from transformer_tiny.metrics import edit_errors, evaluate  # noqa: E402
+from transformer_tiny.pairs import pair_splits  # noqa: E402
 from transformer_tiny.tasks import task_for  # noqa: E402
 from transformer_tiny.train_eval import train  # noqa: E402
 from transformer_tiny.utils import atomic_write_json, atomic_write_text, set_threads  # noqa: E402

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from transformer_tiny.alphabets import ALPHABETS
 from transformer_tiny.config import DataConfig
 from transformer_tiny.data import (
-    HELDOUT_FRACTION,
     DataModule,
     Example,
     PairDataset,
@@ -23,9 +22,9 @@ from transformer_tiny.data import (
     draw_inputs,
     hard_inputs,
     heldout_inputs,
-    is_heldout,
     length_grouped_order,
 )
+from transformer_tiny.heldout import HELDOUT_FRACTION, is_heldout
 from transformer_tiny.tasks import task_for
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
 

@@ -12,15 +12,21 @@ import pytest
 from helpers import call_cli, chain_model, one_error_line
 
 import transformer_tiny
-from transformer_tiny import data
+from transformer_tiny import pairs as pairs_module
 from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import ConfigError, DataConfig
-from transformer_tiny.data import PAIR_SLICES, DataModule, pair_splits
+from transformer_tiny.data import DataModule
 from transformer_tiny.metrics import edit_errors, evaluate
-from transformer_tiny.pairs import PairsError, group_outputs, read_pairs
+from transformer_tiny.pairs import (
+    PAIR_SLICES,
+    PairsError,
+    group_outputs,
+    pair_splits,
+    read_pairs,
+)
 from transformer_tiny.tasks import task_for
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
 
@@ -186,7 +192,7 @@ def slice_file(tmp_path, monkeypatch, **samples) -> DataConfig:
         h = SLICE_FRACTIONS[text]
         return h if seed == cfg.data_seed else 1 - h
 
-    monkeypatch.setattr(data, "hash_fraction", placed)
+    monkeypatch.setattr(pairs_module, "hash_fraction", placed)
     return cfg
 
 

@@ -8,18 +8,15 @@ Each example is a pair of id sequences. With ``x`` the input's bytes and ``y`` t
 
 Batches are right-padded with PAD.
 
-**Held-out split.** A fixed slice of all strings is held out: a string belongs to it when its hash
-(keyed by ``data_seed``) falls in the first ``HELDOUT_FRACTION`` of the hash range. Validation and
-test inputs come only from that slice (distinct, and disjoint from each other); training inputs
-never do. Being a property of the string, not of a drawn list, the split keeps every length in
-training, even lengths with only a handful of strings (``parens`` has four balanced strings of
-length 2). Training strings are drawn afresh each epoch, independently, as the task's generator
-gives them (repeats allowed): forcing them distinct would starve training of short strings.
+**Held-out split** (:mod:`~transformer_tiny.heldout`). Validation and test inputs come only from
+the held-out slice (distinct, and disjoint from each other); training inputs never do. Training
+strings are drawn afresh each epoch, independently, as the task's generator gives them (repeats
+allowed): forcing them distinct would starve training of short strings. Pairs read from files
+are split in :mod:`~transformer_tiny.pairs`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 
@@ -28,23 +25,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from .alphabets import ALPHABETS
 from .config import DataConfig, ModelConfig
-from .pairs import PairFile, group_outputs, read_pairs
+from .heldout import is_heldout
+from .pairs import PairSplits, pair_splits
 from .tasks import Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
 _SPLIT_SALT = {"val": 1, "test": 2, "train": 3, "train-hard": 4}
-HELDOUT_FRACTION = 0.1  # share of all strings reserved for validation and test
-
-
-def hash_fraction(text: str, data_seed: int) -> float:
-    """Where ``text`` falls in ``[0, 1)`` by its hash keyed by ``data_seed``."""
-    key = f"{data_seed}\0{text}".encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
-
-
-def is_heldout(text: str, data_seed: int) -> bool:
-    """Whether ``text`` is in the held-out slice of ``data_seed`` (see the module docstring)."""
-    return hash_fraction(text, data_seed) < HELDOUT_FRACTION
 
 
 def draw_inputs(cfg: DataConfig, n: int, seed: int, heldout: bool | None = None,
@@ -174,70 +160,6 @@ def length_grouped_order(lengths: list[int], batch_size: int, rng: random.Random
         batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return [i for b in batches for i in b]
-
-
-# ----------------------------------------------------------------------------- pairs from files
-PAIR_SLICES = {"val": (0.0, HELDOUT_FRACTION / 2), "test": (HELDOUT_FRACTION / 2, HELDOUT_FRACTION)}
-
-
-@dataclass
-class PairSplits:
-    """The ``pairs`` task's data: training pairs, and input -> accepted outputs of the held-out
-    sets; ``files`` are the records of the files read, ``input_bytes`` the bytes the training
-    inputs hold (what the model has seen)."""
-
-    train: list[tuple[str, str]]
-    val: dict[str, list[str]]
-    test: dict[str, list[str]]
-    files: list[PairFile]
-    input_bytes: list[int]  # every byte value of the training inputs, sorted
-
-
-def _read(cfg: DataConfig, role: str, max_bytes: int) -> tuple[list[tuple[str, str]], PairFile]:
-    return read_pairs(getattr(cfg, f"{role}_file"), role, max_bytes, max_bytes,
-                      cfg.skip_bad_lines)
-
-
-def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int,
-                   train: list[tuple[str, str]] | None = None
-                   ) -> tuple[dict[str, list[str]], list[PairFile]]:
-    """Input -> accepted outputs of ``split`` (``"val"`` or ``"test"``) and the records of the
-    files read: the split's own file when the config names one, else its slice of the training
-    file by the hash of the input (:data:`PAIR_SLICES`: 5% each), so that an input never lands
-    in two splits. At most ``val_samples``/``test_samples`` inputs, chosen by hash."""
-    records = []
-    if getattr(cfg, f"{split}_file"):
-        pairs, record = _read(cfg, split, max_bytes)
-        records.append(record)
-    else:
-        if train is None:
-            train, record = _read(cfg, "train", max_bytes)
-            records.append(record)
-        lo, hi = PAIR_SLICES[split]
-        pairs = [p for p in train if lo <= hash_fraction(p[0], cfg.data_seed) < hi]
-    grouped = group_outputs(pairs)
-    keep = sorted(grouped, key=lambda x: hash_fraction(x, cfg.data_seed + 1))
-    keep = set(keep[:getattr(cfg, f"{split}_samples")])
-    return {x: outputs for x, outputs in grouped.items() if x in keep}, records
-
-
-def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
-    """All of the ``pairs`` task's data (:func:`held_out_pairs`); training gets every distinct
-    pair of the training file whose input is in neither held-out set (nor in their slices)."""
-    train, train_record = _read(cfg, "train", max_bytes)
-    val, val_records = held_out_pairs(cfg, "val", max_bytes, train)
-    test, test_records = held_out_pairs(cfg, "test", max_bytes, train)
-    slices = [PAIR_SLICES[s] for s in ("val", "test") if not getattr(cfg, f"{s}_file")]
-
-    def trains(x: str) -> bool:
-        h = hash_fraction(x, cfg.data_seed)
-        return x not in val and x not in test and not any(lo <= h < hi for lo, hi in slices)
-
-    kept = [p for p in dict.fromkeys(train) if trains(p[0])]
-    if not kept:
-        raise ValueError(f"{cfg.train_file}: no training pairs left after the held-out sets")
-    seen = sorted(set("".join(x for x, _ in kept).encode("utf-8", "surrogatepass")))
-    return PairSplits(kept, val, test, [train_record, *val_records, *test_records], seen)
 
 
 class DataModule:

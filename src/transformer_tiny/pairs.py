@@ -14,6 +14,10 @@ be a pair (no tab, invalid UTF-8, an empty input, longer than the model takes, m
 a :class:`PairsError` naming the file and the line, raised before anything is trained, unless
 ``skip_bad`` is set, which counts such lines instead. The pairs are held in memory: a file too
 large for the memory this machine has free is refused before it is read.
+
+With only a training file, the validation and test inputs are those whose hash falls in the first
+and the second 5% of the range (:data:`PAIR_SLICES`, the held-out slice of
+:mod:`~transformer_tiny.heldout` cut in two), with every output they have; the rest trains.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from .config import DataConfig
+from .heldout import HELDOUT_FRACTION, hash_fraction
 
 MEMORY_PER_FILE_BYTE = 12  # Python strings, tuples and token lists of a pair, per byte of file
 
@@ -147,3 +154,67 @@ def group_outputs(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
         if target not in outputs:
             outputs.append(target)
     return grouped
+
+
+# ----------------------------------------------------------------------------- the splits
+PAIR_SLICES = {"val": (0.0, HELDOUT_FRACTION / 2), "test": (HELDOUT_FRACTION / 2, HELDOUT_FRACTION)}
+
+
+@dataclass
+class PairSplits:
+    """The ``pairs`` task's data: training pairs, and input -> accepted outputs of the held-out
+    sets; ``files`` are the records of the files read, ``input_bytes`` the bytes the training
+    inputs hold (what the model has seen)."""
+
+    train: list[tuple[str, str]]
+    val: dict[str, list[str]]
+    test: dict[str, list[str]]
+    files: list[PairFile]
+    input_bytes: list[int]  # every byte value of the training inputs, sorted
+
+
+def _read(cfg: DataConfig, role: str, max_bytes: int) -> tuple[list[tuple[str, str]], PairFile]:
+    return read_pairs(getattr(cfg, f"{role}_file"), role, max_bytes, max_bytes,
+                      cfg.skip_bad_lines)
+
+
+def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int,
+                   train: list[tuple[str, str]] | None = None
+                   ) -> tuple[dict[str, list[str]], list[PairFile]]:
+    """Input -> accepted outputs of ``split`` (``"val"`` or ``"test"``) and the records of the
+    files read: the split's own file when the config names one, else its slice of the training
+    file by the hash of the input (:data:`PAIR_SLICES`: 5% each), so that an input never lands
+    in two splits. At most ``val_samples``/``test_samples`` inputs, chosen by hash."""
+    records = []
+    if getattr(cfg, f"{split}_file"):
+        pairs, record = _read(cfg, split, max_bytes)
+        records.append(record)
+    else:
+        if train is None:
+            train, record = _read(cfg, "train", max_bytes)
+            records.append(record)
+        lo, hi = PAIR_SLICES[split]
+        pairs = [p for p in train if lo <= hash_fraction(p[0], cfg.data_seed) < hi]
+    grouped = group_outputs(pairs)
+    keep = sorted(grouped, key=lambda x: hash_fraction(x, cfg.data_seed + 1))
+    keep = set(keep[:getattr(cfg, f"{split}_samples")])
+    return {x: outputs for x, outputs in grouped.items() if x in keep}, records
+
+
+def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
+    """All of the ``pairs`` task's data (:func:`held_out_pairs`); training gets every distinct
+    pair of the training file whose input is in neither held-out set (nor in their slices)."""
+    train, train_record = _read(cfg, "train", max_bytes)
+    val, val_records = held_out_pairs(cfg, "val", max_bytes, train)
+    test, test_records = held_out_pairs(cfg, "test", max_bytes, train)
+    slices = [PAIR_SLICES[s] for s in ("val", "test") if not getattr(cfg, f"{s}_file")]
+
+    def trains(x: str) -> bool:
+        h = hash_fraction(x, cfg.data_seed)
+        return x not in val and x not in test and not any(lo <= h < hi for lo, hi in slices)
+
+    kept = [p for p in dict.fromkeys(train) if trains(p[0])]
+    if not kept:
+        raise ValueError(f"{cfg.train_file}: no training pairs left after the held-out sets")
+    seen = sorted(set("".join(x for x, _ in kept).encode("utf-8", "surrogatepass")))
+    return PairSplits(kept, val, test, [train_record, *val_records, *test_records], seen)

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, build_config
-from ..data import DataModule, bucket_inputs, hard_inputs, held_out_pairs
+from ..data import DataModule, bucket_inputs, hard_inputs
 from ..decoding import MAX_BEAM
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
+from ..pairs import held_out_pairs
 from ..tasks import task_for
 from .common import (
     MAX_SAMPLES,
