@@ -11,7 +11,7 @@ import types
 
 import pytest
 import torch
-from helpers import call_cli, chain_model, make_model
+from helpers import call_cli, chain_model, make_model, surrogate_model
 
 import transformer_tiny
 from transformer_tiny.checkpoint import CheckpointError, save_checkpoint
@@ -128,6 +128,8 @@ def test_answers_say_whether_an_output_ended_and_was_valid_utf8():
     assert good.answers(["xy"]) == [transformer_tiny.Answer("é!", True, True)]
     assert good.answers(["xy"], max_new_tokens=2) == [transformer_tiny.Answer("é", False, True)]
     assert good.predict(["xy", "z"]) == ["é!", "é!"]
+    lone = transformer_tiny.TinyModel(surrogate_model(), cfg)
+    assert lone.answers(["xy"]) == [transformer_tiny.Answer("\ud800", True, False)]
 
 
 @pytest.mark.parametrize("data, said", [

@@ -15,6 +15,7 @@ from helpers import (
     TOK,
     assert_usage_error,
     call_cli,
+    chain_model,
     one_error_line,
     run_main,
     run_script,
@@ -27,6 +28,7 @@ from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import RunConfig
 from transformer_tiny.decoding import predict
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID
 
 pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
@@ -76,6 +78,18 @@ def test_infer_shows_surrogate_output_with_replacement_chars(tmp_path):
     assert "not valid UTF-8" in proc.stderr
     assert proc.returncode == 0, proc.stderr
     assert output_lines(proc) == ["\ufffd" * 3]
+
+
+def test_infer_warns_when_an_output_is_cut(tmp_path, capsys):
+    model = chain_model([BOS_ID, *b"abcd", EOS_ID])
+    save_checkpoint(tmp_path, "best", model, RunConfig(model=model.cfg), {})
+    argv = ["--checkpoint", str(tmp_path), "--text", "x", "--text", "y"]
+    assert call_cli(infer_main, [*argv, "--max-new-tokens", "2"]) == 0
+    assert capsys.readouterr() == ("ab\nab\n", "warning: output 1 hit --max-new-tokens before "
+                                   "its end\nwarning: output 2 hit --max-new-tokens before its "
+                                   "end\n")
+    assert call_cli(infer_main, argv) == 0
+    assert capsys.readouterr() == ("abcd\nabcd\n", "")
 
 
 # ----------------------------------------------------------------------------- bad input

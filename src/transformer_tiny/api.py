@@ -46,9 +46,10 @@ class Limits:
 
 @dataclass(frozen=True)
 class Answer:
-    """One output: its ``text`` as shown (decoded as :meth:`ByteTokenizer.decode` does), whether
-    the model ``ended`` it (False: it was cut at the length limit), and whether its bytes are
-    strict UTF-8 (``valid_utf8``; a lone surrogate is kept in ``text`` but cannot be printed)."""
+    """One output: its ``text``, whether the model ``ended`` it (False: it was cut at the length
+    limit), and whether its bytes are strict UTF-8 (``valid_utf8``). Valid output is the task's
+    answer (its ``present`` applied); other output is only decoded, as
+    :meth:`ByteTokenizer.decode` does (a lone surrogate is kept; it cannot be printed)."""
 
     text: str
     ended: bool
@@ -89,8 +90,8 @@ class TinyModel:
 
     def predict(self, texts: list[str], beam: int = 1,
                 max_new_tokens: int | None = None) -> list[str]:
-        """The answer to each text, as the commands show it (the task's input and output
-        formats applied, e.g. ``add``'s padding). Greedy unless ``beam > 1``."""
+        """The answer to each text, with the task's input and output formats applied (e.g.
+        ``add``'s padding): the ``text`` of each of :meth:`answers`. Greedy unless ``beam > 1``."""
         return [a.text for a in self.answers(texts, beam, max_new_tokens)]
 
     def answers(self, texts: list[str], beam: int = 1,
@@ -98,12 +99,15 @@ class TinyModel:
         """:meth:`predict`'s answers, each with whether the model ended it and whether its
         bytes were valid UTF-8 (``scripts/infer.py`` warns when not)."""
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise TypeError("predict() takes a list of str")
+            raise TypeError("texts must be a list of str")
         prepared = [self._task.model_input(t) for t in texts]  # e.g. add's zero-padding
         tok = ByteTokenizer()
-        return [Answer(self._task.shown(tok.decode(ids)), ended, tok.is_valid_utf8(ids))
-                for ids, ended in predict(self._model, prepared,
-                                          max_new_tokens or self._task.output_room, beam=beam)]
+        answers = []
+        for ids, ended in predict(self._model, prepared,
+                                  max_new_tokens or self._task.output_room, beam=beam):
+            valid, text = tok.is_valid_utf8(ids), tok.decode(ids)
+            answers.append(Answer(self._task.shown(text) if valid else text, ended, valid))
+        return answers
 
     def unseen_characters(self, text: str) -> list[str]:
         """The characters of ``text`` this model never saw in training (by their bytes): its

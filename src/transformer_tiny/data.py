@@ -1,4 +1,4 @@
-"""Data for the toy tasks: deterministic string sets, tensors, and dataloaders.
+"""The toy tasks' deterministic string sets; datasets, tensors and dataloaders for every task.
 
 Each example is a pair of id sequences. With ``x`` the input's bytes and ``y`` the output's:
 

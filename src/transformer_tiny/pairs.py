@@ -15,9 +15,10 @@ a :class:`PairsError` naming the file and the line, raised before anything is tr
 ``skip_bad`` is set, which counts such lines instead. The pairs are held in memory: a file too
 large for the memory this machine has free is refused before it is read.
 
-With only a training file, the validation and test inputs are those whose hash falls in the first
-and the second 5% of the range (:data:`PAIR_SLICES`, the held-out slice of
-:mod:`~transformer_tiny.heldout` cut in two), with every output they have; the rest trains.
+Validation and test pairs come from their own files when given. Without its own file, each of
+the two takes up to ``val_samples``/``test_samples`` inputs, with every output they have, from
+its 5% slice of the training file's hash range (:data:`PAIR_SLICES`: the held-out slice of
+:mod:`~transformer_tiny.heldout` cut in two); an input in either slice never trains.
 """
 
 from __future__ import annotations

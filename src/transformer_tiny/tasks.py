@@ -47,7 +47,8 @@ class Task:
     options (``shift``'s k) sets ``configure``: given the ``DataConfig``, it returns the task with
     those options bound; :func:`task_for` applies it. A task whose model reads and writes a fixed
     format (``add``) sets ``prepare`` (a user's input -> that format) and ``present`` (the model's
-    output -> the answer shown); ``eval.py`` and ``infer.py`` apply them to what users type. A
+    output -> the answer shown); ``eval.py`` and :meth:`TinyModel.answers` (which ``infer.py`` and
+    ``predict`` use) apply them to what users type. A
     task whose inputs ignore the alphabet names the ``characters`` they are made of.
 
     ``make_hard`` (same signature as ``make_input``) draws the task's *hard slice*: inputs that
