@@ -452,7 +452,11 @@ def g2p(path: Path, prov: Provenance) -> list[str]:
               "training without this recipe's limit of 30 minutes on 2 CPU cores; this split is "
               "by hash over the whole dictionary, so the figures compare the order of "
               "magnitude, not the last digit. Yao & Zweig 2015 "
-              "and Yolchuyeva et al. 2019 (a Transformer) also report results on CMUdict.", ""]
+              "and Yolchuyeva et al. 2019 (a Transformer) also report results on CMUdict. "
+              "What was tried to close the gap to the DBLSTM-CTC figure within 30 minutes "
+              "(dropout, weight averaging, larger batches and models, depth moved to the "
+              "encoder), and why it stays out of reach on 2 cores: the G2P entries of the "
+              "[experiments log](design.md#experiments-log).", ""]
     return lines
 
 
