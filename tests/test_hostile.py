@@ -35,9 +35,10 @@ from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.run_state import Progress, read_last
 from transformer_tiny.safe_files import check_header
 from transformer_tiny.tokenizer import EOS_ID
-from transformer_tiny.train_eval import Progress, make_optimizer, read_last
+from transformer_tiny.train_eval import make_optimizer, parameter_groups
 
 ADDRESS_SPACE = 2 << 30
 CFG = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
@@ -412,7 +413,7 @@ def test_hostile_resume_is_refused(case, hostile_dir):
 def test_genuine_run_resumes(hostile_dir):
     """The control for the cases above: unedited, the same folder resumes."""
     model = Seq2SeqTransformer(CFG.model)
-    last = read_last(hostile_dir, model, CFG.train)
+    last = read_last(hostile_dir, model, parameter_groups(model, CFG.train))
     n_params = len(list(model.parameters()))  # step and two moments each, and the RNG
     assert last.progress == Progress() and len(last.state) == 3 * n_params + 1
     saved = load_checkpoint(hostile_dir / "last.json")[0].state_dict()

@@ -30,10 +30,10 @@ from transformer_tiny.decoding import predict
 from transformer_tiny.logs import read_metrics, read_steps
 from transformer_tiny.metrics import evaluate
 from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.run_state import Progress
 from transformer_tiny.tasks import get_task
 from transformer_tiny.tokenizer import EOS_ID, PAD_ID, ByteTokenizer
 from transformer_tiny.train_eval import (
-    Progress,
     learning_rate,
     sequence_loss,
     train,
@@ -272,13 +272,13 @@ def test_last_is_saved_every_save_every_steps_and_at_each_epoch_end(save_every, 
                                                                    keep_thread_count):
     import transformer_tiny.train_eval as te
 
-    saved, real = [], te._save
+    saved, real = [], te.save_run_checkpoint
 
     def recording(out, name, *args):
-        saved.append((name, args[-2].step))  # args: model, opt, cfg, progress, data
+        saved.append((name, args[-2].step))  # args: model, opt, cfg, progress, pairs
         return real(out, name, *args)
 
-    monkeypatch.setattr(te, "_save", recording)
+    monkeypatch.setattr(te, "save_run_checkpoint", recording)
     cfg = tiny_config(tmp_path, train_samples=32, save_every=save_every)
     train(cfg)  # 4 steps an epoch
     assert [step for name, step in saved if name == "last"] == lasts

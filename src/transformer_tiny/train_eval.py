@@ -1,15 +1,14 @@
 """Training: the optimiser, the learning-rate schedule, the loss, and the loop.
 
-Validation after every epoch uses :func:`transformer_tiny.metrics.evaluate`.
+Validation after every epoch uses :func:`transformer_tiny.metrics.evaluate`; what a run writes
+and reads back to resume is in :mod:`~transformer_tiny.run_state`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
-from dataclasses import dataclass, field, fields
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -20,23 +19,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import (
-    CheckpointError,
-    check_optimizer_groups,
-    expected_trainer_state,
-    expected_weights,
-    pack_trainer_state,
-    read_checked_tensors,
-    read_checkpoint_info,
-    save_checkpoint,
-    unpack_trainer_state,
-)
+from .checkpoint import unpack_trainer_state
 from .config import RunConfig, TrainConfig
 from .data import DataModule
 from .distributed import DistContext
 from .logs import RunLog
 from .metrics import evaluate
 from .model import Seq2SeqTransformer
+from .run_state import Progress, read_last, save_run_checkpoint
 from .rundir import claim_run_dir
 from .tasks import task_for
 from .tokenizer import PAD_ID
@@ -95,65 +85,6 @@ class TrainingError(ValueError):
     """Training cannot go on (e.g. a non-finite loss); checkpoints already written are kept."""
 
 
-@dataclass
-class Progress:
-    """Where training stands; saved in every checkpoint so that ``--resume`` continues exactly."""
-
-    step: int = 0
-    epoch: int = 0  # epochs completed
-    batch: int = 0  # batches of the current epoch already trained
-    best: float = -1.0
-    loss_sum: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> Progress:
-        """Rebuild from a checkpoint's ``progress`` (keys of older versions are ignored);
-        ``CheckpointError`` if it is malformed."""
-        kinds = {"step": int, "epoch": int, "batch": int, "best": (int, float),
-                 "loss_sum": (int, float), "history": list}
-        ok = isinstance(d, dict) and all(
-            isinstance(d.get(k, 0 if k != "history" else []), kind) for k, kind in kinds.items())
-        if not ok or any(isinstance(d.get(k), bool) for k in kinds):
-            raise CheckpointError("the checkpoint's training progress is malformed")
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
-
-
-def _save(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
-          cfg: RunConfig, progress: Progress, data: DataModule) -> None:
-    """Write checkpoint ``name``; ``last`` also carries the trainer state needed to resume. The
-    records of the data files read (pairs) go with it, never the data."""
-    tensors, opt_meta = pack_trainer_state(opt)
-    metrics = progress.history[-1] if progress.history else {}
-    meta = {"step": progress.step, "epoch": progress.epoch, "metrics": metrics,
-            "progress": dataclasses.asdict(progress), "optimizer": opt_meta}
-    if data.pairs is not None:
-        meta["data_files"] = [f.to_dict() for f in data.pairs.files]
-        meta["input_bytes"] = data.pairs.input_bytes
-    save_checkpoint(out, name, model, cfg, meta, tensors if name == "last" else None)
-
-
-@dataclasses.dataclass
-class Resumed:
-    """What ``last.json`` holds besides the weights, checked before any optimiser exists."""
-
-    progress: Progress
-    state: dict[str, Tensor]
-    optimizer: dict[str, Any]
-
-
-def read_last(out: Path, model: torch.nn.Module, cfg: TrainConfig) -> Resumed:
-    """Load the weights of ``out/last.json`` into ``model``; read and check the rest."""
-    path, info, _ = read_checkpoint_info(out / "last.json")
-    progress = Progress.from_dict(info.get("progress"))
-    model.load_state_dict(read_checked_tensors(path, info, "weights", expected_weights(model)))
-    groups = [group["params"] for group in parameter_groups(model, cfg)]
-    check_optimizer_groups(info.get("optimizer"), [len(params) for params in groups])
-    expected = expected_trainer_state([p for params in groups for p in params])
-    state = read_checked_tensors(path, info, "state", *expected)
-    return Resumed(progress, state, info["optimizer"])
-
-
 def _train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict[str, Tensor],
                 lr: float, cfg: TrainConfig, autocast, step: int) -> tuple[float, int]:
     for group in opt.param_groups:
@@ -204,7 +135,8 @@ class Trainer:
                              "processes")
         self.model = Seq2SeqTransformer(cfg.model).to(ctx.device)
         # A run to resume is checked before the optimiser exists: its first use takes seconds.
-        last = read_last(self.out, self.model, cfg.train) if resume else None
+        groups = parameter_groups(self.model, cfg.train)
+        last = read_last(self.out, self.model, groups) if resume else None
         self.opt = make_optimizer(self.model, cfg.train)
         self.progress = Progress()
         if last is not None:
@@ -215,6 +147,10 @@ class Trainer:
         if ctx.is_main:
             self.log = RunLog(self.out, self.progress.step, self.progress.history, tensorboard)
         self.autocast = training_autocast(cfg.train.precision, ctx.device)
+
+    def _save(self, name: str) -> None:
+        save_run_checkpoint(self.out, name, self.model, self.opt, self.cfg, self.progress,
+                            self.dm.pairs)
 
     def close(self) -> None:
         """Close the logs and let another run use the folder."""
@@ -256,7 +192,7 @@ class Trainer:
             rate = tokens / max(1e-9, time.perf_counter() - t0)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
             if tc.save_every and p.step % tc.save_every == 0 and self.ctx.is_main:
-                _save(self.out, "last", self.model, self.opt, self.cfg, p, self.dm)
+                self._save("last")
         return tokens
 
     def end_epoch(self, rate: float, elapsed: float) -> None:
@@ -275,9 +211,9 @@ class Trainer:
         # validation exact match (short strings) saturates long before long inputs are learned.
         improved = val.exact_match >= p.best
         p.best = max(p.best, val.exact_match)
-        _save(self.out, "last", self.model, self.opt, self.cfg, p, self.dm)
+        self._save("last")
         if improved:
-            _save(self.out, "best", self.model, self.opt, self.cfg, p, self.dm)
+            self._save("best")
         self.log.log_epoch(p.history)
         if self.cfg.train.progress:
             left = self.cfg.train.epochs - p.epoch

@@ -1,0 +1,86 @@
+"""What a training run writes and reads back: its :class:`Progress`, and the ``best`` and ``last``
+checkpoints (``last`` with the optimizer state that ``--resume`` needs, checked before any
+optimizer exists)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .checkpoint import (
+    CheckpointError,
+    check_optimizer_groups,
+    expected_trainer_state,
+    expected_weights,
+    pack_trainer_state,
+    read_checked_tensors,
+    read_checkpoint_info,
+    save_checkpoint,
+)
+from .config import RunConfig
+from .pairs import PairSplits
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint so that ``--resume`` continues exactly."""
+
+    step: int = 0
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch already trained
+    best: float = -1.0
+    loss_sum: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Progress:
+        """Rebuild from a checkpoint's ``progress`` (keys of older versions are ignored);
+        ``CheckpointError`` if it is malformed."""
+        kinds = {"step": int, "epoch": int, "batch": int, "best": (int, float),
+                 "loss_sum": (int, float), "history": list}
+        ok = isinstance(d, dict) and all(
+            isinstance(d.get(k, 0 if k != "history" else []), kind) for k, kind in kinds.items())
+        if not ok or any(isinstance(d.get(k), bool) for k in kinds):
+            raise CheckpointError("the checkpoint's training progress is malformed")
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+def save_run_checkpoint(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                        cfg: RunConfig, progress: Progress, pairs: PairSplits | None) -> None:
+    """Write checkpoint ``name``; ``last`` also carries the trainer state needed to resume. The
+    records of the files a ``pairs`` run read go with it, never the data."""
+    tensors, opt_meta = pack_trainer_state(opt)
+    metrics = progress.history[-1] if progress.history else {}
+    meta = {"step": progress.step, "epoch": progress.epoch, "metrics": metrics,
+            "progress": dataclasses.asdict(progress), "optimizer": opt_meta}
+    if pairs is not None:
+        meta["data_files"] = [f.to_dict() for f in pairs.files]
+        meta["input_bytes"] = pairs.input_bytes
+    save_checkpoint(out, name, model, cfg, meta, tensors if name == "last" else None)
+
+
+@dataclass
+class Resumed:
+    """What ``last.json`` holds besides the weights, checked before any optimiser exists."""
+
+    progress: Progress
+    state: dict[str, Tensor]
+    optimizer: dict[str, Any]
+
+
+def read_last(out: Path, model: torch.nn.Module, param_groups: list[dict[str, Any]]) -> Resumed:
+    """Load the weights of ``out/last.json`` into ``model``; read the rest and check it against
+    the optimizer's ``param_groups`` (as they will be built, each with its ``params``)."""
+    path, info, _ = read_checkpoint_info(out / "last.json")
+    progress = Progress.from_dict(info.get("progress"))
+    model.load_state_dict(read_checked_tensors(path, info, "weights", expected_weights(model)))
+    groups = [group["params"] for group in param_groups]
+    check_optimizer_groups(info.get("optimizer"), [len(params) for params in groups])
+    expected = expected_trainer_state([p for params in groups for p in params])
+    state = read_checked_tensors(path, info, "state", *expected)
+    return Resumed(progress, state, info["optimizer"])
