@@ -135,8 +135,9 @@ class Trainer:
                              "processes")
         self.model = Seq2SeqTransformer(cfg.model).to(ctx.device)
         # A run to resume is checked before the optimiser exists: its first use takes seconds.
-        groups = parameter_groups(self.model, cfg.train)
-        last = read_last(self.out, self.model, groups) if resume else None
+        last = None
+        if resume:
+            last = read_last(self.out, self.model, parameter_groups(self.model, cfg.train))
         self.opt = make_optimizer(self.model, cfg.train)
         self.progress = Progress()
         if last is not None:
