@@ -27,7 +27,7 @@ from helpers import ROOT, TOK, open_trainer, tiny_config
 import transformer_tiny.train_eval as te
 from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.data import DataModule
-from transformer_tiny.distributed import DistContext, env_world, setup
+from transformer_tiny.distributed import DistContext, env_world, process_group, setup
 
 LAUNCHER = textwrap.dedent("""
     import hashlib, json, os, sys
@@ -150,6 +150,8 @@ def test_single_process_without_torchrun(monkeypatch):
     assert ctx.wrap(model) is model and ctx.default_threads() == 0
     monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun with one process: no process group either
     assert setup(torch.device("cpu")) == DistContext()
+    with process_group(torch.device("cpu")) as ctx:
+        assert ctx == DistContext() and not torch.distributed.is_initialized()
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(ValueError, match="RANK=2"):

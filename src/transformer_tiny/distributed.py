@@ -11,8 +11,9 @@ changes: one process, no process group.
 
 from __future__ import annotations
 
-import atexit
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -93,7 +94,7 @@ def setup(device: torch.device) -> DistContext:
 
     ``device`` is the one asked for (``pick_device``): on CUDA each process takes GPU
     ``LOCAL_RANK`` and the backend is ``nccl``; on CPU it is ``gloo``. Calling it again in the
-    same process reuses the group. The group is destroyed when the process exits.
+    same process reuses the group. :func:`process_group` also leaves it.
     """
     rank, local_rank, world = env_world()
     if world == 1:
@@ -106,9 +107,26 @@ def setup(device: torch.device) -> DistContext:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, rank=rank, world_size=world)
-        atexit.register(cleanup)
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device,
                        dist.get_backend())
+
+
+@contextmanager
+def process_group(device: torch.device) -> Iterator[DistContext]:
+    """:func:`setup` for the length of a ``with`` block, then leave the group it joined.
+
+    The group is destroyed explicitly, after a last barrier when the block ends normally, while
+    the model and the interpreter are still alive: left to the end of the process, ``gloo``'s
+    worker threads can outlive the tensors they hold and abort the process as it exits.
+    """
+    joined = not dist.is_initialized()
+    ctx = setup(device)
+    try:
+        yield ctx
+        ctx.barrier()
+    finally:
+        if joined and ctx.enabled:
+            cleanup()
 
 
 def cleanup() -> None:

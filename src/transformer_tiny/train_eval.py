@@ -235,14 +235,15 @@ def train(cfg: RunConfig, resume: bool = False, tensorboard: bool = False,
     continues from ``out/last.json``; a folder that holds other files than a run's is refused
     unless ``overwrite`` (see :mod:`~transformer_tiny.rundir`). Returns a summary (best
     validation exact match, seconds, steps, and ``is_main``: whether this process reports)."""
-    ctx = distributed.setup(pick_device(cfg.train.device))  # several processes under torchrun
-    set_threads(cfg.train.threads or ctx.default_threads())
-    seed_everything(cfg.train.seed)
-    run = Trainer(cfg, ctx, resume, tensorboard, overwrite)
-    try:
-        return _run(run, cfg, ctx)
-    finally:
-        run.close()
+    # several processes under torchrun: the group lives as long as this call
+    with distributed.process_group(pick_device(cfg.train.device)) as ctx:
+        set_threads(cfg.train.threads or ctx.default_threads())
+        seed_everything(cfg.train.seed)
+        run = Trainer(cfg, ctx, resume, tensorboard, overwrite)
+        try:
+            return _run(run, cfg, ctx)
+        finally:
+            run.close()
 
 
 def _run(run: Trainer, cfg: RunConfig, ctx: DistContext) -> dict[str, Any]:
