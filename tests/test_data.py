@@ -22,7 +22,7 @@ from transformer_tiny.data import (
     draw_inputs,
     hard_inputs,
     heldout_inputs,
-    length_grouped_order,
+    length_grouped_batches,
 )
 from transformer_tiny.heldout import HELDOUT_FRACTION, is_heldout
 from transformer_tiny.tasks import task_for
@@ -196,18 +196,21 @@ def test_collate():
         out["tgt_out"][:, :-1].masked_fill(out["tgt_out"][:, :-1] == EOS_ID, PAD_ID))
 
 
-@given(st.lists(st.integers(1, 40), max_size=300), st.integers(1, 16), st.integers(0, 1000))
-def test_length_grouped_order_is_a_permutation(lengths, batch_size, seed):
-    order = length_grouped_order(lengths, batch_size, random.Random(seed))
-    assert sorted(order) == list(range(len(lengths)))
-    assert order == length_grouped_order(lengths, batch_size, random.Random(seed))
+@given(st.lists(st.integers(1, 40), max_size=300), st.integers(1, 16), st.integers(1, 3),
+       st.integers(0, 1000))
+def test_length_grouped_batches_are_a_partition(lengths, batch_size, world, seed):
+    """Every example once; full batches, but for the last ``world`` at most (the last step's)."""
+    batches = length_grouped_batches(lengths, batch_size, random.Random(seed), world)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) == batch_size for b in batches[:len(batches) - world])
+    assert all(0 < len(b) <= batch_size for b in batches)
+    assert batches == length_grouped_batches(lengths, batch_size, random.Random(seed), world)
 
 
 def test_length_grouped_batches_have_similar_lengths():
     rng = random.Random(0)
     lengths = [rng.randint(1, 64) for _ in range(1000)]
-    order = length_grouped_order(lengths, 10, random.Random(1))
-    batches = [order[i:i + 10] for i in range(0, 1000, 10)]
+    batches = length_grouped_batches(lengths, 10, random.Random(1))
     spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
     assert sum(spread) / len(spread) < 5  # random batches would spread over ~50
 
@@ -222,9 +225,20 @@ def test_train_loader_covers_the_epoch():
         for row in batch["src"].tolist():
             seen.append(TOK.decode(row))
     assert sorted(seen) == sorted(ds.inputs)
-    parts = [sum(b["src"].size(0) for b in dm.train_loader(0, 32, rank=r, world=2))
-             for r in (0, 1)]
-    assert sum(parts) == 300 and min(parts) > 0
+    ranks = [list(dm.train_loader(0, 32, rank=r, world=2)) for r in (0, 1)]
+    assert sum(b["src"].size(0) for part in ranks for b in part) == 300
+    assert min(len(part) for part in ranks) > 0
+
+
+def test_processes_train_on_batches_of_one_step_at_a_time():
+    """With two processes, the i-th batches of rank 0 and rank 1 are one step: cut from the
+    same sorted run of lengths, rank 0's strings no longer than rank 1's."""
+    dm = DataModule(DataConfig(min_len=1, max_len=16, **{**SMALL, "train_samples": 1000}))
+    first, second = (list(dm.train_loader(0, 16, rank=r, world=2)) for r in (0, 1))
+    lengths = [[(row != PAD_ID).sum().item() for row in b["src"]] for b in first + second]
+    pairs = list(zip(lengths[:len(first)], lengths[len(first):], strict=False))
+    assert len(pairs) >= 30
+    assert all(max(a) <= min(b) for a, b in pairs)
 
 
 def test_hard_share_of_training_draws():
@@ -252,18 +266,24 @@ def test_hard_share_is_a_fraction(share):
         DataConfig(hard_share=share)
 
 
-@pytest.mark.parametrize("n, seed", [(120, 3), (102, 0), (250, 7)])
-def test_length_grouped_batches_are_sorted_within_pools_of_50_batches(n, seed):
-    """The examples, shuffled by the same generator, are cut into pools of 50 batches (100
-    examples at batch size 2); each batch is two examples of one pool, adjacent in length."""
+@pytest.mark.parametrize("n, world, seed", [(120, 1, 3), (102, 1, 0), (250, 1, 7), (250, 2, 7),
+                                           (430, 2, 1), (310, 3, 5)])
+def test_length_grouped_steps_are_sorted_within_pools_of_50_steps(n, world, seed):
+    """The examples, shuffled by the same generator, are cut into pools of 50 steps (100 * world
+    examples at batch size 2); each step is 2 * world examples of one pool, adjacent in length,
+    and its ``world`` batches are consecutive; the short last step comes last."""
     lengths = random.Random(100 + seed).sample(range(1000), n)  # distinct lengths
-    order = length_grouped_order(lengths, 2, random.Random(seed))
+    batches = length_grouped_batches(lengths, 2, random.Random(seed), world)
     shuffled = list(range(n))
     random.Random(seed).shuffle(shuffled)
-    pools = [shuffled[start:start + 100] for start in range(0, n, 100)]
-    expected = set()
+    size = 2 * world
+    pools = [shuffled[start:start + 50 * size] for start in range(0, n, 50 * size)]
+    expected = []
     for pool in pools:
         ranked = sorted(pool, key=lambda i: lengths[i])
-        expected |= {frozenset(ranked[j:j + 2]) for j in range(0, len(ranked), 2)}
-    batches = {frozenset(order[j:j + 2]) for j in range(0, n, 2)}
-    assert batches == expected
+        expected += [ranked[j:j + size] for j in range(0, len(ranked), size)]
+    steps = [[i for b in batches[j:j + world] for i in b] for j in range(0, len(batches), world)]
+    assert {frozenset(s) for s in steps} == {frozenset(s) for s in expected}
+    assert all(len(s) == size for s in steps[:-1])
+    if n % size:
+        assert sorted(steps[-1]) == sorted(expected[-1])

@@ -145,21 +145,26 @@ def collate(batch: list[Example]) -> dict[str, torch.Tensor]:
     return {"src": src, "tgt_in": tgt_in, "tgt_out": tgt_out}
 
 
-def length_grouped_order(lengths: list[int], batch_size: int, rng: random.Random) -> list[int]:
-    """A shuffled order in which each batch holds examples of similar length (less padding).
+def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random,
+                           world: int = 1) -> list[list[int]]:
+    """Batches of example indices in a shuffled order, each batch of similar lengths (less
+    padding).
 
-    Examples are shuffled, cut into pools of 50 batches, sorted by length inside each pool and
-    batched; then the batches are shuffled.
+    A step is ``world`` batches, one per process, of similar lengths too, so that no process
+    waits for another's longer batch. Examples are shuffled, cut into pools of 50 steps, sorted
+    by length inside each pool and cut into steps; the full steps are shuffled, and the last,
+    incomplete one (if any) comes last.
     """
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    pool = batch_size * 50
-    batches = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
-        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return [i for b in batches for i in b]
+    step = batch_size * world
+    steps = []
+    for start in range(0, len(order), step * 50):
+        chunk = sorted(order[start:start + step * 50], key=lambda i: lengths[i])
+        steps += [chunk[j:j + step] for j in range(0, len(chunk), step)]
+    last = [steps.pop()] if steps and len(steps[-1]) < step else []
+    rng.shuffle(steps)
+    return [s[j:j + batch_size] for s in steps + last for j in range(0, len(s), batch_size)]
 
 
 class DataModule:
@@ -211,9 +216,8 @@ class DataModule:
         """Length-grouped batches of this epoch's fresh strings (``rank`` takes every world-th)."""
         ds = self.train_dataset(epoch)
         rng = random.Random(split_seed(self.cfg, "train", epoch))
-        order = length_grouped_order([len(e.src) for e in ds.examples], batch_size, rng)
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        batches = batches[rank::world]
+        batches = length_grouped_batches([len(e.src) for e in ds.examples], batch_size, rng,
+                                         world)[rank::world]
         # Own generator: creating the iterator must not draw from the global RNG (exact resume).
         gen = torch.Generator().manual_seed(split_seed(self.cfg, "train", epoch))
         return DataLoader(ds, batch_sampler=batches, collate_fn=collate, generator=gen)
