@@ -17,7 +17,8 @@ pronunciation:
 
 The split is the ``pairs`` task's own: by a hash of the word, 5% validation, 5% test, 90%
 training (``--data-seed`` 1234), so that a word never lands in two splits. Then the documented
-training command runs (timed), and the best checkpoint is scored on the whole test split, greedy
+training command runs (timed; with ``--processes N`` under ``torchrun``, each process with 1/N
+of the batch), and the best checkpoint is scored on the whole test split, greedy
 and with beam search: word error rate (1 - exact match, any accepted pronunciation counts) and
 phoneme error rate (phoneme edits against the nearest accepted pronunciation, per reference
 phoneme). Results go to ``benchmarks/results/g2p.json``.
@@ -27,6 +28,7 @@ bfloat16 instructions (AVX512-BF16 or AMX); on another CPU, ``--precision fp32``
 command trains the same model at float32 speed.
 
     python benchmarks/g2p.py                  # the recipe, about 20 minutes on 2 cores
+    python benchmarks/g2p.py --processes 2    # the same recipe in two processes (torchrun)
     python benchmarks/g2p.py --quick --out /tmp/g2p.json   # smoke run: a tiny model, 2,000 words
     python benchmarks/g2p.py --data-only --words 5000      # only the data file, its first words
 """
@@ -34,8 +36,10 @@ command trains the same model at float32 speed.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,11 +51,9 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from provenance import machine, stamp  # noqa: E402
 
 from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
-from transformer_tiny.config import SECTIONS, build_config  # noqa: E402
 from transformer_tiny.metrics import edit_errors, evaluate  # noqa: E402
 from transformer_tiny.pairs import pair_splits  # noqa: E402
 from transformer_tiny.tasks import task_for  # noqa: E402
-from transformer_tiny.train_eval import train  # noqa: E402
 from transformer_tiny.utils import atomic_write_json, atomic_write_text, set_threads  # noqa: E402
 
 DATA = "runs/g2p/data/cmudict.tsv"
@@ -60,9 +62,8 @@ COMMAND = ("python scripts/train.py --progress false --task pairs --train-file "
            "--n-enc-layers 2 --n-dec-layers 2 --d-ff 768 --randomize-positions false "
            "--batch-size 128 --lr 0.002 --warmup-steps 300 --epochs 10 --precision bf16 "
            "--out runs/g2p")
-QUICK = {"model": {"d_model": 32, "n_heads": 2, "n_enc_layers": 1, "n_dec_layers": 1,
-                   "d_ff": 64},
-         "data": {"val_samples": 50}, "train": {"epochs": 1, "batch_size": 64}}
+QUICK = ["--d-model", "32", "--n-heads", "2", "--n-enc-layers", "1", "--n-dec-layers", "1",
+         "--d-ff", "64", "--val-samples", "50", "--epochs", "1", "--batch-size", "64"]
 BEAM = 5
 PHONEMES = {  # ARPAbet (no stress) -> one ASCII character
     "AA": "a", "AE": "@", "AH": "^", "AO": "c", "AW": "W", "AY": "Y", "B": "b", "CH": "C",
@@ -104,22 +105,44 @@ def build_data(path: Path, limit: int | None = None) -> dict[str, int]:
     return {"words": words, "pronunciations": len(lines)}
 
 
-def run_config(quick: bool, data: Path, out: Path):
-    """The config of the documented command (data and run folders moved to ``data``/``out``)."""
-    words = shlex.split(COMMAND)[2:]
-    overrides: dict[str, dict[str, Any]] = {}
-    fields = {f"--{name.replace('_', '-')}": (section, name, kind)
-              for section, cls in SECTIONS.items()
-              for name, kind in ((f.name, f.type) for f in cls.__dataclass_fields__.values())}
-    for flag, value in zip(words[::2], words[1::2], strict=True):
-        section, name, kind = fields[flag]
-        parsed = {"int": int, "float": float, "bool": lambda v: v == "true"}.get(str(kind), str)
-        overrides.setdefault(section, {})[name] = parsed(value)
-    overrides["data"]["train_file"], overrides["train"]["out"] = str(data), str(out)
-    if quick:
-        for section, values in QUICK.items():
-            overrides.setdefault(section, {}).update(values)
-    return build_config(None, overrides)
+def launch_words(processes: int) -> list[str]:
+    """The recipe's command in ``processes`` processes: under ``torchrun`` when more than one,
+    each with its share of the batch (the same effective batch size)."""
+    words = shlex.split(COMMAND)
+    if processes == 1:
+        return words
+    batch = words.index("--batch-size") + 1
+    if int(words[batch]) % processes:
+        raise ValueError(f"the batch of {words[batch]} does not split into {processes} processes")
+    words[batch] = str(int(words[batch]) // processes)
+    return ["torchrun", "--standalone", f"--nproc-per-node={processes}", *words[1:]]
+
+
+def train_argv(quick: bool, data: Path, out: Path, processes: int = 1) -> list[str]:
+    """:func:`launch_words` as this interpreter runs them, with the data file and the run
+    folder moved to ``data`` and ``out``; ``quick``: a tiny model."""
+    words = launch_words(processes)
+    at = words.index("scripts/train.py")
+    flags = words[at + 1:]
+    flags[flags.index("--train-file") + 1], flags[flags.index("--out") + 1] = str(data), str(out)
+    launcher = [sys.executable]
+    if words[0] == "torchrun":
+        launcher += ["-m", "torch.distributed.run", *words[1:at]]
+    return [*launcher, str(HERE.parent / "scripts" / "train.py"), *flags, "--overwrite",
+            *(QUICK if quick else [])]
+
+
+def trained(out: Path) -> dict[str, Any]:
+    """What the run in ``out`` did: training seconds (with the validations), steps, best
+    validation exact match (from its ``metrics.jsonl``), parameters, and its data split."""
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    model, cfg, _ = load_checkpoint(out / "best.json")
+    splits = pair_splits(cfg.data, cfg.model.max_source_tokens)
+    return {"train_seconds": history[-1]["elapsed_s"], "steps": history[-1]["step"],
+            "parameters": model.num_parameters(), "processes": history[-1]["world_size"],
+            "best_val_exact_match": max(r["val_exact_match"] for r in history),
+            "sizes": {"train_pairs": len(splits.train), "val_words": len(splits.val),
+                      "test_words": len(splits.test)}}
 
 
 def score(checkpoint: Path, beam: int) -> dict[str, Any]:
@@ -148,7 +171,11 @@ def main() -> None:
     p.add_argument("--data-only", action="store_true",
                    help="write RUN_DIR/data/cmudict.tsv and stop")
     p.add_argument("--words", type=int, default=None, help="only the first N words")
+    p.add_argument("--processes", type=int, default=1,
+                   help="train in N processes (torchrun), each with 1/N of the batch")
     args = p.parse_args()
+    if args.processes < 1:
+        p.error("--processes must be at least 1")
     set_threads(0)
     data = args.run_dir / "data" / "cmudict.tsv"
     counts = build_data(data, args.words or (2000 if args.quick else None))
@@ -156,23 +183,23 @@ def main() -> None:
         print(f"wrote {counts['pronunciations']} pronunciations of {counts['words']} words "
               f"to {data}")
         return
-    cfg = run_config(args.quick, data, args.run_dir)
-    splits = pair_splits(cfg.data, cfg.model.max_source_tokens)
-    sizes = {"train_pairs": len(splits.train), "val_words": len(splits.val),
-             "test_words": len(splits.test)}
-    summary = train(cfg, overwrite=True)
+    argv = train_argv(args.quick, data, args.run_dir, args.processes)
+    if subprocess.run(argv, check=False).returncode:
+        sys.exit(f"error: training failed: {shlex.join(argv)}")
+    run = trained(args.run_dir)
     rows = [score(args.run_dir / "best.json", beam) for beam in (1, BEAM)]
-    result = {**stamp(), "machine": machine(), "command": COMMAND, "quick": args.quick,
-              "data": {**counts, **sizes}, "train_seconds": summary["seconds"],
-              "steps": summary["steps"], "parameters": summary["parameters"],
-              "best_val_exact_match": summary["best_val_exact_match"], "results": rows,
-              "published": PUBLISHED}
+    result = {**stamp(), "machine": machine(), "quick": args.quick,
+              "command": shlex.join(launch_words(args.processes)),
+              "processes": run["processes"], "data": {**counts, **run.pop("sizes")},
+              **{k: run[k] for k in ("train_seconds", "steps", "parameters",
+                                     "best_val_exact_match")},
+              "results": rows, "published": PUBLISHED}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, result)
     for row in rows:
         print(f"beam {row['beam']}: WER {row['wer']:.2f}%  PER {row['per']:.2f}%  "
               f"({row['words']} test words)")
-    print(f"trained {summary['steps']} steps in {summary['seconds']} s; wrote {args.out}")
+    print(f"trained {result['steps']} steps in {result['train_seconds']} s; wrote {args.out}")
 
 
 if __name__ == "__main__":

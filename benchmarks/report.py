@@ -425,6 +425,12 @@ def tasks(path: Path, prov: Provenance) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- G2P
+def processes(data: dict[str, Any]) -> str:
+    """``", in 2 processes"`` for a run under torchrun ("" for one process)."""
+    n = data.get("processes", 1)
+    return "" if n == 1 else f", in {n} processes"
+
+
 def g2p(path: Path, prov: Provenance) -> list[str]:
     data, lines = opening(path, "Spelling to pronunciation (CMUdict)",
                           "python benchmarks/g2p.py", 35)
@@ -441,7 +447,8 @@ def g2p(path: Path, prov: Provenance) -> list[str]:
               "the nearest one, per reference phoneme. Training command (run by "
               f"`python benchmarks/g2p.py`, which writes the data file first): "
               f"`{data['command']}`; {data['parameters']:,} parameters, "
-              f"{data['train_seconds']:,} s of training ({data['steps']:,} steps).", ""]
+              f"{data['train_seconds']:,} s of training ({data['steps']:,} steps"
+              f"{processes(data)}).", ""]
     rows = [[f"this model, {'greedy' if r['beam'] == 1 else 'beam ' + str(r['beam'])}",
              f"{r['wer']:.1f}", f"{r['per']:.1f}", f"{r['words']:,} test words, "
              f"decoded in {r['seconds']} s"] for r in data["results"]]

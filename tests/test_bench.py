@@ -124,3 +124,51 @@ def test_precision_benchmark_times_both_precisions_per_batch_size():
     for row in rows:
         fp32, bf16, ratio = (float(x) for x in figures.search(row).groups())
         assert fp32 > 0 and bf16 > 0 and ratio == pytest.approx(fp32 / bf16, rel=0.02)
+
+
+def test_g2p_runs_its_documented_command_with_its_folders(tmp_path):
+    """The recipe's command as the benchmark runs it: the same flags, the data and run folders
+    moved, this interpreter; in two processes under torchrun, each with half the batch."""
+    import shlex
+
+    import g2p
+
+    words = shlex.split(g2p.COMMAND)
+    flags = words[words.index("scripts/train.py") + 1:]
+    for processes in (1, 2):
+        argv = g2p.train_argv(False, tmp_path / "d.tsv", tmp_path / "run", processes)
+        assert argv[0] == sys.executable and argv[-1] == "--overwrite"
+        script = argv.index(str(ROOT / "scripts" / "train.py"))
+        moved = argv[script + 1:-1]
+        assert moved[moved.index("--train-file") + 1] == str(tmp_path / "d.tsv")
+        assert moved[moved.index("--out") + 1] == str(tmp_path / "run")
+        batch = int(flags[flags.index("--batch-size") + 1])
+        assert [(a, b) for a, b in zip(moved, flags, strict=True) if a != b] == [
+            (str(tmp_path / "d.tsv"), "runs/g2p/data/cmudict.tsv"),
+            *([] if processes == 1 else [(str(batch // 2), str(batch))]),
+            (str(tmp_path / "run"), "runs/g2p")]
+        launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone",
+                                              "--nproc-per-node=2"]
+        assert argv[1:script] == launcher
+    assert g2p.launch_words(2)[:4] == ["torchrun", "--standalone", "--nproc-per-node=2",
+                                       "scripts/train.py"]
+    with pytest.raises(ValueError, match="does not split"):
+        g2p.launch_words(batch + 1)
+    quick = g2p.train_argv(True, tmp_path / "d.tsv", tmp_path / "run")
+    assert quick[:2] == [sys.executable, str(ROOT / "scripts" / "train.py")]
+    assert quick[-len(g2p.QUICK):] == g2p.QUICK
+
+
+@pytest.mark.slow  # trains a tiny model on 2,000 words, then scores it
+def test_g2p_quick_run_writes_scored_results(tmp_path):
+    out = tmp_path / "g2p.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "g2p.py"), "--quick", "--out",
+                    str(out), "--run-dir", str(tmp_path / "run"), "--processes", "2"],
+                   check=True, capture_output=True, text=True, timeout=300)
+    result = json.loads(out.read_text())
+    assert result["quick"] and result["processes"] == 2 and result["steps"] > 0
+    assert result["command"].startswith("torchrun --standalone --nproc-per-node=2 ")
+    assert [r["beam"] for r in result["results"]] == [1, 5]
+    words = result["data"]["test_words"]
+    assert words > 0 and all(r["words"] == words for r in result["results"])
+    assert all(0 <= r["wer"] <= 100 and r["per"] >= 0 for r in result["results"])
