@@ -151,20 +151,23 @@ def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Rand
     padding).
 
     A step is ``world`` batches, one per process, of similar lengths too, so that no process
-    waits for another's longer batch. Examples are shuffled, cut into pools of 50 steps, sorted
-    by length inside each pool and cut into steps; the full steps are shuffled, and the last,
-    incomplete one (if any) comes last.
+    waits for another's longer batch. Examples are shuffled; those that do not fill a last step
+    are set aside (a random sample), the rest are cut into pools of 50 steps, sorted by length
+    inside each pool and cut into steps; the steps are shuffled, and the examples set aside
+    make the last, short step.
     """
     order = list(range(len(lengths)))
     rng.shuffle(order)
     step = batch_size * world
+    full = len(order) - len(order) % step
     steps = []
-    for start in range(0, len(order), step * 50):
-        chunk = sorted(order[start:start + step * 50], key=lambda i: lengths[i])
+    for start in range(0, full, step * 50):
+        chunk = sorted(order[start:min(start + step * 50, full)], key=lambda i: lengths[i])
         steps += [chunk[j:j + step] for j in range(0, len(chunk), step)]
-    last = [steps.pop()] if steps and len(steps[-1]) < step else []
     rng.shuffle(steps)
-    return [s[j:j + batch_size] for s in steps + last for j in range(0, len(s), batch_size)]
+    if full < len(order):
+        steps.append(sorted(order[full:], key=lambda i: lengths[i]))
+    return [s[j:j + batch_size] for s in steps for j in range(0, len(s), batch_size)]
 
 
 class DataModule:
