@@ -17,8 +17,9 @@ pronunciation:
 
 The split is the ``pairs`` task's own: by a hash of the word, 5% validation, 5% test, 90%
 training (``--data-seed`` 1234), so that a word never lands in two splits. Then the documented
-training command runs (timed; with ``--processes N`` under ``torchrun``, each process with 1/N
-of the batch), and the best checkpoint is scored on the whole test split, greedy
+training command runs (with ``--processes N`` under ``torchrun``, each process with 1/N of the
+batch; timed from its start to its end, loading the data and validating included), and the best
+checkpoint is scored on the whole test split, greedy
 and with beam search: word error rate (1 - exact match, any accepted pronunciation counts) and
 phoneme error rate (phoneme edits against the nearest accepted pronunciation, per reference
 phoneme). Results go to ``benchmarks/results/g2p.json``.
@@ -105,10 +106,15 @@ def build_data(path: Path, limit: int | None = None) -> dict[str, int]:
     return {"words": words, "pronunciations": len(lines)}
 
 
-def launch_words(processes: int) -> list[str]:
-    """The recipe's command in ``processes`` processes: under ``torchrun`` when more than one,
-    each with its share of the batch (the same effective batch size)."""
+def launch_words(processes: int = 1, quick: bool = False) -> list[str]:
+    """The recipe's command (``quick``: with :data:`QUICK`'s values) in ``processes``
+    processes: under ``torchrun`` when more than one, each with its share of the batch (the
+    same effective batch size)."""
+    if processes < 1:
+        raise ValueError("at least one process is needed")
     words = shlex.split(COMMAND)
+    for flag, value in zip(QUICK[::2], QUICK[1::2], strict=True) if quick else ():
+        words[words.index(flag) + 1] = value
     if processes == 1:
         return words
     batch = words.index("--batch-size") + 1
@@ -120,25 +126,24 @@ def launch_words(processes: int) -> list[str]:
 
 def train_argv(quick: bool, data: Path, out: Path, processes: int = 1) -> list[str]:
     """:func:`launch_words` as this interpreter runs them, with the data file and the run
-    folder moved to ``data`` and ``out``; ``quick``: a tiny model."""
-    words = launch_words(processes)
+    folder moved to ``data`` and ``out``."""
+    words = launch_words(processes, quick)
     at = words.index("scripts/train.py")
     flags = words[at + 1:]
     flags[flags.index("--train-file") + 1], flags[flags.index("--out") + 1] = str(data), str(out)
     launcher = [sys.executable]
     if words[0] == "torchrun":
         launcher += ["-m", "torch.distributed.run", *words[1:at]]
-    return [*launcher, str(HERE.parent / "scripts" / "train.py"), *flags, "--overwrite",
-            *(QUICK if quick else [])]
+    return [*launcher, str(HERE.parent / "scripts" / "train.py"), *flags, "--overwrite"]
 
 
 def trained(out: Path) -> dict[str, Any]:
-    """What the run in ``out`` did: training seconds (with the validations), steps, best
-    validation exact match (from its ``metrics.jsonl``), parameters, and its data split."""
+    """What the run in ``out`` did: steps and best validation exact match (from its
+    ``metrics.jsonl``), processes, parameters, and its data split."""
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     model, cfg, _ = load_checkpoint(out / "best.json")
     splits = pair_splits(cfg.data, cfg.model.max_source_tokens)
-    return {"train_seconds": history[-1]["elapsed_s"], "steps": history[-1]["step"],
+    return {"steps": history[-1]["step"],
             "parameters": model.num_parameters(), "processes": history[-1]["world_size"],
             "best_val_exact_match": max(r["val_exact_match"] for r in history),
             "sizes": {"train_pairs": len(splits.train), "val_words": len(splits.val),
@@ -174,8 +179,10 @@ def main() -> None:
     p.add_argument("--processes", type=int, default=1,
                    help="train in N processes (torchrun), each with 1/N of the batch")
     args = p.parse_args()
-    if args.processes < 1:
-        p.error("--processes must be at least 1")
+    try:
+        launch_words(args.processes)
+    except ValueError as e:
+        p.error(f"--processes {args.processes}: {e}")
     set_threads(0)
     data = args.run_dir / "data" / "cmudict.tsv"
     counts = build_data(data, args.words or (2000 if args.quick else None))
@@ -184,12 +191,13 @@ def main() -> None:
               f"to {data}")
         return
     argv = train_argv(args.quick, data, args.run_dir, args.processes)
+    t0 = time.perf_counter()
     if subprocess.run(argv, check=False).returncode:
         sys.exit(f"error: training failed: {shlex.join(argv)}")
-    run = trained(args.run_dir)
+    run = {**trained(args.run_dir), "train_seconds": round(time.perf_counter() - t0, 1)}
     rows = [score(args.run_dir / "best.json", beam) for beam in (1, BEAM)]
     result = {**stamp(), "machine": machine(), "quick": args.quick,
-              "command": shlex.join(launch_words(args.processes)),
+              "command": shlex.join(launch_words(args.processes, args.quick)),
               "processes": run["processes"], "data": {**counts, **run.pop("sizes")},
               **{k: run[k] for k in ("train_seconds", "steps", "parameters",
                                      "best_val_exact_match")},

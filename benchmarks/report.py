@@ -425,6 +425,12 @@ def tasks(path: Path, prov: Provenance) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- G2P
+def launch(data: dict[str, Any]) -> str:
+    """The benchmark's option for a run in several processes (" --processes 2"), or ""."""
+    n = data.get("processes", 1)
+    return "" if n == 1 else f" --processes {n}"
+
+
 def processes(data: dict[str, Any]) -> str:
     """``", in 2 processes"`` for a run under torchrun ("" for one process)."""
     n = data.get("processes", 1)
@@ -445,7 +451,7 @@ def g2p(path: Path, prov: Provenance) -> list[str]:
               "another 5% is held out for validation). A word with several pronunciations is "
               "right if the output is any of them; the phoneme error rate counts edits against "
               "the nearest one, per reference phoneme. Training command (run by "
-              f"`python benchmarks/g2p.py`, which writes the data file first): "
+              f"`python benchmarks/g2p.py{launch(data)}`, which writes the data file first): "
               f"`{data['command']}`; {data['parameters']:,} parameters, "
               f"{data['train_seconds']:,} s of training ({data['steps']:,} steps"
               f"{processes(data)}).", ""]

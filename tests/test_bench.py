@@ -154,9 +154,13 @@ def test_g2p_runs_its_documented_command_with_its_folders(tmp_path):
                                        "scripts/train.py"]
     with pytest.raises(ValueError, match="does not split"):
         g2p.launch_words(batch + 1)
-    quick = g2p.train_argv(True, tmp_path / "d.tsv", tmp_path / "run")
-    assert quick[:2] == [sys.executable, str(ROOT / "scripts" / "train.py")]
-    assert quick[-len(g2p.QUICK):] == g2p.QUICK
+    with pytest.raises(ValueError, match="at least one"):
+        g2p.launch_words(0)
+    quick = g2p.launch_words(2, quick=True)  # the smoke run's values, then the split
+    values = dict(zip(g2p.QUICK[::2], g2p.QUICK[1::2], strict=True))
+    values["--batch-size"] = str(int(values["--batch-size"]) // 2)
+    assert all(quick[quick.index(flag) + 1] == value for flag, value in values.items())
+    assert len(quick) == len(g2p.launch_words(2))
 
 
 @pytest.mark.slow  # trains a tiny model on 2,000 words, then scores it
