@@ -137,17 +137,17 @@ def train_argv(quick: bool, data: Path, out: Path, processes: int = 1) -> list[s
     return [*launcher, str(HERE.parent / "scripts" / "train.py"), *flags, "--overwrite"]
 
 
-def trained(out: Path) -> dict[str, Any]:
-    """What the run in ``out`` did: steps and best validation exact match (from its
-    ``metrics.jsonl``), processes, parameters, and its data split."""
+def trained(out: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """What the run in ``out`` did (processes, steps, parameters, best validation exact match,
+    from its ``metrics.jsonl`` and best checkpoint), and the sizes of its data splits."""
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     model, cfg, _ = load_checkpoint(out / "best.json")
     splits = pair_splits(cfg.data, cfg.model.max_source_tokens)
-    return {"steps": history[-1]["step"],
-            "parameters": model.num_parameters(), "processes": history[-1]["world_size"],
-            "best_val_exact_match": max(r["val_exact_match"] for r in history),
-            "sizes": {"train_pairs": len(splits.train), "val_words": len(splits.val),
-                      "test_words": len(splits.test)}}
+    run = {"processes": history[-1]["world_size"], "steps": history[-1]["step"],
+           "parameters": model.num_parameters(),
+           "best_val_exact_match": max(r["val_exact_match"] for r in history)}
+    return run, {"train_pairs": len(splits.train), "val_words": len(splits.val),
+                 "test_words": len(splits.test)}
 
 
 def score(checkpoint: Path, beam: int) -> dict[str, Any]:
@@ -194,13 +194,12 @@ def main() -> None:
     t0 = time.perf_counter()
     if subprocess.run(argv, check=False).returncode:
         sys.exit(f"error: training failed: {shlex.join(argv)}")
-    run = {**trained(args.run_dir), "train_seconds": round(time.perf_counter() - t0, 1)}
+    seconds = round(time.perf_counter() - t0, 1)
+    run, sizes = trained(args.run_dir)
     rows = [score(args.run_dir / "best.json", beam) for beam in (1, BEAM)]
     result = {**stamp(), "machine": machine(), "quick": args.quick,
               "command": shlex.join(launch_words(args.processes, args.quick)),
-              "processes": run["processes"], "data": {**counts, **run.pop("sizes")},
-              **{k: run[k] for k in ("train_seconds", "steps", "parameters",
-                                     "best_val_exact_match")},
+              "data": {**counts, **sizes}, "train_seconds": seconds, **run,
               "results": rows, "published": PUBLISHED}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, result)

