@@ -19,10 +19,10 @@ The split is the ``pairs`` task's own: by a hash of the word, 5% validation, 5% 
 training (``--data-seed`` 1234), so that a word never lands in two splits. Then the documented
 training command runs (with ``--processes N`` under ``torchrun``, each process with 1/N of the
 batch; timed from its start to its end, loading the data and validating included), and the best
-checkpoint is scored on the whole test split, greedy
-and with beam search: word error rate (1 - exact match, any accepted pronunciation counts) and
-phoneme error rate (phoneme edits against the nearest accepted pronunciation, per reference
-phoneme). Results go to ``benchmarks/results/g2p.json``.
+checkpoint is scored on the whole test split, greedy and with beam search: word error rate
+(1 - exact match, any accepted pronunciation counts) and phoneme error rate (phoneme edits
+against the nearest accepted pronunciation, per reference phoneme). Results go to
+``benchmarks/results/g2p.json``.
 
 The recipe trains in bfloat16 autocast (``--precision bf16``), which is faster only on a CPU with
 bfloat16 instructions (AVX512-BF16 or AMX); on another CPU, ``--precision fp32`` in a copy of the

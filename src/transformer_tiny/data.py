@@ -162,11 +162,11 @@ def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Rand
     full = len(order) - len(order) % step
     steps = []
     for start in range(0, full, step * 50):
-        chunk = sorted(order[start:min(start + step * 50, full)], key=lambda i: lengths[i])
+        chunk = sorted(order[start:min(start + step * 50, full)], key=lengths.__getitem__)
         steps += [chunk[j:j + step] for j in range(0, len(chunk), step)]
     rng.shuffle(steps)
     if full < len(order):
-        steps.append(sorted(order[full:], key=lambda i: lengths[i]))
+        steps.append(sorted(order[full:], key=lengths.__getitem__))
     return [s[j:j + batch_size] for s in steps for j in range(0, len(s), batch_size)]
 
 
@@ -216,7 +216,8 @@ class DataModule:
 
     def train_loader(self, epoch: int, batch_size: int, rank: int = 0,
                      world: int = 1) -> DataLoader:
-        """Length-grouped batches of this epoch's fresh strings (``rank`` takes every world-th)."""
+        """Length-grouped batches of this epoch's fresh strings: process ``rank`` of ``world``
+        takes batch ``rank`` of every step (see :func:`length_grouped_batches`)."""
         ds = self.train_dataset(epoch)
         rng = random.Random(split_seed(self.cfg, "train", epoch))
         batches = length_grouped_batches([len(e.src) for e in ds.examples], batch_size, rng,
