@@ -90,6 +90,19 @@ def test_math_equals_sdpa_padding_mask_with_causal_flag():
 
 
 @pytest.mark.parametrize("impl", ["sdpa", "math"])
+@pytest.mark.parametrize("with_padding", [False, True])
+def test_causal_with_fewer_queries_than_keys_sees_the_keys_up_to_its_own(impl, with_padding):
+    """Queries that are the last 2 of 5 positions (new tokens after a cache): query i sees keys
+    0 .. 3 + i, the rows of the full causal mask that belong to them."""
+    q, k, v = qkv(tq=2)
+    mask = key_padding([5, 4, 5]) if with_padding else None
+    allowed = subsequent_mask(T)[..., -2:, :]
+    expected = reference(q, k, v, allowed if mask is None else mask & allowed)
+    torch.testing.assert_close(attention(q, k, v, mask=mask, causal=True, impl=impl), expected,
+                               atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "math"])
 def test_fully_masked_query_rows_are_zero(impl):
     q, k, v = qkv()
     mask = torch.ones(B, 1, T, T, dtype=torch.bool)

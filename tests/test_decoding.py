@@ -83,10 +83,18 @@ def test_greedy_without_stopping_writes_exactly_max_new_tokens(use_cache):
     assert out.tolist() == [[97] * 5] * src.size(0)
 
 
-def test_greedy_decode_restores_training_mode():
-    model = make_model(eval_mode=False)
-    greedy_decode(model, source_batch([3]), max_new_tokens=2)
-    assert model.training
+@pytest.mark.parametrize("training", [True, False])
+def test_decoders_run_in_eval_mode_and_restore_the_training_mode(training):
+    model, src = make_model(eval_mode=not training, dropout=0.5), source_batch([3, 5])
+    modes = []
+    for layer in model.modules():  # encode() and decode() call the layers, not forward()
+        layer.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    out = greedy_decode(model, src, max_new_tokens=4)
+    beam_search(model, src, beam=3, max_new_tokens=4)
+    logprob = sequence_logprob(model, src, out)
+    assert modes and not any(modes)  # dropout off while decoding
+    assert model.training == training
+    assert not logprob.requires_grad
 
 
 # ----------------------------------------------------------------------------- KV cache
@@ -325,6 +333,9 @@ def test_predict_stops_after_max_new_tokens(beam):
     assert predict(never_ends, texts, lambda n: 2 * n, batch_size=1, beam=beam) == \
         [([97] * 8, False), ([97] * 16, False)]
     assert predict(never_ends, ["ab"], lambda n: 1000, beam=beam) == [([97] * 63, False)]
+    assert predict(never_ends, ["ab"], 1000, beam=beam) == [([97] * 63, False)]  # a number too
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        predict(never_ends, ["ab"], 0, beam=beam)
 
 
 def test_predict_decodes_at_most_batch_size_rows_at_a_time_with_the_cache_by_default(

@@ -103,8 +103,8 @@ class TinyModel:
         prepared = [self._task.model_input(t) for t in texts]  # e.g. add's zero-padding
         tok = ByteTokenizer()
         answers = []
-        for ids, ended in predict(self._model, prepared,
-                                  max_new_tokens or self._task.output_room, beam=beam):
+        room = self._task.output_room if max_new_tokens is None else max_new_tokens
+        for ids, ended in predict(self._model, prepared, room, beam=beam):
             valid, text = tok.is_valid_utf8(ids), tok.decode(ids)
             answers.append(Answer(self._task.shown(text) if valid else text, ended, valid))
         return answers

@@ -35,21 +35,24 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causa
     """Scaled dot-product attention. ``q (B, nh, Tq, hs)``, ``k, v (B, nh, Tk, hs)``.
 
     ``mask``: bool, broadcastable to ``(B, nh, Tq, Tk)``, True = may attend. ``causal`` adds
-    :func:`subsequent_mask`. ``impl="sdpa"`` calls the fused kernel; ``"math"`` spells it out;
-    ``"auto"`` takes the fused kernel, except for training on CPU: there, at this model's sizes
-    (small heads, a few dozen tokens), the explicit path's backward pass is the faster one. For
-    inference the fused kernel wins on CPU too: one call instead of several per decoding step.
-    (docs/results.md has the measurements.)
+    :func:`subsequent_mask`, with the queries taken as the last ``Tq`` of the ``Tk`` positions.
+    ``impl="sdpa"`` calls the fused kernel; ``"math"`` spells it out; ``"auto"`` takes the fused
+    kernel, except for training on CPU: there, at this model's sizes (small heads, a few dozen
+    tokens), the explicit path's backward pass is the faster one. For inference the fused kernel
+    wins on CPU too: one call instead of several per decoding step. (docs/results.md has the
+    measurements.)
     """
-    if causal and mask is not None:  # both: fold the causal part into the mask
-        mask = mask & subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
-        causal = False
+    Tq, Tk = q.size(-2), k.size(-2)
+    if causal and (mask is not None or Tq != Tk):
+        # the queries are the last Tq positions: query i sees keys 0 .. Tk - Tq + i
+        causal_mask = subsequent_mask(Tk, q.device)[..., -Tq:, :]
+        mask, causal = causal_mask if mask is None else mask & causal_mask, False
     cpu_training = q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad
     if impl == "sdpa" or (impl == "auto" and not cpu_training):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                              is_causal=causal)
+                                              is_causal=causal)  # causal only when Tq == Tk
     if causal:
-        mask = subsequent_mask(k.size(-2), q.device)[..., -q.size(-2):, :]
+        mask = subsequent_mask(Tk, q.device)
     probs = attention_weights(q, k, mask)  # (B, nh, Tq, Tk)
     if dropout_p > 0:
         probs = F.dropout(probs, p=dropout_p)

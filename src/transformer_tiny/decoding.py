@@ -20,14 +20,20 @@ from .tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 
 
 def inference(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """Run a decoding loop under ``torch.inference_mode`` (less bookkeeping per operation than
-    ``no_grad``, which counts at batch 1) and return an ordinary tensor, which may be used
-    anywhere afterwards, autograd included."""
+    """Run a decoding function of ``model`` (its first argument) in eval mode (no dropout) and
+    under ``torch.inference_mode`` (less bookkeeping per operation than ``no_grad``, which counts
+    at batch 1). The model's training mode is restored afterwards, and the result is an ordinary
+    tensor, which may be used anywhere, autograd included."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs) -> Tensor:
-        with torch.inference_mode():
-            out = fn(*args, **kwargs)
+    def wrapper(model: Seq2SeqTransformer, *args, **kwargs) -> Tensor:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                out = fn(model, *args, **kwargs)
+        finally:
+            model.train(was_training)
         return out.clone()
 
     return wrapper
@@ -52,8 +58,6 @@ def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_new_tokens: int | 
     ``False`` re-runs the decoder over the whole prefix at every step, as most tutorials do.
     ``stop_at_eos=False`` always runs ``max_new_tokens`` steps (for benchmarks).
     """
-    was_training = model.training
-    model.eval()
     steps = max_new_tokens if max_new_tokens is not None else \
         default_max_new_tokens(src.size(1), model.cfg)
     memory = model.encode(src)
@@ -70,13 +74,12 @@ def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_new_tokens: int | 
         finished |= nxt == EOS_ID
         if stop_at_eos and bool(finished.all()):
             break
-    model.train(was_training)
     return out[:, 1:]
 
 
+@inference
 def sequence_logprob(model: Seq2SeqTransformer, src: Tensor, out: Tensor) -> Tensor:
     """Sum of log-probabilities ``(B,)`` of generated ids ``out (B, L)`` (up to and incl. EOS)."""
-    model.eval()
     B = src.size(0)
     bos = torch.full((B, 1), BOS_ID, dtype=torch.long, device=src.device)
     tgt_in = torch.cat([bos, out[:, :-1]], dim=1)
@@ -108,7 +111,6 @@ def beam_search(model: Seq2SeqTransformer, src: Tensor, beam: int,
     greedy = greedy_decode(model, src, max_new_tokens)
     if beam == 1:
         return greedy
-    model.eval()
     steps = max_new_tokens if max_new_tokens is not None else \
         default_max_new_tokens(src.size(1), model.cfg)
     B, K, dev = src.size(0), beam, src.device
@@ -175,17 +177,20 @@ def predict(model: Seq2SeqTransformer, texts: list[str],
     ``ended`` is False when ``max_new_tokens`` ran out before EOS. Greedy unless ``beam > 1``.
 
     ``max_new_tokens`` is a number, or a function of a batch's source length in tokens (a
-    task's ``output_room``), kept within the model's positions; None: the decoders' default."""
+    task's ``output_room``), either kept within the model's positions; None: the decoders'
+    default. ``use_cache`` applies to greedy decoding (beam search always uses the cache)."""
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("predict() takes a list of str")
     if not 1 <= beam <= MAX_BEAM:
         raise ValueError(f"beam must be in [1, {MAX_BEAM}]")
+    if isinstance(max_new_tokens, int) and max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
     device = next(model.parameters()).device
     results: list[tuple[list[int], bool]] = [([], False) for _ in texts]
     for rows, src in batches_by_length(texts, batch_size, model.cfg):
-        room = max_new_tokens
-        if callable(room):
-            room = min(room(src.size(1)), model.cfg.max_positions - 1)
+        room = max_new_tokens(src.size(1)) if callable(max_new_tokens) else max_new_tokens
+        if room is not None:
+            room = min(room, model.cfg.max_positions - 1)
         if beam > 1:
             out = beam_search(model, src.to(device), beam, room)
         else:
