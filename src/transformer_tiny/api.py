@@ -2,7 +2,7 @@
 
     import transformer_tiny
     model = transformer_tiny.load("runs/quickstart")
-    model.predict(["Hello_2025"])  # ['5202_olleH']
+    model.predict(["Hello_2025"])  # a list of one string, the model's reversal
 
 :func:`load` reads a checkpoint (a run folder or its ``.json``) or a shared folder in the
 Hugging Face layout (``config.json``, ``model.safetensors``, a model card ``README.md``), both

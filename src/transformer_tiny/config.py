@@ -102,7 +102,7 @@ class ModelConfig:
         _positive(self, "max_positions", "vocab_size", "rope_stride")
         _check(self.d_model % self.n_heads == 0, "d_model", "must be divisible by n_heads")
         _check(self.d_model % 4 == 0, "d_model", "must be a multiple of 4")
-        _check(self.position_scheme != "rope" or (self.d_model // self.n_heads) % 2 == 0,
+        _check(self.position_scheme != "rope" or self.head_size % 2 == 0,
                "n_heads", "rope needs an even head size (d_model / n_heads)")
         _check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         _check(self.position_scheme in POSITION_SCHEMES, "position_scheme",
@@ -113,6 +113,11 @@ class ModelConfig:
         _at_most(self, **MODEL_LIMITS)
         _check(self.vocab_size == VOCAB_SIZE, "vocab_size",
                f"must be {VOCAB_SIZE} (the byte tokenizer's), got {self.vocab_size!r}")
+
+    @property
+    def head_size(self) -> int:
+        """Features per attention head: ``d_model / n_heads``."""
+        return self.d_model // self.n_heads
 
     @property
     def max_source_tokens(self) -> int:
@@ -219,7 +224,8 @@ class RunConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys are an error naming the key."""
         _check(isinstance(d, dict), "config", "must be a JSON object")
         unknown_sections = sorted(set(d) - set(SECTIONS))
-        _check(not unknown_sections, str(unknown_sections[:1]), "unknown config section")
+        _check(not unknown_sections, unknown_sections[0] if unknown_sections else "",
+               "unknown config section")
         parts = {}
         for name, kind in SECTIONS.items():
             values = d.get(name, {})

@@ -145,6 +145,9 @@ def collate(batch: list[Example]) -> dict[str, torch.Tensor]:
     return {"src": src, "tgt_in": tgt_in, "tgt_out": tgt_out}
 
 
+POOL_STEPS = 50  # steps per pool of similar lengths: shuffled enough, little padding
+
+
 def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random,
                            world: int = 1) -> list[list[int]]:
     """Batches of example indices in a shuffled order, each batch of similar lengths (less
@@ -152,17 +155,18 @@ def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Rand
 
     A step is ``world`` batches, one per process, of similar lengths too, so that no process
     waits for another's longer batch. Examples are shuffled; those that do not fill a last step
-    are set aside (a random sample), the rest are cut into pools of 50 steps, sorted by length
-    inside each pool and cut into steps; the steps are shuffled, and the examples set aside
-    make the last, short step.
+    are set aside (a random sample), the rest are cut into pools of :data:`POOL_STEPS` steps,
+    sorted by length inside each pool and cut into steps; the steps are shuffled, and the
+    examples set aside make the last, short step.
     """
     order = list(range(len(lengths)))
     rng.shuffle(order)
     step = batch_size * world
     full = len(order) - len(order) % step
     steps = []
-    for start in range(0, full, step * 50):
-        chunk = sorted(order[start:min(start + step * 50, full)], key=lengths.__getitem__)
+    pool = step * POOL_STEPS
+    for start in range(0, full, pool):
+        chunk = sorted(order[start:min(start + pool, full)], key=lengths.__getitem__)
         steps += [chunk[j:j + step] for j in range(0, len(chunk), step)]
     rng.shuffle(steps)
     if full < len(order):

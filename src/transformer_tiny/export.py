@@ -98,7 +98,7 @@ class DecoderStepForExport(nn.Module):
 def _example_inputs(cfg: ModelConfig) -> tuple[Tensor, tuple[Tensor, ...]]:
     """A source batch (2 rows, one padded) and decoder-step inputs (3 tokens already fed)."""
     src = torch.tensor([[BOS_ID, 104, 105, 33, EOS_ID], [BOS_ID, 111, EOS_ID, PAD_ID, PAD_ID]])
-    nh, hs, S, T = cfg.n_heads, cfg.d_model // cfg.n_heads, src.size(1), 3
+    nh, hs, S, T = cfg.n_heads, cfg.head_size, src.size(1), 3
     g = torch.Generator().manual_seed(0)  # the global random state is left alone
     kv = [torch.randn(2, nh, S, hs, generator=g) for _ in range(2 * cfg.n_dec_layers)]
     past = [torch.randn(2, nh, T, hs, generator=g) for _ in range(2 * cfg.n_dec_layers)]
@@ -230,7 +230,7 @@ def onnx_greedy(runner: OnnxSeq2Seq | str | Path, src: np.ndarray | Tensor,
     steps = max_new_tokens if max_new_tokens is not None else \
         default_max_new_tokens(src_len, cfg)
     memory = runner.encode(src)
-    hs = cfg.d_model // cfg.n_heads
+    hs = cfg.head_size
     past = [np.zeros((batch, cfg.n_heads, 0, hs), np.float32) for _ in range(2 * cfg.n_dec_layers)]
     history = np.full((batch, 1), BOS_ID, dtype=np.int64)
     finished = np.zeros(batch, dtype=bool)

@@ -144,9 +144,8 @@ class Seq2SeqTransformer(nn.Module):
         self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
         self.drop = dropout_layer(cfg.dropout)
-        hs = cfg.d_model // cfg.n_heads  # rotary angles, looked up by position (not saved)
-        table = rope_table(cfg.max_positions, hs, cfg.rope_stride)
-        self.register_buffer("rope_table", table, persistent=False)
+        table = rope_table(cfg.max_positions, cfg.head_size, cfg.rope_stride)
+        self.register_buffer("rope_table", table, persistent=False)  # rotary angles, not saved
 
     def _randomized(self) -> bool:
         return self.training and self.cfg.randomize_positions
@@ -172,7 +171,7 @@ class Seq2SeqTransformer(nn.Module):
         x = self._embed(src, offset)  # (B, S, C)
         rot = cross_rot = None
         if self.cfg.position_scheme == "rope":
-            hs = self.cfg.d_model // self.cfg.n_heads
+            hs = self.cfg.head_size
             rot = rope_rotation(start, hs, self.rope_table)
             cross_rot = two_way_rotation(start, end, self.cfg.n_heads, hs, self.rope_table)
         else:
@@ -219,7 +218,7 @@ class Seq2SeqTransformer(nn.Module):
         x = self._embed(tgt, offset)  # (B, T, C)
         rot = None
         if self.cfg.position_scheme == "rope":
-            rot = rope_rotation(index, self.cfg.d_model // self.cfg.n_heads, self.rope_table)
+            rot = rope_rotation(index, self.cfg.head_size, self.rope_table)
         else:
             x = x + additive_positions(index, index, self.cfg.d_model)
         x = self.drop(x)

@@ -17,8 +17,8 @@ large for the memory this machine has free is refused before it is read.
 
 Validation and test pairs come from their own files when given. Without its own file, each of
 the two takes up to ``val_samples``/``test_samples`` inputs, with every output they have, from
-its 5% slice of the training file's hash range (:data:`PAIR_SLICES`: the held-out slice of
-:mod:`~transformer_tiny.heldout` cut in two); an input in either slice never trains.
+its slice of the training file's hash range (:data:`PAIR_SLICES`: the held-out slice of
+:mod:`~transformer_tiny.heldout` cut in two halves); an input in either slice never trains.
 """
 
 from __future__ import annotations
@@ -184,8 +184,9 @@ def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int,
                    ) -> tuple[dict[str, list[str]], list[PairFile]]:
     """Input -> accepted outputs of ``split`` (``"val"`` or ``"test"``) and the records of the
     files read: the split's own file when the config names one, else its slice of the training
-    file by the hash of the input (:data:`PAIR_SLICES`: 5% each), so that an input never lands
-    in two splits. At most ``val_samples``/``test_samples`` inputs, chosen by hash."""
+    file by the hash of the input (:data:`PAIR_SLICES`: half of the held-out slice each), so
+    that an input never lands in two splits. At most ``val_samples``/``test_samples`` inputs,
+    chosen by hash."""
     records = []
     if getattr(cfg, f"{split}_file"):
         pairs, record = _read(cfg, split, max_bytes)
@@ -216,6 +217,6 @@ def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
 
     kept = [p for p in dict.fromkeys(train) if trains(p[0])]
     if not kept:
-        raise ValueError(f"{cfg.train_file}: no training pairs left after the held-out sets")
+        raise PairsError(f"{cfg.train_file}: no training pairs left after the held-out sets")
     seen = sorted(set("".join(x for x, _ in kept).encode("utf-8", "surrogatepass")))
     return PairSplits(kept, val, test, [train_record, *val_records, *test_records], seen)

@@ -208,7 +208,8 @@ def rope_table(n_positions: int, head_size: int, stride: int = 1) -> Tensor:
 
 def rope_rotation(index: Tensor, head_size: int, table: Tensor | None = None) -> Rotation:
     """Rotary embedding (Su et al., 2021) angles for ``(B, T)`` or ``(B, T, nh)`` indices,
-    looked up in ``table`` (:func:`rope_table`) if given, computed otherwise."""
+    looked up in ``table`` (:func:`rope_table`, whose stride multiplies the index) if given;
+    otherwise computed for the index itself, as a table of stride 1 would give them."""
     if index.dim() == 2:
         index = index[..., None]  # (B, T, 1): the same for every head
     if table is not None:
