@@ -23,7 +23,8 @@ from helpers import (
 from torch import nn
 
 from transformer_tiny.attention import LayerCache
-from transformer_tiny.model import FeedForward, Memory, dropout_layer
+from transformer_tiny.config import ModelConfig
+from transformer_tiny.model import DecoderLayer, EncoderLayer, FeedForward, Memory, dropout_layer
 from transformer_tiny.tokenizer import PAD_ID, VOCAB_SIZE, ByteTokenizer
 
 CONFIGS = [
@@ -283,13 +284,23 @@ def test_dropout_layer_is_a_no_op_module_at_zero_and_dropout_above():
         assert isinstance(layer, nn.Dropout) and layer.p == p
 
 
-def test_feed_forward_output_goes_through_dropout():
-    """In training, a feed-forward block with dropout 1 outputs zeros; in eval mode it does not."""
+def test_every_sublayer_output_goes_through_dropout_before_the_residual():
+    """With dropout 1 in training, every sublayer's output is dropped and a layer returns its
+    input unchanged; in eval mode the sublayers change it."""
     torch.manual_seed(0)
-    ff = FeedForward(8, 16, dropout=1.0)
-    x = torch.randn(2, 3, 8)
-    assert torch.equal(ff.train()(x), torch.zeros(2, 3, 8))
-    assert ff.eval()(x).abs().max() > 0.01
+    cfg = ModelConfig(d_model=8, n_heads=2, d_ff=16, dropout=0.5)
+    x, memory_kv = torch.randn(2, 3, 8), (torch.randn(2, 2, 4, 4), torch.randn(2, 2, 4, 4))
+    for layer, args in ((EncoderLayer(cfg), (x, None)), (DecoderLayer(cfg), (x, memory_kv, None))):
+        layer.drop.p = 1.0
+        assert torch.equal(layer.train()(*args), x)
+        assert (layer.eval()(*args) - x).abs().max() > 0.01
+
+
+def test_feed_forward_is_linear_gelu_linear():
+    torch.manual_seed(0)
+    ff, x = FeedForward(8, 16), torch.randn(2, 3, 8)
+    first, last = ff.net[0], ff.net[2]
+    close(ff(x), F.linear(F.gelu(F.linear(x, first.weight, first.bias)), last.weight, last.bias))
 
 
 @pytest.mark.parametrize("stride", [1, 4])

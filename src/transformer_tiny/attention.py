@@ -62,11 +62,13 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causa
 def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None) -> Tensor:
     """``softmax(q kᵀ / √hs)`` over the keys each query may attend to: ``(B, nh, Tq, Tk)``
     (``mask`` as for :func:`attention`). A query with no allowed key gets all-zero weights."""
-    scores, scale = q @ k.transpose(-2, -1), 1.0 / math.sqrt(q.size(-1))  # (B, nh, Tq, Tk)
+    scores = q @ k.transpose(-2, -1)  # (B, nh, Tq, Tk)
+    scale = 1.0 / math.sqrt(q.size(-1))
     if mask is None:
         return torch.softmax(scores * scale, dim=-1)
+    # scores * scale + bias, with bias 0 where allowed and -inf where not: one pass over scores
     bias = torch.zeros(mask.shape, dtype=scores.dtype, device=q.device)
-    scores = torch.add(bias.masked_fill_(~mask, float("-inf")), scores, alpha=scale)  # one op
+    scores = torch.add(bias.masked_fill_(~mask, float("-inf")), scores, alpha=scale)
     empty = ~mask.any(dim=-1, keepdim=True)  # rows with no allowed key
     if not empty.any():
         return torch.softmax(scores, dim=-1)

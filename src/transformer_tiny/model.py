@@ -36,10 +36,11 @@ def dropout_layer(p: float) -> nn.Module:
 
 
 class FeedForward(nn.Module):
-    def __init__(self, d_model: int, d_ff: int, dropout: float):
+    """Position-wise feed-forward network: ``Linear(C, d_ff)``, GELU, ``Linear(d_ff, C)``."""
+
+    def __init__(self, d_model: int, d_ff: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model),
-                                 dropout_layer(dropout))
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -53,13 +54,13 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout, cfg.attention_impl)
-        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
-        self.drop = dropout_layer(cfg.dropout)
+        self.ff = FeedForward(cfg.d_model, cfg.d_ff)
+        self.drop = dropout_layer(cfg.dropout)  # on each sublayer's output, before the residual
         self.causal = cfg.causal_encoder
 
     def forward(self, x: Tensor, src_mask: Tensor | None, rot: Rotation | None = None) -> Tensor:
         x = x + self.drop(self.attn(self.norm1(x), mask=src_mask, causal=self.causal, rot=rot))
-        return x + self.ff(self.norm2(x))
+        return x + self.drop(self.ff(self.norm2(x)))
 
 
 class DecoderLayer(nn.Module):
@@ -72,8 +73,8 @@ class DecoderLayer(nn.Module):
                                             cfg.attention_impl)
         self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout,
                                              cfg.attention_impl)
-        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
-        self.drop = dropout_layer(cfg.dropout)
+        self.ff = FeedForward(cfg.d_model, cfg.d_ff)
+        self.drop = dropout_layer(cfg.dropout)  # on each sublayer's output, before the residual
 
     def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], src_mask: Tensor | None,
                 cache: LayerCache | None = None, rot: Rotation | None = None) -> Tensor:
@@ -81,7 +82,7 @@ class DecoderLayer(nn.Module):
         x = x + self.drop(self.self_attn(self.norm1(x), causal=x.size(1) > 1, cache=cache,
                                          rot=rot))
         x = x + self.drop(self.cross_attn(self.norm2(x), kv=memory_kv, mask=src_mask, rot=rot))
-        return x + self.ff(self.norm3(x))
+        return x + self.drop(self.ff(self.norm3(x)))
 
 
 @dataclass
