@@ -21,6 +21,7 @@ from .checkpoint import (
     read_checked_tensors,
     read_checkpoint_info,
     save_checkpoint,
+    unpack_trainer_state,
 )
 from .config import RunConfig
 from .pairs import PairSplits
@@ -54,14 +55,16 @@ def save_run_checkpoint(out: Path, name: str, model: torch.nn.Module, opt: torch
                         cfg: RunConfig, progress: Progress, pairs: PairSplits | None) -> None:
     """Write checkpoint ``name``; ``last`` also carries the trainer state needed to resume. The
     records of the files a ``pairs`` run read go with it, never the data."""
-    tensors, opt_meta = pack_trainer_state(opt)
     metrics = progress.history[-1] if progress.history else {}
     meta = {"step": progress.step, "epoch": progress.epoch, "metrics": metrics,
-            "progress": dataclasses.asdict(progress), "optimizer": opt_meta}
+            "progress": dataclasses.asdict(progress)}
     if pairs is not None:
         meta["data_files"] = [f.to_dict() for f in pairs.files]
         meta["input_bytes"] = pairs.input_bytes
-    save_checkpoint(out, name, model, cfg, meta, tensors if name == "last" else None)
+    tensors = None
+    if name == "last":
+        tensors, meta["optimizer"] = pack_trainer_state(opt)
+    save_checkpoint(out, name, model, cfg, meta, tensors)
 
 
 @dataclass
@@ -71,6 +74,10 @@ class Resumed:
     progress: Progress
     state: dict[str, Tensor]
     optimizer: dict[str, Any]
+
+    def restore(self, opt: torch.optim.Optimizer) -> None:
+        """Put the saved optimiser state into ``opt``, built with the checked groups."""
+        unpack_trainer_state(opt, self.state, self.optimizer)
 
 
 def read_last(out: Path, model: torch.nn.Module, param_groups: list[dict[str, Any]]) -> Resumed:

@@ -19,7 +19,6 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import unpack_trainer_state
 from .config import RunConfig, TrainConfig
 from .data import DataModule
 from .distributed import DistContext
@@ -141,7 +140,7 @@ class Trainer:
         self.opt = make_optimizer(self.model, cfg.train)
         self.progress = Progress()
         if last is not None:
-            unpack_trainer_state(self.opt, last.state, last.optimizer)
+            last.restore(self.opt)
             self.progress = last.progress
         self.first_epoch = self.progress.epoch  # where this process started (for the ETA)
         self.train_model = ctx.wrap(self.model)  # DistributedDataParallel with several processes
