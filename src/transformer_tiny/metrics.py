@@ -84,7 +84,9 @@ def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
     instead (pairs read from files): an output is exact if it is any of them, and is scored
     against the nearest. Buckets are by input length in characters.
     """
-    task, tok = get_task(task) if isinstance(task, str) else task, ByteTokenizer()
+    if isinstance(task, str):
+        task = get_task(task)
+    tok = ByteTokenizer()
     model_inputs = [task.model_input(x) for x in inputs]  # e.g. add's zero-padding
     if references is None:  # scored in the model's own format
         references = [[task.solve(m)] for m in model_inputs]
