@@ -71,3 +71,52 @@ def test_resume_keeps_the_steps_it_continues_from(tmp_path):
     assert [(r["step"], r["loss"]) for r in logs.read_steps(tmp_path)] == \
         [(1, 2.0), (2, 1.5), (3, 0.9)]
     assert logs.read_metrics(tmp_path) == history
+
+
+def test_a_log_that_records_nothing_leaves_the_earlier_run_s_logs(tmp_path):
+    """A fresh run that stops before its first step (bad input) must not wipe the logs of the
+    run it would have replaced."""
+    steps, metrics = "step,loss,lr\n1,2.0,0.1\n", '{"epoch": 1, "step": 1}\n'
+    (tmp_path / "steps.csv").write_text(steps)
+    (tmp_path / "metrics.jsonl").write_text(metrics)
+    logs.RunLog(tmp_path, 0, []).close()
+    assert (tmp_path / "steps.csv").read_text() == steps
+    assert (tmp_path / "metrics.jsonl").read_text() == metrics
+    log = logs.RunLog(tmp_path, 0, [])
+    log.log_step(1, 0.5, 0.2)
+    log.close()
+    assert [(r["step"], r["loss"]) for r in logs.read_steps(tmp_path)] == [(1, 0.5)]
+    assert logs.read_metrics(tmp_path) == []
+
+
+def test_a_damaged_steps_row_is_skipped(tmp_path):
+    (tmp_path / "steps.csv").write_bytes(b"step,loss,lr\n1,2.0,0.1\n\xff,1.0,0.1\n3,1.0,0.1\n")
+    assert [r["step"] for r in logs.read_steps(tmp_path)] == [1, 3]
+
+
+GOOD = '{"epoch": 1, "step": 2, "train_loss": 1.5}\n'
+
+
+@pytest.mark.parametrize("line, problem", [
+    (b"1", "expected a JSON object, got a number"),
+    (b"[]", "expected a JSON object, got an array"),
+    (b'{"epoch": 1}', "no 'step'"),
+    (b'{"epoch": 1, "step": true, "train_loss": 1}', "'step' must be a number, got true"),
+    (b'{"step": 3, "train_loss": "low"}', "'train_loss' must be a number, got a string"),
+    (b'{"step": 3,', "not valid JSON (Expecting property name enclosed in double quotes, "
+                    "column 12)"),
+    (b'{"step": 3, "train_loss": 1.0, "note": "\xff"}', "not valid UTF-8 (byte 41 of the line)"),
+])
+def test_read_metrics_names_the_file_and_line_of_a_bad_record(tmp_path, line, problem):
+    (tmp_path / "metrics.jsonl").write_bytes(GOOD.encode() + b"\n" + line + b"\n")
+    with pytest.raises(ValueError) as caught:
+        logs.read_metrics(tmp_path, ("step", "train_loss"))
+    assert str(caught.value) == f"{tmp_path / 'metrics.jsonl'} line 3: {problem}"
+
+
+def test_read_metrics_checks_only_the_numbers_asked_for(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text(GOOD + '{"epoch": 2, "step": 4}\n')
+    assert logs.read_metrics(tmp_path) == [json.loads(GOOD), {"epoch": 2, "step": 4}]
+    assert logs.read_metrics(tmp_path, ("step",))[1]["step"] == 4
+    with pytest.raises(ValueError, match="line 2: no 'train_loss'"):
+        logs.read_metrics(tmp_path, ("step", "train_loss"))

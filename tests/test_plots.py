@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from helpers import assert_png, make_model
 
 from transformer_tiny.attention_maps import cross_attention_maps
+from transformer_tiny.config import DataConfig, RunConfig
 from transformer_tiny.metrics import EvalResult
 from transformer_tiny.plots import (
+    draw,
     plot_accuracy_by_length,
     plot_attention,
     plot_training_curves,
@@ -38,3 +41,29 @@ def test_accuracy_by_length_png(tmp_path):
                for lo, hi, e, c in [(1, 8, 1.0, 1.0), (9, 16, 0.9, 0.97), (17, 64, 0.2, 0.6)]}
     result = EvalResult(0.7, 0.86, 30, buckets)
     assert_png(plot_accuracy_by_length(result, tmp_path / "l.png", trained_up_to=16))
+
+
+def _small_model_and_config(**data):
+    model = make_model(dtype=torch.float32, n_heads=2, n_dec_layers=1)
+    return model, RunConfig(model.cfg, DataConfig(**data))
+
+
+@pytest.mark.parametrize("metrics, problem", [
+    ('{"epoch": 1, "step": 2}\n', "metrics.jsonl line 1: no 'train_loss'"),
+    ('{"step": 2, "train_loss": 1, "val_exact_match": false, "val_char_accuracy": 0}\n',
+     "metrics.jsonl line 1: 'val_exact_match' must be a number, got false"),
+    ("\n", "metrics.jsonl has no records"),
+])
+def test_draw_checks_the_curves_before_writing_anything(tmp_path, metrics, problem):
+    (tmp_path / "metrics.jsonl").write_text(metrics)
+    model, cfg = _small_model_and_config()
+    with pytest.raises(ValueError, match=problem):
+        draw(model, cfg, tmp_path / "out", ["attention", "curves"], run_dir=tmp_path)
+    assert not (tmp_path / "out").exists()
+
+
+def test_draw_refuses_accuracy_by_length_for_pairs_read_from_files(tmp_path):
+    model, cfg = _small_model_and_config(task="pairs", train_file="pairs.tsv")
+    with pytest.raises(ValueError, match="task pairs reads them from files"):
+        draw(model, cfg, tmp_path / "out", ["attention", "lengths"])
+    assert not (tmp_path / "out").exists()

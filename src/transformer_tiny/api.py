@@ -26,7 +26,7 @@ from .data import DataModule, hard_inputs
 from .decoding import predict
 from .logs import METRICS_FILE
 from .metrics import EvalResult, evaluate
-from .plots import DEFAULT_TEXT, PLOTS, draw
+from .plots import DEFAULT_TEXT, PLOTS, draw, draws_lengths
 from .pretrained import save_pretrained
 from .tasks import Task, input_characters, task_for, unseen_characters
 from .tokenizer import ByteTokenizer
@@ -135,10 +135,12 @@ class TinyModel:
              buckets: list[tuple[int, int]] | None = None, samples: int = 100) -> list[Path]:
         """The PNGs of ``scripts/plot.py`` in ``out``: the cross-attention for ``text``, the
         training curves (for a model loaded from a run folder with its logs) and the accuracy
-        by input length; returns their paths. Needs matplotlib (the ``[plots]`` extra)."""
+        by input length (for a task that makes its own inputs); returns their paths. Needs
+        matplotlib (the ``[plots]`` extra)."""
         run_dir = self.path.parent if self.path is not None else None
-        kinds = [k for k in PLOTS if k != "curves" or
-                 (run_dir is not None and (run_dir / METRICS_FILE).is_file())]
+        has_logs = run_dir is not None and (run_dir / METRICS_FILE).is_file()
+        kinds = [k for k in PLOTS if (k != "curves" or has_logs)
+                 and (k != "lengths" or draws_lengths(self._config))]
         return draw(self._model, self._config, out, kinds, text, buckets, samples, run_dir)
 
     def save_pretrained(self, folder: str | Path) -> Path:

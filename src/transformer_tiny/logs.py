@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,36 @@ def require_tensorboard() -> None:
                                 "pip install 'transformer-tiny[tensorboard]'") from None
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``run_dir/metrics.jsonl`` (one per epoch)."""
-    lines = (Path(run_dir) / METRICS_FILE).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+def read_metrics(run_dir: str | Path, numbers: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The records of ``run_dir/metrics.jsonl`` (one per epoch; blank lines skipped), each a
+    JSON object holding a number (not a bool) under every key of ``numbers``. A line that is
+    not is a ``ValueError`` naming the file, the line and what is wrong with it."""
+    path = Path(run_dir) / METRICS_FILE
+    return [_metrics_record(raw, numbers, f"{path} line {n}")
+            for n, raw in enumerate(path.read_bytes().split(b"\n"), 1) if raw.strip()]
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), "a number")
+
+
+def _metrics_record(raw: bytes, numbers: Sequence[str], where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{where}: not valid UTF-8 (byte {e.start + 1} of the line)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: not valid JSON ({e.msg}, column {e.colno})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {_json_kind(record)}")
+    for key in numbers:
+        if key not in record:
+            raise ValueError(f"{where}: no {key!r}")
+        if isinstance(record[key], bool) or not isinstance(record[key], int | float):
+            raise ValueError(f"{where}: {key!r} must be a number, got {_json_kind(record[key])}")
+    return record
 
 
 def read_steps(run_dir: str | Path) -> list[dict[str, float]]:
@@ -56,7 +83,8 @@ def read_steps(run_dir: str | Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     rows = []
-    for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))):
+    text = path.read_text(encoding="utf-8", errors="replace")  # a damaged row is skipped
+    for row in csv.DictReader(io.StringIO(text)):
         try:
             rows.append({"step": int(row["step"]), "loss": float(row["loss"]),
                          "lr": float(row["lr"])})
@@ -70,12 +98,19 @@ class RunLog:
 
     def __init__(self, out: Path, step: int, history: list[dict[str, Any]],
                  tensorboard: bool = False):
-        """Open the logs of ``out`` for a run that has trained ``step`` steps so far (0: a fresh
-        run, whose old logs are replaced) and whose metrics so far are ``history``."""
-        self.out = Path(out)
-        self.writer = None
+        """The logs of ``out`` for a run that has trained ``step`` steps so far (0: a fresh run,
+        whose old logs are replaced) and whose metrics so far are ``history``. The files are
+        started by the first record, so that a run that fails before its first step leaves
+        the logs of an earlier run in ``out`` as they were."""
         if tensorboard:
             require_tensorboard()
+        self.out, self.step, self.history, self.tensorboard = Path(out), step, history, tensorboard
+        self.writer = self._steps = None
+
+    def _start(self) -> None:
+        """Replace the logs of ``out`` with those of this run's ``step`` steps so far."""
+        step = self.step
+        if self.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             tb_dir = self.out / TENSORBOARD_DIR
@@ -89,7 +124,7 @@ class RunLog:
                           header + "".join(f"{r['step']},{r['loss']!r},{r['lr']!r}\n"
                                            for r in kept))
         self._steps = (self.out / STEPS_FILE).open("a", encoding="utf-8")
-        self.write_metrics(history)
+        self.write_metrics(self.history)
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         """Rewrite ``metrics.jsonl`` (atomically) with one line per record of ``history``."""
@@ -97,6 +132,8 @@ class RunLog:
 
     def log_step(self, step: int, loss: float, lr: float) -> None:
         """Record the training loss and learning rate of optimisation step ``step``."""
+        if self._steps is None:
+            self._start()
         self._steps.write(f"{step},{loss!r},{lr!r}\n")
         self._steps.flush()
         if self.writer is not None:
@@ -105,6 +142,8 @@ class RunLog:
 
     def log_epoch(self, history: list[dict[str, Any]]) -> None:
         """Record a finished epoch: ``history`` holds every epoch's metrics, the newest last."""
+        if self._steps is None:
+            self._start()
         self.write_metrics(history)
         if self.writer is not None and history:
             record = history[-1]
@@ -117,6 +156,7 @@ class RunLog:
 
     def close(self) -> None:
         """Flush and close the files."""
-        self._steps.close()
+        if self._steps is not None:
+            self._steps.close()
         if self.writer is not None:
             self.writer.close()

@@ -23,6 +23,7 @@ from .tasks import input_characters, task_for
 DEFAULT_TEXT = "Hello, world!"  # the input whose cross-attention is drawn
 PLOTS = {"attention": "attention.png", "curves": "training_curves.png",
          "lengths": "accuracy_by_length.png"}
+CURVE_FIELDS = ("step", "train_loss", "val_exact_match", "val_char_accuracy")  # numbers drawn
 
 
 def new_figure(width: float, height: float) -> Any:
@@ -93,13 +94,21 @@ def plot_attention(maps: AttentionMaps, path: str | Path,
 
 
 # ----------------------------------------------------------------------------- training curves
+def curve_records(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``run_dir/metrics.jsonl``, each holding the numbers the training curves
+    draw (:data:`CURVE_FIELDS`); a ``ValueError`` naming the file and line if one does not, or
+    if there are none."""
+    records = read_metrics(run_dir, CURVE_FIELDS)
+    if not records:
+        raise ValueError(f"{Path(run_dir) / METRICS_FILE} has no records")
+    return records
+
+
 def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path:
     """Training loss (every step from ``steps.csv`` if present, and each epoch's mean) and
     validation accuracy (per epoch, from ``metrics.jsonl``) against the training step."""
     run_dir = Path(run_dir)
-    records, steps = read_metrics(run_dir), read_steps(run_dir)
-    if not records:
-        raise ValueError(f"{run_dir / METRICS_FILE} has no records")
+    records, steps = curve_records(run_dir), read_steps(run_dir)
     fig = new_figure(11.0, 4.2)
     loss_ax, acc_ax = fig.subplots(1, 2)
     x = [r["step"] for r in records]
@@ -127,6 +136,12 @@ def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- accuracy by length
+def draws_lengths(cfg: RunConfig) -> bool:
+    """Whether the accuracy-by-length picture can be drawn for a model of ``cfg``: its task must
+    make and solve inputs of any length, which pairs read from files do not."""
+    return cfg.data.task != "pairs"
+
+
 def default_buckets(cfg: RunConfig) -> list[tuple[int, int]]:
     """The training lengths in four buckets, then inputs up to 2x and 4x longer (as far as the
     model's positions allow for the widest character of the alphabet)."""
@@ -188,6 +203,7 @@ def draw(model: Any, cfg: RunConfig, out: str | Path, kinds: Sequence[str] = tup
     ``text`` is the input whose cross-attention is drawn, ``buckets`` the length buckets of the
     accuracy picture (:func:`default_buckets` if None), ``run_dir`` the run folder whose logs
     give the training curves."""
+    _check_kinds(cfg, kinds, run_dir)
     out, written = Path(out), []
     for kind in kinds:
         path = out / PLOTS[kind]
@@ -195,10 +211,19 @@ def draw(model: Any, cfg: RunConfig, out: str | Path, kinds: Sequence[str] = tup
             maps = cross_attention_maps(model, text)
             written.append(plot_attention(maps, path, head_notes(cfg.model)))
         elif kind == "curves":
-            if run_dir is None:
-                raise ValueError("training curves need the run folder")
             written.append(plot_training_curves(run_dir, path))
         else:
             result = accuracy_by_length(model, cfg, buckets or default_buckets(cfg), samples)
             written.append(plot_accuracy_by_length(result, path, cfg.data.max_len))
     return written
+
+
+def _check_kinds(cfg: RunConfig, kinds: Sequence[str], run_dir: str | Path | None) -> None:
+    """Fail before any picture is written if one of ``kinds`` cannot be drawn."""
+    if "lengths" in kinds and not draws_lengths(cfg):
+        raise ValueError(f"the accuracy-by-length picture needs a task that makes its own "
+                         f"inputs; task {cfg.data.task} reads them from files")
+    if "curves" in kinds:
+        if run_dir is None:
+            raise ValueError("training curves need the run folder")
+        curve_records(run_dir)

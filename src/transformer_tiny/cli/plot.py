@@ -8,13 +8,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..checkpoint import resolve_checkpoint
+from ..config import RunConfig
 from ..logs import METRICS_FILE
-from ..plots import DEFAULT_TEXT, PLOTS, draw, new_figure
+from ..plots import DEFAULT_TEXT, PLOTS, draw, draws_lengths, new_figure
 from .common import (
     Parser,
     UsageError,
     add_checkpoint_arguments,
     check_buckets,
+    check_texts,
     load_model,
     parse_buckets,
 )
@@ -38,9 +40,15 @@ def _parser(prog: str | None) -> Parser:
     return p
 
 
-def _kinds(args, run_dir: Path) -> list[str]:
-    """The pictures to draw: curves only where the run folder has its metrics."""
+def _kinds(args, run_dir: Path, cfg: RunConfig) -> list[str]:
+    """The pictures to draw: curves only where the run folder has its metrics, accuracy by
+    length only for a task that makes its own inputs (``--only`` naming either: drawn or an
+    error)."""
     kinds = [k for k in PLOTS if k in (args.only or PLOTS)]
+    if "lengths" in kinds and not args.only and not draws_lengths(cfg):
+        print(f"note: task {cfg.data.task} reads its inputs from files; accuracy by length "
+              "skipped", file=sys.stderr)
+        kinds.remove("lengths")
     if "curves" in kinds and not (run_dir / METRICS_FILE).is_file():
         if args.only:
             raise UsageError(f"no {METRICS_FILE} in {run_dir}: training curves need the run "
@@ -50,20 +58,33 @@ def _kinds(args, run_dir: Path) -> list[str]:
     return kinds
 
 
+def _check_out(out: Path, flag: bool) -> None:
+    """``out`` and the folders above it that exist must be folders."""
+    name = f"--out {out}" if flag else str(out)
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "not a folder" if path == out else f"{path} is not a folder"
+                raise UsageError(f"{name}: {what}")
+            return
+
+
 def plot_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = _parser(prog).parse_args(argv)
     if args.samples <= 0:
         raise UsageError("--samples must be > 0")
     if not args.text:
         raise UsageError("--text must not be empty")
+    check_texts([args.text])
     buckets = parse_buckets(args.lengths) if args.lengths else None
     new_figure(1.0, 1.0)  # without matplotlib: fail before loading anything
     model, cfg, _ = load_model(args)
     check_buckets(buckets or [], cfg, args.samples)
     run_dir = resolve_checkpoint(args.checkpoint).parent
     out = Path(args.out) if args.out else run_dir / "plots"
-    written = draw(model, cfg, out, _kinds(args, run_dir), args.text, buckets, args.samples,
-                   run_dir)
+    _check_out(out, bool(args.out))
+    written = draw(model, cfg, out, _kinds(args, run_dir, cfg), args.text, buckets,
+                   args.samples, run_dir)
     for path in written:
         print(path)
     return 0
