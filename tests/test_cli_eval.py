@@ -53,3 +53,29 @@ def test_hard_slice_is_reported_beside_the_test_set(untrained_run, capsys):
         "hard slice (runs of one character and short patterns repeated): exact match ")
     assert call_cli(eval_main, [*argv, "--lengths", "1-4", "--samples", "2", "--json"]) == 0
     assert "hard" not in json.loads(capsys.readouterr().out)  # only with the held-out set
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lengths", "0-0"], "--lengths start at 1"),
+    (["--lengths", "0-3,4-6"], "--lengths start at 1"),
+    (["--lengths", "1-2,1-2"], "--lengths names 1-2 twice"),
+    (["--lengths", "5-9,1-5"], "--lengths names 1-5 and 5-9, which overlap"),
+    (["--hard", "-1"], "--hard must be in [0, "),
+    (["--hard", "1000000"], "--hard must be in [0, "),
+], ids=["empty-strings", "starts-at-0", "repeated", "overlapping", "negative-hard", "huge-hard"])
+def test_eval_usage_errors_come_before_the_checkpoint_is_read(tmp_path, argv, message, capsys):
+    # The checkpoint does not exist: a flag checked only after loading would report that instead.
+    argv = ["--checkpoint", str(tmp_path / "no-run"), *argv]
+    assert call_cli(eval_main, argv) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_disjoint_lengths_count_each_string_once(untrained_run, capsys):
+    argv = ["--checkpoint", str(untrained_run), "--lengths", "3-4,1-2", "--samples", "3",
+            "--examples", "0", "--json"]
+    assert call_cli(eval_main, argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 6 and {k: b["n"] for k, b in result["buckets"].items()} == {
+        "3-4": 3, "1-2": 3}
+    assert call_cli(eval_main, [*argv[:3], "1-4,3-5", *argv[4:]]) == 2  # 3 and 4 twice
+    assert "overlap" in one_error_line(capsys)

@@ -7,12 +7,15 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, TOK, call_cli
+from helpers import ROOT, TOK, call_cli, one_error_line
 
-from transformer_tiny.checkpoint import load_checkpoint
+from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
 from transformer_tiny.cli.export import export_main
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.decoding import predict
 from transformer_tiny.export import DECODER_FILE, ENCODER_FILE
+from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.web import MANIFEST
 
 
 def test_export_command(untrained_run, tmp_path, capsys):
@@ -43,6 +46,63 @@ def test_export_command_errors(untrained_run, tmp_path, capsys, args, message):
     assert call_cli(export_main, args) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+@pytest.fixture
+def pairs_run_without_its_data(tmp_path):
+    """A pairs model whose training file is gone (as after the run folder was moved)."""
+    run = tmp_path / "pairs-run"
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                max_positions=48),
+                    DataConfig(task="pairs", train_file=str(tmp_path / "gone.tsv")))
+    save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
+    return run
+
+
+def test_export_without_verify_reads_no_data(pairs_run_without_its_data, tmp_path, capsys):
+    run, out = pairs_run_without_its_data, tmp_path / "onnx"
+    argv = ["--checkpoint", str(run), "--out", str(out), "--text", "abc"]
+    assert call_cli(export_main, [*argv, "--verify", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("'abc' -> ")
+    # With --verify, the missing file stops the command before anything is written.
+    other = tmp_path / "onnx2"
+    assert call_cli(export_main, [*argv[:3], str(other), "--verify", "2"]) == 2
+    assert "gone.tsv" in capsys.readouterr().err and not other.exists()
+
+
+@pytest.mark.parametrize("flag, mine", [
+    ("--out", ENCODER_FILE), ("--out", "notes.txt"),
+    ("--web", ENCODER_FILE), ("--web", MANIFEST), ("--web", "notes.txt"),
+])
+def test_export_refuses_a_folder_with_files_it_did_not_write(untrained_run, tmp_path, capsys,
+                                                             flag, mine):
+    out = tmp_path / "folder"
+    out.mkdir()
+    (out / mine).write_text("mine\n")
+    argv = ["--checkpoint", str(untrained_run), flag, str(out), "--verify", "0"]
+    assert call_cli(export_main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag} {out} holds ") and mine in err
+    assert len(err.splitlines()) == 1
+    assert [p.name for p in out.iterdir()] == [mine] and (out / mine).read_text() == "mine\n"
+
+
+def test_export_rewrites_its_own_folder_only(untrained_run, tmp_path, capsys):
+    """As ``make web`` does: a second export into the same folder replaces the first; other
+    files there are kept; a file of the user's among ours is refused."""
+    out = tmp_path / "model"
+    argv = ["--checkpoint", str(untrained_run), "--web", str(out), "--verify", "0"]
+    assert call_cli(export_main, argv) == 0
+    (out / "notes.txt").write_text("mine\n")
+    assert call_cli(export_main, argv) == 0
+    assert call_cli(export_main, [*argv[:2], "--out", *argv[3:]]) == 0
+    assert (out / "notes.txt").read_text() == "mine\n"
+    capsys.readouterr()
+    (out / ENCODER_FILE).write_text("mine\n")
+    assert call_cli(export_main, argv) == 2
+    assert ENCODER_FILE in one_error_line(capsys)
+    assert (out / ENCODER_FILE).read_text() == "mine\n"
 
 
 @pytest.mark.slow

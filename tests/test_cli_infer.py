@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import (
     MAX_POSITIONS,
+    ROOT,
     TINY_FLAGS,
     TOK,
     assert_usage_error,
@@ -111,6 +113,18 @@ def test_infer_corrupt_checkpoint(run_dir, tmp_path):
     weights.write_bytes(bytes(blob))
     assert_usage_error(run_main(infer_main, "--checkpoint", str(broken), "--text", "a"),
                        "corrupted")
+
+
+def test_a_reader_that_goes_away_stops_infer_quietly(run_dir):
+    """``infer.py ... | head -1``: the closed pipe ends the command as it ends Unix tools
+    (status 141, 128 + SIGPIPE), with no error on stderr (an untrained model's warnings aside)."""
+    proc = subprocess.Popen([sys.executable, "scripts/infer.py", "--checkpoint", str(run_dir)],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first output line
+    _, err = proc.communicate(b"abc\n" * 3000, timeout=300)
+    assert proc.returncode == 141
+    assert b"error" not in err and b"Traceback" not in err and b"Exception" not in err, err
 
 
 def test_infer_invalid_utf8_stdin(run_dir):

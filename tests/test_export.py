@@ -20,13 +20,15 @@ from transformer_tiny.export import (
     ENCODER_FILE,
     OnnxSeq2Seq,
     export_onnx,
+    is_own_graph,
     onnx_greedy,
     onnx_predict,
 )
 from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.positions import decoder_positions
+from transformer_tiny.rundir import RunDirError
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from transformer_tiny.web import export_web
+from transformer_tiny.web import MANIFEST, export_web, is_own_manifest
 from transformer_tiny.web import manifest as manifest_of
 
 
@@ -126,6 +128,23 @@ def test_web_manifest(untrained_run, tmp_path):
                         {}, "x")
     assert pairs["output_room"] == {"per_token": 4, "plus": 16}  # the task's room, as predict's
     assert (pairs["alphabet"], pairs["alphabet_size"]) == ("the pairs it was trained on", None)
+
+
+def test_exports_replace_only_their_own_files(untrained_run, tmp_path):
+    out = tmp_path / "model"
+    paths = export_web(untrained_run, out)
+    assert all(is_own_graph(paths[k]) for k in ("encoder", "decoder_step"))
+    assert is_own_manifest(paths["manifest"]) and not is_own_graph(paths["manifest"])
+    export_onnx(untrained_run, out)  # an earlier export of ours: rewritten
+    for name, check in ((ENCODER_FILE, export_onnx), (MANIFEST, export_web)):
+        mine = tmp_path / name
+        mine.mkdir()
+        (mine / name).write_bytes(b"mine")
+        with pytest.raises(RunDirError, match=f"holds {name}, which is not from an export"):
+            check(untrained_run, mine)
+        assert [p.name for p in mine.iterdir()] == [name]
+        assert (mine / name).read_bytes() == b"mine"
+        assert not is_own_graph(mine / name) and not is_own_manifest(mine / name)
 
 
 # ----------------------------------------------------------------------------- a trained model

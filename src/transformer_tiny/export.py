@@ -40,12 +40,15 @@ from .config import ModelConfig
 from .decoding import batches_by_length, default_max_new_tokens
 from .model import Memory, Seq2SeqTransformer
 from .positions import decoder_positions
+from .rundir import claim_output_dir
+from .safe_files import CheckpointError, read_regular
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_IDS, ByteTokenizer
 from .utils import TEMP_SUFFIX, atomic_write_bytes
 
 FORMAT = "transformer_tiny.onnx/1"
 ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder_step.onnx"
 OPSET = 17
+MAX_GRAPH_BYTES = 2 << 30  # protobuf's limit on one message
 
 
 def _layer_names(prefix: str, n_layers: int) -> list[str]:
@@ -133,14 +136,46 @@ def _export_graph(module: nn.Module, inputs: tuple[Tensor, ...], path: Path, cfg
     atomic_write_bytes(path, proto.SerializeToString())
 
 
+def is_own_graph(path: Path) -> bool:
+    """Whether ``path`` is a graph that :func:`export_onnx` wrote: a regular file (not a symbolic
+    link) whose metadata names :data:`FORMAT`."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(read_regular(path, MAX_GRAPH_BYTES, "graph"))
+    except (CheckpointError, DecodeError):
+        return False
+    return any(p.key == "format" and p.value == FORMAT for p in proto.metadata_props)
+
+
+GRAPH_CHECKS = {ENCODER_FILE: is_own_graph, DECODER_FILE: is_own_graph}
+EXPORT = "an export of this package"
+
+
+def claim_export_dir(out_dir: str | Path) -> None:
+    """Refuse (:class:`~transformer_tiny.rundir.RunDirError`) a folder holding files that an
+    export did not write: see :func:`~transformer_tiny.rundir.claim_output_dir`."""
+    claim_output_dir(Path(out_dir), GRAPH_CHECKS, EXPORT)
+
+
 def export_onnx(checkpoint_or_model: str | Path | Seq2SeqTransformer, out_dir: str | Path,
                 opset: int = OPSET) -> dict[str, Path]:
     """Write ``encoder.onnx`` and ``decoder_step.onnx`` (float32) to ``out_dir``.
 
     ``checkpoint_or_model``: a checkpoint (run directory or ``.json``) or a model (copied, not
     changed). The graphs use the explicit attention path whatever ``attention_impl`` says.
-    Returns ``{"encoder": path, "decoder_step": path}``.
+    ``out_dir`` must be missing, empty or an earlier export (:func:`claim_export_dir`); other
+    files in it are left alone. Returns ``{"encoder": path, "decoder_step": path}``.
     """
+    claim_export_dir(out_dir)
+    return write_graphs(checkpoint_or_model, out_dir, opset)
+
+
+def write_graphs(checkpoint_or_model: str | Path | Seq2SeqTransformer, out_dir: str | Path,
+                 opset: int = OPSET) -> dict[str, Path]:
+    """:func:`export_onnx` without checking the folder (for a caller that has claimed it)."""
     if isinstance(checkpoint_or_model, Seq2SeqTransformer):
         model = copy.deepcopy(checkpoint_or_model).cpu()
     else:

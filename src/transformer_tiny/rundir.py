@@ -10,11 +10,15 @@ with :data:`~transformer_tiny.utils.TEMP_SUFFIX`.
 While a run trains, its main process holds an exclusive lock on ``.transformer-tiny.lock`` in
 the folder; a second run into the same folder is refused with the first one's pid. The lock goes
 with the process, however it ends.
+
+The exports follow the same rule (:func:`claim_output_dir`): a folder that holds files and is
+not an earlier output of theirs is refused, and in one that is, they replace only their own files.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .checkpoint import is_checkpoint
@@ -78,3 +82,23 @@ class RunLock:
         if self.fd >= 0:
             os.close(self.fd)  # closing the descriptor drops the lock
             self.fd = -1
+
+
+def claim_output_dir(out: Path, owned: Mapping[str, Callable[[Path], bool]], what: str) -> None:
+    """Refuse (``RunDirError``) to write the files named in ``owned`` into ``out`` unless ``out``
+    is missing, empty, or holds an earlier output of the same kind (``what``): at least one of
+    those files, each of them recognised by its ``owned`` check as written by this package.
+    Other files in such a folder are left alone, as in a run folder."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"{out} exists and is not a directory")
+    if not out.is_dir():
+        return
+    present = [name for name in owned if os.path.lexists(out / name)]
+    foreign = [name for name in present if not owned[name](out / name)]
+    if foreign:
+        raise RunDirError(f"{out} holds {foreign[0]}, which is not from {what}; choose "
+                          "another folder")
+    others = sorted(e.name for e in out.iterdir() if not e.name.endswith(TEMP_SUFFIX))
+    if others and not present:
+        raise RunDirError(f"{out} holds files that are not {what} ({others[0]}); choose "
+                          "another folder")

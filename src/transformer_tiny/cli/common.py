@@ -8,9 +8,12 @@ Library modules raise ordinary exceptions (``ValueError``, ``OSError``, ``Config
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -54,6 +57,11 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     """Run ``main`` and turn expected failures into one ``error:`` line and exit code 2."""
     try:
         return main(argv)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
+        # nothing left for Python to flush at exit (unless stdout is not a file: in-process)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE: the status of a Unix tool stopped by a closed pipe
     except (UsageError, ConfigError, CheckpointError, ValueError, OSError) as e:
         print(f"error: {one_line(error_message(e))}", file=sys.stderr)
         return 2
@@ -76,6 +84,8 @@ def load_model(args: argparse.Namespace
                ) -> tuple[Seq2SeqTransformer, RunConfig, dict[str, Any]]:
     """The model, config and checkpoint info of ``args.checkpoint`` on ``args.device``, with
     one thread per core; a missing checkpoint says how to train one."""
+    if not args.checkpoint:
+        raise UsageError("--checkpoint must name a run folder or a checkpoint .json")
     set_threads(0)
     try:
         return load_checkpoint(args.checkpoint, pick_device(args.device))
@@ -141,11 +151,21 @@ def check_buckets(buckets: list[tuple[int, int]], cfg: RunConfig, samples: int) 
 
 
 def parse_buckets(text: str) -> list[tuple[int, int]]:
-    """``--lengths`` text ``"1-8,9-16"`` -> ``[(1, 8), (9, 16)]``."""
+    """``--lengths`` text ``"1-8,9-16"`` -> ``[(1, 8), (9, 16)]``. Each starts at 1 or more, and
+    no length is in two of them (a string would be counted twice)."""
     try:
         edges = [tuple(int(x) for x in part.split("-")) for part in text.split(",")]
     except ValueError:
         raise UsageError(f"--lengths must look like 1-8,9-16; got {text!r}") from None
     if not all(len(e) == 2 and 0 <= e[0] <= e[1] for e in edges):
         raise UsageError(f"--lengths must look like 1-8,9-16; got {text!r}")
-    return [(lo, hi) for lo, hi in edges]
+    buckets = [(lo, hi) for lo, hi in edges]
+    if min(lo for lo, _ in buckets) < 1:
+        raise UsageError(f"--lengths start at 1 (a string has at least one character); got "
+                         f"{text!r}")
+    for (lo, hi), (next_lo, next_hi) in pairwise(sorted(buckets)):
+        if next_lo <= hi:
+            both = f"{lo}-{hi} twice" if (lo, hi) == (next_lo, next_hi) else \
+                f"{lo}-{hi} and {next_lo}-{next_hi}, which overlap"
+            raise UsageError(f"--lengths names {both}: each length goes in one bucket only")
+    return buckets

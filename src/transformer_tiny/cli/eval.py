@@ -82,8 +82,6 @@ def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
     task = task_for(cfg.data)
     if args.file or args.lengths or not args.hard or task.make_hard is None:
         return None
-    if args.hard > MAX_SAMPLES:
-        raise UsageError(f"--hard must be at most {MAX_SAMPLES}")
     result = evaluate(model, hard_inputs(cfg.data, args.hard), task)
     return {"description": task.hard, "exact_match": result.exact_match,
             "char_accuracy": result.char_accuracy, "n": result.n}
@@ -100,16 +98,38 @@ def _inputs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Bucket
         if not inputs:
             raise UsageError(f"{args.file} has no lines")
         longest = max(len(x) for x in inputs)
-        buckets = parse_buckets(args.lengths) if args.lengths else even_buckets(1, longest)
+        buckets = args.buckets or even_buckets(1, longest)
         return inputs, buckets, f"lines of {args.file}"
-    if args.lengths:
-        buckets = parse_buckets(args.lengths)
-        check_buckets(buckets, cfg, args.samples)
-        inputs = bucket_inputs(cfg.data, buckets, args.samples, alphabet=args.alphabet)
-        return inputs, buckets, f"{args.samples} fresh strings per bucket"
+    if args.buckets:
+        check_buckets(args.buckets, cfg, args.samples)
+        inputs = bucket_inputs(cfg.data, args.buckets, args.samples, alphabet=args.alphabet)
+        return inputs, args.buckets, f"{args.samples} fresh strings per bucket"
     dm = DataModule(cfg.data)
     inputs = dm.test_inputs if args.split == "test" else dm.val_inputs
     return inputs, even_buckets(cfg.data.min_len, cfg.data.max_len), f"{args.split} set"
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """The numeric flags and ``--lengths``, checked before the model is loaded (sets
+    ``args.buckets``)."""
+    if args.samples <= 0 or args.examples < 0:
+        raise UsageError("--samples must be > 0 and --examples >= 0")
+    if not 1 <= args.beam <= MAX_BEAM:
+        raise UsageError(f"--beam must be in [1, {MAX_BEAM}]")
+    if not 0 <= args.hard <= MAX_SAMPLES:
+        raise UsageError(f"--hard must be in [0, {MAX_SAMPLES}]")
+    args.buckets = parse_buckets(args.lengths) if args.lengths is not None else None
+
+
+def _json_line(report: dict[str, Any]) -> str:
+    """``report`` as one line of JSON, its text as UTF-8 unless it holds lone surrogates (a
+    pairs file may spell them as JSON escapes), which stay escaped."""
+    line = json.dumps(report, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(report)
+    return line
 
 
 def _print_table(task: str, source: str, result: EvalResult) -> None:
@@ -127,10 +147,7 @@ def _print_table(task: str, source: str, result: EvalResult) -> None:
 
 def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = _parser(prog).parse_args(argv)
-    if args.samples <= 0 or args.examples < 0:
-        raise UsageError("--samples must be > 0 and --examples >= 0")
-    if not 1 <= args.beam <= MAX_BEAM:
-        raise UsageError(f"--beam must be in [1, {MAX_BEAM}]")
+    _check_arguments(args)
     model, cfg, info = load_model(args)
     if args.alphabet is not None:
         build_config(cfg.to_dict(), {"data": {"alphabet": args.alphabet}})  # validates the name
@@ -144,9 +161,9 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
                       references=references, beam=args.beam)
     hard = _hard_slice(args, model, cfg)
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "task": cfg.data.task, "source": source,
-                          **result.to_dict(), **({"hard": hard} if hard else {})},
-                         ensure_ascii=False))
+        extra = {"hard": hard} if hard else {}
+        print(_json_line({"checkpoint": args.checkpoint, "task": cfg.data.task,
+                          "source": source, **result.to_dict(), **extra}))
         return 0
     _print_table(cfg.data.task, source, result)
     if hard:

@@ -3,6 +3,7 @@ check that onnxruntime decodes as PyTorch does."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from collections.abc import Sequence
@@ -10,11 +11,13 @@ from pathlib import Path
 
 from ..api import load
 from ..checkpoint import resolve_checkpoint
+from ..config import RunConfig
 from ..data import DataModule
 from ..decoding import predict
-from ..export import OnnxSeq2Seq, export_onnx, onnx_predict
+from ..export import OnnxSeq2Seq, claim_export_dir, export_onnx, onnx_predict
+from ..rundir import RunDirError
 from ..tokenizer import ByteTokenizer
-from ..web import MANIFEST, export_web
+from ..web import MANIFEST, claim_web_dir, export_web
 from .common import Parser, UsageError, add_checkpoint_arguments, load_model
 
 
@@ -54,12 +57,32 @@ def _verify(runner: OnnxSeq2Seq, model, inputs: list[str]) -> bool:
     return same == len(inputs)
 
 
+def _claim_out(args: argparse.Namespace) -> Path:
+    """The output folder, refused before anything is written if it is not a directory or holds
+    files that an export did not write (the error names the flag)."""
+    flag = "--web" if args.web else "--out"
+    out = Path(args.web or args.out or resolve_checkpoint(args.checkpoint).parent / "onnx")
+    claim = claim_web_dir if args.web else claim_export_dir
+    try:
+        claim(out)
+    except RunDirError as e:
+        raise UsageError(f"{flag} {e}") from None
+    return out
+
+
+def _held_out(cfg: RunConfig, n: int) -> list[str]:
+    """The first ``n`` held-out test inputs; none (and no data read) when ``n`` is 0."""
+    return DataModule(cfg.data, cfg.model.max_positions).test_inputs[:n] if n else []
+
+
 def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = _parser(prog).parse_args(argv)
     if args.verify < 0:
         raise UsageError("--verify must be >= 0")
     if args.hf:
         return export_shared(args)
+    if args.web and args.out:
+        raise UsageError("--web DIR is the output folder: give --web or --out, not both")
     missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError(f"ONNX export needs {' and '.join(missing)}: install the [onnx] extra "
@@ -69,17 +92,13 @@ def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> i
     tok = ByteTokenizer()
     for text in args.text or []:
         cfg.model.check_positions(len(tok.encode(text)) + 2)  # BOS and EOS
-    if args.web and args.out:
-        raise UsageError("--web DIR is the output folder: give --web or --out, not both")
-    out = Path(args.web or args.out or resolve_checkpoint(args.checkpoint).parent / "onnx")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{'--web' if args.web else '--out'} {out} exists and is not a directory")
+    out = _claim_out(args)
+    held_out = _held_out(cfg, args.verify)  # before the export: a missing file stops it
     paths = export_web(args.checkpoint, out) if args.web else export_onnx(model, out)
     print(f"wrote {paths['encoder']} and {paths['decoder_step']}"
           + (f" and {out / MANIFEST}" if args.web else ""))
     runner = OnnxSeq2Seq(out)
-    held_out = DataModule(cfg.data, cfg.model.max_positions).test_inputs
-    if args.verify and not _verify(runner, model, held_out[:args.verify]):
+    if args.verify and not _verify(runner, model, held_out):
         print("error: onnxruntime and PyTorch disagree", file=sys.stderr)
         return 1
     for text, output in zip(args.text or [], onnx_predict(runner, args.text or []), strict=True):
