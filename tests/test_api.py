@@ -137,7 +137,7 @@ def test_answers_say_whether_an_output_ended_and_was_valid_utf8():
      ["over its own characters, `0123456789+` (11 characters)",
       "characters other than `0123456789+` were never seen"]),
     (DataConfig(task="pairs", train_file="runs/g2p.tsv"),
-     ["Input-output pairs read from `runs/g2p.tsv`, 3 epochs.",
+     ["Input-output pairs read from `g2p.tsv`, 3 epochs.",
       "characters that are not in the training pairs were never seen"]),
 ])
 def test_model_card_says_what_a_task_with_its_own_inputs_saw(data, said):

@@ -19,7 +19,6 @@ from transformer_tiny.checkpoint import (
     check_optimizer_groups,
     expected_trainer_state,
     load_checkpoint,
-    model_parameters,
     pack_trainer_state,
     resolve_checkpoint,
     save_checkpoint,
@@ -232,6 +231,7 @@ def test_unreadable_or_foreign_json(saved, tmp_path, text):
                  id="invalid_json"),
     pytest.param(b'{"format": "\xff"}', "'utf-8' codec can't decode byte 0xff", id="invalid_utf8"),
     pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested too deeply", id="nested_deeply"),
+    pytest.param(b'{"step": ' + b"9" * 5000 + b"}", "Exceeds the limit", id="integer_too_long"),
 ])
 def test_unreadable_json_error_says_why(saved, tmp_path, data, reason):
     _, _, path = saved
@@ -289,7 +289,7 @@ def test_pickle_planted_as_checkpoint_is_refused_and_never_run(tmp_path):
                                                           n_enc_layers=2, n_dec_layers=4)])
 def test_parameter_count_from_the_sizes_is_the_models(sizes):
     cfg = RunConfig(model=ModelConfig(**sizes))
-    assert model_parameters(cfg) == Seq2SeqTransformer(cfg.model).num_parameters()
+    assert cfg.model.num_parameters() == Seq2SeqTransformer(cfg.model).num_parameters()
 
 
 # ----------------------------------------------------------------------------- trainer state

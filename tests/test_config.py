@@ -59,7 +59,18 @@ from transformer_tiny.tasks import task_for
     (TrainConfig, dict(label_smoothing=1.0), "label_smoothing"),
     (TrainConfig, dict(label_smoothing=-0.1), "label_smoothing"),
     (TrainConfig, dict(threads=-2), "threads"),
+    (TrainConfig, dict(threads=100_000), "threads"),  # torch crashes on such a count
     (TrainConfig, dict(out=""), "out"),
+    # no infinite floats: an infinite learning rate would write NaN weights
+    (TrainConfig, dict(lr=float("inf")), "lr"),
+    (TrainConfig, dict(weight_decay=float("inf")), "weight_decay"),
+    (TrainConfig, dict(grad_clip=float("inf")), "grad_clip"),
+    (DataConfig, dict(hard_share=float("nan")), "hard_share"),
+    # seeds that the random generators take
+    (TrainConfig, dict(seed=10**20), "seed"),
+    (DataConfig, dict(data_seed=-(10**20)), "data_seed"),
+    # every size within its bound, but too many parameters together
+    (ModelConfig, dict(d_model=4096, n_heads=8, d_ff=16384, n_enc_layers=2), "model"),
 ])
 def test_invalid_values_name_the_field(kind, kwargs, field):
     with pytest.raises(ConfigError) as info:
@@ -68,6 +79,17 @@ def test_invalid_values_name_the_field(kind, kwargs, field):
     assert message.startswith(f"{field}:")
     assert "\n" not in message
     assert isinstance(info.value, ValueError)  # the CLIs treat it as a usage error
+
+
+def test_largest_allowed_seeds_seed_every_generator(tmp_path):
+    from transformer_tiny.data import DataModule
+    from transformer_tiny.utils import seed_everything
+
+    for seed in (2**32 - 1, -(2**32 - 1)):
+        seed_everything(TrainConfig(seed=seed).seed)
+        dm = DataModule(DataConfig(data_seed=seed, train_samples=8, val_samples=2,
+                                   test_samples=2), 64)
+        assert len(list(dm.train_loader(0, 4))) == 2
 
 
 def test_error_messages_are_informative():

@@ -19,6 +19,7 @@ from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import ConfigError, DataConfig
 from transformer_tiny.data import DataModule
+from transformer_tiny.heldout import hash_fraction
 from transformer_tiny.metrics import edit_errors, evaluate
 from transformer_tiny.pairs import (
     PAIR_SLICES,
@@ -46,6 +47,16 @@ def test_reads_tsv_with_crlf_and_tabs_in_the_output(tmp_path):
     assert record.size == f.stat().st_size
     assert record.sha256 == hashlib.sha256(f.read_bytes()).hexdigest()
     assert group_outputs(pairs)["read"] == ["R IY D", "R EH D"]
+
+
+@pytest.mark.parametrize("name, first", [("p.tsv", b"cat\tK AE T"),
+                                         ("p.jsonl", b'{"input": "cat", "output": "K AE T"}')])
+def test_a_byte_order_mark_and_empty_lines_are_not_pairs(tmp_path, name, first):
+    second = b"dog\tD AO G" if name == "p.tsv" else b'{"input": "dog", "output": "D AO G"}'
+    f = write(tmp_path / name, b"\xef\xbb\xbf" + first + b"\n\n" + second + b"\r\n\r\n")
+    pairs, record = read_pairs(f, "train", 100, 100)
+    assert pairs == [("cat", "K AE T"), ("dog", "D AO G")]  # no U+FEFF in the first input
+    assert (record.lines, record.pairs, record.skipped) == (4, 2, 0)
 
 
 def test_reads_json_lines(tmp_path):
@@ -238,6 +249,20 @@ def test_lone_surrogates_from_json_escapes_are_read_and_recorded_as_bytes(tmp_pa
     assert splits.input_bytes == [0x61, 0x62, 0x80, 0xA0, 0xED]  # U+D800 is ED A0 80 in UTF-8
 
 
+def test_eval_json_escapes_lone_surrogates_it_cannot_write_as_utf8(tmp_path, capsys):
+    data = words_file(tmp_path, 300)
+    surrogates = write(tmp_path / "s.jsonl", b'{"input": "a\\ud800b", "output": "b\\ud800a"}\n')
+    run = tmp_path / "run"
+    assert call_cli(train_main, [*TINY, "--task", "pairs", "--train-file", str(data),
+                                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--test-file", str(surrogates),
+                                "--json", "--examples", "5"]) == 0
+    out = capsys.readouterr().out
+    out.encode("utf-8")  # writable as UTF-8
+    assert json.loads(out)["examples"][0]["input"] == "a\ud800b"
+
+
 @pytest.mark.parametrize("pred, refs, expected", [
     ("K AE T", ["K AE T"], (0, 6, 0, 3)),
     ("K AH T", ["K AE T"], (1, 6, 1, 3)),
@@ -309,6 +334,43 @@ def test_resume_continues_a_pairs_run(tmp_path):
     assert call_cli(train_main, [*flags, "--epochs", "2", "--resume"]) == 0
     _, _, info = load_checkpoint(run / "last.json")
     assert info["epoch"] == 2 and info["data_files"][0]["pairs"] == 330
+
+
+def test_resume_refuses_a_training_file_that_changed(tmp_path, capsys):
+    data, run = words_file(tmp_path, 300), tmp_path / "run"
+    flags = [*TINY, "--task", "pairs", "--train-file", str(data), "--out", str(run)]
+    assert call_cli(train_main, flags) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 2])
+    capsys.readouterr()
+    assert call_cli(train_main, [*flags, "--epochs", "2", "--resume"]) == 2
+    message = one_error_line(capsys)
+    assert str(data) in message and "changed since the run began" in message
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_a_relative_file_is_recorded_whole_so_eval_runs_from_anywhere(tmp_path, monkeypatch,
+                                                                         capsys):
+    data, run = words_file(tmp_path, 300), tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    assert call_cli(train_main, [*TINY, "--task", "pairs", "--train-file", data.name,
+                                 "--out", str(run)]) == 0
+    monkeypatch.chdir(tmp_path.parent)
+    capsys.readouterr()
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] > 0
+
+
+def test_a_file_too_small_for_a_validation_set_is_an_error(tmp_path, capsys):
+    lo, hi = PAIR_SLICES["val"]
+    words = [w for w in (f"w{i}" for i in range(100))
+             if not lo <= hash_fraction(w, DataConfig().data_seed) < hi][:5]
+    f = write(tmp_path / "small.tsv", b"".join(f"{w}\tx\n".encode() for w in words))
+    with pytest.raises(PairsError, match="no validation pairs: none of its 5 inputs"):
+        pair_splits(DataConfig(task="pairs", train_file=str(f)), 40)
+    held = write(tmp_path / "held.tsv", b"a\tb\n")
+    cfg = DataConfig(task="pairs", train_file=str(f), val_file=str(held), test_file=str(held))
+    assert len(pair_splits(cfg, 40).train) == 5
 
 
 def test_eval_rejects_test_file_for_generated_tasks(untrained_run, capsys, tmp_path):

@@ -22,6 +22,7 @@ import torch
 from helpers import ROOT, call_cli, close, make_model, open_trainer, tiny_config
 from safetensors.torch import load_file
 
+from transformer_tiny import train_eval
 from transformer_tiny.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_info
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -255,12 +256,39 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
     load_checkpoint(out / "last.json")
 
 
+def test_non_finite_weights_are_never_saved(tmp_path, capsys, keep_thread_count, monkeypatch):
+    """A step that leaves NaN weights behind (a finite loss before it) stops the run before the
+    next save: the good "last" stays as it was, and the run can be resumed from it."""
+    out = tmp_path / "run"
+    argv = [*SMALL, "--out", str(out)]
+    assert call_cli(train_main, [*argv, "--epochs", "1"]) == 0
+    before = {p.name: p.read_bytes() for p in out.glob("last*")}
+    original = train_eval._train_step
+
+    def poisoned(model, *args):
+        result = original(model, *args)
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(train_eval, "_train_step", poisoned)
+    capsys.readouterr()
+    assert call_cli(train_main, [*argv, "--resume", "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"error: the weights are not finite after step \d+; .*\n", err), err
+    assert {p.name: p.read_bytes() for p in out.glob("last*")} == before
+    monkeypatch.setattr(train_eval, "_train_step", original)
+    assert call_cli(train_main, [*argv, "--resume", "--epochs", "2"]) == 0
+
+
 # ----------------------------------------------------------------------------- progress
 @pytest.mark.parametrize("key, value", [("step", "3"), ("epoch", 1.5), ("batch", "x"),
                                         ("best", "0.9"), ("loss_sum", None), ("history", {}),
-                                        ("step", True), ("batch", False)])
-def test_progress_of_the_wrong_type_is_refused(key, value):
-    good = {"step": 3, "epoch": 1, "batch": 2, "best": 0.5, "loss_sum": 1.25, "history": [0.1]}
+                                        ("step", True), ("batch", False), ("step", -100),
+                                        ("epoch", -5), ("batch", -1), ("history", [1, "x"])])
+def test_progress_of_the_wrong_type_or_range_is_refused(key, value):
+    good = {"step": 3, "epoch": 1, "batch": 2, "best": 0.5, "loss_sum": 1.25,
+            "history": [{"epoch": 1, "step": 3}]}
     assert Progress.from_dict(good) == Progress(**good)
     with pytest.raises(CheckpointError, match="progress is malformed"):
         Progress.from_dict({**good, key: value})

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -22,6 +24,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # Upper bounds of the sizes, far above what a toy task needs.
 MODEL_LIMITS = {"d_model": 4096, "n_heads": 256, "n_enc_layers": 64, "n_dec_layers": 64,
                 "d_ff": 16384, "max_positions": 65536, "rope_stride": 64}
+MAX_PARAMETERS = 100_000_000  # larger models are refused before one is built
+MAX_THREADS = 1024
 DATA_LIMITS = {"max_len": 16384, "train_samples": 100_000_000, "val_samples": 100_000,
                "test_samples": 100_000}
 
@@ -39,14 +43,22 @@ _TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 
 def _check_types(cfg: Any) -> None:
-    """Every field holds a value of its annotated type (``bool`` is not accepted as a number)."""
+    """Every field holds a value of its annotated type (``bool`` is not accepted as a number);
+    an int given for a float field becomes a float, and floats must be finite."""
     for f in fields(cfg):
         value, kind = getattr(cfg, f.name), _TYPES[str(f.type)]
         ok = isinstance(value, kind) and (str(f.type) == "bool" or not isinstance(value, bool))
         _check(ok, f.name, f"must be of type {f.type}, got {value!r}")
     for f in fields(cfg):
         if str(f.type) == "float":
-            setattr(cfg, f.name, float(getattr(cfg, f.name)))
+            value = float(getattr(cfg, f.name))
+            _check(math.isfinite(value), f.name, f"must be a finite number, got {value!r}")
+            setattr(cfg, f.name, value)
+
+
+def _check_seed(cfg: Any, name: str) -> None:
+    value = getattr(cfg, name)
+    _check(abs(value) < 2**32, name, f"must be within +-2**32, got {value!r}")
 
 
 def _task_names() -> list[str]:
@@ -111,8 +123,24 @@ class ModelConfig:
                f"must be one of {ATTENTION_IMPLS}, got {self.attention_impl!r}")
         _check(self.max_positions >= 3, "max_positions", "must be >= 3")
         _at_most(self, **MODEL_LIMITS)
+        n = self.num_parameters()
+        _check(n <= MAX_PARAMETERS, "model",
+               f"{n:,} parameters, at most {MAX_PARAMETERS:,} (fewer layers, a smaller d_model "
+               "or d_ff)")
         _check(self.vocab_size == VOCAB_SIZE, "vocab_size",
                f"must be {VOCAB_SIZE} (the byte tokenizer's), got {self.vocab_size!r}")
+
+    def num_parameters(self) -> int:
+        """Parameters of the model these sizes describe, counted without building it (a test
+        checks the count against the model's own)."""
+        c, f, v = self.d_model, self.d_ff, self.vocab_size
+        feed_forward = 2 * c * f + f + c
+        attention = 4 * c * c + 4 * c  # fused q/k/v projection and the output projection
+        encoder_layer = attention + feed_forward + 2 * 2 * c  # 2 norms
+        decoder_layer = 2 * attention + feed_forward + 3 * 2 * c  # 3 norms
+        embeddings = v * c + 4 * c  # bytes, and the offset inside a character
+        return (embeddings + self.n_enc_layers * encoder_layer + self.n_dec_layers * decoder_layer
+                + 2 * 2 * c + c * v + v)  # the final norms and the output layer
 
     @property
     def head_size(self) -> int:
@@ -160,12 +188,15 @@ class DataConfig:
         for name in ("train_file", "val_file", "test_file"):
             _check(self.task == "pairs" or not getattr(self, name), name,
                    f"only task pairs reads files (this is task {self.task})")
+            if getattr(self, name):  # absolute: a run's commands may start in another folder
+                setattr(self, name, os.path.abspath(getattr(self, name)))
         _positive(self, "min_len", "max_len", "train_samples", "val_samples", "test_samples")
         _check(self.min_len <= self.max_len, "min_len", "must be <= max_len")
         _check(0 <= self.shift <= 25, "shift", f"must be in [0, 25], got {self.shift!r}")
         _check(0.0 <= self.hard_share <= 1.0, "hard_share",
                f"must be in [0, 1], got {self.hard_share!r}")
         _at_most(self, **DATA_LIMITS)
+        _check_seed(self, "data_seed")
         _check(self.task in _task_names(), "task",
                f"must be one of {_task_names()}, got {self.task!r}")
         _check(self.alphabet in _alphabet_names(), "alphabet",
@@ -200,7 +231,8 @@ class TrainConfig:
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         _check(0.0 <= self.min_lr_ratio <= 1.0, "min_lr_ratio", "must be in [0, 1]")
         _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be in [0, 1)")
-        _check(self.threads >= 0, "threads", "must be >= 0")
+        _check(0 <= self.threads <= MAX_THREADS, "threads", f"must be in [0, {MAX_THREADS}]")
+        _check_seed(self, "seed")
         _check(self.save_every >= 0, "save_every", "must be >= 0")
         _check(self.device in DEVICES, "device", f"must be one of {DEVICES}, got {self.device!r}")
         _check(self.precision in PRECISIONS, "precision",

@@ -36,6 +36,9 @@ from .heldout import HELDOUT_FRACTION, hash_fraction
 MEMORY_PER_FILE_BYTE = 12  # Python strings, tuples and token lists of a pair, per byte of file
 
 
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, which some editors write first
+
+
 class PairsError(ValueError):
     """A pairs file that cannot be used; the message names the file (and the line)."""
 
@@ -110,7 +113,8 @@ def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
 
     ``max_input``/``max_output`` are the longest input and output in UTF-8 bytes. A bad line
     raises :class:`PairsError` (``"FILE line N: reason"``), or is counted in
-    ``PairFile.skipped`` with ``skip_bad``. A file without a single pair is an error.
+    ``PairFile.skipped`` with ``skip_bad``. Empty lines and a UTF-8 byte order mark at the
+    start are ignored. A file without a single pair is an error.
     """
     path = Path(path)
     if not path.is_file():
@@ -126,10 +130,15 @@ def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
             digest.update(raw)
             line += 1
             complete = raw.endswith(b"\n") or len(raw) <= limit
+            body = raw.removesuffix(b"\n").removesuffix(b"\r")
+            if line == 1:
+                body = body.removeprefix(BOM)
+            if not body and complete:
+                continue
             try:
                 if not complete:
                     raise ValueError(f"longer than {limit} bytes")
-                pair = _parse(raw.removesuffix(b"\n").removesuffix(b"\r"), jsonl)
+                pair = _parse(body, jsonl)
                 _check_lengths(*pair, max_input, max_output)
             except ValueError as e:
                 if not skip_bad:
@@ -209,6 +218,10 @@ def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     train, train_record = _read(cfg, "train", max_bytes)
     val, val_records = held_out_pairs(cfg, "val", max_bytes, train)
     test, test_records = held_out_pairs(cfg, "test", max_bytes, train)
+    if not val:
+        raise PairsError(f"{cfg.train_file}: no validation pairs: none of its "
+                         f"{len(group_outputs(train))} inputs falls in the validation slice; "
+                         "give more pairs or a --val-file")
     slices = [PAIR_SLICES[s] for s in ("val", "test") if not getattr(cfg, f"{s}_file")]
 
     def trains(x: str) -> bool:

@@ -41,7 +41,7 @@ def _inputs(cfg: RunConfig) -> tuple[str, str]:
     epochs = f"{cfg.train.epochs} epoch{'s' if cfg.train.epochs != 1 else ''}"
     alphabet, characters = input_characters(cfg.data)
     if characters is None:
-        return (f"Input-output pairs read from `{cfg.data.train_file}`, {epochs}.",
+        return (f"Input-output pairs read from `{Path(cfg.data.train_file).name}`, {epochs}.",
                 "characters that are not in the training pairs were never seen in training")
     if alphabet == OWN_CHARACTERS:
         drawn_from, unseen = f"{alphabet}, `{characters}`", f"characters other than `{characters}`"

@@ -24,7 +24,7 @@ from .checkpoint import (
     unpack_trainer_state,
 )
 from .config import RunConfig
-from .pairs import PairSplits
+from .pairs import PairsError, PairSplits
 
 
 @dataclass
@@ -46,7 +46,10 @@ class Progress:
                  "loss_sum": (int, float), "history": list}
         ok = isinstance(d, dict) and all(
             isinstance(d.get(k, 0 if k != "history" else []), kind) for k, kind in kinds.items())
-        if not ok or any(isinstance(d.get(k), bool) for k in kinds):
+        ok = ok and not any(isinstance(d.get(k), bool) for k in kinds)
+        ok = ok and all(d.get(k, 0) >= 0 for k in ("step", "epoch", "batch"))
+        ok = ok and all(isinstance(r, dict) for r in d.get("history", []))
+        if not ok:
             raise CheckpointError("the checkpoint's training progress is malformed")
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
@@ -74,10 +77,20 @@ class Resumed:
     progress: Progress
     state: dict[str, Tensor]
     optimizer: dict[str, Any]
+    data_files: dict[str, str]  # role -> SHA-256 of the pairs files the run began with
 
     def restore(self, opt: torch.optim.Optimizer) -> None:
         """Put the saved optimiser state into ``opt``, built with the checked groups."""
         unpack_trainer_state(opt, self.state, self.optimizer)
+
+    def check_same_data(self, pairs: PairSplits | None) -> None:
+        """A ``pairs`` run resumes only on the files it began with: one that changed since is a
+        :class:`~transformer_tiny.pairs.PairsError` naming it."""
+        for record in pairs.files if pairs is not None else []:
+            if self.data_files.get(record.role, record.sha256) != record.sha256:
+                raise PairsError(f"{record.name} changed since the run began (its SHA-256 "
+                                 "differs): --resume would train on other data; restore the "
+                                 "file, or start a new run")
 
 
 def read_last(out: Path, model: torch.nn.Module, param_groups: list[dict[str, Any]]) -> Resumed:
@@ -90,4 +103,8 @@ def read_last(out: Path, model: torch.nn.Module, param_groups: list[dict[str, An
     check_optimizer_groups(info.get("optimizer"), [len(params) for params in groups])
     expected = expected_trainer_state([p for params in groups for p in params])
     state = read_checked_tensors(path, info, "state", *expected)
-    return Resumed(progress, state, info["optimizer"])
+    records = info.get("data_files")
+    data_files = {r["role"]: r["sha256"] for r in records if isinstance(r, dict)
+                  and isinstance(r.get("role"), str) and isinstance(r.get("sha256"), str)
+                  } if isinstance(records, list) else {}
+    return Resumed(progress, state, info["optimizer"], data_files)

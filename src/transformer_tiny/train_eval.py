@@ -140,6 +140,7 @@ class Trainer:
         self.opt = make_optimizer(self.model, cfg.train)
         self.progress = Progress()
         if last is not None:
+            last.check_same_data(self.dm.pairs)
             last.restore(self.opt)
             self.progress = last.progress
         self.first_epoch = self.progress.epoch  # where this process started (for the ETA)
@@ -149,6 +150,9 @@ class Trainer:
         self.autocast = training_autocast(cfg.train.precision, ctx.device)
 
     def _save(self, name: str) -> None:
+        if not all(bool(torch.isfinite(w).all()) for w in self.model.parameters()):
+            raise TrainingError(f"the weights are not finite after step {self.progress.step}; "
+                                "training stopped, the last good checkpoint is kept")
         save_run_checkpoint(self.out, name, self.model, self.opt, self.cfg, self.progress,
                             self.dm.pairs)
 
