@@ -46,6 +46,21 @@ def untrained_run(tmp_path_factory) -> Path:
     return run
 
 
+@pytest.fixture(scope="module")
+def untrained_pairs_run(tmp_path_factory) -> Path:
+    """A run directory holding an untrained tiny model of the pairs task as ``best``, whose
+    training file is gone (as after the run folder was moved elsewhere)."""
+    from transformer_tiny.checkpoint import save_checkpoint
+    from transformer_tiny.config import DataConfig, RunConfig
+
+    run = tmp_path_factory.mktemp("pairs") / "run"
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                max_positions=48),
+                    DataConfig(task="pairs", train_file=str(run.parent / "gone.tsv")))
+    save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
+    return run
+
+
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory) -> Path:
     """A tiny model trained for two steps by the train command (once per session)."""

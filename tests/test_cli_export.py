@@ -9,12 +9,10 @@ import sys
 import pytest
 from helpers import ROOT, TOK, call_cli, one_error_line
 
-from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
+from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.cli.export import export_main
-from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.decoding import predict
 from transformer_tiny.export import DECODER_FILE, ENCODER_FILE
-from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.web import MANIFEST
 
 
@@ -48,19 +46,8 @@ def test_export_command_errors(untrained_run, tmp_path, capsys, args, message):
     assert len(err.splitlines()) == 1 and message in err, err
 
 
-@pytest.fixture
-def pairs_run_without_its_data(tmp_path):
-    """A pairs model whose training file is gone (as after the run folder was moved)."""
-    run = tmp_path / "pairs-run"
-    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
-                                max_positions=48),
-                    DataConfig(task="pairs", train_file=str(tmp_path / "gone.tsv")))
-    save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
-    return run
-
-
-def test_export_without_verify_reads_no_data(pairs_run_without_its_data, tmp_path, capsys):
-    run, out = pairs_run_without_its_data, tmp_path / "onnx"
+def test_export_without_verify_reads_no_data(untrained_pairs_run, tmp_path, capsys):
+    run, out = untrained_pairs_run, tmp_path / "onnx"
     argv = ["--checkpoint", str(run), "--out", str(out), "--text", "abc"]
     assert call_cli(export_main, [*argv, "--verify", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -10,10 +10,7 @@ import pytest
 from helpers import assert_png, call_cli
 
 import transformer_tiny
-from transformer_tiny.checkpoint import save_checkpoint
 from transformer_tiny.cli.plot import plot_main
-from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
-from transformer_tiny.model import Seq2SeqTransformer
 
 GOOD_RECORD = (b'{"epoch": 1, "step": 2, "train_loss": 5.5, "val_exact_match": 0.0, '
                b'"val_char_accuracy": 0.1}\n')
@@ -79,28 +76,18 @@ def test_plot_bad_metrics_line(untrained_run, tmp_path, line, problem, capsys):
     assert not out.exists()  # checked before any picture is drawn
 
 
-@pytest.fixture(scope="module")
-def pairs_run(tmp_path_factory):
-    """An untrained model of the pairs task (its data files are not needed to plot it)."""
-    run = tmp_path_factory.mktemp("pairs") / "run"
-    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
-                                max_positions=48),
-                    DataConfig(task="pairs", train_file=str(run / "pairs.tsv")))
-    save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
-    return run
-
-
-def test_plot_pairs_model_skips_accuracy_by_length(pairs_run, tmp_path, capsys):
+def test_plot_pairs_model_skips_accuracy_by_length(untrained_pairs_run, tmp_path, capsys):
     out = tmp_path / "pictures"
-    assert call_cli(plot_main, ["--checkpoint", str(pairs_run), "--out", str(out)]) == 0
+    assert call_cli(plot_main, ["--checkpoint", str(untrained_pairs_run), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "task pairs reads its inputs from files; accuracy by length skipped" in captured.err
     assert captured.out.splitlines() == [str(out / "attention.png")]
     assert_png(out / "attention.png")
 
 
-def test_plot_pairs_model_only_lengths_is_an_error(pairs_run, tmp_path, capsys):
-    argv = ["--checkpoint", str(pairs_run), "--out", str(tmp_path / "p"), "--only", "lengths"]
+def test_plot_pairs_model_only_lengths_is_an_error(untrained_pairs_run, tmp_path, capsys):
+    argv = ["--checkpoint", str(untrained_pairs_run), "--out", str(tmp_path / "p"),
+            "--only", "lengths"]
     assert call_cli(plot_main, argv) == 2
     _one_error_line(capsys, "accuracy-by-length picture", "task pairs reads them from files")
     assert not (tmp_path / "p").exists()
@@ -128,10 +115,10 @@ def test_plot_out_is_a_file(untrained_run, tmp_path, below, message, capsys):
     assert f.read_bytes() == b"x"
 
 
-def test_python_plot_draws_what_the_model_allows(pairs_run, untrained_run, tmp_path):
+def test_python_plot_draws_what_the_model_allows(untrained_pairs_run, untrained_run, tmp_path):
     """``TinyModel.plot``: the accuracy by length for a task that makes its inputs, not for
     pairs; no curves without logs (neither run folder has them)."""
-    pairs = transformer_tiny.load(pairs_run).plot(tmp_path / "pairs", samples=2)
+    pairs = transformer_tiny.load(untrained_pairs_run).plot(tmp_path / "pairs", samples=2)
     assert [p.name for p in pairs] == ["attention.png"]
     reverse = transformer_tiny.load(untrained_run).plot(tmp_path / "reverse", samples=2)
     assert [p.name for p in reverse] == ["attention.png", "accuracy_by_length.png"]
