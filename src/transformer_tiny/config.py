@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .alphabets import ALPHABETS
+from .tasks import TASKS
 from .tokenizer import VOCAB_SIZE
 
 POSITION_SCHEMES = ("sinusoidal", "rope")
@@ -62,9 +63,7 @@ def _check_seed(cfg: Any, name: str) -> None:
 
 
 def _task_names() -> list[str]:
-    from .tasks import TASKS  # late import: tasks imports nothing from config
-
-    return sorted(TASKS)
+    return sorted(TASKS)  # at call time: tasks registered after import count too
 
 
 def _alphabet_names() -> list[str]:

@@ -234,8 +234,10 @@ class Seq2SeqTransformer(nn.Module):
         """Teacher-forced logits ``(B, T, vocab)`` for ``src (B, S)`` and ``tgt (B, T)``."""
         n = max(src.size(1), tgt.size(1) + 1)
         self.cfg.check_positions(n)
-        positions = position_indices(n, src.size(0), self.cfg.max_positions, True, src.device) \
-            if self._randomized() else None
+        positions = None  # the character indices themselves
+        if self._randomized():
+            positions = position_indices(n, src.size(0), self.cfg.max_positions,
+                                         randomized=True, device=src.device)
         return self.decode(tgt, self.encode(src, positions))
 
     def num_parameters(self) -> int:

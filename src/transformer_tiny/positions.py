@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .tokenizer import PAD_ID
+from .tokenizer import PAD_ID, VOCAB_SIZE
 
 
 def exporting() -> bool:
@@ -58,8 +58,8 @@ def position_indices(n_tokens: int, batch: int, max_positions: int, randomized: 
     """``(B, n_tokens)`` increasing position indices.
 
     Consecutive ``0..n-1``, or (``randomized``) per row a sorted random subset of a random window
-    ``[o, o + R)`` of ``[0, max_positions)``, with ``R`` in ``[n, max_positions]``: uniform for
-    half of the rows (long gaps), log-uniform for the other half (each doubling of the width
+    ``[o, o + R)`` of ``[0, max_positions)``, with ``R`` in ``[n, max_positions]``: for each row
+    a coin flip picks ``R`` uniform (long gaps) or log-uniform (each doubling of the width
     equally likely: nearly consecutive indices), so that both occur in training however large
     ``max_positions`` is.
     """
@@ -83,10 +83,12 @@ def position_indices(n_tokens: int, batch: int, max_positions: int, randomized: 
 MAX_CHAR_BYTES = 4  # UTF-8 encodes a code point in 1 to 4 bytes
 
 
-# Bytes of the character each id starts: 1 for ASCII, 0 for continuation bytes (0x80-0xBF),
-# 2-4 for lead bytes, 1 for bytes that are never valid (0xF8-0xFF) and for PAD/BOS/EOS.
+# Bytes of the character each id starts, read from its high bits: 1 for ASCII, 0 for
+# continuation bytes (0x80-0xBF), 2-4 for lead bytes (0xC0-0xF7; 0xC0, 0xC1 and 0xF5-0xF7 never
+# start valid UTF-8, but their length is still the one they declare), 1 for bytes 0xF8-0xFF,
+# which declare no length, and for the special ids PAD, BOS and EOS.
 _UTF8_LENGTH = torch.tensor([1] * 0x80 + [0] * 0x40 + [2] * 0x20 + [3] * 0x10 + [4] * 0x08
-                            + [1] * 0x08 + [1] * 3)
+                            + [1] * 0x08 + [1] * (VOCAB_SIZE - 0x100))
 
 
 def utf8_length(ids: Tensor) -> Tensor:
@@ -108,9 +110,9 @@ def char_positions(ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     Returns the character index of each token (the first token is character 0), its byte offset
     inside that character, and how many more bytes its character expects (from the lead byte
     alone, so whether the *next* token continues it is known before that token is). A
-    continuation byte
-    beyond its lead's declared length counts as a character of its own. A character has at most
-    4 bytes, so looking back 3 tokens always finds what is needed (no scan over the sequence).
+    continuation byte beyond its lead's declared length counts as a character of its own. A
+    character has at most 4 bytes, so looking back 3 tokens always finds what is needed (no scan
+    over the sequence).
     """
     declared = utf8_length(ids)
     if not exporting() and bool((declared == 1).all()):  # ASCII: 1 byte each
