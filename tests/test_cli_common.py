@@ -11,9 +11,11 @@ from helpers import call_cli, one_error_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from transformer_tiny.cli.common import UsageError, check_buckets
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -105,3 +107,15 @@ def test_control_bytes_whitespace_and_huge_lines(untrained_run, stdin, capsys):
     else:  # a random model: any output, but it answers
         assert code == 0 and out.endswith("\n")
         assert all(line.startswith("warning: ") for line in err.splitlines())
+
+
+@pytest.mark.parametrize("alphabet, longest", [("printable", 18), ("unicode", 4)])
+def test_lengths_are_checked_in_characters_of_the_widest_byte_count(alphabet, longest):
+    """``--lengths`` count characters; the model's limit counts bytes (18 here). With the unicode
+    alphabet a character may take 4 bytes, so 18 characters could need 72."""
+    cfg = RunConfig(ModelConfig(max_positions=20), DataConfig(alphabet=alphabet))
+    check_buckets([(1, longest)], cfg, 10)
+    with pytest.raises(UsageError, match=f"{longest} characters of up to"):
+        check_buckets([(1, longest + 1)], cfg, 10)
+    check_buckets([(1, 18)], RunConfig(ModelConfig(max_positions=20), DataConfig()), 10,
+                  alphabet="printable")  # eval's --alphabet draws from another alphabet

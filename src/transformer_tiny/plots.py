@@ -18,7 +18,7 @@ from .data import bucket_inputs
 from .logs import METRICS_FILE, MissingExtraError, read_metrics, read_steps
 from .metrics import EvalResult, evaluate, even_buckets
 from .positions import end_heads
-from .tasks import input_characters, task_for
+from .tasks import task_for, widest_input_character
 
 DEFAULT_TEXT = "Hello, world!"  # the input whose cross-attention is drawn
 PLOTS = {"attention": "attention.png", "curves": "training_curves.png",
@@ -147,9 +147,7 @@ def default_buckets(cfg: RunConfig) -> list[tuple[int, int]]:
     model's positions allow for the widest character of the alphabet)."""
     lo, hi = cfg.data.min_len, cfg.data.max_len
     buckets = even_buckets(lo, hi)
-    characters = input_characters(cfg.data)[1] or "\U0010ffff"  # files: any character
-    widest = max(len(c.encode("utf-8")) for c in characters)
-    limit = cfg.model.max_source_tokens // widest
+    limit = cfg.model.max_source_tokens // widest_input_character(cfg.data)
     for factor in (2, 4):
         top = min(hi * factor, limit)
         if top > buckets[-1][1]:

@@ -121,6 +121,17 @@ def input_characters(cfg: Any) -> tuple[str, str | None]:
     return cfg.alphabet, ALPHABETS[cfg.alphabet]
 
 
+def widest_input_character(cfg: Any) -> int:
+    """UTF-8 bytes of the widest character that the inputs of ``cfg`` (a ``DataConfig``) are
+    drawn from; 4 for pairs read from files, which may hold any character."""
+    return _widest(input_characters(cfg)[1] or "\U0010ffff")
+
+
+@functools.lru_cache(maxsize=16)
+def _widest(chars: str) -> int:
+    return max(len(c.encode("utf-8", "surrogatepass")) for c in chars)
+
+
 def unseen_characters(text: str, cfg: Any, seen_bytes: Any = None) -> list[str]:
     """The characters of ``text`` (each once, in order) that hold a byte no training input of
     ``cfg`` (a ``DataConfig``) ever held: the model reads bytes, so a character made of bytes it

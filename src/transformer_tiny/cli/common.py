@@ -13,6 +13,7 @@ import os
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +21,7 @@ from typing import Any, BinaryIO
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import DEVICES, ConfigError, RunConfig
 from ..model import Seq2SeqTransformer
+from ..tasks import widest_input_character
 from ..utils import pick_device, set_threads
 
 DEFAULT_RUN = "runs/quickstart"
@@ -139,13 +141,17 @@ def for_terminal(text: str) -> str:
                    else c for c in text)
 
 
-def check_buckets(buckets: list[tuple[int, int]], cfg: RunConfig, samples: int) -> None:
-    """``--lengths`` and ``--samples`` within what the model can take, checked before any
-    string is drawn."""
-    longest = cfg.model.max_source_tokens
+def check_buckets(buckets: list[tuple[int, int]], cfg: RunConfig, samples: int,
+                  alphabet: str | None = None) -> None:
+    """``--lengths`` (in characters of the task's alphabet, or of ``alphabet``) and ``--samples``
+    within what the model can take, checked before any string is drawn."""
+    data = replace(cfg.data, alphabet=alphabet) if alphabet else cfg.data
+    widest = widest_input_character(data)
+    longest = cfg.model.max_source_tokens // widest
     if buckets and max(hi for _, hi in buckets) > longest:
-        raise UsageError(f"--lengths go up to {max(hi for _, hi in buckets)}; this model takes "
-                         f"inputs of at most {longest} bytes")
+        raise UsageError(f"--lengths go up to {max(hi for _, hi in buckets)} characters; this "
+                         f"model takes inputs of at most {cfg.model.max_source_tokens} bytes, "
+                         f"{longest} characters of up to {widest} bytes")
     if not 0 < samples <= MAX_SAMPLES:
         raise UsageError(f"--samples must be in [1, {MAX_SAMPLES}]")
 

@@ -101,7 +101,7 @@ def _inputs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Bucket
         buckets = args.buckets or even_buckets(1, longest)
         return inputs, buckets, f"lines of {args.file}"
     if args.buckets:
-        check_buckets(args.buckets, cfg, args.samples)
+        check_buckets(args.buckets, cfg, args.samples, args.alphabet)
         inputs = bucket_inputs(cfg.data, args.buckets, args.samples, alphabet=args.alphabet)
         return inputs, args.buckets, f"{args.samples} fresh strings per bucket"
     dm = DataModule(cfg.data)
