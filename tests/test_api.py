@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import sys
 import types
 
@@ -18,7 +19,8 @@ from transformer_tiny.checkpoint import CheckpointError, save_checkpoint
 from transformer_tiny.cli.export import export_main
 from transformer_tiny.config import ConfigError, DataConfig, ModelConfig, RunConfig
 from transformer_tiny.data import draw_inputs
-from transformer_tiny.pretrained import model_card
+from transformer_tiny.pretrained import example_input, model_card, training_command
+from transformer_tiny.tasks import task_for
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
 
 
@@ -143,6 +145,24 @@ def test_answers_say_whether_an_output_ended_and_was_valid_utf8():
 def test_model_card_says_what_a_task_with_its_own_inputs_saw(data, said):
     card = model_card(RunConfig(data=data), {})
     assert all(s in card for s in said) and "alphabet" not in card
+
+
+@pytest.mark.parametrize("data", [DataConfig(task="add", max_len=11), DataConfig(task="parens"),
+                                  DataConfig(alphabet="printable")])
+def test_model_card_example_is_an_input_the_task_takes(data):
+    cfg = RunConfig(data=data)
+    example = example_input(cfg)
+    task_for(data).model_input(example)  # add's format check raises on an input it cannot take
+    assert f"model.predict([{json.dumps(example)}])" in model_card(cfg, {})
+
+
+def test_model_card_training_command_is_quoted_and_names_files_only():
+    cfg = RunConfig(data=DataConfig(task="pairs", train_file="/somewhere/my data/g2p words.tsv"),
+                    model=ModelConfig(d_model=64))
+    assert shlex.split(training_command(cfg)) == [
+        "python", "scripts/train.py", "--d-model", "64", "--task", "pairs",
+        "--train-file", "g2p words.tsv"]
+    assert "/somewhere" not in model_card(cfg, {})
 
 
 def test_evaluate_defaults_to_the_test_set(untrained_run):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +19,39 @@ import torch
 
 from .checkpoint import PRETRAINED_JSON, PRETRAINED_WEIGHTS, is_checkpoint, save_checkpoint
 from .config import SECTIONS, RunConfig
+from .rundir import claim_output_dir
 from .tasks import OWN_CHARACTERS, input_characters, task_for
 from .utils import atomic_write_text
+
+FILE_FIELDS = ("train_file", "val_file", "test_file")  # shown by name: a path is the trainer's
 
 
 def training_command(cfg: RunConfig) -> str:
     """The ``scripts/train.py`` command line that trains ``cfg`` (its fields that differ from
-    the defaults, but ``out``)."""
-    flags = []
+    the defaults, but ``out``; data files by their names), quoted for a POSIX shell."""
+    words = ["python", "scripts/train.py"]
     for section, kind in SECTIONS.items():
         values, defaults = getattr(cfg, section), kind()
         for f in dataclasses.fields(kind):
             value = getattr(values, f.name)
             if f.name != "out" and value != getattr(defaults, f.name):
                 shown = str(value).lower() if isinstance(value, bool) else str(value)
-                flags.append(f"--{f.name.replace('_', '-')} {shown}")
-    return " ".join(["python scripts/train.py", *flags])
+                shown = Path(shown).name if f.name in FILE_FIELDS else shown
+                words += [f"--{f.name.replace('_', '-')}", shown]
+    return shlex.join(words)
+
+
+def example_input(cfg: RunConfig) -> str | None:
+    """An input to show in the model card: one the task draws itself when it reads a format of
+    its own (``add``, ``parens``), any text otherwise; None for pairs read from files."""
+    task = task_for(cfg.data)
+    alphabet, characters = input_characters(cfg.data)
+    if characters is None:
+        return None
+    if alphabet == OWN_CHARACTERS:
+        return task.make_input(random.Random(0), characters, cfg.data.min_len,
+                               min(cfg.data.max_len, 12))
+    return "Hello_2025"
 
 
 def _inputs(cfg: RunConfig) -> tuple[str, str]:
@@ -56,7 +75,7 @@ def _inputs(cfg: RunConfig) -> tuple[str, str]:
 def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
     """The ``README.md`` of a shared folder: what the model does, how it was trained, how well
     it did, what it takes, and the license."""
-    task, (trained_on, unseen) = task_for(cfg.data), _inputs(cfg)
+    task, (trained_on, unseen), example = task_for(cfg.data), _inputs(cfg), example_input(cfg)
     figures = [f"- validation exact match: {metrics['val_exact_match']:.4f}"
                if "val_exact_match" in metrics else "- no validation figures were recorded"]
     if "val_char_accuracy" in metrics:
@@ -71,7 +90,9 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
         f"{task.description}.", "",
         "```python", "import transformer_tiny", "",
         'model = transformer_tiny.load("path/to/this/folder")',
-        "print(model.predict([\"Hello_2025\"]))", "```", "",
+        f"print(model.predict([{json.dumps(example, ensure_ascii=False)}]))" if example
+        else "print(model.predict([...]))  # inputs like those of the training file",
+        "```", "",
         "## Training", "", "```bash", training_command(cfg), "```", "",
         trained_on, "",
         "## Evaluation", "", *figures, "",
@@ -86,13 +107,10 @@ def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, A
                     folder: str | Path) -> Path:
     """Write ``folder/config.json``, ``model.safetensors`` and ``README.md``; returns the
     folder. A folder that holds other files than an earlier shared model of ours is refused
-    (``ValueError``): nothing of the user's is overwritten."""
+    (:class:`~transformer_tiny.rundir.RunDirError`, a ``ValueError``): nothing of the user's is
+    overwritten."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{folder} exists and is not a directory")
-    if folder.is_dir() and any(folder.iterdir()) and not is_checkpoint(folder / PRETRAINED_JSON):
-        raise ValueError(f"{folder} holds files that are not a shared model; choose another "
-                         "folder")
+    claim_output_dir(folder, {PRETRAINED_JSON: is_checkpoint}, "a shared model")
     meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics))}
     save_checkpoint(folder, PRETRAINED_JSON.removesuffix(".json"), model, cfg, meta,
                     weights_name=PRETRAINED_WEIGHTS)
