@@ -151,7 +151,7 @@ def test_model_card_says_what_a_task_with_its_own_inputs_saw(data, said):
                                   DataConfig(alphabet="printable")])
 def test_model_card_example_is_an_input_the_task_takes(data):
     cfg = RunConfig(data=data)
-    example = example_input(cfg)
+    example = example_input(data)
     task_for(data).model_input(example)  # add's format check raises on an input it cannot take
     assert f"model.predict([{json.dumps(example)}])" in model_card(cfg, {})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import make_model, source_batch, target_batch
+from helpers import chain_model, make_model, source_batch, target_batch
 
 from transformer_tiny.attention import MultiHeadAttention
 from transformer_tiny.attention_maps import (
@@ -70,3 +70,13 @@ def test_maps_of_one_input():
 def test_token_labels():
     assert token_labels([BOS_ID, 72, 32, 0xC3, 0xA9, EOS_ID]) == ["BOS", "H", "␣", "é", "·", "EOS"]
     assert token_labels([0xFF, 0xC3, 10]) == ["\\xff", "\\xc3", "\\n"]  # invalid, cut, control
+
+
+def test_maps_of_an_output_that_runs_to_the_model_s_last_position():
+    """An output cut off by the room (no EOS) as long as the positions allow: the decoder input
+    that produced it fits the model too."""
+    never_ends = chain_model([BOS_ID, 97, 97])
+    room = never_ends.cfg.max_positions - 1
+    maps = cross_attention_maps(never_ends, "ab", max_new_tokens=10 * room)
+    assert maps.output == "a" * room and not maps.ended
+    assert maps.weights.shape[-2:] == (room, len("ab") + 2)

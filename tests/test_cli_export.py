@@ -9,10 +9,13 @@ import sys
 import pytest
 from helpers import ROOT, TOK, call_cli, one_error_line
 
-from transformer_tiny.checkpoint import load_checkpoint
+import transformer_tiny
+from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
 from transformer_tiny.cli.export import export_main
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.decoding import predict
 from transformer_tiny.export import DECODER_FILE, ENCODER_FILE
+from transformer_tiny.model import Seq2SeqTransformer
 from transformer_tiny.web import MANIFEST
 
 
@@ -44,6 +47,25 @@ def test_export_command_errors(untrained_run, tmp_path, capsys, args, message):
     assert call_cli(export_main, args) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+@pytest.fixture(scope="module")
+def untrained_add_run(tmp_path_factory):
+    """An untrained model of the add task, whose inputs the task zero-pads and whose answers it
+    strips of leading zeros."""
+    run = tmp_path_factory.mktemp("add") / "run"
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                max_positions=48), DataConfig(task="add", max_len=11))
+    save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
+    return run
+
+
+def test_export_text_goes_through_the_task_as_infer_does(untrained_add_run, tmp_path, capsys):
+    argv = ["--checkpoint", str(untrained_add_run), "--out", str(tmp_path / "onnx"),
+            "--verify", "0", "--text", "9999+1"]
+    assert call_cli(export_main, argv) == 0
+    answer = transformer_tiny.load(untrained_add_run).predict(["9999+1"])[0]
+    assert capsys.readouterr().out.splitlines()[-1] == f"'9999+1' -> {answer!r}"
 
 
 def test_export_without_verify_reads_no_data(untrained_pairs_run, tmp_path, capsys):

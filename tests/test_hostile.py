@@ -525,8 +525,9 @@ def test_a_100_mb_line_on_stdin_is_refused_before_it_is_read(escaping_run):
 def test_huge_lengths_are_refused_before_drawing(escaping_run, capsys):
     argv = ["--checkpoint", str(escaping_run), "--lengths", "1-100000000"]
     assert call_cli(eval_main, argv) == 2
-    assert capsys.readouterr().err == "error: --lengths go up to 100000000; this model takes " \
-                                      "inputs of at most 46 bytes\n"
+    assert capsys.readouterr().err == "error: --lengths go up to 100000000 characters; this " \
+        "model takes inputs of at most 46 bytes, and a character takes 1 byte: at most 46 " \
+        "characters\n"
 
 
 def test_invalid_utf8_is_refused_alike_from_text_and_stdin(escaping_run, capsys):

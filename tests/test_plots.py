@@ -12,11 +12,14 @@ from transformer_tiny.attention_maps import cross_attention_maps
 from transformer_tiny.config import DataConfig, RunConfig
 from transformer_tiny.metrics import EvalResult
 from transformer_tiny.plots import (
+    DEFAULT_TEXT,
+    default_text,
     draw,
     plot_accuracy_by_length,
     plot_attention,
     plot_training_curves,
 )
+from transformer_tiny.tasks import task_for
 
 
 def test_attention_png(tmp_path):
@@ -67,3 +70,11 @@ def test_draw_refuses_accuracy_by_length_for_pairs_read_from_files(tmp_path):
     with pytest.raises(ValueError, match="task pairs reads them from files"):
         draw(model, cfg, tmp_path / "out", ["attention", "lengths"])
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("data", [DataConfig(task="add", max_len=11), DataConfig(task="parens"),
+                                  DataConfig(), DataConfig(task="pairs", train_file="x.tsv")])
+def test_the_default_attention_input_is_one_the_task_takes(data):
+    text = default_text(RunConfig(data=data))
+    task_for(data).model_input(text)  # add refuses text that is not digits+digits
+    assert (text == DEFAULT_TEXT) == (data.task in ("reverse", "pairs"))

@@ -26,7 +26,7 @@ from .data import DataModule, hard_inputs
 from .decoding import predict
 from .logs import METRICS_FILE
 from .metrics import EvalResult, evaluate
-from .plots import DEFAULT_TEXT, PLOTS, draw, draws_lengths
+from .plots import PLOTS, draw, draws_lengths
 from .pretrained import save_pretrained
 from .tasks import Task, input_characters, task_for, unseen_characters
 from .tokenizer import ByteTokenizer
@@ -131,9 +131,10 @@ class TinyModel:
                 references = dm.references(split)
         return evaluate(self._model, inputs, self._task, buckets, references=references)
 
-    def plot(self, out: str | Path, text: str = DEFAULT_TEXT,
+    def plot(self, out: str | Path, text: str | None = None,
              buckets: list[tuple[int, int]] | None = None, samples: int = 100) -> list[Path]:
-        """The PNGs of ``scripts/plot.py`` in ``out``: the cross-attention for ``text``, the
+        """The PNGs of ``scripts/plot.py`` in ``out``: the cross-attention for ``text`` (None:
+        :func:`~transformer_tiny.plots.default_text`), the
         training curves (for a model loaded from a run folder with its logs) and the accuracy
         by input length (for a task that makes its own inputs); returns their paths. Needs
         matplotlib (the ``[plots]`` extra)."""

@@ -10,7 +10,7 @@ that ``out_proj(weights @ v)`` can be checked against what the model computed.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -113,7 +113,8 @@ class AttentionMaps:
 
 @torch.no_grad()
 def cross_attention_maps(model: Seq2SeqTransformer, text: str,
-                         max_new_tokens: int | None = None) -> AttentionMaps:
+                         max_new_tokens: int | Callable[[int], int] | None = None
+                         ) -> AttentionMaps:
     """Decode ``text`` greedily, then recompute the cross-attention of every layer and head
     while the model reads its own output back (teacher forcing on the greedy output)."""
     tok = ByteTokenizer()
@@ -123,7 +124,9 @@ def cross_attention_maps(model: Seq2SeqTransformer, text: str,
         (out_ids, ended), = predict(model, [text], max_new_tokens)
         device = next(model.parameters()).device
         src = torch.tensor([[BOS_ID, *tok.encode(text), EOS_ID]], device=device)
-        tgt = torch.tensor([[BOS_ID, *out_ids]], device=device)
+        # the decoder input that produced each output token (and EOS, if it came)
+        fed = out_ids if ended else out_ids[:-1]
+        tgt = torch.tensor([[BOS_ID, *fed]], device=device)
         with capture_cross_attention(model) as calls:
             model.decode(tgt, model.encode(src))
     finally:

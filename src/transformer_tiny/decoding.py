@@ -170,6 +170,15 @@ def batches_by_length(texts: list[str], batch_size: int,
         yield rows, tok.pad_batch([encoded[i] for i in rows], bos=True, eos=True)[0]
 
 
+def output_room(max_new_tokens: int | Callable[[int], int] | None, src_tokens: int,
+                cfg: ModelConfig) -> int | None:
+    """The steps to allow for a batch of sources of ``src_tokens`` tokens: ``max_new_tokens``, or
+    its value for that length if it is a function (a task's ``output_room``), within the
+    model's positions; None (the decoders' default) stays None."""
+    room = max_new_tokens(src_tokens) if callable(max_new_tokens) else max_new_tokens
+    return None if room is None else min(room, cfg.max_positions - 1)
+
+
 def predict(model: Seq2SeqTransformer, texts: list[str],
             max_new_tokens: int | Callable[[int], int] | None = None, batch_size: int = 128,
             use_cache: bool = True, beam: int = 1) -> list[tuple[list[int], bool]]:
@@ -188,9 +197,7 @@ def predict(model: Seq2SeqTransformer, texts: list[str],
     device = next(model.parameters()).device
     results: list[tuple[list[int], bool]] = [([], False) for _ in texts]
     for rows, src in batches_by_length(texts, batch_size, model.cfg):
-        room = max_new_tokens(src.size(1)) if callable(max_new_tokens) else max_new_tokens
-        if room is not None:
-            room = min(room, model.cfg.max_positions - 1)
+        room = output_room(max_new_tokens, src.size(1), model.cfg)
         if beam > 1:
             out = beam_search(model, src.to(device), beam, room)
         else:

@@ -26,6 +26,7 @@ import copy
 import dataclasses
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from .attention import LayerCache, MultiHeadAttention, padding_mask
 from .attention_maps import capture_cross_attention
 from .checkpoint import load_checkpoint
 from .config import ModelConfig
-from .decoding import batches_by_length, default_max_new_tokens
+from .decoding import batches_by_length, default_max_new_tokens, output_room
 from .model import Memory, Seq2SeqTransformer
 from .positions import decoder_positions
 from .rundir import claim_output_dir
@@ -253,8 +254,8 @@ def onnx_greedy(runner: OnnxSeq2Seq | str | Path, src: np.ndarray | Tensor,
     :func:`transformer_tiny.decoding.greedy_decode` with the KV cache.
 
     ``src (B, S)``: right-padded ``BOS x EOS`` ids. Returns ``(B, L)`` int64 generated ids (BOS
-    excluded; PAD after a row's EOS). ``max_new_tokens`` defaults as in PyTorch (input length +
-    16, within the model's positions).
+    excluded; PAD after a row's EOS). ``max_new_tokens`` defaults as in PyTorch
+    (:func:`~transformer_tiny.decoding.default_max_new_tokens`).
     """
     runner = runner if isinstance(runner, OnnxSeq2Seq) else OnnxSeq2Seq(runner)
     src = src.cpu().numpy() if isinstance(src, Tensor) else np.asarray(src)
@@ -280,14 +281,15 @@ def onnx_greedy(runner: OnnxSeq2Seq | str | Path, src: np.ndarray | Tensor,
 
 
 def onnx_predict(runner: OnnxSeq2Seq | str | Path, texts: list[str], batch_size: int = 128,
-                 max_new_tokens: int | None = None) -> list[str]:
-    """Greedy outputs for ``texts`` on onnxruntime, batched by similar length (as
-    :func:`transformer_tiny.decoding.predict`)."""
+                 max_new_tokens: int | Callable[[int], int] | None = None) -> list[str]:
+    """Greedy outputs for ``texts`` on onnxruntime, batched by similar length, with
+    ``max_new_tokens`` as :func:`transformer_tiny.decoding.predict` takes it (a number, a
+    task's ``output_room``, or None)."""
     runner = runner if isinstance(runner, OnnxSeq2Seq) else OnnxSeq2Seq(runner)
     tok = ByteTokenizer()
     results = [""] * len(texts)
     for rows, src in batches_by_length(texts, batch_size, runner.cfg):
-        out = onnx_greedy(runner, src, max_new_tokens)
+        out = onnx_greedy(runner, src, output_room(max_new_tokens, src.size(1), runner.cfg))
         for i, ids in zip(rows, out.tolist(), strict=True):
             results[i] = tok.decode(ids)
     return results

@@ -18,12 +18,18 @@ from .data import bucket_inputs
 from .logs import METRICS_FILE, MissingExtraError, read_metrics, read_steps
 from .metrics import EvalResult, evaluate, even_buckets
 from .positions import end_heads
-from .tasks import task_for, widest_input_character
+from .tasks import example_input, task_for, widest_input_character
 
 DEFAULT_TEXT = "Hello, world!"  # the input whose cross-attention is drawn
 PLOTS = {"attention": "attention.png", "curves": "training_curves.png",
          "lengths": "accuracy_by_length.png"}
 CURVE_FIELDS = ("step", "train_loss", "val_exact_match", "val_char_accuracy")  # numbers drawn
+
+
+def default_text(cfg: RunConfig) -> str:
+    """The input whose cross-attention is drawn unless one is given: :data:`DEFAULT_TEXT`, or
+    an input of the task's own format (``add``, ``parens``)."""
+    return example_input(cfg.data, DEFAULT_TEXT) or DEFAULT_TEXT
 
 
 def new_figure(width: float, height: float) -> Any:
@@ -195,18 +201,21 @@ def plot_accuracy_by_length(result: EvalResult, path: str | Path,
 
 # ----------------------------------------------------------------------------- all of them
 def draw(model: Any, cfg: RunConfig, out: str | Path, kinds: Sequence[str] = tuple(PLOTS),
-         text: str = DEFAULT_TEXT, buckets: list[tuple[int, int]] | None = None,
+         text: str | None = None, buckets: list[tuple[int, int]] | None = None,
          samples: int = 100, run_dir: str | Path | None = None) -> list[Path]:
     """Draw the pictures ``kinds`` (keys of :data:`PLOTS`) into ``out``; returns their paths.
-    ``text`` is the input whose cross-attention is drawn, ``buckets`` the length buckets of the
-    accuracy picture (:func:`default_buckets` if None), ``run_dir`` the run folder whose logs
-    give the training curves."""
+    ``text`` is the input whose cross-attention is drawn, as a user types it (None:
+    :func:`default_text`), ``buckets`` the length buckets of the accuracy picture
+    (:func:`default_buckets` if None), ``run_dir`` the run folder whose logs give the training
+    curves."""
+    task = task_for(cfg.data)
+    source = task.model_input(text or default_text(cfg))  # e.g. add's zero-padding
     _check_kinds(cfg, kinds, run_dir)
     out, written = Path(out), []
     for kind in kinds:
         path = out / PLOTS[kind]
         if kind == "attention":
-            maps = cross_attention_maps(model, text)
+            maps = cross_attention_maps(model, source, task.output_room)
             written.append(plot_attention(maps, path, head_notes(cfg.model)))
         elif kind == "curves":
             written.append(plot_training_curves(run_dir, path))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import shlex
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import torch
 from .checkpoint import PRETRAINED_JSON, PRETRAINED_WEIGHTS, is_checkpoint, save_checkpoint
 from .config import SECTIONS, RunConfig
 from .rundir import claim_output_dir
-from .tasks import OWN_CHARACTERS, input_characters, task_for
+from .tasks import OWN_CHARACTERS, example_input, input_characters, task_for
 from .utils import atomic_write_text
 
 FILE_FIELDS = ("train_file", "val_file", "test_file")  # shown by name: a path is the trainer's
@@ -39,19 +38,6 @@ def training_command(cfg: RunConfig) -> str:
                 shown = Path(shown).name if f.name in FILE_FIELDS else shown
                 words += [f"--{f.name.replace('_', '-')}", shown]
     return shlex.join(words)
-
-
-def example_input(cfg: RunConfig) -> str | None:
-    """An input to show in the model card: one the task draws itself when it reads a format of
-    its own (``add``, ``parens``), any text otherwise; None for pairs read from files."""
-    task = task_for(cfg.data)
-    alphabet, characters = input_characters(cfg.data)
-    if characters is None:
-        return None
-    if alphabet == OWN_CHARACTERS:
-        return task.make_input(random.Random(0), characters, cfg.data.min_len,
-                               min(cfg.data.max_len, 12))
-    return "Hello_2025"
 
 
 def _inputs(cfg: RunConfig) -> tuple[str, str]:
@@ -75,7 +61,7 @@ def _inputs(cfg: RunConfig) -> tuple[str, str]:
 def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
     """The ``README.md`` of a shared folder: what the model does, how it was trained, how well
     it did, what it takes, and the license."""
-    task, (trained_on, unseen), example = task_for(cfg.data), _inputs(cfg), example_input(cfg)
+    task, (trained_on, unseen), example = task_for(cfg.data), _inputs(cfg), example_input(cfg.data)
     figures = [f"- validation exact match: {metrics['val_exact_match']:.4f}"
                if "val_exact_match" in metrics else "- no validation figures were recorded"]
     if "val_char_accuracy" in metrics:

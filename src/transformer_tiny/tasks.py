@@ -121,6 +121,19 @@ def input_characters(cfg: Any) -> tuple[str, str | None]:
     return cfg.alphabet, ALPHABETS[cfg.alphabet]
 
 
+def example_input(cfg: Any, text: str = "Hello_2025") -> str | None:
+    """An input to show for the task of ``cfg`` (a ``DataConfig``): one the task draws itself
+    when it reads characters of its own (``add``, ``parens``), ``text`` otherwise; None for
+    pairs read from files."""
+    alphabet, characters = input_characters(cfg)
+    if characters is None:
+        return None
+    if alphabet == OWN_CHARACTERS:
+        return task_for(cfg).make_input(random.Random(0), characters, cfg.min_len,
+                                        min(cfg.max_len, 12))
+    return text
+
+
 def widest_input_character(cfg: Any) -> int:
     """UTF-8 bytes of the widest character that the inputs of ``cfg`` (a ``DataConfig``) are
     drawn from; 4 for pairs read from files, which may hold any character."""

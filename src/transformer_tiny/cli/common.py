@@ -149,9 +149,10 @@ def check_buckets(buckets: list[tuple[int, int]], cfg: RunConfig, samples: int,
     widest = widest_input_character(data)
     longest = cfg.model.max_source_tokens // widest
     if buckets and max(hi for _, hi in buckets) > longest:
+        width = "1 byte" if widest == 1 else f"up to {widest} bytes"
         raise UsageError(f"--lengths go up to {max(hi for _, hi in buckets)} characters; this "
                          f"model takes inputs of at most {cfg.model.max_source_tokens} bytes, "
-                         f"{longest} characters of up to {widest} bytes")
+                         f"and a character takes {width}: at most {longest} characters")
     if not 0 < samples <= MAX_SAMPLES:
         raise UsageError(f"--samples must be in [1, {MAX_SAMPLES}]")
 

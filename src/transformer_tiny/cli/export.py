@@ -16,6 +16,7 @@ from ..data import DataModule
 from ..decoding import predict
 from ..export import OnnxSeq2Seq, claim_export_dir, export_onnx, onnx_predict
 from ..rundir import RunDirError
+from ..tasks import Task, task_for
 from ..tokenizer import ByteTokenizer
 from ..web import MANIFEST, claim_web_dir, export_web
 from .common import Parser, UsageError, add_checkpoint_arguments, load_model
@@ -46,11 +47,12 @@ def export_shared(args) -> int:
     return 0
 
 
-def _verify(runner: OnnxSeq2Seq, model, inputs: list[str]) -> bool:
-    """Greedy outputs of onnxruntime and PyTorch on ``inputs``; prints how many agree."""
+def _verify(runner: OnnxSeq2Seq, model, inputs: list[str], task: Task) -> bool:
+    """Greedy outputs of onnxruntime and PyTorch on ``inputs`` (with the task's output room);
+    prints how many agree."""
     tok = ByteTokenizer()
-    ours = onnx_predict(runner, inputs)
-    reference = [tok.decode(ids) for ids, _ in predict(model, inputs)]
+    ours = onnx_predict(runner, inputs, max_new_tokens=task.output_room)
+    reference = [tok.decode(ids) for ids, _ in predict(model, inputs, task.output_room)]
     same = sum(a == b for a, b in zip(ours, reference, strict=True))
     print(f"onnxruntime and PyTorch greedy outputs agree on {same}/{len(inputs)} held-out "
           "test strings")
@@ -89,8 +91,9 @@ def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> i
                          "(pip install -e '.[onnx]')")
     args.device = "cpu"
     model, cfg, _ = load_model(args)
-    tok = ByteTokenizer()
-    for text in args.text or []:
+    tok, task = ByteTokenizer(), task_for(cfg.data)
+    texts = [task.model_input(text) for text in args.text or []]  # e.g. add's zero-padding
+    for text in texts:
         cfg.model.check_positions(len(tok.encode(text)) + 2)  # BOS and EOS
     out = _claim_out(args)
     held_out = _held_out(cfg, args.verify)  # before the export: a missing file stops it
@@ -98,9 +101,10 @@ def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> i
     print(f"wrote {paths['encoder']} and {paths['decoder_step']}"
           + (f" and {out / MANIFEST}" if args.web else ""))
     runner = OnnxSeq2Seq(out)
-    if args.verify and not _verify(runner, model, held_out):
+    if args.verify and not _verify(runner, model, held_out, task):
         print("error: onnxruntime and PyTorch disagree", file=sys.stderr)
         return 1
-    for text, output in zip(args.text or [], onnx_predict(runner, args.text or []), strict=True):
-        print(f"{text!r} -> {output!r}")
+    outputs = onnx_predict(runner, texts, max_new_tokens=task.output_room)
+    for text, output in zip(args.text or [], outputs, strict=True):
+        print(f"{text!r} -> {task.shown(output)!r}")
     return 0

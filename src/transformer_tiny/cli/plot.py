@@ -26,8 +26,9 @@ def _parser(prog: str | None) -> Parser:
     p = Parser(prog=prog, description="Draw PNGs of a trained model: its cross-attention for "
                "--text, its training curves and its accuracy by input length.")
     add_checkpoint_arguments(p)
-    p.add_argument("--text", default=DEFAULT_TEXT, metavar="TEXT",
-                   help="input whose cross-attention is drawn (default: %(default)r)")
+    p.add_argument("--text", metavar="TEXT",
+                   help="input whose cross-attention is drawn (default: "
+                   f"{DEFAULT_TEXT!r}, or an input of the task's own format)")
     p.add_argument("--out", metavar="DIR", help="folder for the PNGs (default: the run "
                    "folder's plots/)")
     p.add_argument("--only", action="append", choices=list(PLOTS),
@@ -73,9 +74,10 @@ def plot_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     args = _parser(prog).parse_args(argv)
     if args.samples <= 0:
         raise UsageError("--samples must be > 0")
-    if not args.text:
-        raise UsageError("--text must not be empty")
-    check_texts([args.text])
+    if args.text is not None:
+        if not args.text:
+            raise UsageError("--text must not be empty")
+        check_texts([args.text])
     buckets = parse_buckets(args.lengths) if args.lengths else None
     new_figure(1.0, 1.0)  # without matplotlib: fail before loading anything
     model, cfg, _ = load_model(args)
