@@ -246,8 +246,9 @@ def _pick(rng: random.Random, chars: tuple[str, ...], k: int) -> list[str]:
 
 
 def few_distinct(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
-    """One to three distinct characters, many times each (``mississippi`` has four; half of the
-    time neighbours, as in ``aabbccaabbcc``), or an input already sorted, or sorted backwards."""
+    """A string of at least ``min(8, max_len)`` characters (never below ``min_len``): one to three
+    distinct characters, many times each (half of the time neighbours in code-point order, as in
+    ``aabbccaabbcc``), or an input already sorted, or sorted backwards."""
     length = rng.randint(max(min_len, min(8, max_len)), max_len)
     kind = rng.random()
     if kind < 0.6:

@@ -54,7 +54,7 @@ def manifest(cfg: RunConfig, info: dict[str, Any], source: str) -> dict[str, Any
         "alphabet_size": len(set(characters)) if characters is not None else None,
         "training_lengths": [cfg.data.min_len, cfg.data.max_len],
         "max_input_bytes": m.max_source_tokens, "max_positions": m.max_positions,
-        "n_layers": m.n_dec_layers, "n_heads": m.n_heads, "head_size": m.d_model // m.n_heads,
+        "n_layers": m.n_dec_layers, "n_heads": m.n_heads, "head_size": m.head_size,
         "end_heads": from_end, "vocab_size": VOCAB_SIZE,
         "special_ids": SPECIAL_IDS,
         # room for the output: per_token * (source tokens, BOS and EOS included) + plus

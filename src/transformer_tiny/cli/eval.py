@@ -50,7 +50,7 @@ def _parser(prog: str | None) -> Parser:
     p.add_argument("--test-file", metavar="FILE",
                    help="task pairs: evaluate on the input<TAB>output lines (or .jsonl) of FILE")
     p.add_argument("--beam", type=int, default=1, metavar="K",
-                   help="beam width, 1 to 64 (default: 1, greedy)")
+                   help=f"beam width, 1 to {MAX_BEAM} (default: 1, greedy)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     return p
 

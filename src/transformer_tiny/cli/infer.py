@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from ..api import TinyModel
 from ..checkpoint import seen_bytes
 from ..config import ModelConfig, RunConfig
-from ..decoding import MAX_BEAM
+from ..decoding import MAX_BEAM, OUTPUT_MARGIN
 from ..tasks import unseen_characters
 from .common import (
     Parser,
@@ -33,9 +33,9 @@ def _parser(prog: str | None) -> Parser:
     add_checkpoint_arguments(p)
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="output length limit in bytes (default: the task's room, for most "
-                        "tasks the input's length + 16)")
+                        f"tasks the input's length + {OUTPUT_MARGIN})")
     p.add_argument("--beam", type=int, default=1, metavar="K",
-                   help="beam width, 1 to 64 (default: 1, greedy)")
+                   help=f"beam width, 1 to {MAX_BEAM} (default: 1, greedy)")
     return p
 
 
