@@ -98,10 +98,22 @@ def test_an_edited_shared_folder_is_refused_as_a_checkpoint_is(shared, tmp_path,
 
 def test_save_pretrained_never_overwrites_other_files(shared, tmp_path):
     (tmp_path / "README.md").write_text("my notes")
-    with pytest.raises(ValueError, match="not a shared model"):
+    with pytest.raises(ValueError, match="not from a shared model"):
         shared[0].save_pretrained(tmp_path)
     assert (tmp_path / "README.md").read_text() == "my notes"
     shared[0].save_pretrained(shared[1])  # an earlier shared model is replaced
+
+
+@pytest.mark.parametrize("edited", ["README.md", "model.safetensors"])
+def test_save_pretrained_keeps_a_file_edited_since_it_was_written(shared, tmp_path, edited):
+    """An edited model card (the usual Hub workflow), or weights that are not the ones the
+    folder's config.json records, are the user's now: a new save refuses to replace them."""
+    folder = shared[0].save_pretrained(tmp_path / "shared")
+    mine = (folder / edited).read_bytes() + b"\n<!-- my edit -->\n"
+    (folder / edited).write_bytes(mine)
+    with pytest.raises(ValueError, match=f"holds {edited}, which is not from a shared model"):
+        shared[0].save_pretrained(folder)
+    assert (folder / edited).read_bytes() == mine
 
 
 def test_predict_applies_the_tasks_formats():
@@ -176,11 +188,39 @@ def test_evaluate_defaults_to_the_test_set(untrained_run):
 def test_train_takes_config_fields(tmp_path):
     with pytest.raises(ConfigError, match=r"^bogus: unknown config field$"):
         transformer_tiny.train(bogus=1)
-    model = transformer_tiny.train(d_model=16, n_heads=2, n_dec_layers=1, d_ff=16, max_len=6,
-                                   epochs=1, train_samples=64, val_samples=8, test_samples=8,
-                                   batch_size=32, progress=False, out=str(tmp_path / "run"))
+    fields = dict(d_model=16, n_heads=2, n_dec_layers=1, d_ff=16, max_len=6, train_samples=64,
+                  val_samples=8, test_samples=8, batch_size=32, progress=False)
+    model = transformer_tiny.train(epochs=1, out=tmp_path / "run", **fields)  # a Path
     assert model.path == tmp_path / "run" / "best.json"
     assert model.config.model.d_model == 16 and model.metrics["step"] == 2
+    # resume and overwrite, as train.py's flags
+    assert transformer_tiny.train(epochs=2, out=tmp_path / "run", resume=True,
+                                  progress=False).metrics["step"] == 4
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my notes")
+    with pytest.raises(ValueError, match=r"overwrite=True in Python"):
+        transformer_tiny.train(epochs=1, out=tmp_path / "mine", **fields)
+    transformer_tiny.train(epochs=1, out=tmp_path / "mine", overwrite=True, **fields)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "my notes"
+
+
+def test_api_takes_any_iterable_of_texts_and_refuses_wrong_types(untrained_run):
+    model = transformer_tiny.load(untrained_run)
+    assert model.predict(t for t in ["ab", "c"]) == model.predict(["ab", "c"])
+    for bad in (dict(beam=1.5), dict(beam="2"), dict(max_new_tokens="5"),
+                dict(max_new_tokens=2.5)):
+        with pytest.raises(TypeError, match="must be an int"):
+            model.predict(["ab"], **bad)
+    with pytest.raises(TypeError, match="texts must be a list of str"):
+        model.predict(None)
+
+
+@pytest.mark.parametrize("device", ["tpu", None, 3])
+def test_load_refuses_an_unknown_device_by_name(untrained_run, device):
+    with pytest.raises(ValueError, match=r"^device must be 'auto', 'cpu' or 'cuda', got "):
+        transformer_tiny.load(untrained_run, device=device)
+    with pytest.raises(TypeError, match="path must be a str or a Path"):
+        transformer_tiny.load(None)
 
 
 def test_hub_download_and_upload_go_through_huggingface_hub(shared, monkeypatch, tmp_path):

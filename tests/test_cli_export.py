@@ -38,6 +38,7 @@ def test_export_command(untrained_run, tmp_path, capsys):
     (["--verify", "-1"], "error: --verify must be >= 0"),
     (["--out", "FILE"], "exists and is not a directory"),
     (["--text", "x" * 47, "--verify", "0"], "error: input too long"),
+    (["--text", "\udcff", "--verify", "0"], "error: --text 1 is not valid UTF-8"),  # from $'\xff'
 ])
 def test_export_command_errors(untrained_run, tmp_path, capsys, args, message):
     (tmp_path / "FILE").write_text("")

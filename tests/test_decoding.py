@@ -275,10 +275,14 @@ def test_python_api_rejects_bad_input(untrained_run):
     from transformer_tiny.checkpoint import load_checkpoint
 
     model, _, _ = load_checkpoint(untrained_run)
-    with pytest.raises(TypeError, match=r"^predict\(\) takes a list of str$"):
-        predict(model, "abc")
-    with pytest.raises(TypeError, match=r"^predict\(\) takes a list of str$"):
-        predict(model, [b"abc"])
+    for texts in ("abc", [b"abc"], b"abc", None, 5, ["a", None]):
+        with pytest.raises(TypeError, match=r"^texts must be a list of str$"):
+            predict(model, texts)
+    for beam, max_new_tokens in ((1.5, None), (2.0, None), ("2", None), (None, None),
+                                 (True, None), (1, "5"), (1, 2.5), (1, True)):
+        with pytest.raises(TypeError, match="must be an int"):
+            predict(model, ["abc"], max_new_tokens, beam=beam)
+    assert predict(model, (t for t in ["ab", "c"])) == predict(model, ["ab", "c"])  # iterables
     with pytest.raises(ValueError,
                        match=r"^input 1 too long: 1000 bytes, this model supports at most 46$"):
         predict(model, ["x" * 1000])

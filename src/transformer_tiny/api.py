@@ -15,6 +15,7 @@ Errors are the one-line exceptions of the commands (``CheckpointError``, ``Confi
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -23,13 +24,15 @@ from typing import Any
 from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import SECTIONS, ConfigError, RunConfig, build_config
 from .data import DataModule, hard_inputs
-from .decoding import predict
+from .decoding import check_decoding_options, check_texts, predict
 from .logs import METRICS_FILE
 from .metrics import EvalResult, evaluate
 from .plots import PLOTS, draw, draws_lengths
 from .pretrained import save_pretrained
+from .run_state import resumed_config
 from .tasks import Task, input_characters, task_for, unseen_characters
 from .tokenizer import ByteTokenizer
+from .utils import pick_device
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,8 @@ class TinyModel:
                 max_new_tokens: int | None = None) -> list[Answer]:
         """:meth:`predict`'s answers, each with whether the model ended it and whether its
         bytes were valid UTF-8 (``scripts/infer.py`` warns when not)."""
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise TypeError("texts must be a list of str")
+        texts = check_texts(texts)  # a generator is read once, here
+        check_decoding_options(beam, max_new_tokens)
         prepared = [self._task.model_input(t) for t in texts]  # e.g. add's zero-padding
         tok = ByteTokenizer()
         answers = []
@@ -111,7 +114,8 @@ class TinyModel:
 
     def unseen_characters(self, text: str) -> list[str]:
         """The characters of ``text`` this model never saw in training (by their bytes): its
-        answer to such a text is a guess. Empty for a model trained on the unicode alphabet."""
+        answer to such a text is a guess. For a model trained on the unicode alphabet, whose
+        characters hold every byte above ASCII, these are ASCII control characters (a tab)."""
         return unseen_characters(text, self._config.data, seen_bytes(self._info))
 
     def evaluate(self, inputs: list[str] | None = None, split: str = "test",
@@ -189,15 +193,19 @@ def _hub() -> Any:
 
 def load(path: str | Path, device: str = "cpu") -> TinyModel:
     """The model of a run folder, a checkpoint ``.json`` or a :meth:`~TinyModel.save_pretrained`
-    folder, checked as :func:`~transformer_tiny.checkpoint.load_checkpoint` checks them."""
-    model, cfg, info = load_checkpoint(path, device)
+    folder, checked as :func:`~transformer_tiny.checkpoint.load_checkpoint` checks them, on
+    ``device`` (``"cpu"``, ``"cuda"`` or ``"auto"``)."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or a Path, got {type(path).__name__}")
+    model, cfg, info = load_checkpoint(path, pick_device(device))
     return TinyModel(model, cfg, info, resolve_checkpoint(path))
 
 
-def train(**overrides: Any) -> TinyModel:
+def train(resume: bool = False, overwrite: bool = False, **overrides: Any) -> TinyModel:
     """Train a run with the defaults of :class:`~transformer_tiny.config.RunConfig` and the
     given fields (``epochs=1``, ``task="copy"``, ``out="runs/mine"``...), and return the best
-    model it wrote."""
+    model it wrote. ``resume`` and ``overwrite`` are ``train.py``'s ``--resume`` and
+    ``--overwrite``."""
     from .train_eval import train as train_run
 
     by_section: dict[str, dict[str, Any]] = {}
@@ -205,6 +213,8 @@ def train(**overrides: Any) -> TinyModel:
     for name, value in overrides.items():
         if name not in names:
             raise ConfigError(f"{name}: unknown config field")
-        by_section.setdefault(names[name], {})[name] = value
-    summary = train_run(build_config(None, by_section))
+        by_section.setdefault(names[name], {})[name] = \
+            str(value) if isinstance(value, os.PathLike) else value
+    cfg = resumed_config(by_section) if resume else build_config(None, by_section)
+    summary = train_run(cfg, resume=resume, overwrite=overwrite)
     return load(summary["out"])

@@ -63,6 +63,16 @@ def is_checkpoint(json_path: Path) -> bool:
     return _own_json(json_path) is not None
 
 
+def holds_recorded_file(json_path: Path, key: str, path: Path) -> bool:
+    """Whether ``path`` is a regular file whose SHA-256 the checkpoint JSON ``json_path`` (ours)
+    records under ``key + "_sha256"``: a file that save wrote and nobody changed since."""
+    recorded = (_own_json(json_path) or {}).get(f"{key}_sha256")
+    if not isinstance(recorded, str) or path.is_symlink() or not path.is_file():
+        return False
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest() == recorded
+
+
 def named_files(json_path: Path) -> set[str]:
     """The data files that an existing checkpoint JSON names (none if it is missing, not ours
     or unreadable): the only files a new save of the same name may remove."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -179,6 +180,32 @@ def output_room(max_new_tokens: int | Callable[[int], int] | None, src_tokens: i
     return None if room is None else min(room, cfg.max_positions - 1)
 
 
+def check_texts(texts: Any) -> list[str]:
+    """``texts`` as a list of str (any iterable of them but a single str), else ``TypeError``."""
+    try:
+        texts = None if isinstance(texts, str | bytes) else list(texts)
+    except TypeError:
+        texts = None
+    if texts is None or not all(isinstance(t, str) for t in texts):
+        raise TypeError("texts must be a list of str")
+    return texts
+
+
+def check_decoding_options(beam: Any, max_new_tokens: Any) -> None:
+    """``beam`` an int in ``[1, MAX_BEAM]``; ``max_new_tokens`` None, a function of the source
+    length, or an int of at least 1 (``TypeError``/``ValueError`` otherwise)."""
+    if not isinstance(beam, int) or isinstance(beam, bool):
+        raise TypeError(f"beam must be an int, got {beam!r}")
+    if not 1 <= beam <= MAX_BEAM:
+        raise ValueError(f"beam must be in [1, {MAX_BEAM}]")
+    if max_new_tokens is None or callable(max_new_tokens):
+        return
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool):
+        raise TypeError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
+
+
 def predict(model: Seq2SeqTransformer, texts: list[str],
             max_new_tokens: int | Callable[[int], int] | None = None, batch_size: int = 128,
             use_cache: bool = True, beam: int = 1) -> list[tuple[list[int], bool]]:
@@ -188,12 +215,8 @@ def predict(model: Seq2SeqTransformer, texts: list[str],
     ``max_new_tokens`` is a number, or a function of a batch's source length in tokens (a
     task's ``output_room``), either kept within the model's positions; None: the decoders'
     default. ``use_cache`` applies to greedy decoding (beam search always uses the cache)."""
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise TypeError("predict() takes a list of str")
-    if not 1 <= beam <= MAX_BEAM:
-        raise ValueError(f"beam must be in [1, {MAX_BEAM}]")
-    if isinstance(max_new_tokens, int) and max_new_tokens < 1:
-        raise ValueError("max_new_tokens must be >= 1")
+    texts = check_texts(texts)
+    check_decoding_options(beam, max_new_tokens)
     device = next(model.parameters()).device
     results: list[tuple[list[int], bool]] = [([], False) for _ in texts]
     for rows, src in batches_by_length(texts, batch_size, model.cfg):

@@ -9,6 +9,7 @@ the same checked loader as a run folder (:func:`~transformer_tiny.checkpoint.loa
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shlex
 from pathlib import Path
@@ -16,12 +17,19 @@ from typing import Any
 
 import torch
 
-from .checkpoint import PRETRAINED_JSON, PRETRAINED_WEIGHTS, is_checkpoint, save_checkpoint
+from .checkpoint import (
+    PRETRAINED_JSON,
+    PRETRAINED_WEIGHTS,
+    holds_recorded_file,
+    is_checkpoint,
+    save_checkpoint,
+)
 from .config import SECTIONS, RunConfig
 from .rundir import claim_output_dir
 from .tasks import OWN_CHARACTERS, example_input, input_characters, task_for
 from .utils import atomic_write_text
 
+MODEL_CARD = "README.md"
 FILE_FIELDS = ("train_file", "val_file", "test_file")  # shown by name: a path is the trainer's
 
 
@@ -92,13 +100,21 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
 def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, Any],
                     folder: str | Path) -> Path:
     """Write ``folder/config.json``, ``model.safetensors`` and ``README.md``; returns the
-    folder. A folder that holds other files than an earlier shared model of ours is refused
+    folder. A folder that holds other files than an earlier shared model of ours, or in which
+    one of those files changed since it was written (an edited model card), is refused
     (:class:`~transformer_tiny.rundir.RunDirError`, a ``ValueError``): nothing of the user's is
     overwritten."""
     folder = Path(folder)
-    claim_output_dir(folder, {PRETRAINED_JSON: is_checkpoint}, "a shared model")
-    meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics))}
+    config = folder / PRETRAINED_JSON
+    claim_output_dir(folder, {
+        PRETRAINED_JSON: is_checkpoint,
+        PRETRAINED_WEIGHTS: lambda path: holds_recorded_file(config, "weights", path),
+        MODEL_CARD: lambda path: holds_recorded_file(config, "card", path),  # not edited since
+    }, "a shared model")
+    card = model_card(cfg, metrics)
+    meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics)),
+            "card_sha256": hashlib.sha256(card.encode("utf-8")).hexdigest()}
     save_checkpoint(folder, PRETRAINED_JSON.removesuffix(".json"), model, cfg, meta,
                     weights_name=PRETRAINED_WEIGHTS)
-    atomic_write_text(folder / "README.md", model_card(cfg, metrics))
+    atomic_write_text(folder / MODEL_CARD, card)
     return folder

@@ -23,7 +23,7 @@ from .checkpoint import (
     save_checkpoint,
     unpack_trainer_state,
 )
-from .config import RunConfig
+from .config import ConfigError, RunConfig, TrainConfig, build_config
 from .pairs import PairsError, PairSplits
 
 
@@ -68,6 +68,20 @@ def save_run_checkpoint(out: Path, name: str, model: torch.nn.Module, opt: torch
     if name == "last":
         tensors, meta["optimizer"] = pack_trainer_state(opt)
     save_checkpoint(out, name, model, cfg, meta, tensors)
+
+
+def resumed_config(overrides: dict[str, dict[str, Any]]) -> RunConfig:
+    """The config of the run being resumed (the ``last`` checkpoint of ``overrides``' ``out``)
+    with ``overrides`` (by section); the model and data config may not change
+    (:class:`~transformer_tiny.config.ConfigError`)."""
+    out = overrides.get("train", {}).get("out", TrainConfig().out)
+    base = read_checkpoint_info(Path(out) / "last.json")[2].to_dict()
+    cfg = build_config(base, overrides)
+    for section in ("model", "data"):
+        changed = [k for k, v in cfg.to_dict()[section].items() if base[section][k] != v]
+        if changed:
+            raise ConfigError(f"--resume cannot change {section} config ({changed[0]})")
+    return cfg
 
 
 @dataclass

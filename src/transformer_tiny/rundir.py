@@ -52,8 +52,8 @@ def claim_run_dir(out: Path, overwrite: bool = False) -> RunLock:
         foreign = sorted(e.name for e in out.iterdir() if not e.name.endswith(TEMP_SUFFIX))
         if foreign:
             raise RunDirError(f"--out {out} holds files that are not a training run "
-                              f"({foreign[0]}); choose another folder, or pass --overwrite to "
-                              "train there anyway")
+                              f"({foreign[0]}); choose another folder, or pass --overwrite "
+                              "(overwrite=True in Python) to train there anyway")
     return RunLock(out)
 
 

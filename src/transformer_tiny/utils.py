@@ -21,11 +21,14 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU. ``cuda`` without CUDA is a ``ValueError``."""
+    """``auto`` -> CUDA when available, else CPU. ``cuda`` without CUDA, or a name other than
+    ``auto``, ``cpu`` and ``cuda``, is a ``ValueError``."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA device is available")
+        raise ValueError("device cuda was asked for, but no CUDA device is available")
     return torch.device(name)
 
 

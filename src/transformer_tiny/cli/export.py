@@ -19,7 +19,7 @@ from ..rundir import RunDirError
 from ..tasks import Task, task_for
 from ..tokenizer import ByteTokenizer
 from ..web import MANIFEST, claim_web_dir, export_web
-from .common import Parser, UsageError, add_checkpoint_arguments, load_model
+from .common import Parser, UsageError, add_checkpoint_arguments, check_texts, load_model
 
 
 def _parser(prog: str | None) -> Parser:
@@ -92,6 +92,7 @@ def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> i
     args.device = "cpu"
     model, cfg, _ = load_model(args)
     tok, task = ByteTokenizer(), task_for(cfg.data)
+    check_texts(args.text or [])
     texts = [task.model_input(text) for text in args.text or []]  # e.g. add's zero-padding
     for text in texts:
         cfg.model.check_positions(len(tok.encode(text)) + 2)  # BOS and EOS

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-from ..checkpoint import read_checkpoint_info
-from ..config import RunConfig, TrainConfig, add_config_arguments, build_config, overrides_from_args
+from ..config import add_config_arguments, build_config, overrides_from_args
 from ..logs import require_tensorboard
+from ..run_state import resumed_config
 from ..train_eval import train
-from .common import Parser, UsageError
-
-
-def resumed_config(overrides: dict) -> RunConfig:
-    """The config of the run being resumed (``--out``'s ``last`` checkpoint) with ``overrides``;
-    the model and data may not change."""
-    out = overrides.get("train", {}).get("out", TrainConfig().out)
-    base = read_checkpoint_info(Path(out) / "last.json")[2].to_dict()
-    cfg = build_config(base, overrides)
-    for section in ("model", "data"):
-        changed = [k for k, v in cfg.to_dict()[section].items() if base[section][k] != v]
-        if changed:
-            raise UsageError(f"--resume cannot change {section} config ({changed[0]})")
-    return cfg
+from .common import Parser
 
 
 def train_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
