@@ -182,7 +182,7 @@ class DataModule:
         self.cfg = cfg
         self.pairs: PairSplits | None = None
         self._train_set: PairDataset | None = None
-        if cfg.task == "pairs":
+        if task_for(cfg).reads_files:
             self.pairs = pair_splits(cfg, max_positions - 2)
             self.val_inputs, self.test_inputs = list(self.pairs.val), list(self.pairs.test)
         else:

@@ -145,7 +145,7 @@ def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path:
 def draws_lengths(cfg: RunConfig) -> bool:
     """Whether the accuracy-by-length picture can be drawn for a model of ``cfg``: its task must
     make and solve inputs of any length, which pairs read from files do not."""
-    return cfg.data.task != "pairs"
+    return not task_for(cfg.data).reads_files
 
 
 def default_buckets(cfg: RunConfig) -> list[tuple[int, int]]:

@@ -57,7 +57,8 @@ class Task:
 
     ``output_room`` (an :class:`OutputRoom`: source length in tokens -> output tokens to allow)
     replaces the decoders' default room (the source length plus a margin) for a task with
-    longer outputs.
+    longer outputs. ``reads_files`` marks the task whose inputs and outputs come from data
+    files (``pairs``): it neither draws inputs nor solves them.
     """
 
     name: str
@@ -71,6 +72,7 @@ class Task:
     make_hard: Callable[[random.Random, str, int, int], str] | None = None
     hard: str = ""
     output_room: OutputRoom | None = None
+    reads_files: bool = False
 
     def model_input(self, text: str) -> str:
         """``text`` as the model reads it (``ValueError`` if it cannot be)."""
@@ -114,7 +116,7 @@ def input_characters(cfg: Any) -> tuple[str, str | None]:
     alphabet's, :data:`OWN_CHARACTERS` for a task that brings its own, or :data:`FROM_FILES`)
     and those characters, None for pairs read from files (a checkpoint records their bytes)."""
     task = task_for(cfg)
-    if task.name == "pairs":
+    if task.reads_files:
         return FROM_FILES, None
     if task.characters is not None:
         return OWN_CHARACTERS, task.characters
@@ -189,7 +191,7 @@ def _from_files(text: str) -> str:
 
 # Pairs read from files (pairs.py, data.py): any input and output; room for outputs 4x longer.
 register_task(Task("pairs", "input-output pairs read from --train-file", _from_files,
-                   output_room=OutputRoom(per_token=4, plus=16)))
+                   output_room=OutputRoom(per_token=4, plus=16), reads_files=True))
 
 REPEATS = "runs of one character and short patterns repeated"
 register_task(Task("reverse", "reverse the string by code point", reverse_text,

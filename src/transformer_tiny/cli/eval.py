@@ -152,7 +152,7 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     if args.alphabet is not None:
         build_config(cfg.to_dict(), {"data": {"alphabet": args.alphabet}})  # validates the name
     references = None
-    if cfg.data.task == "pairs":
+    if task_for(cfg.data).reads_files:
         inputs, references, source = _pairs(args, cfg, info)
         buckets = even_buckets(1, max(len(x) for x in inputs))
     else:
