@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from transformer_tiny.utils import atomic_write_bytes
+from transformer_tiny.utils import atomic_write_bytes, file_mode
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -34,3 +34,15 @@ def test_atomic_write_bytes_failure_keeps_old_file(tmp_path):
         atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
     assert target.read_bytes() == b"old"
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif("Umask:" not in (Path("/proc/self/status").read_text()
+                                    if Path("/proc/self/status").exists() else ""),
+                    reason="the OS does not show the umask in /proc")
+def test_file_mode_reads_the_umask_without_changing_it(monkeypatch):
+    """Setting the umask to read it would leave it at 0 for a moment, for every thread."""
+    calls = []
+    monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or 0)
+    with open("/proc/self/status") as f:
+        old = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    assert file_mode() == 0o666 & ~old and calls == []

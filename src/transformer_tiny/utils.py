@@ -51,9 +51,22 @@ TEMP_SUFFIX = ".transformer-tiny.tmp"  # no user file is named like this: safe t
 
 def file_mode() -> int:
     """The permissions of a new file under the current umask (``0o644`` for umask ``022``)."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask: from ``/proc`` where Linux shows it, since the portable way (set it,
+    then restore it) briefly leaves it at 0 for other threads creating files."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
