@@ -127,3 +127,13 @@ def test_export_script_on_trained_run(trained_run):
                      f"{trained_run / 'onnx' / DECODER_FILE}",
                      "onnxruntime and PyTorch greedy outputs agree on 200/200 held-out test "
                      "strings", "'hello' -> 'olleh'"]
+
+
+@pytest.mark.parametrize("module", ["onnx", "onnxruntime"])
+def test_export_without_the_onnx_extra(untrained_run, tmp_path, monkeypatch, capsys, module):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    out = tmp_path / "onnx"
+    assert call_cli(export_main, ["--checkpoint", str(untrained_run), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == \
+        "error: ONNX export needs the onnx extra: pip install 'transformer-tiny[onnx]'\n"
+    assert not out.exists()

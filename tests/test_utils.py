@@ -3,11 +3,14 @@ left behind."""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
+from transformer_tiny.extras import MissingExtraError, require
 from transformer_tiny.utils import atomic_write_bytes, file_mode
 
 
@@ -46,3 +49,11 @@ def test_file_mode_reads_the_umask_without_changing_it(monkeypatch):
     with open("/proc/self/status") as f:
         old = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
     assert file_mode() == 0o666 & ~old and calls == []
+
+
+def test_require_imports_the_module_or_names_the_extra(monkeypatch):
+    assert require("json", "none", "x") is json
+    monkeypatch.setitem(sys.modules, "json", None)
+    with pytest.raises(MissingExtraError, match=r"^reading needs the js extra: pip install "
+                                                r"'transformer-tiny\[js\]'$"):
+        require("json", "js", "reading")

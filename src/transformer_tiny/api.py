@@ -25,6 +25,7 @@ from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import SECTIONS, ConfigError, RunConfig, build_config
 from .data import DataModule, hard_inputs
 from .decoding import check_decoding_options, check_texts, predict
+from .extras import require
 from .logs import METRICS_FILE
 from .metrics import EvalResult, evaluate
 from .plots import PLOTS, draw, draws_lengths
@@ -183,12 +184,7 @@ def _looks_like_repo_id(text: str) -> bool:
 
 
 def _hub() -> Any:
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise ValueError("the Hub needs huggingface_hub: pip install 'transformer-tiny[hub]'"
-                         ) from None
-    return huggingface_hub
+    return require("huggingface_hub", "hub", "the Hub")
 
 
 def load(path: str | Path, device: str = "cpu") -> TinyModel:

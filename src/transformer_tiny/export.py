@@ -39,6 +39,7 @@ from .attention_maps import capture_cross_attention
 from .checkpoint import load_checkpoint
 from .config import ModelConfig
 from .decoding import batches_by_length, default_max_new_tokens, output_room
+from .extras import require
 from .model import Memory, Seq2SeqTransformer
 from .positions import decoder_positions
 from .rundir import claim_output_dir
@@ -115,7 +116,7 @@ def _export_graph(module: nn.Module, inputs: tuple[Tensor, ...], path: Path, cfg
                   **kwargs: Any) -> None:
     """Trace ``module`` on ``inputs`` to ONNX, add the model config and special ids as metadata,
     check the graph, and write it to ``path`` atomically."""
-    import onnx
+    onnx = require("onnx", "onnx", "ONNX export")
 
     tmp = path.with_name(f".{path.name}.export{TEMP_SUFFIX}")
     try:
@@ -215,8 +216,7 @@ class OnnxSeq2Seq:
     """The two exported graphs on onnxruntime (CPU), with the config they were exported from."""
 
     def __init__(self, model_dir: str | Path, threads: int = 0):
-        import onnxruntime as ort
-
+        ort = require("onnxruntime", "onnx", "running an ONNX export")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads  # 0: onnxruntime's default
         opts.log_severity_level = 3  # errors only

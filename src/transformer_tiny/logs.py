@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .extras import require
 from .utils import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
@@ -32,17 +33,10 @@ TENSORBOARD_DIR = "tensorboard"
 STEP_COLUMNS = ("step", "loss", "lr")
 
 
-class MissingExtraError(ValueError):
-    """An optional dependency that a flag needs is not installed (one ``error:`` line)."""
-
-
 def require_tensorboard() -> None:
-    """Raise :class:`MissingExtraError` unless TensorBoard logging can work."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
-    except ImportError:
-        raise MissingExtraError("--tensorboard needs the tensorboard package: "
-                                "pip install 'transformer-tiny[tensorboard]'") from None
+    """Raise :class:`~transformer_tiny.extras.MissingExtraError` unless TensorBoard logging can
+    work (the ``tensorboard`` package that ``torch.utils.tensorboard`` writes through)."""
+    require("torch.utils.tensorboard", "tensorboard", "--tensorboard")
 
 
 def read_metrics(run_dir: str | Path, numbers: Sequence[str] = ()) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@ from typing import Any
 from .attention_maps import AttentionMaps, cross_attention_maps
 from .config import ModelConfig, RunConfig
 from .data import bucket_inputs
-from .logs import METRICS_FILE, MissingExtraError, read_metrics, read_steps
+from .extras import require
+from .logs import METRICS_FILE, read_metrics, read_steps
 from .metrics import EvalResult, evaluate, even_buckets
 from .positions import end_heads
 from .tasks import example_input, task_for, widest_input_character
@@ -33,15 +34,12 @@ def default_text(cfg: RunConfig) -> str:
 
 
 def new_figure(width: float, height: float) -> Any:
-    """A matplotlib ``Figure`` on the Agg canvas; :class:`MissingExtraError` without matplotlib."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingExtraError("plots need matplotlib: pip install 'transformer-tiny[plots]'"
-                                ) from None
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
+    """A matplotlib ``Figure`` on the Agg canvas;
+    :class:`~transformer_tiny.extras.MissingExtraError` without matplotlib."""
+    figure = require("matplotlib.figure", "plots", "drawing plots")
+    agg = require("matplotlib.backends.backend_agg", "plots", "drawing plots")
+    fig = figure.Figure(figsize=(width, height), layout="constrained")
+    agg.FigureCanvasAgg(fig)
     return fig
 
 

@@ -4,7 +4,6 @@ check that onnxruntime decodes as PyTorch does."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from ..config import RunConfig
 from ..data import DataModule
 from ..decoding import predict
 from ..export import OnnxSeq2Seq, claim_export_dir, export_onnx, onnx_predict
+from ..extras import require
 from ..rundir import RunDirError
 from ..tasks import Task, task_for
 from ..tokenizer import ByteTokenizer
@@ -85,10 +85,8 @@ def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> i
         return export_shared(args)
     if args.web and args.out:
         raise UsageError("--web DIR is the output folder: give --web or --out, not both")
-    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise UsageError(f"ONNX export needs {' and '.join(missing)}: install the [onnx] extra "
-                         "(pip install -e '.[onnx]')")
+    for module in ("onnx", "onnxruntime"):
+        require(module, "onnx", "ONNX export")
     args.device = "cpu"
     model, cfg, _ = load_model(args)
     tok, task = ByteTokenizer(), task_for(cfg.data)
