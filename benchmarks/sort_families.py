@@ -20,9 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import transformer_tiny
+from transformer_tiny.alphabets import ALPHABETS
 
 SHAPES = [(2, 6), (3, 4), (4, 3), (2, 8), (3, 5), (4, 4)]  # (k distinct, m each)
-SPREAD = sorted(string.printable[:95])  # printable ASCII, space included
+SPREAD = sorted(ALPHABETS["printable"])  # printable ASCII, space included
 LETTERS = string.ascii_lowercase
 
 

@@ -15,7 +15,6 @@ docs/results.md).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 import tempfile
@@ -30,7 +29,13 @@ from provenance import machine, merge_rows, stamp  # noqa: E402
 
 from transformer_tiny.api import TinyModel  # noqa: E402
 from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
-from transformer_tiny.config import SECTIONS, build_config  # noqa: E402
+from transformer_tiny.cli.common import Parser, UsageError  # noqa: E402
+from transformer_tiny.config import (  # noqa: E402
+    SECTIONS,
+    add_config_arguments,
+    build_config,
+    overrides_from_args,
+)
 from transformer_tiny.data import bucket_inputs, hard_inputs, heldout_inputs  # noqa: E402
 from transformer_tiny.metrics import evaluate  # noqa: E402
 from transformer_tiny.tasks import task_for  # noqa: E402
@@ -67,34 +72,19 @@ QUICK = {"model": {"d_model": 32, "n_heads": 2},  # --quick: a tiny model on a l
          "train": {"epochs": 1, "batch_size": 64, "warmup_steps": 2}}
 
 
-def _parse_value(text: str, default: Any) -> Any:
-    """``text`` as the type of the config field whose default is ``default``."""
-    if isinstance(default, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected a boolean, got {text!r}")
-    return type(default)(text)
-
-
 def overrides_from_command(command: str) -> dict[str, dict[str, Any]]:
-    """The config overrides that ``command``'s ``--flag value`` pairs set, by section:
-    ``--max-len 16`` -> ``{"data": {"max_len": 16}}``. Every flag must be a config field."""
+    """The config overrides that ``command``'s flags set, by section, parsed by the library's own
+    config flags (as ``scripts/train.py`` parses them): ``--max-len 16`` ->
+    ``{"data": {"max_len": 16}}``; every section is present. A flag that is not a config field
+    is a ``ValueError`` naming the command."""
     words = shlex.split(command)
-    flags = words[words.index("scripts/train.py") + 1:]
-    if len(flags) % 2:
-        raise ValueError(f"flags must come in --name value pairs: {command!r}")
-    defaults = {f.name: (section, f.default) for section, kind in SECTIONS.items()
-                for f in dataclasses.fields(kind)}
-    out: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
-    for flag, text in zip(flags[::2], flags[1::2], strict=True):
-        name = flag.removeprefix("--").replace("-", "_")
-        if not flag.startswith("--") or name not in defaults:
-            raise ValueError(f"{flag} is not a config flag (in {command!r})")
-        section, default = defaults[name]
-        out[section][name] = _parse_value(text, default)
-    return out
+    p = Parser(allow_abbrev=False)
+    add_config_arguments(p, tuple(SECTIONS))
+    try:
+        given = overrides_from_args(p.parse_args(words[words.index("scripts/train.py") + 1:]))
+    except UsageError as e:
+        raise ValueError(f"{e} (in {command!r})") from None
+    return {section: given.get(section, {}) for section in SECTIONS}
 
 
 def measure(task: str, args: argparse.Namespace) -> dict[str, Any]:
