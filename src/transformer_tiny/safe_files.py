@@ -81,7 +81,8 @@ def read_regular(path: Path, limit: int, what: str) -> bytes:
 
 # ----------------------------------------------------------------------------- safetensors
 def check_header(header: Any, expected: Expected, optional: set[str], where: str) -> int:
-    """Compare a safetensors header with ``expected``; returns the payload's size in bytes."""
+    """Compare a safetensors header with ``expected``; returns the payload's size in bytes.
+    The free-form ``__metadata__`` entry is removed from ``header``: the rest are tensors."""
     if not isinstance(header, dict):
         raise CheckpointError(f"{where} have no valid safetensors header")
     header.pop("__metadata__", None)
@@ -153,14 +154,15 @@ def _tensors(blob: bytearray, start: int, header: dict[str, Any], where: str
              ) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file whose header :func:`check_header` accepted, as views of
     its bytes ``blob`` (payload from ``start``); refused if a float tensor is not finite."""
-    all_finite = all(entry["dtype"] == "F32" for entry in header.values()) and \
-        bool(np.isfinite(np.frombuffer(blob, np.float32, offset=start)).all())  # one pass
+    # one pass over the payload when every tensor is float32; else a check per tensor below
+    all_f32_finite = all(entry["dtype"] == "F32" for entry in header.values()) and \
+        bool(np.isfinite(np.frombuffer(blob, np.float32, offset=start)).all())
     tensors = {}
     for key, entry in header.items():
         dtype = np.dtype(_DTYPES[entry["dtype"]])
         offset, end = (start + o for o in entry["data_offsets"])
         values = np.frombuffer(blob, dtype, (end - offset) // dtype.itemsize, offset)
-        if not all_finite and dtype.kind == "f" and not np.isfinite(values).all():
+        if not all_f32_finite and dtype.kind == "f" and not np.isfinite(values).all():
             raise CheckpointError(f"{where}: tensor {key!r} holds NaN or infinite values")
         tensors[key] = torch.from_numpy(values).view(entry["shape"])
     return tensors
