@@ -10,6 +10,7 @@ from helpers import chain_model, make_model, source_batch, target_batch
 from transformer_tiny.attention import MultiHeadAttention
 from transformer_tiny.attention_maps import (
     CrossAttentionCall,
+    _char_of,
     capture_cross_attention,
     cross_attention_maps,
     token_labels,
@@ -70,6 +71,21 @@ def test_maps_of_one_input():
 def test_token_labels():
     assert token_labels([BOS_ID, 72, 32, 0xC3, 0xA9, EOS_ID]) == ["BOS", "H", "␣", "é", "·", "EOS"]
     assert token_labels([0xFF, 0xC3, 10]) == ["\\xff", "\\xc3", "\\n"]  # invalid, cut, control
+    # a lone continuation byte, a character cut by the end, a special id among the bytes
+    assert token_labels([0xA9, 0xE2, 0x82]) == ["\\xa9", "\\xe2", "\\x82"]
+    assert token_labels([0xC3, PAD_ID, 65]) == ["\\xc3", "<256>", "A"]
+
+
+@pytest.mark.parametrize("text", ["a", " ", "é", "€", "🙂", "\n"])
+def test_char_of_the_utf8_bytes_of_one_character_is_that_character(text):
+    assert _char_of(list(text.encode("utf-8"))) == text
+
+
+@pytest.mark.parametrize("chunk", [
+    [], [0xC3], [0xA9], [0xC3, PAD_ID], [0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [65, 66],
+], ids=["empty", "cut", "continuation", "special", "invalid", "overlong", "surrogate", "two"])
+def test_char_of_anything_but_one_character_is_none(chunk):
+    assert _char_of(chunk) is None
 
 
 def test_maps_of_an_output_that_runs_to_the_model_s_last_position():

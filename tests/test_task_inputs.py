@@ -16,8 +16,16 @@ from helpers import balanced_by_pair_removal as balanced
 from helpers import bracket_depth as depth
 
 from transformer_tiny.alphabets import ALPHABETS, _chars
-from transformer_tiny.arithmetic import add_input, carry_chain
-from transformer_tiny.brackets import BRACKETS, balanced_brackets, deep_brackets, parens_input
+from transformer_tiny.arithmetic import add_input, add_width, carry_chain, number_width
+from transformer_tiny.brackets import (
+    BRACKETS,
+    CLOSERS,
+    OPENERS,
+    _other_kind,
+    balanced_brackets,
+    deep_brackets,
+    parens_input,
+)
 from transformer_tiny.config import DataConfig
 from transformer_tiny.tasks import (
     TASKS,
@@ -32,7 +40,6 @@ from transformer_tiny.tasks import (
     wraparound_letters,
 )
 
-OPENERS, CLOSERS = "([{<", ")]}>"
 CLOSER_OF = dict(zip(OPENERS, CLOSERS, strict=True))
 LATE = "wxyzWXYZ"
 
@@ -196,6 +203,15 @@ def test_balanced_brackets_draws_every_nesting_shape_and_kind_alike():
     assert all(abs(kinds[o] / (4 * n) - 0.25) < 0.02 for o in OPENERS)  # sd 0.0033
 
 
+def test_other_kind_is_each_other_bracket_facing_the_same_way_alike():
+    rng = random.Random(18)
+    for side in (OPENERS, CLOSERS):
+        for bracket in side:
+            kinds = Counter(_other_kind(rng, bracket) for _ in range(3000))
+            assert set(kinds) == set(side) - {bracket}
+            assert all(850 < n < 1150 for n in kinds.values())  # 1,000 each, sd 26
+
+
 def test_parens_near_misses_of_two_brackets_are_changed_kinds_3_times_as_often_as_swaps():
     rng = random.Random(8)
     draws = [parens_input(rng, "", 2, 3) for _ in range(20000)]
@@ -313,6 +329,30 @@ def test_add_input_draws_each_count_of_significant_digits_alike():
     numbers = [n for _ in range(20000) for n in add_input(rng, "", 1, 7).split("+")]
     counts = Counter(len(n.lstrip("0") or "0") for n in numbers)
     assert all(abs(counts[k] / len(numbers) - 1 / 3) < 0.015 for k in (1, 2, 3))  # sd 0.0024
+
+
+@pytest.mark.parametrize("max_len", range(3, 40))
+def test_add_inputs_and_carry_chains_have_numbers_of_the_width_that_max_len_allows(max_len):
+    width = number_width(max_len)
+    assert 2 * width + 1 in (max_len, max_len - 1)  # the longest such input that fits
+    assert add_width(DataConfig(task="add", min_len=1, max_len=max_len)) == width
+    rng = random.Random(max_len)
+    for draw in (add_input, carry_chain):
+        a, b = draw(rng, "", 1, max_len).split("+")
+        assert len(a) == len(b) == width
+
+
+@pytest.mark.parametrize("min_len, max_len", [(1, 1), (1, 2), (2, 2), (4, 4), (8, 8)])
+def test_add_inputs_and_carry_chains_refuse_lengths_that_no_input_has(min_len, max_len):
+    for draw in (add_input, carry_chain):
+        with pytest.raises(ValueError, match="none fits lengths"):
+            draw(random.Random(0), "", min_len, max_len)
+
+
+@pytest.mark.parametrize("max_len", [1, 2])
+def test_add_width_is_1_where_max_len_leaves_no_room_for_an_input(max_len):
+    assert number_width(max_len) < 1
+    assert add_width(DataConfig(task="add", min_len=1, max_len=max_len)) == 1
 
 
 def carry_places(a: int, b: int) -> list[int]:

@@ -20,11 +20,17 @@ def add_answer(text: str) -> str:
     return str(int(a) + int(b)).zfill(max(len(a), len(b)) + 1)
 
 
+def number_width(max_len: int) -> int:
+    """Digits ``W = (max_len - 1) // 2`` per number of the longest ``"a+b"`` in the model's form
+    that fits ``max_len`` characters; below 1 when ``max_len`` leaves no room for one."""
+    return (max_len - 1) // 2
+
+
 def add_input(rng: random.Random, _alphabet: str, min_len: int, max_len: int) -> str:
     """``"a+b"`` with both numbers zero-padded to ``W = (max_len - 1) // 2`` digits, so every input
     has ``2W + 1`` characters; each number has 1 to W significant digits, the count uniform
     (ignores the alphabet)."""
-    width = (max_len - 1) // 2
+    width = number_width(max_len)
     if width < 1 or 2 * width + 1 < min_len:
         raise ValueError(f"task add: inputs have 2W+1 characters with W = (max_len - 1) // 2 >= 1; "
                          f"none fits lengths {min_len}-{max_len}")
@@ -56,16 +62,18 @@ def strip_zeros(answer: str) -> str:
 
 
 def add_width(cfg: Any) -> int:
-    """Digits per number in the model's form of ``add`` for ``cfg`` (a ``DataConfig``)."""
-    return max(1, (cfg.max_len - 1) // 2)
-
+    """Digits per number in the model's form of ``add`` for ``cfg`` (a ``DataConfig``): at least
+    1, even for a ``max_len`` below 3, which ``add_input`` refuses."""
+    return max(1, number_width(cfg.max_len))
 
 
 def carry_chain(rng: random.Random, alphabet: str, min_len: int, max_len: int) -> str:
     """Sums whose carry runs through many digits (``9999+1``, ``45+55``, ``5+5``), and
     sums with ``0``, in the model's zero-padded form."""
-    add_input(rng, alphabet, min_len, max_len)  # the same checks of the lengths
-    width = (max_len - 1) // 2
+    # add_input checks the lengths; its draw is discarded, but it advances rng, and the published
+    # carry_chain inputs were drawn after it
+    add_input(rng, alphabet, min_len, max_len)
+    width = number_width(max_len)
     digits = rng.randint(1, width)
     kind = rng.random()
     if kind < 0.15:

@@ -13,7 +13,6 @@ import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -21,7 +20,7 @@ from torch import Tensor
 from .attention import MultiHeadAttention, attention_weights
 from .decoding import predict
 from .model import Seq2SeqTransformer
-from .positions import utf8_length
+from .positions import Rotation, utf8_length
 from .tokenizer import BOS_ID, EOS_ID, ByteTokenizer
 
 
@@ -36,7 +35,7 @@ class CrossAttentionCall:
 
 
 def cross_attention_weights(module: MultiHeadAttention, x: Tensor, kv: tuple[Tensor, Tensor],
-                            mask: Tensor | None, rot: Any) -> Tensor:
+                            mask: Tensor | None, rot: Rotation | None) -> Tensor:
     """The weights of ``module``'s cross-attention for the call ``module(x, kv=kv, mask=mask,
     rot=rot)``: ``(B, nh, T, S)``, each row summing to 1 over the keys it may attend to."""
     return attention_weights(module.project_q(x, rot), kv[0], mask)
@@ -66,6 +65,18 @@ def capture_cross_attention(model: Seq2SeqTransformer) -> Iterator[list[CrossAtt
             handle.remove()
 
 
+def _char_of(chunk: list[int]) -> str | None:
+    """The one character whose UTF-8 bytes are ``chunk``, or None when they are not one (an
+    empty chunk, a special id, invalid or incomplete UTF-8)."""
+    if not chunk or any(c > 255 for c in chunk):
+        return None
+    try:
+        char = bytes(chunk).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return char if len(char) == 1 else None
+
+
 def token_labels(ids: list[int]) -> list[str]:
     """One short label per token id: the character a byte starts (``␣`` for a space), ``·`` for
     the continuation bytes of a multi-byte character, ``BOS``/``EOS``, or ``\\xNN``."""
@@ -79,12 +90,8 @@ def token_labels(ids: list[int]) -> list[str]:
             i += 1
             continue
         size = sizes[i]  # from the lead byte: 0 for a continuation byte
-        chunk = ids[i:i + size] if size else []
-        try:
-            if len(chunk) != size or any(c > 255 for c in chunk) or not size:
-                raise UnicodeDecodeError("utf-8", b"", 0, 1, "not a character")
-            char = bytes(chunk).decode("utf-8")
-        except UnicodeDecodeError:
+        char = _char_of(ids[i:i + size])
+        if char is None:
             labels.append(f"\\x{b:02x}" if b < 256 else f"<{b}>")
             i += 1
             continue
@@ -121,9 +128,9 @@ def cross_attention_maps(model: Seq2SeqTransformer, text: str,
     was_training = model.training
     model.eval()
     try:
-        (out_ids, ended), = predict(model, [text], max_new_tokens)
+        [(out_ids, ended)] = predict(model, [text], max_new_tokens)
         device = next(model.parameters()).device
-        src = torch.tensor([[BOS_ID, *tok.encode(text), EOS_ID]], device=device)
+        src = tok.encode_batch([text], bos=True, eos=True)[0].to(device)
         # the decoder input that produced each output token (and EOS, if it came)
         fed = out_ids if ended else out_ids[:-1]
         tgt = torch.tensor([[BOS_ID, *fed]], device=device)

@@ -12,7 +12,8 @@ import random
 from .alphabets import random_string
 
 BRACKETS = "()[]{}<>"
-_CLOSER = {"(": ")", "[": "]", "{": "}", "<": ">"}
+OPENERS, CLOSERS = "([{<", ")]}>"
+_CLOSER = dict(zip(OPENERS, CLOSERS, strict=True))
 BALANCED, UNBALANCED = "balanced", "unbalanced"
 
 
@@ -45,12 +46,19 @@ def balanced_brackets(rng: random.Random, length: int) -> str:
     for left in range(length, 0, -1):
         depth = len(stack)
         if rng.random() * _paths(left, depth) < _paths(left - 1, depth + 1):
-            opener = rng.choice("([{<")
+            opener = rng.choice(OPENERS)
             out.append(opener)
             stack.append(_CLOSER[opener])
         else:
             out.append(stack.pop())
     return "".join(out)
+
+
+def _other_kind(rng: random.Random, bracket: str) -> str:
+    """A bracket of another kind than ``bracket``, facing the same way (an opener for an opener),
+    so that a string's counts of openers and closers still agree after the change."""
+    same_side = OPENERS if bracket in OPENERS else CLOSERS
+    return rng.choice(same_side.replace(bracket, ""))
 
 
 def parens_input(rng: random.Random, _alphabet: str, min_len: int, max_len: int) -> str:
@@ -66,9 +74,8 @@ def parens_input(rng: random.Random, _alphabet: str, min_len: int, max_len: int)
         chars = list(balanced_brackets(rng, rng.choice(evens)))
         i = rng.randrange(len(chars))
         edit = rng.choice(("change",) * 3 + ("swap",) * 2 + ("drop", "insert"))
-        if edit == "change":  # to another kind, same direction: the counts still agree
-            same_side = "([{<" if chars[i] in _CLOSER else ")]}>"
-            chars[i] = rng.choice(same_side.replace(chars[i], ""))
+        if edit == "change":
+            chars[i] = _other_kind(rng, chars[i])
         elif edit == "swap" and i + 1 < len(chars):
             chars[i], chars[i + 1] = chars[i + 1], chars[i]
         elif edit == "drop":
@@ -86,7 +93,7 @@ def deep_brackets(rng: random.Random, alphabet: str, min_len: int, max_len: int)
     depth = min(rng.randint(5, 8), max_len // 2)
     if depth < 1 or 2 * depth < min_len:
         return parens_input(rng, alphabet, min_len, max_len)
-    openers = rng.choices("([{<", k=depth)
+    openers = rng.choices(OPENERS, k=depth)
     core = [*openers, *(_CLOSER[o] for o in reversed(openers))]
     room = max_len - len(core)
     side = balanced_brackets(rng, rng.randrange(0, room + 1, 2)) if room >= 2 else ""
@@ -95,6 +102,5 @@ def deep_brackets(rng: random.Random, alphabet: str, min_len: int, max_len: int)
     if rng.random() < 0.5:  # a near miss at depth: a bracket of the two innermost pairs changed
         start = len(side) if side_first else 0  # where the core begins
         i = start + rng.choice([depth - 2, depth - 1, depth, depth + 1] if depth > 1 else [0, 1])
-        same_side = "([{<" if text[i] in _CLOSER else ")]}>"
-        text[i] = rng.choice(same_side.replace(text[i], ""))
+        text[i] = _other_kind(rng, text[i])
     return "".join(text)
