@@ -104,6 +104,15 @@ def test_save_pretrained_never_overwrites_other_files(shared, tmp_path):
     shared[0].save_pretrained(shared[1])  # an earlier shared model is replaced
 
 
+def test_save_pretrained_replaces_a_folder_saved_before_cards_were_hashed(shared, tmp_path):
+    folder = shared[0].save_pretrained(tmp_path / "shared")
+    config = json.loads((folder / "config.json").read_text())
+    del config["card_sha256"]  # as an earlier version wrote it
+    (folder / "config.json").write_text(json.dumps(config))
+    shared[0].save_pretrained(folder)
+    assert "card_sha256" in json.loads((folder / "config.json").read_text())
+
+
 @pytest.mark.parametrize("edited", ["README.md", "model.safetensors"])
 def test_save_pretrained_keeps_a_file_edited_since_it_was_written(shared, tmp_path, edited):
     """An edited model card (the usual Hub workflow), or weights that are not the ones the
@@ -160,7 +169,9 @@ def test_model_card_says_what_a_task_with_its_own_inputs_saw(data, said):
 
 
 @pytest.mark.parametrize("data", [DataConfig(task="add", max_len=11), DataConfig(task="parens"),
-                                  DataConfig(alphabet="printable")])
+                                  DataConfig(alphabet="printable"),
+                                  DataConfig(task="add", min_len=13, max_len=21),
+                                  DataConfig(task="parens", min_len=14, max_len=20)])
 def test_model_card_example_is_an_input_the_task_takes(data):
     cfg = RunConfig(data=data)
     example = example_input(data)
@@ -215,10 +226,11 @@ def test_api_takes_any_iterable_of_texts_and_refuses_wrong_types(untrained_run):
         model.predict(None)
 
 
-@pytest.mark.parametrize("device", ["tpu", None, 3])
-def test_load_refuses_an_unknown_device_by_name(untrained_run, device):
-    with pytest.raises(ValueError, match=r"^device must be 'auto', 'cpu' or 'cuda', got "):
+@pytest.mark.parametrize("device", ["tpu", None, "cpu:x"])
+def test_load_refuses_a_device_torch_does_not_know(untrained_run, device):
+    with pytest.raises(ValueError, match=r"^device: torch knows no device "):
         transformer_tiny.load(untrained_run, device=device)
+    assert transformer_tiny.load(untrained_run, device=torch.device("cpu")).predict(["ab"])
     with pytest.raises(TypeError, match="path must be a str or a Path"):
         transformer_tiny.load(None)
 

@@ -12,6 +12,8 @@ from helpers import make_model
 
 from transformer_tiny.cli.common import Parser, UsageError
 from transformer_tiny.config import (
+    MAX_DATA_SEED,
+    MAX_SEED,
     SECTIONS,
     ConfigError,
     DataConfig,
@@ -67,8 +69,8 @@ from transformer_tiny.tasks import task_for
     (TrainConfig, dict(grad_clip=float("inf")), "grad_clip"),
     (DataConfig, dict(hard_share=float("nan")), "hard_share"),
     # seeds that the random generators take
-    (TrainConfig, dict(seed=10**20), "seed"),
-    (DataConfig, dict(data_seed=-(10**20)), "data_seed"),
+    (TrainConfig, dict(seed=2**63), "seed"),
+    (DataConfig, dict(data_seed=-(10**13)), "data_seed"),
     # every size within its bound, but too many parameters together
     (ModelConfig, dict(d_model=4096, n_heads=8, d_ff=16384, n_enc_layers=2), "model"),
 ])
@@ -85,11 +87,11 @@ def test_largest_allowed_seeds_seed_every_generator(tmp_path):
     from transformer_tiny.data import DataModule
     from transformer_tiny.utils import seed_everything
 
-    for seed in (2**32 - 1, -(2**32 - 1)):
-        seed_everything(TrainConfig(seed=seed).seed)
-        dm = DataModule(DataConfig(data_seed=seed, train_samples=8, val_samples=2,
+    for sign in (1, -1):
+        seed_everything(TrainConfig(seed=sign * MAX_SEED).seed)
+        dm = DataModule(DataConfig(data_seed=sign * MAX_DATA_SEED, train_samples=8, val_samples=2,
                                    test_samples=2), 64)
-        assert len(list(dm.train_loader(0, 4))) == 2
+        assert len(list(dm.train_loader(9, 4))) == 2
 
 
 def test_error_messages_are_informative():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from helpers import (
@@ -283,6 +284,8 @@ def test_python_api_rejects_bad_input(untrained_run):
         with pytest.raises(TypeError, match="must be an int"):
             predict(model, ["abc"], max_new_tokens, beam=beam)
     assert predict(model, (t for t in ["ab", "c"])) == predict(model, ["ab", "c"])  # iterables
+    assert predict(model, ["ab"], np.int64(3), beam=np.int64(2)) == \
+        predict(model, ["ab"], 3, beam=2)  # NumPy integers are integers
     with pytest.raises(ValueError,
                        match=r"^input 1 too long: 1000 bytes, this model supports at most 46$"):
         predict(model, ["x" * 1000])

@@ -391,3 +391,14 @@ def test_each_epoch_batches_the_same_pairs_in_a_new_order(tmp_path):
     assert first == batches(0)  # the same epoch, the same batches
     assert sorted(x for b in first for x in b) == sorted(x for b in second for x in b)
     assert first != second
+
+
+def test_changed_files_match_role_and_name_without_folders():
+    record = pairs_module.PairFile("train", "/data/words.tsv", 10, "aa", 1, 1, 0)
+    other = pairs_module.PairFile("test", "/data/other.tsv", 10, "bb", 1, 1, 0)
+    old = [{"role": "train", "name": "words.tsv", "sha256": "aa"}]  # a name kept as given
+    assert pairs_module.changed_files(old, [record, other]) == []  # other: not recorded
+    changed = [{"role": "train", "name": "data/words.tsv", "sha256": "cc"}]
+    assert pairs_module.changed_files(changed, [record]) == [record]
+    for hostile in (None, "x", [1, None, {"role": 3}]):
+        assert pairs_module.changed_files(hostile, [record]) == []

@@ -73,7 +73,8 @@ def test_draw_refuses_accuracy_by_length_for_pairs_read_from_files(tmp_path):
 
 
 @pytest.mark.parametrize("data", [DataConfig(task="add", max_len=11), DataConfig(task="parens"),
-                                  DataConfig(), DataConfig(task="pairs", train_file="x.tsv")])
+                                  DataConfig(), DataConfig(task="pairs", train_file="x.tsv"),
+                                  DataConfig(task="add", min_len=13, max_len=21)])
 def test_the_default_attention_input_is_one_the_task_takes(data):
     text = default_text(RunConfig(data=data))
     task_for(data).model_input(text)  # add refuses text that is not digits+digits

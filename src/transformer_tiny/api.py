@@ -24,11 +24,10 @@ from typing import Any
 from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import SECTIONS, ConfigError, RunConfig, build_config
 from .data import DataModule, hard_inputs
-from .decoding import check_decoding_options, check_texts, predict
+from .decoding import check_texts, predict
 from .extras import require
-from .logs import METRICS_FILE
 from .metrics import EvalResult, evaluate
-from .plots import PLOTS, draw, draws_lengths
+from .plots import draw, drawable
 from .pretrained import save_pretrained
 from .run_state import resumed_config
 from .tasks import Task, input_characters, task_for, unseen_characters
@@ -102,8 +101,7 @@ class TinyModel:
                 max_new_tokens: int | None = None) -> list[Answer]:
         """:meth:`predict`'s answers, each with whether the model ended it and whether its
         bytes were valid UTF-8 (``scripts/infer.py`` warns when not)."""
-        texts = check_texts(texts)  # a generator is read once, here
-        check_decoding_options(beam, max_new_tokens)
+        texts = check_texts(texts)  # a generator is read once, here; predict checks the rest
         prepared = [self._task.model_input(t) for t in texts]  # e.g. add's zero-padding
         tok = ByteTokenizer()
         answers = []
@@ -144,9 +142,7 @@ class TinyModel:
         by input length (for a task that makes its own inputs); returns their paths. Needs
         matplotlib (the ``[plots]`` extra)."""
         run_dir = self.path.parent if self.path is not None else None
-        has_logs = run_dir is not None and (run_dir / METRICS_FILE).is_file()
-        kinds = [k for k in PLOTS if (k != "curves" or has_logs)
-                 and (k != "lengths" or draws_lengths(self._config))]
+        kinds, _ = drawable(self._config, run_dir)
         return draw(self._model, self._config, out, kinds, text, buckets, samples, run_dir)
 
     def save_pretrained(self, folder: str | Path) -> Path:

@@ -63,11 +63,17 @@ def is_checkpoint(json_path: Path) -> bool:
     return _own_json(json_path) is not None
 
 
-def holds_recorded_file(json_path: Path, key: str, path: Path) -> bool:
+def holds_recorded_file(json_path: Path, key: str, path: Path, unrecorded: bool = False) -> bool:
     """Whether ``path`` is a regular file whose SHA-256 the checkpoint JSON ``json_path`` (ours)
-    records under ``key + "_sha256"``: a file that save wrote and nobody changed since."""
-    recorded = (_own_json(json_path) or {}).get(f"{key}_sha256")
-    if not isinstance(recorded, str) or path.is_symlink() or not path.is_file():
+    records under ``key + "_sha256"``: a file that save wrote and nobody changed since. If our
+    JSON records no such hash, the answer is ``unrecorded``."""
+    info = _own_json(json_path)
+    if info is None or path.is_symlink() or not path.is_file():
+        return False
+    recorded = info.get(f"{key}_sha256")
+    if recorded is None:
+        return unrecorded
+    if not isinstance(recorded, str):
         return False
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest() == recorded

@@ -27,6 +27,8 @@ MODEL_LIMITS = {"d_model": 4096, "n_heads": 256, "n_enc_layers": 64, "n_dec_laye
                 "d_ff": 16384, "max_positions": 65536, "rope_stride": 64}
 MAX_PARAMETERS = 100_000_000  # larger models are refused before one is built
 MAX_THREADS = 1024
+# The largest seeds torch's generators take: the data's are multiplied (data.split_seed).
+MAX_SEED, MAX_DATA_SEED = 2**63 - 1, 2**63 // 2_000_000
 DATA_LIMITS = {"max_len": 16384, "train_samples": 100_000_000, "val_samples": 100_000,
                "test_samples": 100_000}
 
@@ -57,9 +59,9 @@ def _check_types(cfg: Any) -> None:
             setattr(cfg, f.name, value)
 
 
-def _check_seed(cfg: Any, name: str) -> None:
+def _check_seed(cfg: Any, name: str, limit: int) -> None:
     value = getattr(cfg, name)
-    _check(abs(value) < 2**32, name, f"must be within +-2**32, got {value!r}")
+    _check(abs(value) <= limit, name, f"must be in [-{limit}, {limit}], got {value!r}")
 
 
 def _task_names() -> list[str]:
@@ -182,10 +184,13 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        _check(self.task != "pairs" or bool(self.train_file), "train_file",
-               "task pairs needs --train-file")
+        _check(self.task in _task_names(), "task",
+               f"must be one of {_task_names()}, got {self.task!r}")
+        reads_files = TASKS[self.task].reads_files
+        _check(not reads_files or bool(self.train_file), "train_file",
+               f"task {self.task} needs --train-file")
         for name in ("train_file", "val_file", "test_file"):
-            _check(self.task == "pairs" or not getattr(self, name), name,
+            _check(reads_files or not getattr(self, name), name,
                    f"only task pairs reads files (this is task {self.task})")
             if getattr(self, name):  # absolute: a run's commands may start in another folder
                 setattr(self, name, os.path.abspath(getattr(self, name)))
@@ -195,9 +200,7 @@ class DataConfig:
         _check(0.0 <= self.hard_share <= 1.0, "hard_share",
                f"must be in [0, 1], got {self.hard_share!r}")
         _at_most(self, **DATA_LIMITS)
-        _check_seed(self, "data_seed")
-        _check(self.task in _task_names(), "task",
-               f"must be one of {_task_names()}, got {self.task!r}")
+        _check_seed(self, "data_seed", MAX_DATA_SEED)
         _check(self.alphabet in _alphabet_names(), "alphabet",
                f"must be one of {_alphabet_names()}, got {self.alphabet!r}")
 
@@ -231,7 +234,7 @@ class TrainConfig:
         _check(0.0 <= self.min_lr_ratio <= 1.0, "min_lr_ratio", "must be in [0, 1]")
         _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "must be in [0, 1)")
         _check(0 <= self.threads <= MAX_THREADS, "threads", f"must be in [0, {MAX_THREADS}]")
-        _check_seed(self, "seed")
+        _check_seed(self, "seed", MAX_SEED)
         _check(self.save_every >= 0, "save_every", "must be >= 0")
         _check(self.device in DEVICES, "device", f"must be one of {DEVICES}, got {self.device!r}")
         _check(self.precision in PRECISIONS, "precision",

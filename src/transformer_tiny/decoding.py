@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -192,15 +193,16 @@ def check_texts(texts: Any) -> list[str]:
 
 
 def check_decoding_options(beam: Any, max_new_tokens: Any) -> None:
-    """``beam`` an int in ``[1, MAX_BEAM]``; ``max_new_tokens`` None, a function of the source
-    length, or an int of at least 1 (``TypeError``/``ValueError`` otherwise)."""
-    if not isinstance(beam, int) or isinstance(beam, bool):
+    """``beam`` an integer (NumPy's too, not a bool) in ``[1, MAX_BEAM]``; ``max_new_tokens``
+    None, a function of the source length, or an integer of at least 1 (``TypeError`` or
+    ``ValueError`` otherwise)."""
+    if not isinstance(beam, Integral) or isinstance(beam, bool):
         raise TypeError(f"beam must be an int, got {beam!r}")
     if not 1 <= beam <= MAX_BEAM:
         raise ValueError(f"beam must be in [1, {MAX_BEAM}]")
     if max_new_tokens is None or callable(max_new_tokens):
         return
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool):
+    if not isinstance(max_new_tokens, Integral) or isinstance(max_new_tokens, bool):
         raise TypeError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")

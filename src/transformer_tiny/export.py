@@ -141,7 +141,7 @@ def _export_graph(module: nn.Module, inputs: tuple[Tensor, ...], path: Path, cfg
 def is_own_graph(path: Path) -> bool:
     """Whether ``path`` is a graph that :func:`export_onnx` wrote: a regular file (not a symbolic
     link) whose metadata names :data:`FORMAT`."""
-    import onnx
+    onnx = require("onnx", "onnx", "ONNX export")
     from google.protobuf.message import DecodeError
 
     proto = onnx.ModelProto()

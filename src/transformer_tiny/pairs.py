@@ -59,6 +59,16 @@ class PairFile:
         return asdict(self)
 
 
+def changed_files(recorded: Any, files: list[PairFile]) -> list[PairFile]:
+    """The ``files`` whose SHA-256 differs from the one that ``recorded`` (a checkpoint's
+    ``data_files``) holds for a file of the same role and name; a file it does not record has
+    not changed. Names are compared without their folders (older checkpoints kept them as
+    given)."""
+    saved = {(r.get("role"), Path(str(r.get("name"))).name): r.get("sha256")
+             for r in recorded if isinstance(r, dict)} if isinstance(recorded, list) else {}
+    return [f for f in files if saved.get((f.role, Path(f.name).name), f.sha256) != f.sha256]
+
+
 def free_memory() -> int | None:
     """Bytes of memory available to new allocations (None where the OS does not say)."""
     try:

@@ -207,7 +207,8 @@ def draw(model: Any, cfg: RunConfig, out: str | Path, kinds: Sequence[str] = tup
     (:func:`default_buckets` if None), ``run_dir`` the run folder whose logs give the training
     curves."""
     task = task_for(cfg.data)
-    source = task.model_input(text or default_text(cfg))  # e.g. add's zero-padding
+    if "attention" in kinds:  # before anything is written: add refuses text not digits+digits
+        source = task.model_input(text or default_text(cfg))
     _check_kinds(cfg, kinds, run_dir)
     out, written = Path(out), []
     for kind in kinds:
@@ -223,12 +224,33 @@ def draw(model: Any, cfg: RunConfig, out: str | Path, kinds: Sequence[str] = tup
     return written
 
 
+def drawable(cfg: RunConfig, run_dir: str | Path | None,
+             only: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+    """The pictures to draw and a note on each one left out: those of ``only`` (keys of
+    :data:`PLOTS`; one that cannot be drawn is :func:`draw`'s error), or else every picture
+    this model and run folder allow: curves need the run's ``metrics.jsonl``, accuracy by
+    length a task that makes its own inputs."""
+    if only:
+        return [k for k in PLOTS if k in only], []
+    kinds, notes = [], []
+    for kind in PLOTS:
+        if kind == "lengths" and not draws_lengths(cfg):
+            notes.append(f"task {cfg.data.task} reads its inputs from files; accuracy by length "
+                         "skipped")
+        elif kind == "curves" and not (run_dir and (Path(run_dir) / METRICS_FILE).is_file()):
+            notes.append(f"no {METRICS_FILE} in {run_dir}; training curves skipped")
+        else:
+            kinds.append(kind)
+    return kinds, notes
+
+
 def _check_kinds(cfg: RunConfig, kinds: Sequence[str], run_dir: str | Path | None) -> None:
     """Fail before any picture is written if one of ``kinds`` cannot be drawn."""
     if "lengths" in kinds and not draws_lengths(cfg):
         raise ValueError(f"the accuracy-by-length picture needs a task that makes its own "
                          f"inputs; task {cfg.data.task} reads them from files")
     if "curves" in kinds:
-        if run_dir is None:
-            raise ValueError("training curves need the run folder")
+        if run_dir is None or not (Path(run_dir) / METRICS_FILE).is_file():
+            raise ValueError(f"no {METRICS_FILE} in {run_dir}: training curves need the run "
+                             "folder that train.py wrote")
         curve_records(run_dir)

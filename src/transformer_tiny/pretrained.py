@@ -109,7 +109,8 @@ def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, A
     claim_output_dir(folder, {
         PRETRAINED_JSON: is_checkpoint,
         PRETRAINED_WEIGHTS: lambda path: holds_recorded_file(config, "weights", path),
-        MODEL_CARD: lambda path: holds_recorded_file(config, "card", path),  # not edited since
+        # a folder saved before cards were hashed records no hash: its card counts as ours
+        MODEL_CARD: lambda path: holds_recorded_file(config, "card", path, unrecorded=True),
     }, "a shared model")
     card = model_card(cfg, metrics)
     meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics)),

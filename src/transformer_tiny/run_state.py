@@ -24,7 +24,7 @@ from .checkpoint import (
     unpack_trainer_state,
 )
 from .config import ConfigError, RunConfig, TrainConfig, build_config
-from .pairs import PairsError, PairSplits
+from .pairs import PairsError, PairSplits, changed_files
 
 
 @dataclass
@@ -91,7 +91,7 @@ class Resumed:
     progress: Progress
     state: dict[str, Tensor]
     optimizer: dict[str, Any]
-    data_files: dict[str, str]  # role -> SHA-256 of the pairs files the run began with
+    data_files: Any  # the records of the pairs files the run began with (checked on use)
 
     def restore(self, opt: torch.optim.Optimizer) -> None:
         """Put the saved optimiser state into ``opt``, built with the checked groups."""
@@ -100,11 +100,11 @@ class Resumed:
     def check_same_data(self, pairs: PairSplits | None) -> None:
         """A ``pairs`` run resumes only on the files it began with: one that changed since is a
         :class:`~transformer_tiny.pairs.PairsError` naming it."""
-        for record in pairs.files if pairs is not None else []:
-            if self.data_files.get(record.role, record.sha256) != record.sha256:
-                raise PairsError(f"{record.name} changed since the run began (its SHA-256 "
-                                 "differs): --resume would train on other data; restore the "
-                                 "file, or start a new run")
+        changed = changed_files(self.data_files, pairs.files if pairs is not None else [])
+        if changed:
+            raise PairsError(f"{changed[0].name} changed since the run began (its SHA-256 "
+                             "differs): --resume would train on other data; restore the "
+                             "file, or start a new run")
 
 
 def read_last(out: Path, model: torch.nn.Module, param_groups: list[dict[str, Any]]) -> Resumed:
@@ -117,8 +117,4 @@ def read_last(out: Path, model: torch.nn.Module, param_groups: list[dict[str, An
     check_optimizer_groups(info.get("optimizer"), [len(params) for params in groups])
     expected = expected_trainer_state([p for params in groups for p in params])
     state = read_checked_tensors(path, info, "state", *expected)
-    records = info.get("data_files")
-    data_files = {r["role"]: r["sha256"] for r in records if isinstance(r, dict)
-                  and isinstance(r.get("role"), str) and isinstance(r.get("sha256"), str)
-                  } if isinstance(records, list) else {}
-    return Resumed(progress, state, info["optimizer"], data_files)
+    return Resumed(progress, state, info["optimizer"], info.get("data_files"))

@@ -131,8 +131,8 @@ def example_input(cfg: Any, text: str = "Hello_2025") -> str | None:
     if characters is None:
         return None
     if alphabet == OWN_CHARACTERS:
-        return task_for(cfg).make_input(random.Random(0), characters, cfg.min_len,
-                                        min(cfg.max_len, 12))
+        short = max(cfg.min_len, min(cfg.max_len, 12))  # short, within the training lengths
+        return task_for(cfg).make_input(random.Random(0), characters, cfg.min_len, short)
     return text
 
 

@@ -149,12 +149,15 @@ class Trainer:
             self.log = RunLog(self.out, self.progress.step, self.progress.history, tensorboard)
         self.autocast = training_autocast(cfg.train.precision, ctx.device)
 
-    def _save(self, name: str) -> None:
-        if not all(bool(torch.isfinite(w).all()) for w in self.model.parameters()):
+    def _save(self, *names: str) -> None:
+        """Write the checkpoints ``names``, unless a step left the weights non-finite."""
+        finite = torch.stack([torch.isfinite(w).all() for w in self.model.parameters()]).all()
+        if not finite:  # one check for all the saves of this step
             raise TrainingError(f"the weights are not finite after step {self.progress.step}; "
                                 "training stopped, the last good checkpoint is kept")
-        save_run_checkpoint(self.out, name, self.model, self.opt, self.cfg, self.progress,
-                            self.dm.pairs)
+        for name in names:
+            save_run_checkpoint(self.out, name, self.model, self.opt, self.cfg, self.progress,
+                                self.dm.pairs)
 
     def close(self) -> None:
         """Close the logs and let another run use the folder."""
@@ -215,9 +218,7 @@ class Trainer:
         # validation exact match (short strings) saturates long before long inputs are learned.
         improved = val.exact_match >= p.best
         p.best = max(p.best, val.exact_match)
-        self._save("last")
-        if improved:
-            self._save("best")
+        self._save("last", *(["best"] if improved else []))
         self.log.log_epoch(p.history)
         if self.cfg.train.progress:
             left = self.cfg.train.epochs - p.epoch

@@ -20,16 +20,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU. ``cuda`` without CUDA, or a name other than
-    ``auto``, ``cpu`` and ``cuda``, is a ``ValueError``."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
+def pick_device(name: str | torch.device) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; any other name (``cpu``, ``cuda:1``) or
+    ``torch.device`` as torch reads it. A device torch does not know, or a CUDA device without
+    CUDA, is a ``ValueError``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: torch knows no device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device cuda was asked for, but no CUDA device is available")
-    return torch.device(name)
+    return device
 
 
 def available_cores() -> int:

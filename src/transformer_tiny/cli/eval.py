@@ -15,7 +15,7 @@ from ..config import RunConfig, build_config
 from ..data import DataModule, bucket_inputs, hard_inputs
 from ..decoding import MAX_BEAM
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
-from ..pairs import held_out_pairs
+from ..pairs import changed_files, held_out_pairs
 from ..tasks import task_for
 from .common import (
     MAX_SAMPLES,
@@ -64,13 +64,9 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
     data = replace(cfg.data, test_file=args.test_file) if args.test_file else cfg.data
     split = "test" if args.test_file else args.split
     held, records = held_out_pairs(data, split, cfg.model.max_source_tokens)
-    trained = info.get("data_files")
-    saved = {(f.get("name"), f.get("role")): f.get("sha256") for f in trained or []
-             if isinstance(f, dict)}
-    for record in records:
-        if saved.get((record.name, record.role), record.sha256) != record.sha256:
-            print(f"warning: {record.name} changed since training (its SHA-256 differs); "
-                  "the held-out split may not be the one held out then", file=sys.stderr)
+    for record in changed_files(info.get("data_files"), records):
+        print(f"warning: {record.name} changed since training (its SHA-256 differs); "
+              "the held-out split may not be the one held out then", file=sys.stderr)
     source = f"pairs of {args.test_file}" if args.test_file else f"{split} set"
     if not held:
         raise UsageError(f"task pairs: the {source} holds no pairs")

@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..checkpoint import resolve_checkpoint
-from ..config import RunConfig
-from ..logs import METRICS_FILE
-from ..plots import DEFAULT_TEXT, PLOTS, draw, draws_lengths, new_figure
+from ..plots import DEFAULT_TEXT, PLOTS, draw, drawable, new_figure
 from .common import (
     Parser,
     UsageError,
@@ -41,24 +39,6 @@ def _parser(prog: str | None) -> Parser:
     return p
 
 
-def _kinds(args, run_dir: Path, cfg: RunConfig) -> list[str]:
-    """The pictures to draw: curves only where the run folder has its metrics, accuracy by
-    length only for a task that makes its own inputs (``--only`` naming either: drawn or an
-    error)."""
-    kinds = [k for k in PLOTS if k in (args.only or PLOTS)]
-    if "lengths" in kinds and not args.only and not draws_lengths(cfg):
-        print(f"note: task {cfg.data.task} reads its inputs from files; accuracy by length "
-              "skipped", file=sys.stderr)
-        kinds.remove("lengths")
-    if "curves" in kinds and not (run_dir / METRICS_FILE).is_file():
-        if args.only:
-            raise UsageError(f"no {METRICS_FILE} in {run_dir}: training curves need the run "
-                             "folder that train.py wrote")
-        print(f"note: no {METRICS_FILE} in {run_dir}; training curves skipped", file=sys.stderr)
-        kinds.remove("curves")
-    return kinds
-
-
 def _check_out(out: Path, flag: bool) -> None:
     """``out`` and the folders above it that exist must be folders."""
     name = f"--out {out}" if flag else str(out)
@@ -85,8 +65,10 @@ def plot_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     run_dir = resolve_checkpoint(args.checkpoint).parent
     out = Path(args.out) if args.out else run_dir / "plots"
     _check_out(out, bool(args.out))
-    written = draw(model, cfg, out, _kinds(args, run_dir, cfg), args.text, buckets,
-                   args.samples, run_dir)
+    kinds, notes = drawable(cfg, run_dir, args.only)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    written = draw(model, cfg, out, kinds, args.text, buckets, args.samples, run_dir)
     for path in written:
         print(path)
     return 0
