@@ -238,3 +238,23 @@ def test_dropout_of_one_drops_every_attention_weight(impl):
     k, v = torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4)
     assert torch.equal(attention(q, k, v, dropout_p=1.0, impl=impl), torch.zeros(2, 2, 3, 4))
     assert attention(q, k, v, dropout_p=0.0, impl=impl).abs().max() > 0.1
+
+
+def test_layer_cache_select_keeps_rows_and_spare_room():
+    """Beam search reorders rows at every step: the selected cache holds the chosen rows, and
+    its buffers keep their room, so the next step writes in place."""
+    cache = LayerCache()
+    steps = [torch.randn(3, NH, 1, HS) for _ in range(5)]
+    for s in steps:
+        with torch.no_grad():
+            cache.append(s, s + 1)
+    rows = torch.tensor([2, 2, 0])
+    chosen = cache.select(rows)
+    torch.testing.assert_close(chosen.k, cache.k[rows], rtol=0, atol=0)
+    torch.testing.assert_close(chosen.v, cache.v[rows], rtol=0, atol=0)
+    buffer = chosen._k
+    assert buffer.size(2) > chosen.length  # spare room kept
+    with torch.no_grad():
+        chosen.append(steps[0][:3], steps[0][:3])
+    assert chosen._k is buffer and chosen.length == 6  # written in place
+    assert LayerCache().select(rows).k is None

@@ -170,6 +170,14 @@ class LayerCache:
         self.length = n + t
         return self.k, self.v
 
+    def select(self, rows: Tensor) -> LayerCache:
+        """The cache of batch rows ``rows``, its buffers' spare room kept (beam search reorders
+        rows at every step; without the room, every next ``append`` would grow them again)."""
+        out = LayerCache()
+        if self._k is not None:
+            out._k, out._v, out.length = self._k[rows], self._v[rows], self.length
+        return out
+
 
 def _grown(buf: Tensor, n: int, capacity: int) -> Tensor:
     """A buffer like ``buf`` with room for ``capacity`` steps, holding its first ``n``."""

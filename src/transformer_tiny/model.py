@@ -118,8 +118,7 @@ class Memory:
             self.states[rows], self.src_mask[rows],
             [(k[rows], v[rows]) for k, v in self.cross_kv],
             None if self.positions is None else self.positions[rows],
-            [LayerCache(c.k[rows], c.v[rows]) if c.k is not None else LayerCache()
-             for c in self.caches],
+            [c.select(rows) for c in self.caches],
             self.length,
             None if self.chars is None else CharState(*(t[rows] for t in self.chars)),
             self.padded,
