@@ -12,14 +12,13 @@ from transformer_tiny.attention_maps import cross_attention_maps
 from transformer_tiny.config import DataConfig, RunConfig
 from transformer_tiny.metrics import EvalResult
 from transformer_tiny.plots import (
-    DEFAULT_TEXT,
     default_text,
     draw,
     plot_accuracy_by_length,
     plot_attention,
     plot_training_curves,
 )
-from transformer_tiny.tasks import task_for
+from transformer_tiny.tasks import DEFAULT_TEXT, task_for
 
 
 def test_attention_png(tmp_path):

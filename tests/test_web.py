@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import shutil
 import threading
@@ -42,7 +43,7 @@ sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 FIRST_TRIES = ["mississippi", "Hello, world!", "café", "naïve façade", "Ελληνικά", "Привет",
                "中文字符", "日本語のかな", "한국어", "😀👍🎉", "e\u0301te\u0301", "aaaaaaaaaaaa",
                "abcabcabcabc", "9999+1", " leading", "tab\tin", "x", "Ünïcödé ünd ASCII",
-               "🙂 and text 🙃", "ÀÉÎÕÜ"]
+               "🙂 and text 🙃", "ÀÉÎÕÜ", "abc\ufeff"]  # the last: a U+FEFF that leads the answer
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +201,38 @@ def test_a_new_input_takes_over_from_the_run_in_progress(site, url, browser):
                            "document.body.dataset.state === 'done'", timeout=60_000)
     assert page.text_content("#output") == TOK.decode(expected)
     assert len(cells(page)) == len(TOK.decode(expected))  # the heatmap is the second input's
+
+
+def test_run_before_a_model_is_ready_stays_on_the_page(url, browser):
+    page = open_page(browser, url, "?model=no-such-folder")
+    page.fill("#input", "mississippi")
+    page.click("#run")  # no model: nothing runs, and the form does not reload the page
+    page.wait_for_timeout(500)
+    assert page.url.endswith("?model=no-such-folder")
+    assert page.input_value("#input") == "mississippi"
+    assert "Could not load the model from no-such-folder/" in page.text_content("#error")
+
+
+def test_a_model_from_another_site_or_with_a_broken_manifest_is_refused(site, url, browser):
+    page = open_page(browser, url, "?model=//example.invalid/m")
+    assert "the model folder must be on this site" in page.text_content("#error")
+    broken = site / "broken"
+    if not broken.exists():
+        shutil.copytree(site / "model", broken)
+        manifest = json.loads((broken / "model.json").read_text())
+        manifest["n_layers"] = 10**9  # a tab would hang building as many menu entries
+        (broken / "model.json").write_text(json.dumps(manifest))
+    page = open_page(browser, url, "?model=broken")
+    assert "model.json: n_layers is missing or invalid" in page.text_content("#error")
+
+
+def test_the_first_input_is_one_the_task_takes(site, url, browser):
+    run = site / "add-run"
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                max_positions=48), DataConfig(task="add", max_len=11))
+    save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
+    export_web(run, site / "add")
+    page = open_page(browser, url, "?model=add")  # add refuses "Hello, world!"
+    assert page.evaluate("document.body.dataset.state") == "done", page.text_content("#error")
+    assert page.input_value("#input") == json.loads((site / "add" / "model.json").read_text())[
+        "example"]

@@ -21,14 +21,36 @@ function setState(state) {
   document.body.dataset.state = state;
 }
 
+const isCount = (x, lo, hi) => Number.isInteger(x) && x >= lo && x <= hi;
+
+/** The fields of model.json the page relies on, each checked: an error names the first bad one. */
+function checkManifest(m) {
+  const checks = {
+    format: m.format === "transformer_tiny.web/1",
+    task: typeof m.task === "string",
+    n_layers: isCount(m.n_layers, 1, 64),
+    n_heads: isCount(m.n_heads, 1, 256),
+    end_heads: Array.isArray(m.end_heads) && m.end_heads.every((h) => isCount(h, 0, m.n_heads - 1)),
+    training_lengths: Array.isArray(m.training_lengths) && m.training_lengths.length === 2 &&
+      m.training_lengths.every((n) => isCount(n, 0, 1 << 16)),
+    max_positions: isCount(m.max_positions, 3, 65536),
+    max_input_bytes: isCount(m.max_input_bytes, 1, m.max_positions - 2),
+    output_room: m.output_room !== null && typeof m.output_room === "object" &&
+      isCount(m.output_room.per_token, 0, 64) && isCount(m.output_room.plus, 0, 65536),
+    special_ids: m.special_ids !== null && typeof m.special_ids === "object" &&
+      ["pad", "bos", "eos"].every((k) => isCount(m.special_ids[k], 256, 258)),
+  };
+  const bad = Object.keys(checks).find((key) => !checks[key]);
+  if (bad) throw new Error(`model.json: ${bad} is missing or invalid`);
+}
+
 async function loadModel(folder) {
   const base = new URL(folder.replace(/\/?$/, "/"), location.href);
+  if (base.origin !== location.origin) throw new Error("the model folder must be on this site");
   const response = await fetch(new URL("model.json", base));
   if (!response.ok) throw new Error(`no model.json in ${folder}/ (HTTP ${response.status})`);
   const manifest = await response.json();
-  if (manifest.format !== "transformer_tiny.web/1") {
-    throw new Error(`${folder}/model.json is not a transformer_tiny web export`);
-  }
+  checkManifest(manifest);
   const options = { executionProviders: ["wasm"] };
   const [encoder, decoder] = await Promise.all([
     ort.InferenceSession.create(new URL("encoder.onnx", base).href, options),
@@ -156,6 +178,9 @@ async function run() {
 }
 
 async function main() {
+  // Attached first: before the model is ready (or if it fails to load) Run does nothing,
+  // rather than submitting the form and reloading the page.
+  $("form").addEventListener("submit", (event) => { event.preventDefault(); run(); });
   const params = new URLSearchParams(location.search);
   const folder = params.get("model") || "model";
   $("model-folder").value = folder;
@@ -169,7 +194,10 @@ async function main() {
     return;
   }
   describe(page.manifest);
-  $("form").addEventListener("submit", (event) => { event.preventDefault(); run(); });
+  const input = $("input");
+  if (page.manifest.example && input.value === input.defaultValue) {
+    input.value = page.manifest.example; // an input the task takes (add's digits+digits)
+  }
   $("layer").addEventListener("change", draw);
   $("head").addEventListener("change", draw);
   setState("ready");

@@ -76,7 +76,9 @@ export function encodeSource(manifest, text) {
 
 /** Output bytes as text: invalid UTF-8 shown with U+FFFD. */
 export function decodeBytes(ids) {
-  return new TextDecoder("utf-8").decode(Uint8Array.from(ids.filter((id) => id < 256)));
+  // ignoreBOM: a leading U+FEFF is part of the answer, as Python's decode keeps it
+  return new TextDecoder("utf-8", { ignoreBOM: true })
+    .decode(Uint8Array.from(ids.filter((id) => id < 256)));
 }
 
 function int64(values, dims) {

@@ -19,9 +19,8 @@ from .extras import require
 from .logs import METRICS_FILE, read_metrics, read_steps
 from .metrics import EvalResult, evaluate, even_buckets
 from .positions import end_heads
-from .tasks import example_input, task_for, widest_input_character
+from .tasks import DEFAULT_TEXT, example_input, task_for, widest_input_character
 
-DEFAULT_TEXT = "Hello, world!"  # the input whose cross-attention is drawn
 PLOTS = {"attention": "attention.png", "curves": "training_curves.png",
          "lengths": "accuracy_by_length.png"}
 CURVE_FIELDS = ("step", "train_loss", "val_exact_match", "val_char_accuracy")  # numbers drawn

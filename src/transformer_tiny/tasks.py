@@ -123,6 +123,9 @@ def input_characters(cfg: Any) -> tuple[str, str | None]:
     return cfg.alphabet, ALPHABETS[cfg.alphabet]
 
 
+DEFAULT_TEXT = "Hello, world!"  # the first input of the pictures and of the browser page
+
+
 def example_input(cfg: Any, text: str = "Hello_2025") -> str | None:
     """An input to show for the task of ``cfg`` (a ``DataConfig``): one the task draws itself
     when it reads characters of its own (``add``, ``parens``), ``text`` otherwise; None for

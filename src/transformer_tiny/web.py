@@ -20,7 +20,7 @@ from .export import EXPORT, GRAPH_CHECKS, write_graphs
 from .positions import end_heads
 from .rundir import claim_output_dir
 from .safe_files import CheckpointError, read_regular
-from .tasks import OutputRoom, input_characters, task_for
+from .tasks import DEFAULT_TEXT, OutputRoom, example_input, input_characters, task_for
 from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
 from .utils import atomic_write_json
 
@@ -60,6 +60,7 @@ def manifest(cfg: RunConfig, info: dict[str, Any], source: str) -> dict[str, Any
         # room for the output: per_token * (source tokens, BOS and EOS included) + plus
         "output_room": {"per_token": room.per_token, "plus": room.plus},
         "input_format": input_format, "output_format": output_format,
+        "example": example_input(cfg.data, DEFAULT_TEXT),  # the page's first input
         "val_exact_match": metrics.get("val_exact_match"),
     }
 
