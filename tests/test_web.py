@@ -18,14 +18,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import ROOT, TOK
+from helpers import ROOT, TOK, surrogate_model
 
 from transformer_tiny.attention_maps import cross_attention_maps
-from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
+from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint, seen_bytes
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.data import draw_inputs, heldout_inputs
 from transformer_tiny.decoding import predict
 from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.tasks import unseen_characters
 from transformer_tiny.web import export_web
 
 WEB = ROOT / "web"
@@ -236,3 +237,23 @@ def test_the_first_input_is_one_the_task_takes(site, url, browser):
     assert page.evaluate("document.body.dataset.state") == "done", page.text_content("#error")
     assert page.input_value("#input") == json.loads((site / "add" / "model.json").read_text())[
         "example"]
+
+
+def test_the_page_notes_unseen_characters_and_invalid_output_as_infer_does(site, url, browser):
+    """The quickstart-like model was trained on the unicode alphabet: a tab is new to it."""
+    _, cfg, info = load_checkpoint(site / "run")
+    page = open_page(browser, url)
+    assert type_and_run(page, "tab\there") == "done"
+    assert unseen_characters("tab\there", cfg.data, seen_bytes(info)) == ["\t"]
+    assert page.is_visible("#note")
+    assert 'never saw in training: "\\t"' in page.text_content("#note")
+    assert type_and_run(page, "mississippi") == "done"
+    assert not page.is_visible("#note")
+    assert "not valid UTF-8" not in page.text_content("#time")
+    model = surrogate_model()  # writes ED A0 80 (a surrogate: not valid UTF-8) whatever it reads
+    run = site / "surrogate-run"
+    save_checkpoint(run, "best", model, RunConfig(model.cfg, DataConfig(alphabet="printable")),
+                    {"step": 0})
+    export_web(run, site / "surrogate")
+    page = open_page(browser, url, "?model=surrogate")
+    assert "not valid UTF-8: shown with U+FFFD" in page.text_content("#time")

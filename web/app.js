@@ -1,6 +1,8 @@
 // The page: load the exported model, decode what the user types, draw the cross-attention.
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
-import { characters, decodeBytes, encodeSource, greedy, modelInput, shown } from "./tiny.js";
+import {
+  characters, decodeBytes, encodeSource, greedy, modelInput, shown, unseenCharacters, validUtf8,
+} from "./tiny.js";
 
 globalThis.ort = ort;
 ort.env.wasm.wasmPaths = new URL("./node_modules/onnxruntime-web/dist/", location.href).href;
@@ -15,6 +17,11 @@ const page = {
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = !message;
+}
+
+function showNote(message) {
+  $("note").textContent = message;
+  $("note").hidden = !message;
 }
 
 function setState(state) {
@@ -130,6 +137,9 @@ class Superseded extends Error {}
 async function decode(id) {
   const text = $("input").value;
   showError("");
+  const unseen = unseenCharacters(page.manifest, text);
+  showNote(unseen.length ? "Holds characters this model never saw in training: " +
+    `${unseen.map((c) => JSON.stringify(c)).join(", ")}; its answer is a guess.` : "");
   setState("running");
   page.steps = [];
   page.outIds = [];
@@ -162,7 +172,8 @@ async function decode(id) {
   $("output").textContent = shown(page.manifest, decodeBytes(result.ids));
   $("output").dataset.ids = result.ids.join(",");
   $("time").textContent = `${result.ids.length} tokens in ${ms.toFixed(0)} ms` +
-    (result.ended ? "" : " (the output hit its length limit before its end)");
+    (result.ended ? "" : " (the output hit its length limit before its end)") +
+    (validUtf8(result.ids) ? "" : " (not valid UTF-8: shown with U+FFFD)");
   draw();
   setState("done");
 }

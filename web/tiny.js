@@ -74,6 +74,25 @@ export function encodeSource(manifest, text) {
   return [ids.bos, ...bytes, ids.eos];
 }
 
+/** The characters of ``text`` (each once, in order) holding a byte no training input held, as
+ * tasks.unseen_characters finds them; none if model.json does not say which bytes it saw. */
+export function unseenCharacters(manifest, text) {
+  if (!Array.isArray(manifest.seen_bytes)) return [];
+  const seen = new Set(manifest.seen_bytes);
+  const encoder = new TextEncoder();
+  return [...new Set(text)].filter((c) => !encoder.encode(c).every((b) => seen.has(b)));
+}
+
+/** Whether output bytes are valid UTF-8 (else they are shown with U+FFFD). */
+export function validUtf8(ids) {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(ids.filter((id) => id < 256)));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Output bytes as text: invalid UTF-8 shown with U+FFFD. */
 export function decodeBytes(ids) {
   // ignoreBOM: a leading U+FEFF is part of the answer, as Python's decode keeps it

@@ -155,14 +155,19 @@ def unseen_characters(text: str, cfg: Any, seen_bytes: Any = None) -> list[str]:
     ``cfg`` (a ``DataConfig``) ever held: the model reads bytes, so a character made of bytes it
     has seen, in other characters, is not new to it. ``seen_bytes`` (the bytes of the training
     inputs read from files, which a ``pairs`` checkpoint records) replaces the alphabet's."""
-    characters = input_characters(cfg)[1]
-    if seen_bytes is not None:
-        seen = frozenset(seen_bytes)
-    elif characters is None:
+    seen = seen_input_bytes(cfg, seen_bytes)
+    if seen is None:
         return []  # the inputs came from files the checkpoint does not describe
-    else:
-        seen = _bytes_of(characters)
     return [c for c in dict.fromkeys(text) if not _bytes_of(c) <= seen]
+
+
+def seen_input_bytes(cfg: Any, recorded: Any = None) -> frozenset[int] | None:
+    """The bytes the training inputs of ``cfg`` (a ``DataConfig``) held: ``recorded`` (what a
+    ``pairs`` checkpoint records) if given, else its alphabet's; None if neither says."""
+    if recorded is not None:
+        return frozenset(recorded)
+    characters = input_characters(cfg)[1]
+    return None if characters is None else _bytes_of(characters)
 
 
 @functools.lru_cache(maxsize=16)

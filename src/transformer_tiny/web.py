@@ -13,14 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from .arithmetic import add_width
-from .checkpoint import load_checkpoint, resolve_checkpoint
+from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import RunConfig
 from .decoding import OUTPUT_MARGIN
 from .export import EXPORT, GRAPH_CHECKS, write_graphs
 from .positions import end_heads
 from .rundir import claim_output_dir
 from .safe_files import CheckpointError, read_regular
-from .tasks import DEFAULT_TEXT, OutputRoom, example_input, input_characters, task_for
+from .tasks import (
+    DEFAULT_TEXT,
+    OutputRoom,
+    example_input,
+    input_characters,
+    seen_input_bytes,
+    task_for,
+)
 from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
 from .utils import atomic_write_json
 
@@ -47,6 +54,7 @@ def manifest(cfg: RunConfig, info: dict[str, Any], source: str) -> dict[str, Any
     from_end = list(end_heads(m.n_heads)) if m.position_scheme == "rope" else []
     room = task.output_room or OutputRoom(per_token=1, plus=OUTPUT_MARGIN)  # the decoders' own
     metrics = info.get("metrics") if isinstance(info.get("metrics"), dict) else {}
+    seen = seen_input_bytes(cfg.data, seen_bytes(info))
     return {
         "format": WEB_FORMAT, "checkpoint": source, "task": task.name,
         "task_description": task.description,
@@ -61,6 +69,7 @@ def manifest(cfg: RunConfig, info: dict[str, Any], source: str) -> dict[str, Any
         "output_room": {"per_token": room.per_token, "plus": room.plus},
         "input_format": input_format, "output_format": output_format,
         "example": example_input(cfg.data, DEFAULT_TEXT),  # the page's first input
+        "seen_bytes": None if seen is None else sorted(seen),  # of the training inputs
         "val_exact_match": metrics.get("val_exact_match"),
     }
 
