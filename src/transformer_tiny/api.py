@@ -24,7 +24,7 @@ from typing import Any
 from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import SECTIONS, ConfigError, RunConfig, build_config
 from .data import DataModule, hard_inputs
-from .decoding import check_texts, predict
+from .decoding import predict, text_list
 from .extras import require
 from .metrics import EvalResult, evaluate
 from .plots import draw, drawable
@@ -101,7 +101,7 @@ class TinyModel:
                 max_new_tokens: int | None = None) -> list[Answer]:
         """:meth:`predict`'s answers, each with whether the model ended it and whether its
         bytes were valid UTF-8 (``scripts/infer.py`` warns when not)."""
-        texts = check_texts(texts)  # a generator is read once, here; predict checks the rest
+        texts = text_list(texts)  # a generator is read once, here; predict checks the rest
         prepared = [self._task.model_input(t) for t in texts]  # e.g. add's zero-padding
         tok = ByteTokenizer()
         answers = []

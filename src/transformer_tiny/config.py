@@ -27,6 +27,7 @@ MODEL_LIMITS = {"d_model": 4096, "n_heads": 256, "n_enc_layers": 64, "n_dec_laye
                 "d_ff": 16384, "max_positions": 65536, "rope_stride": 64}
 MAX_PARAMETERS = 100_000_000  # larger models are refused before one is built
 MAX_THREADS = 1024
+FILE_FIELDS = ("train_file", "val_file", "test_file")  # DataConfig's data files (task pairs)
 # The largest seeds torch's generators take: the data's are multiplied (data.split_seed).
 MAX_SEED, MAX_DATA_SEED = 2**63 - 1, 2**63 // 2_000_000
 DATA_LIMITS = {"max_len": 16384, "train_samples": 100_000_000, "val_samples": 100_000,
@@ -189,7 +190,7 @@ class DataConfig:
         reads_files = TASKS[self.task].reads_files
         _check(not reads_files or bool(self.train_file), "train_file",
                f"task {self.task} needs --train-file")
-        for name in ("train_file", "val_file", "test_file"):
+        for name in FILE_FIELDS:
             _check(reads_files or not getattr(self, name), name,
                    f"only task pairs reads files (this is task {self.task})")
             if getattr(self, name):  # absolute: a run's commands may start in another folder

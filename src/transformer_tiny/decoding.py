@@ -181,7 +181,7 @@ def output_room(max_new_tokens: int | Callable[[int], int] | None, src_tokens: i
     return None if room is None else min(room, cfg.max_positions - 1)
 
 
-def check_texts(texts: Any) -> list[str]:
+def text_list(texts: Any) -> list[str]:
     """``texts`` as a list of str (any iterable of them but a single str), else ``TypeError``."""
     try:
         texts = None if isinstance(texts, str | bytes) else list(texts)
@@ -217,7 +217,7 @@ def predict(model: Seq2SeqTransformer, texts: list[str],
     ``max_new_tokens`` is a number, or a function of a batch's source length in tokens (a
     task's ``output_room``), either kept within the model's positions; None: the decoders'
     default. ``use_cache`` applies to greedy decoding (beam search always uses the cache)."""
-    texts = check_texts(texts)
+    texts = text_list(texts)
     check_decoding_options(beam, max_new_tokens)
     device = next(model.parameters()).device
     results: list[tuple[list[int], bool]] = [([], False) for _ in texts]

@@ -24,13 +24,12 @@ from .checkpoint import (
     is_checkpoint,
     save_checkpoint,
 )
-from .config import SECTIONS, RunConfig
+from .config import FILE_FIELDS, SECTIONS, RunConfig
 from .rundir import claim_output_dir
 from .tasks import OWN_CHARACTERS, example_input, input_characters, task_for
 from .utils import atomic_write_text
 
 MODEL_CARD = "README.md"
-FILE_FIELDS = ("train_file", "val_file", "test_file")  # shown by name: a path is the trainer's
 
 
 def training_command(cfg: RunConfig) -> str:
@@ -43,7 +42,7 @@ def training_command(cfg: RunConfig) -> str:
             value = getattr(values, f.name)
             if f.name != "out" and value != getattr(defaults, f.name):
                 shown = str(value).lower() if isinstance(value, bool) else str(value)
-                shown = Path(shown).name if f.name in FILE_FIELDS else shown
+                shown = Path(shown).name if f.name in FILE_FIELDS else shown  # not the path
                 words += [f"--{f.name.replace('_', '-')}", shown]
     return shlex.join(words)
 
