@@ -5,117 +5,29 @@
 
 Reads ``benchmarks/results/``: ``headline.json`` (headline.py), ``positions.json``
 (positions_table.py), ``latest.json`` (bench.py), ``tasks.json`` (tasks_table.py) and
-``g2p.json`` (g2p.py); a missing
-file leaves its section saying how to produce it. Each table states the date, commit and machine
-of its measurement; for a file that records no ``date`` or ``commit``, they come from git (the
-last commit that changed the file), and the table says so. Standard library only; the output
-depends on nothing but the JSON files and, for such a file, the git history.
+``g2p.json`` (g2p.py); a missing file leaves its section saying how to produce it. Each table
+states the date, commit and machine of its measurement; for a file that records no ``date`` or
+``commit``, they come from git (the last commit that changed the file), and the table says so.
+Standard library only; the output depends on nothing but the JSON files and, for such a file,
+the git history. The section on ``nn.Transformer`` is in ``report_bench.py``; what every
+section uses (provenance, number formats, tables) is in ``report_page.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-import provenance  # noqa: E402
+from report_bench import benchmark  # noqa: E402
+from report_page import ROOT, Provenance, code, em, opening, rel, row_provenance, span, table  # noqa: E402
 
 RESULTS = HERE / "results"
 OUT = ROOT / "docs" / "results.md"
-TRAINING_TARGET = 1.3  # the training throughput ratio over the peer that the project aims for
-GIT_NOTE = re.compile(r"`(?P<file>[^`]+)` records no date or commit; the last commit that "
-                      r"changed it is `(?P<commit>[0-9a-f]+)` \((?P<date>[0-9-]+)\)")
-
-
-# ----------------------------------------------------------------------------- helpers
-def load(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def rel(path: Path) -> str:
-    """``path`` relative to the repository root, if it is inside it."""
-    try:
-        return path.resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def recorded_git_notes(existing: str) -> dict[str, tuple[str, str]]:
-    """The git-derived ``(commit, date)`` per file that an earlier results.md states."""
-    return {m["file"]: (m["commit"], m["date"]) for m in GIT_NOTE.finditer(existing)}
-
-
-class Provenance:
-    """Renders the "measured on ..." line of a table."""
-
-    def __init__(self, existing: str):
-        self.recorded = recorded_git_notes(existing)
-        self.history = provenance.history_complete()
-
-    def git_note(self, path: Path) -> str:
-        """Date and commit of a file that records neither, from git. Where git cannot say (no
-        clone, or a shallow one), the answer that docs/results.md already gives is kept, so that
-        ``--check`` agrees in such a checkout too."""
-        name = rel(path)
-        if self.history and provenance.has_uncommitted_changes(path):
-            return (f"`{name}` records no date or commit, and it has uncommitted changes: commit "
-                    "it, then run `python benchmarks/report.py` again.")
-        found = provenance.last_change(path) if self.history else self.recorded.get(name)
-        if found is None:
-            return f"`{name}` records no date or commit, and git cannot tell them."
-        commit, date = found
-        return (f"`{name}` records no date or commit; the last commit that changed it is "
-                f"`{commit}` ({date}).")
-
-    def line(self, data: dict[str, Any], path: Path) -> str:
-        machine = data.get("machine") or "not recorded in the file"
-        if data.get("date") and data.get("commit"):
-            text = (f"Measured on {data['date']} at commit `{data['commit']}`; machine: "
-                    f"{machine}. Source: `{rel(path)}`.")
-        else:
-            text = f"Machine: {machine}. {self.git_note(path)}"
-        if data.get("quick"):
-            text += (" **This is a smoke run (`--quick`: a tiny model, a little data); its "
-                     "figures mean nothing.**")
-        return text
-
-
-def missing(path: Path, command: str, minutes: int) -> list[str]:
-    return [f"Not measured yet: `{rel(path)}` does not exist. `{command}` (about {minutes} "
-            "minutes) writes it; then run `python benchmarks/report.py`.", ""]
-
-
-def em(x: float) -> str:
-    """An exact match or accuracy, as the commands print it."""
-    return f"{x:.4f}"
-
-
-def span(keys: list[str]) -> str:
-    """``["1-8", ..., "25-32"]`` -> ``1-32``."""
-    return f"{keys[0].split('-')[0]}-{keys[-1].split('-')[1]}"
-
-
-def code(commands: list[str]) -> str:
-    return " then ".join(f"`{c}`" for c in commands)
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(r) + " |" for r in rows), ""]
-
-
-def row_provenance(rows: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-    """The date/commit/machine shared by all rows (and whether they all share one)."""
-    keys = ("date", "commit", "machine")
-    seen = {tuple(r.get(k) for k in keys) for r in rows.values()}
-    return dict(zip(keys, next(iter(seen)), strict=True)), len(seen) == 1
 
 
 # ----------------------------------------------------------------------------- headline
@@ -181,13 +93,6 @@ def headline_rows(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
                         code(r["commands"]), evaluated(e)])
     return out
 
-
-def opening(path: Path, title: str, command: str, minutes: int) -> tuple[Any, list[str]]:
-    """A section's JSON (None if it is missing) and its first lines: the heading, and the
-    command that writes the file when there is none."""
-    data = load(path)
-    lines = [f"## {title}", ""]
-    return data, lines if data is not None else lines + missing(path, command, minutes)
 
 
 def headline(path: Path, prov: Provenance) -> list[str]:
@@ -267,122 +172,6 @@ def positions(path: Path, prov: Provenance) -> list[str]:
                     f"on {heads[-1]} characters, up to {longest:g} times the training length.")
     said.append("Why: [design.md](design.md#positions).")
     return [*lines, " ".join(said), ""]
-
-
-# ----------------------------------------------------------------------------- benchmark
-def bench_training(t: dict[str, Any]) -> list[str]:
-    by_len = t.get("ratio_by_length", [])
-    rows = [[f"training, target tokens/s (forward + backward + AdamW, the same "
-             f"{t['ours']['steps']} batches, steps interleaved)",
-             f"{t['ours']['tokens_per_s']:,.0f}", f"{t['peer']['tokens_per_s']:,.0f}",
-             f"{t['ratio']:.3f}x (total time; the median of the per-batch ratios was "
-             f"{t['ratio_median']:.3f}x)"]]
-    if by_len:
-        rows.append([f"training, batches of {' / '.join(b['src_tokens'] for b in by_len)} source "
-                     f"tokens ({' / '.join(str(b['batches']) for b in by_len)} batches)", "", "",
-                     " / ".join(f"{b['ratio']:.3f}x" for b in by_len)])
-    rows.append(["training, peak RSS MiB", str(t["ours"]["peak_rss_mib"]),
-                 str(t["peer"]["peak_rss_mib"]), ""])
-    return table(["measurement", "ours", "peer", "ours / peer"], rows)
-
-
-def bench_decoding(decode: list[dict[str, Any]]) -> list[str]:
-    return table(["greedy decoding, strings/s", "ours, KV cache", "ours, no cache",
-                  "peer, tutorial loop", "cache / no cache", "cache / peer",
-                  "peak RSS MiB (cache / no cache / peer)"],
-                 [[f"length {d['length']}, batch {d['batch']}", f"{d['cached']:.1f}",
-                   f"{d['uncached']:.1f}", f"{d['peer']:.1f}",
-                   f"{d['cached_over_uncached']:.2f}x", f"{d['cached_over_peer']:.2f}x",
-                   f"{d['cached_peak_rss_mib']} / {d['uncached_peak_rss_mib']} / "
-                   f"{d['peer_peak_rss_mib']}"] for d in decode])
-
-
-def tta_cells(res: dict[str, Any]) -> list[str]:
-    if res["seconds"] is None:
-        return ["missed", f"{res['reached']:.4f} at the cap"]
-    return [f"{res['seconds']}", f"{res['reached']:.4f}"]
-
-
-def bench_tta(tta: dict[str, Any]) -> list[str]:
-    names = {"ours": "our quickstart recipe",
-             "tutorial": "PyTorch translation tutorial's recipe (`nn.Transformer` post-norm, "
-                         "embeddings × √d_model, sinusoidal positions, dropout 0.1, Adam lr "
-                         "1e-4, betas (0.9, 0.98), eps 1e-9), same sizes"}
-    cap = max(r["cap_s"] for r in tta.values())
-    return table([f"time to 99.9% validation exact match (lengths 1-32, cap {cap / 60:g} min of "
-                  "training)", "training seconds", "exact match reached", "steps",
-                  "peak RSS MiB"],
-                 [[names.get(k, k), *tta_cells(r), f"{r['steps']:,}", str(r["peak_rss_mib"])]
-                  for k, r in tta.items()])
-
-
-def bench_findings(data: dict[str, Any]) -> list[str]:
-    out = []
-    if data["decode"]:
-        peer = [d["cached_over_peer"] for d in data["decode"]]
-        own = [d["cached_over_uncached"] for d in data["decode"]]
-        out.append(f"- **Cached decoding** beats the peer's loop by {min(peer):.1f}x to "
-                   f"{max(peer):.1f}x and our own uncached loop by {min(own):.1f}x to "
-                   f"{max(own):.1f}x; the gain grows with length and batch, since an uncached "
-                   "step re-reads the whole prefix.")
-    t = data["train"]
-    if t:
-        by_len = t.get("ratio_by_length", [])
-        verdict = "met" if t["ratio"] >= TRAINING_TARGET else "not met"
-        spread = (f"; by source length from {by_len[0]['ratio']:.2f}x ({by_len[0]['src_tokens']}"
-                  f" tokens) to {by_len[-1]['ratio']:.2f}x ({by_len[-1]['src_tokens']})"
-                  if by_len else "")
-        skew = "overstates" if t["ratio_median"] > t["ratio"] else "understates"
-        out.append(f"- **Training** runs at {t['ratio']:.3f}x the peer's throughput{spread}. "
-                   f"The target (at least {TRAINING_TARGET}x) is **{verdict}**. The median of "
-                   "the per-batch ratios counts a short batch as much as a long one, which takes "
-                   f"longer, so here it {skew} the throughput ratio; it is shown beside it.")
-    tta = data["tta"]
-    if "ours" in tta and "tutorial" in tta:
-        o, u = tta["ours"], tta["tutorial"]
-        ours = (f"reaches 99.9% after {o['seconds']} s of training ({o['steps']:,} steps)"
-                if o["seconds"] is not None else f"is at {o['reached']:.1%} at the cap")
-        theirs = (f"is at {u['reached']:.1%} after its {u['cap_s'] / 60:g} minutes"
-                  if u["seconds"] is None else f"reaches it after {u['seconds']} s")
-        out.append(f"- **Time to accuracy**: our recipe {ours}; the tutorial's recipe {theirs}.")
-    return [*out, "", "Why, and what was tried and not adopted: "
-            "[design.md](design.md#training-and-decoding-speed).", ""]
-
-
-def benchmark(path: Path, prov: Provenance) -> list[str]:
-    data, lines = opening(path, "Against PyTorch's `nn.Transformer`",
-                          "python benchmarks/bench.py", 40)
-    if data is None:
-        return lines
-    sections = data.get("sections", ["decode", "train", "tta"])
-    command = "python benchmarks/bench.py" + (
-        "" if set(sections) == {"decode", "train", "tta"} else
-        f" --sections {','.join(sorted(sections))}")
-    lines += [prov.line(data, path) + f" Command: `{command}`.", ""]
-    lines += [
-        "`python benchmarks/bench.py` (about 40 minutes, most of it the tutorial recipe's "
-        "15-minute cap; `--sections train,decode` skips the time-to-accuracy runs; `--quick` for "
-        "a smoke run) measures ours against a peer built from `torch.nn.Transformer` with the "
-        "same sizes (d_model 128, 4 heads, 1 encoder and 2 decoder layers, feed-forward 256, "
-        "vocabulary 259), the same token embedding and output layer, and additive sinusoidal "
-        "positions (the core cannot take rotary ones), on the same batches. Training steps of "
-        "ours and the peer alternate in one process, and so do the runs of the three decoders, so "
-        "that a busy machine slows all of them alike. The training ratio is the peer's total "
-        "time over ours on the same batches, which is the ratio of the two throughputs; the "
-        "decoding ratios are medians of the ratios measured side by side. Peak memory comes from "
-        "separate processes, one per measurement; it is that of the measuring process "
-        f"(about {data.get('baseline_rss_mib', '?')} MiB is PyTorch itself and the model).", ""]
-    if data["train"]:
-        lines += bench_training(data["train"])
-    if data["decode"]:
-        lines += bench_decoding(data["decode"])
-    if data["tta"]:
-        lines += bench_tta(data["tta"])
-    lines += ["Every decoder runs exactly `length + 1` steps, and the peer's loop, like the "
-              "tutorial's, applies its output layer to the last position only. On a shared "
-              "machine single figures move by 10-30% between runs; the ratios are measured side "
-              "by side.", "", "What the figures say:", ""]
-    return lines + bench_findings(data)
 
 
 # ----------------------------------------------------------------------------- tasks
