@@ -96,8 +96,8 @@ def test_checkpoint_from_before_rope_stride_keeps_its_rotary_angles(saved):
     atomic_write_json(path, info)
     loaded, cfg, _ = load_checkpoint(path)
     assert cfg.model.rope_stride == 1
-    assert torch.equal(loaded.rope_table, make_model(rope_stride=1).rope_table.float())
-    assert not torch.equal(loaded.rope_table, model.rope_table)
+    assert torch.equal(loaded.rope_cos_sin, make_model(rope_stride=1).rope_cos_sin.float())
+    assert not torch.equal(loaded.rope_cos_sin, model.rope_cos_sin)
 
 
 def test_resolve_checkpoint(saved, tmp_path):

@@ -25,7 +25,7 @@ from torch import nn
 from transformer_tiny.attention import LayerCache
 from transformer_tiny.config import ModelConfig
 from transformer_tiny.model import DecoderLayer, EncoderLayer, FeedForward, Memory, dropout_layer
-from transformer_tiny.tokenizer import PAD_ID, VOCAB_SIZE, ByteTokenizer
+from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE, ByteTokenizer
 
 CONFIGS = [
     dict(position_scheme=scheme, randomize_positions=rnd, attention_impl=impl)
@@ -310,7 +310,7 @@ def test_model_keeps_an_unsaved_table_of_every_rotary_angle(stride):
     weights."""
     model = make_model(position_scheme="rope", max_positions=64, rope_stride=stride)  # float64
     half = model.cfg.d_model // model.cfg.n_heads // 2
-    table = model.rope_table
+    table = model.rope_cos_sin
     assert table.shape == (64, half, 2) and table.dtype == torch.float64
     angle = [[stride * p / 10_000 ** (i / half) for i in range(half)] for p in range(64)]
     want = torch.tensor([[[math.cos(a), math.sin(a)] for a in row] for row in angle],
@@ -346,3 +346,18 @@ def test_sinusoidal_decoder_input_adds_the_position_of_the_predicted_character()
             + torch.tensor([row + row for row in sinusoid], dtype=torch.float64))
     assert seen[0].shape == (1, 5, d)
     close(seen[0], want, atol=1e-5)
+
+
+def test_too_long_names_the_sequence_that_is():
+    """A short input with an output past the model's positions is "output too long", in
+    forward and in cached decoding alike; a long input is "input too long"."""
+    model = make_model(max_positions=8)
+    src, tgt = torch.tensor([[BOS_ID, 104, EOS_ID]]), torch.full((1, 8), 104)
+    with pytest.raises(ValueError, match=r"^output too long: 7 bytes, .* at most 6$"):
+        model(src, tgt)
+    memory = model.encode(src)
+    model.decode(tgt[:, :7], memory, use_cache=True)  # 7 tokens need 8 positions: fine
+    with pytest.raises(ValueError, match=r"^output too long: 7 bytes"):
+        model.decode(tgt[:, :1], memory, use_cache=True)
+    with pytest.raises(ValueError, match=r"^input too long: 7 bytes"):
+        model(torch.full((1, 9), 104), tgt[:, :2])

@@ -39,10 +39,12 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causa
     ``impl="sdpa"`` calls the fused kernel; ``"math"`` spells it out; ``"auto"`` takes the fused
     kernel, except for training on CPU: there, at this model's sizes (small heads, a few dozen
     tokens), the explicit path's backward pass is the faster one. For inference the fused kernel
-    wins on CPU too: one call instead of several per decoding step. (docs/results.md has the
-    measurements.)
+    wins on CPU too: one call instead of several per decoding step (docs/design.md, "Training and
+    decoding speed").
     """
     Tq, Tk = q.size(-2), k.size(-2)
+    # The fused kernel's is_causal flag covers only a square (Tq == Tk) attention with no other
+    # mask; anything else gets the causal mask built explicitly and combined with ``mask``.
     if causal and (mask is not None or Tq != Tk):
         # the queries are the last Tq positions: query i sees keys 0 .. Tk - Tq + i
         causal_mask = subsequent_mask(Tk, q.device)[..., -Tq:, :]
@@ -100,8 +102,8 @@ class MultiHeadAttention(nn.Module):
         """Keys (rotated by ``rot`` if given) and values of ``context (B, S, C)``, each
         ``(B, nh, S, hs)``."""
         d = context.size(-1)
-        k, v = (self._split(t) for t in F.linear(context, self.in_proj.weight[d:],
-                                                  self.in_proj.bias[d:]).split(d, dim=-1))
+        kv = F.linear(context, self.in_proj.weight[d:], self.in_proj.bias[d:])  # (B, S, 2C)
+        k, v = (self._split(t) for t in kv.split(d, dim=-1))  # (B, S, nh, hs) each
         k = k if rot is None else apply_rotation(k, rot)
         k, v = k.transpose(1, 2), v.transpose(1, 2)
         if torch.is_grad_enabled():  # training: a copy would cost more than it saves
@@ -120,18 +122,18 @@ class MultiHeadAttention(nn.Module):
         B, T, C = x.shape
         if kv is None:
             qkv = self.in_proj(x).unflatten(-1, (3 * self.n_heads, -1))  # (B, T, 3 nh, hs)
-            qk, v = qkv.split([2 * self.n_heads, self.n_heads], dim=2)
+            qk, v = qkv.split([2 * self.n_heads, self.n_heads], dim=2)  # (B, T, 2 nh | nh, hs)
             if rot is not None:  # queries and keys of one token share their angle
                 qk = apply_rotation(qk, rot)
             q, k = (t.transpose(1, 2) for t in qk.chunk(2, dim=2))  # (B, nh, T, hs)
             v = v.transpose(1, 2)
             if cache is not None:
-                k, v = cache.append(k, v)
+                k, v = cache.append(k, v)  # (B, nh, T_past + T, hs): so Tq < Tk
         else:
             q, (k, v) = self.project_q(x, rot), kv
         p = self.dropout if self.training else 0.0
         y = attention(q, k, v, mask=mask, causal=causal, dropout_p=p, impl=self.impl)
-        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))  # heads joined: (B, T, C)
 
 
 # ----------------------------------------------------------------------------- cache

@@ -115,6 +115,8 @@ class ModelConfig:
         _positive(self, "d_model", "n_heads", "n_enc_layers", "n_dec_layers", "d_ff")
         _positive(self, "max_positions", "vocab_size", "rope_stride")
         _check(self.d_model % self.n_heads == 0, "d_model", "must be divisible by n_heads")
+        # sinusoidal positions give half the features to the start offset and half to the end
+        # offset, each half split into sines and cosines
         _check(self.d_model % 4 == 0, "d_model", "must be a multiple of 4")
         _check(self.position_scheme != "rope" or self.head_size % 2 == 0,
                "n_heads", "rope needs an even head size (d_model / n_heads)")
@@ -140,7 +142,7 @@ class ModelConfig:
         attention = 4 * c * c + 4 * c  # fused q/k/v projection and the output projection
         encoder_layer = attention + feed_forward + 2 * 2 * c  # 2 norms
         decoder_layer = 2 * attention + feed_forward + 3 * 2 * c  # 3 norms
-        embeddings = v * c + 4 * c  # bytes, and the offset inside a character
+        embeddings = v * c + 4 * c  # bytes, and the offset inside a character (MAX_CHAR_BYTES)
         return (embeddings + self.n_enc_layers * encoder_layer + self.n_dec_layers * decoder_layer
                 + 2 * 2 * c + c * v + v)  # the final norms and the output layer
 
@@ -155,9 +157,11 @@ class ModelConfig:
         return self.max_positions - 2
 
     def check_positions(self, n_positions: int, what: str = "input") -> None:
-        """Raise ``ValueError`` if a sequence needs more positions than the model has: the one
-        "input too long" error of the package, in bytes of input (a sequence of ``n`` bytes takes
-        ``n + 2`` positions with BOS and EOS); ``what`` names the input in the message."""
+        """Raise ``ValueError`` if a sequence of ``n_positions`` tokens may need more positions
+        than the model has: the one "input too long" error of the package, in bytes of input (a
+        sequence of ``n`` bytes takes ``n + 2`` tokens with BOS and EOS); ``what`` names the
+        sequence in the message. Positions count characters, of which a sequence has at most as
+        many as tokens, so the check in tokens is a safe bound that needs no decoding."""
         if n_positions > self.max_positions:
             raise ValueError(f"{what} too long: {n_positions - 2} bytes, this model supports at "
                              f"most {self.max_source_tokens}")

@@ -51,6 +51,12 @@ def default_max_new_tokens(src_len: int, cfg: ModelConfig) -> int:
     return min(src_len + OUTPUT_MARGIN, cfg.max_positions - 1)
 
 
+def decode_steps(max_new_tokens: int | None, src_len: int, cfg: ModelConfig) -> int:
+    """The decoding steps to run for sources of ``src_len`` tokens: ``max_new_tokens``, or the
+    default (:func:`default_max_new_tokens`) if it is None."""
+    return default_max_new_tokens(src_len, cfg) if max_new_tokens is None else max_new_tokens
+
+
 @inference
 def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_new_tokens: int | None = None,
                   use_cache: bool = True, stop_at_eos: bool = True) -> Tensor:
@@ -60,8 +66,7 @@ def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_new_tokens: int | 
     ``False`` re-runs the decoder over the whole prefix at every step, as most tutorials do.
     ``stop_at_eos=False`` always runs ``max_new_tokens`` steps (for benchmarks).
     """
-    steps = max_new_tokens if max_new_tokens is not None else \
-        default_max_new_tokens(src.size(1), model.cfg)
+    steps = decode_steps(max_new_tokens, src.size(1), model.cfg)
     memory = model.encode(src)
     B = src.size(0)
     out = torch.full((B, 1), BOS_ID, dtype=torch.long, device=src.device)
@@ -96,7 +101,10 @@ def output_length(out: Tensor) -> Tensor:
 
 
 def normalized_score(logprob: Tensor, length: Tensor, alpha: float) -> Tensor:
-    """Length-normalised score ``logprob / length ** alpha`` (alpha 0: raw sum)."""
+    """Length-normalised score ``logprob / length ** alpha`` (alpha 0: raw sum), a simpler form
+    of the length penalty ``((5 + length) / 6) ** alpha`` of Wu et al. 2016 (GNMT), whose
+    ``alpha = 0.6`` is the default here: without it, a beam favours short outputs, since each
+    token adds a negative log-probability."""
     return logprob / length.clamp(min=1).to(logprob.dtype) ** alpha
 
 
@@ -113,8 +121,7 @@ def beam_search(model: Seq2SeqTransformer, src: Tensor, beam: int,
     greedy = greedy_decode(model, src, max_new_tokens)
     if beam == 1:
         return greedy
-    steps = max_new_tokens if max_new_tokens is not None else \
-        default_max_new_tokens(src.size(1), model.cfg)
+    steps = decode_steps(max_new_tokens, src.size(1), model.cfg)
     B, K, dev = src.size(0), beam, src.device
     memory = model.encode(src).select(torch.arange(B, device=dev).repeat_interleave(K))
     scores = torch.full((B, K), float("-inf"), device=dev)
@@ -128,11 +135,11 @@ def beam_search(model: Seq2SeqTransformer, src: Tensor, beam: int,
         done[:, PAD_ID] = 0.0  # a finished hypothesis can only continue with PAD, for free
         logp = torch.where(finished[:, None], done, logp)
         V = logp.size(-1)
-        cand = (scores.view(B * K, 1) + logp).view(B, K * V)
-        scores, flat = cand.topk(K, dim=-1)  # (B, K)
-        parent = (flat // V) + torch.arange(B, device=dev)[:, None] * K  # rows in B*K
-        token = (flat % V).view(-1)
-        rows = parent.view(-1)
+        cand = (scores.view(B * K, 1) + logp).view(B, K * V)  # every hypothesis, every token
+        scores, flat = cand.topk(K, dim=-1)  # (B, K): the K best continuations of each input
+        parent = (flat // V) + torch.arange(B, device=dev)[:, None] * K  # (B, K): rows in B*K
+        token = (flat % V).view(-1)  # (B*K,)
+        rows = parent.view(-1)  # (B*K,): the hypothesis each new one continues
         memory = memory.select(rows)
         tokens = torch.cat([tokens[rows], token[:, None]], dim=1)
         finished = finished[rows] | (token == EOS_ID)
@@ -151,9 +158,9 @@ def beam_search(model: Seq2SeqTransformer, src: Tensor, beam: int,
 
 
 def _trim(out: Tensor) -> Tensor:
-    """Drop trailing all-PAD columns."""
-    keep = int((out != PAD_ID).any(dim=0).nonzero().max()) + 1 if bool((out != PAD_ID).any()) else 1
-    return out[:, :keep]
+    """Drop trailing all-PAD columns of ``out (B, L)`` (keeping at least one)."""
+    used = (out != PAD_ID).any(dim=0).nonzero()  # (n, 1): the columns holding any token
+    return out[:, :int(used.max()) + 1 if len(used) else 1]
 
 
 # ----------------------------------------------------------------------------- strings

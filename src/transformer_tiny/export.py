@@ -38,7 +38,7 @@ from .attention import LayerCache, MultiHeadAttention, padding_mask
 from .attention_maps import capture_cross_attention
 from .checkpoint import load_checkpoint
 from .config import ModelConfig
-from .decoding import batches_by_length, default_max_new_tokens, output_room
+from .decoding import batches_by_length, decode_steps, output_room
 from .extras import require
 from .model import Memory, Seq2SeqTransformer
 from .positions import decoder_positions
@@ -263,8 +263,7 @@ def onnx_greedy(runner: OnnxSeq2Seq | str | Path, src: np.ndarray | Tensor,
     batch, src_len = src.shape
     cfg = runner.cfg
     cfg.check_positions(src_len)
-    steps = max_new_tokens if max_new_tokens is not None else \
-        default_max_new_tokens(src_len, cfg)
+    steps = decode_steps(max_new_tokens, src_len, cfg)
     memory = runner.encode(src)
     hs = cfg.head_size
     past = [np.zeros((batch, cfg.n_heads, 0, hs), np.float32) for _ in range(2 * cfg.n_dec_layers)]

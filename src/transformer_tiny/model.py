@@ -3,6 +3,18 @@
 Attention and masks (boolean, ``True`` = may attend) live in :mod:`transformer_tiny.attention`;
 position schemes (sinusoidal, rope; either with randomized indices) in
 :mod:`transformer_tiny.positions`.
+
+Where it departs from the base model of Vaswani et al. (2017), "Attention is all you need":
+
+- **pre-norm** layers (``x + Sublayer(LN(x))``, with a final norm after each stack), which train
+  without a long warm-up;
+- **GELU** in the feed-forward network instead of ReLU;
+- **byte tokens with character positions**: a position counts characters, not bytes, and a
+  second embedding (``byte_embed``) tells the bytes of one character apart by their offset in it;
+- **rotary positions** by default, and cross-attention keys placed from the start of the input
+  for half of the heads and from its end for the other half (so "the t-th character from the
+  end" is one fixed rotation, whatever the length);
+- embeddings are not scaled by √d_model and not tied to the output layer.
 """
 
 from __future__ import annotations
@@ -138,14 +150,15 @@ class Seq2SeqTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=PAD_ID)
-        self.byte_embed = nn.Embedding(MAX_CHAR_BYTES, cfg.d_model)  # offset inside a character
+        # the embedding of a byte's offset inside its character (0-3), not of the byte itself
+        self.byte_embed = nn.Embedding(MAX_CHAR_BYTES, cfg.d_model)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_dec_layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
         self.drop = dropout_layer(cfg.dropout)
-        table = rope_table(cfg.max_positions, cfg.head_size, cfg.rope_stride)
-        self.register_buffer("rope_table", table, persistent=False)  # rotary angles, not saved
+        table = rope_table(cfg.max_positions, cfg.head_size, cfg.rope_stride)  # (P, hs/2, 2)
+        self.register_buffer("rope_cos_sin", table, persistent=False)  # rotary angles, not saved
 
     def _randomized(self) -> bool:
         return self.training and self.cfg.randomize_positions
@@ -156,7 +169,9 @@ class Seq2SeqTransformer(nn.Module):
         return char if positions is None else positions.gather(1, char)
 
     def _embed(self, ids: Tensor, offset: Tensor) -> Tensor:
-        """Token embedding plus the embedding of each byte's offset inside its character."""
+        """Token embedding plus the embedding of each byte's offset inside its character. The
+        positions functions give offsets 0-3; the clamp guards callers of :meth:`decode_at` (an
+        exported decoder step) that pass their own."""
         return self.embed(ids) + self.byte_embed(offset.clamp(max=MAX_CHAR_BYTES - 1))
 
     def encode(self, src: Tensor, positions: Tensor | None = None) -> Memory:
@@ -167,13 +182,14 @@ class Seq2SeqTransformer(nn.Module):
         """
         self.cfg.check_positions(src.size(1))
         char, from_end, offset = source_positions(src)  # (B, S) each
-        start, end = self._lookup(char, positions), self._lookup(from_end, positions)
+        start, end = self._lookup(char, positions), self._lookup(from_end, positions)  # (B, S)
         x = self._embed(src, offset)  # (B, S, C)
         rot = cross_rot = None
         if self.cfg.position_scheme == "rope":
             hs = self.cfg.head_size
-            rot = rope_rotation(start, hs, self.rope_table)
-            cross_rot = two_way_rotation(start, end, self.cfg.n_heads, hs, self.rope_table)
+            rot = rope_rotation(start, hs, self.rope_cos_sin)  # (B, S, 1, hs/2)
+            cross_rot = two_way_rotation(start, end, self.cfg.n_heads, hs,
+                                         self.rope_cos_sin)  # (B, S, nh, hs/2)
         else:
             x = x + additive_positions(start, end, self.cfg.d_model)
         x = self.drop(x)
@@ -182,6 +198,8 @@ class Seq2SeqTransformer(nn.Module):
         for layer in self.encoder:
             x = layer(x, src_mask if padded else None, rot)
         states = self.enc_norm(x)
+        # Each decoder layer's cross-attention keys and values, (B, nh, S, hs) each: computed once
+        # per input here rather than once per decoding step.
         cross_kv = [layer.cross_attn.project_kv(states, cross_rot) for layer in self.decoder]
         return Memory(states, src_mask, cross_kv, positions, padded=padded)
 
@@ -194,7 +212,8 @@ class Seq2SeqTransformer(nn.Module):
         """
         T = tgt.size(1)
         start = memory.length if use_cache else 0
-        self.cfg.check_positions(start + T + 1)
+        # The last of the T tokens predicts the next one, at position start + T: T + 1 positions.
+        self.cfg.check_positions(start + T + 1, what="output")
         if not use_cache or start == 0:
             char, offset = decoder_positions(tgt)  # (B, T) each
             if use_cache:
@@ -214,11 +233,11 @@ class Seq2SeqTransformer(nn.Module):
         """:meth:`decode` with the positions given: ``char`` and ``offset (B, T)`` are the
         character index and byte offset of the token each step predicts
         (:func:`~transformer_tiny.positions.decoder_positions`)."""
-        index = self._lookup(char, memory.positions)
+        index = self._lookup(char, memory.positions)  # (B, T)
         x = self._embed(tgt, offset)  # (B, T, C)
         rot = None
         if self.cfg.position_scheme == "rope":
-            rot = rope_rotation(index, self.cfg.head_size, self.rope_table)
+            rot = rope_rotation(index, self.cfg.head_size, self.rope_cos_sin)  # (B, T, 1, hs/2)
         else:
             x = x + additive_positions(index, index, self.cfg.d_model)
         x = self.drop(x)
@@ -231,8 +250,9 @@ class Seq2SeqTransformer(nn.Module):
 
     def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
         """Teacher-forced logits ``(B, T, vocab)`` for ``src (B, S)`` and ``tgt (B, T)``."""
-        n = max(src.size(1), tgt.size(1) + 1)
-        self.cfg.check_positions(n)
+        self.cfg.check_positions(src.size(1))
+        self.cfg.check_positions(tgt.size(1) + 1, what="output")  # as in decode
+        n = max(src.size(1), tgt.size(1) + 1)  # positions shared by the encoder and decoder
         positions = None  # the character indices themselves
         if self._randomized():
             positions = position_indices(n, src.size(0), self.cfg.max_positions,

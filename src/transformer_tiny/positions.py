@@ -48,7 +48,10 @@ def angles(index: Tensor, dim: int) -> Tensor:
 
 
 def sinusoidal_encoding(index: Tensor, dim: int) -> Tensor:
-    """Sinusoids of Vaswani et al.: ``(...)`` position indices -> ``(..., dim)`` features."""
+    """Sinusoids of Vaswani et al.: ``(...)`` position indices -> ``(..., dim)`` features. The
+    frequencies are the paper's; the sines fill the first half and the cosines the second, where
+    the paper interleaves them (a fixed permutation of the features, which the model learns
+    around)."""
     angle = angles(index, dim)  # (..., dim/2)
     return torch.cat([angle.sin(), angle.cos()], dim=-1)
 
@@ -97,11 +100,11 @@ def utf8_length(ids: Tensor) -> Tensor:
     return _UTF8_LENGTH.to(ids.device)[ids]
 
 
-def _back(x: Tensor, k: int, fill: int) -> Tensor:
-    """``x[:, t - k]`` for every ``t`` of ``x (B, T)``, ``fill`` where ``t < k``."""
+def _back(x: Tensor, k: int) -> Tensor:
+    """``x[:, t - k]`` for every ``t`` of ``x (B, T)``, 0 where ``t < k``: ``x`` shifted right."""
     if k == 0:
         return x
-    return torch.cat([torch.full_like(x[:, :1], fill).expand(-1, k), x], dim=1)[:, :x.size(1)]
+    return torch.cat([torch.zeros_like(x[:, :1]).expand(-1, k), x], dim=1)[:, :x.size(1)]
 
 
 def char_positions(ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -113,23 +116,30 @@ def char_positions(ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     continuation byte beyond its lead's declared length counts as a character of its own. A
     character has at most 4 bytes, so looking back 3 tokens always finds what is needed (no scan
     over the sequence).
+
+    For example ``BOS h é l 😀 EOS`` is the ids ``BOS 68 C3 A9 6C F0 9F 98 80 EOS``:
+
+    - character index ``0 1 2 2 3 4 4 4 4 5``;
+    - byte offset     ``0 0 0 1 0 0 1 2 3 0``;
+    - bytes expected  ``0 0 1 0 0 3 2 1 0 0``.
     """
     declared = utf8_length(ids)
-    if not exporting() and bool((declared == 1).all()):  # ASCII: 1 byte each
+    if not exporting() and bool((declared == 1).all()):  # every token one character
         index = torch.arange(ids.size(1), device=ids.device).expand_as(ids)
         return index, torch.zeros_like(ids), torch.zeros_like(ids)
-    lead_dist = torch.full_like(ids, MAX_CHAR_BYTES)  # tokens back to the last lead byte
+    # tokens back to the nearest byte that declares a length (a lead byte, ASCII, special id)
+    lead_dist = torch.full_like(ids, MAX_CHAR_BYTES)
     lead_len = torch.zeros_like(ids)
     for k in reversed(range(MAX_CHAR_BYTES)):  # the nearest lead wins
-        back = _back(declared, k, 0)
+        back = _back(declared, k)
         lead_dist = torch.where(back > 0, k, lead_dist)
         lead_len = torch.where(back > 0, back, lead_len)
     start = (lead_dist == 0) | (lead_dist >= lead_len)
     offset, start_len = torch.zeros_like(ids), torch.zeros_like(ids)
     for k in reversed(range(MAX_CHAR_BYTES)):  # the nearest character start wins
-        hit = _back(start.long(), k, 0) > 0
+        hit = _back(start.long(), k) > 0
         offset = torch.where(hit, k, offset)
-        start_len = torch.where(hit, _back(declared, k, 0), start_len)
+        start_len = torch.where(hit, _back(declared, k), start_len)
     return start.long().cumsum(dim=1) - 1, offset, (start_len - offset - 1).clamp(min=0)
 
 
@@ -192,7 +202,9 @@ def additive_positions(start: Tensor, end: Tensor, d_model: int) -> Tensor:
 
 class Rotation(NamedTuple):
     """Rotary angles as ``cos`` and ``sin``, each ``(B, T, 1 or nh, hs/2)``, and ``z``, the same
-    as one complex tensor (None while exporting to ONNX, which has no complex type)."""
+    as one complex tensor. ``z`` is None while exporting to ONNX, which has no complex type, and
+    for a table in lower precision than float32 (bfloat16 has no complex type); then
+    :func:`apply_rotation` uses ``cos`` and ``sin``."""
 
     cos: Tensor
     sin: Tensor

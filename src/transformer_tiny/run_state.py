@@ -38,6 +38,10 @@ class Progress:
     loss_sum: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    def next_epoch(self) -> None:
+        """Count the epoch as completed and start the next one from its first batch."""
+        self.epoch, self.batch, self.loss_sum = self.epoch + 1, 0, 0.0
+
     @classmethod
     def from_dict(cls, d: Any) -> Progress:
         """Rebuild from a checkpoint's ``progress`` (keys of older versions are ignored);

@@ -43,14 +43,16 @@ def learning_rate(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 def parameter_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     """AdamW's groups: weight decay on matrices only (not on biases, norms or embeddings)."""
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
-    return [{"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": rest, "weight_decay": 0.0}]
+    groups: dict[bool, list[torch.nn.Parameter]] = {True: [], False: []}
+    for name, p in model.named_parameters():
+        groups[p.dim() >= 2 and "embed" not in name].append(p)  # embed, byte_embed: no decay
+    return [{"params": groups[True], "weight_decay": cfg.weight_decay},
+            {"params": groups[False], "weight_decay": 0.0}]
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over :func:`parameter_groups`."""
+    """AdamW over :func:`parameter_groups`, with the betas and epsilon of Vaswani et al. 2017
+    (section 5.3); ``fused`` runs the update in one kernel per step."""
     return torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, betas=(0.9, 0.98),
                              eps=1e-9, fused=True)
 
@@ -213,7 +215,7 @@ class Trainer:
                   "tokens_per_s": round(rate), "elapsed_s": round(elapsed, 2),
                   "world_size": self.ctx.world, "effective_batch_size": self.effective_batch_size}
         p.history.append(record)
-        p.epoch, p.batch, p.loss_sum = p.epoch + 1, 0, 0.0
+        p.next_epoch()
         # A tie goes to the later epoch: it has trained longer, at a lower learning rate, and
         # validation exact match (short strings) saturates long before long inputs are learned.
         improved = val.exact_match >= p.best
@@ -265,8 +267,7 @@ def _run(run: Trainer, cfg: RunConfig, ctx: DistContext) -> dict[str, Any]:
         if ctx.is_main:  # validates and writes; the other processes wait at the barrier
             run.end_epoch(rate, time.perf_counter() - t0)
         else:
-            run.progress.epoch, run.progress.batch, run.progress.loss_sum = \
-                run.progress.epoch + 1, 0, 0.0
+            run.progress.next_epoch()
         ctx.barrier()
     return {"best_val_exact_match": run.progress.best, "steps": run.progress.step,
             "out": str(run.out), "seconds": round(time.perf_counter() - t0, 1),
