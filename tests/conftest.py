@@ -24,9 +24,10 @@ from transformer_tiny.train_eval import train
 torch.set_num_threads(1)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def keep_thread_count():
-    """train() sets the number of torch threads; restore it for the other tests."""
+    """train() and the commands set the number of torch threads; every test gets back the one
+    thread set above, whatever the test before it ran."""
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
@@ -42,6 +43,7 @@ def untrained_run(tmp_path_factory) -> Path:
     cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
                                 max_positions=48),
                     DataConfig(alphabet="printable", val_samples=4, test_samples=4))
+    torch.manual_seed(0)  # the same weights whichever tests ran before
     save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
     return run
 
@@ -57,6 +59,7 @@ def untrained_pairs_run(tmp_path_factory) -> Path:
     cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
                                 max_positions=48),
                     DataConfig(task="pairs", train_file=str(run.parent / "gone.tsv")))
+    torch.manual_seed(0)  # the same weights whichever tests ran before
     save_checkpoint(run, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
     return run
 

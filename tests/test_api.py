@@ -4,7 +4,6 @@ a shared folder goes through the same checks as a checkpoint."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import shlex
 import sys
@@ -18,7 +17,7 @@ import transformer_tiny
 from transformer_tiny.checkpoint import CheckpointError, save_checkpoint
 from transformer_tiny.cli.export import export_main
 from transformer_tiny.config import ConfigError, DataConfig, ModelConfig, RunConfig
-from transformer_tiny.data import draw_inputs
+from transformer_tiny.data import draw_inputs, heldout_inputs
 from transformer_tiny.pretrained import example_input, model_card, training_command
 from transformer_tiny.tasks import task_for
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
@@ -190,10 +189,11 @@ def test_model_card_training_command_is_quoted_and_names_files_only():
 
 def test_evaluate_defaults_to_the_test_set(untrained_run):
     model = transformer_tiny.load(untrained_run)
-    result = model.evaluate()
-    assert result.n == 4 and 0.0 <= result.exact_match <= 1.0
+    val, test = heldout_inputs(DataConfig(alphabet="printable", val_samples=4, test_samples=4))
+    assert model.evaluate() == model.evaluate(test)  # the fixture's held-out test strings
+    assert model.evaluate(split="val") == model.evaluate(val)
+    assert model.evaluate(test) != model.evaluate(val)  # so the two checks tell the splits apart
     assert model.evaluate(["ab", "ba"]).n == 2
-    assert model.evaluate(split="val").n == 4
 
 
 def test_train_takes_config_fields(tmp_path):
@@ -216,12 +216,11 @@ def test_train_takes_config_fields(tmp_path):
 
 
 def test_api_takes_any_iterable_of_texts_and_refuses_wrong_types(untrained_run):
+    """TinyModel.predict goes through decoding's checks (every case: test_decoding.py)."""
     model = transformer_tiny.load(untrained_run)
     assert model.predict(t for t in ["ab", "c"]) == model.predict(["ab", "c"])
-    for bad in (dict(beam=1.5), dict(beam="2"), dict(max_new_tokens="5"),
-                dict(max_new_tokens=2.5)):
-        with pytest.raises(TypeError, match="must be an int"):
-            model.predict(["ab"], **bad)
+    with pytest.raises(TypeError, match=r"^beam must be an int"):
+        model.predict(["ab"], beam="2")
     with pytest.raises(TypeError, match="texts must be a list of str"):
         model.predict(None)
 
@@ -230,7 +229,9 @@ def test_api_takes_any_iterable_of_texts_and_refuses_wrong_types(untrained_run):
 def test_load_refuses_a_device_torch_does_not_know(untrained_run, device):
     with pytest.raises(ValueError, match=r"^device: torch knows no device "):
         transformer_tiny.load(untrained_run, device=device)
-    assert transformer_tiny.load(untrained_run, device=torch.device("cpu")).predict(["ab"])
+    on_cpu = transformer_tiny.load(untrained_run, device=torch.device("cpu"))
+    assert next(on_cpu.module.parameters()).device.type == "cpu"
+    assert on_cpu.predict(["ab"]) == transformer_tiny.load(untrained_run).predict(["ab"])
     with pytest.raises(TypeError, match="path must be a str or a Path"):
         transformer_tiny.load(None)
 
@@ -268,4 +269,3 @@ def test_export_hf_command(untrained_run, tmp_path, capsys):
     assert capsys.readouterr().out == f"wrote {out}: config.json, model.safetensors, README.md\n"
     assert transformer_tiny.load(out).predict(["abc"]) == \
         transformer_tiny.load(untrained_run).predict(["abc"])
-    assert math.isfinite(transformer_tiny.load(out).module.head.bias.sum().item())

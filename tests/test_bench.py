@@ -28,6 +28,7 @@ def test_ratio_by_length_is_total_time_per_bucket():
     assert [r["ratio"] for r in rows] == [8.0 / 6.0, 5.0 / 4.0, 2.5]
 
 
+@pytest.mark.slow
 def test_training_child_reports_both_models_and_every_batch_once():
     res = bench.child_train("both", 2)  # 7 batches, the first 5 are warm-up
     assert res["steps"] == 2
@@ -114,6 +115,7 @@ def test_sort_families_hold_m_of_each_character_in_the_order_asked():
     assert few == ["aabb", "bbaa"]  # a family smaller than n: all of it, each once
 
 
+@pytest.mark.slow
 def test_precision_benchmark_times_both_precisions_per_batch_size():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "precision.py"),
                            "--batch-sizes", "4", "8", "--rounds", "2"],

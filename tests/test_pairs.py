@@ -31,8 +31,6 @@ from transformer_tiny.pairs import (
 from transformer_tiny.tasks import task_for
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
 
-pytestmark = pytest.mark.usefixtures("keep_thread_count")
-
 
 def write(path, data: bytes):
     path.write_bytes(data)
@@ -299,7 +297,9 @@ def test_commands_end_to_end(tmp_path, capsys):
     assert call_cli(eval_main, ["--checkpoint", str(run), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 16 and result["source"] == "test set"
-    assert result["token_error_rate"] >= 0 and result["char_error_rate"] >= 0
+    api = transformer_tiny.load(run).evaluate()  # the same test set, scored through the API
+    assert [result[k] for k in ("exact_match", "token_error_rate", "char_error_rate")] == \
+        [api.exact_match, api.token_error_rate, api.char_error_rate]
     other = write(tmp_path / "other.jsonl", b'{"input": "abc", "output": "cba"}\n')
     assert call_cli(eval_main, ["--checkpoint", str(run), "--test-file", str(other),
                                 "--split", "val", "--json"]) == 0  # the file, whatever --split

@@ -48,18 +48,12 @@ from transformer_tiny.tasks import (
 )
 from transformer_tiny.train_eval import train
 
-pytestmark = pytest.mark.usefixtures("keep_thread_count")
-
 
 def test_registry_holds_every_task():
     assert set(ALL_TASKS) <= set(TASKS)
     for name in ALL_TASKS:
         assert get_task(name).name == name and get_task(name).description
         assert task_for(DataConfig(task=name)).name == name
-
-
-def test_task_registry():
-    assert {"reverse", "copy"} <= set(TASKS)
     assert get_task("reverse").solve("ab") == "ba"
     with pytest.raises(KeyError, match="reverse"):
         get_task("nope")
@@ -320,7 +314,9 @@ def test_hard_slices_stress_what_the_task_needs(name, max_len):
     inputs = hard_inputs(cfg, 200)
     assert inputs == hard_inputs(cfg, 200) and len(set(inputs)) == 200  # fixed and distinct
     task = task_for(cfg)
-    assert all(cfg.min_len <= len(x) <= max_len and task.solve(x) is not None for x in inputs)
+    assert all(cfg.min_len <= len(x) <= max_len for x in inputs)
+    for x in inputs:
+        task.solve(x)  # every one has an answer, without an error
     if name in ("reverse", "copy"):  # runs or a period of at most 4
         assert all(any(x[i] == x[i + 1] for i in range(len(x) - 1)) or len(x) <= 4 or
                    any(x[p:] == x[:-p] for p in range(1, 5)) for x in inputs if len(x) > 1)

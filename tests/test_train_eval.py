@@ -41,8 +41,6 @@ from transformer_tiny.train_eval import (
     training_autocast,
 )
 
-pytestmark = pytest.mark.usefixtures("keep_thread_count")
-
 
 # ----------------------------------------------------------------------------- schedule and loss
 @pytest.mark.parametrize("step, expected", [
@@ -240,8 +238,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 # ----------------------------------------------------------------------------- non-finite loss
-def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, capsys,
-                                                                       keep_thread_count):
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [*SMALL, "--out", str(out)]  # train_cmd in-process: the trainer, not Python's start-up
     assert call_cli(train_main, [*argv, "--epochs", "1"]) == 0
@@ -256,7 +253,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
     load_checkpoint(out / "last.json")
 
 
-def test_non_finite_weights_are_never_saved(tmp_path, capsys, keep_thread_count, monkeypatch):
+def test_non_finite_weights_are_never_saved(tmp_path, capsys, monkeypatch):
     """A step that leaves NaN weights behind (a finite loss before it) stops the run before the
     next save: the good "last" stays as it was, and the run can be resumed from it."""
     out = tmp_path / "run"
@@ -296,8 +293,7 @@ def test_progress_of_the_wrong_type_or_range_is_refused(key, value):
 
 @pytest.mark.parametrize("save_every, lasts", [(0, [4, 8]), (3, [3, 4, 6, 8])])
 def test_last_is_saved_every_save_every_steps_and_at_each_epoch_end(save_every, lasts, tmp_path,
-                                                                   monkeypatch,
-                                                                   keep_thread_count):
+                                                                   monkeypatch):
     import transformer_tiny.train_eval as te
 
     saved, real = [], te.save_run_checkpoint
@@ -345,7 +341,7 @@ def test_each_epoch_line_estimates_the_time_left_from_this_run_s_epochs(tmp_path
     assert lines[2].endswith("1,234 tok/s  effective batch 8  90 s")
 
 
-def test_train_returns_the_number_of_model_parameters(tmp_path, keep_thread_count):
+def test_train_returns_the_number_of_model_parameters(tmp_path):
     cfg = tiny_config(tmp_path, epochs=1)
     summary = train(cfg)
     expected = sum(p.numel() for p in Seq2SeqTransformer(cfg.model).parameters())

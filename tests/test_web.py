@@ -207,8 +207,12 @@ def test_a_new_input_takes_over_from_the_run_in_progress(site, url, browser):
 def test_run_before_a_model_is_ready_stays_on_the_page(url, browser):
     page = open_page(browser, url, "?model=no-such-folder")
     page.fill("#input", "mississippi")
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    page.evaluate("window.stillHere = true")  # a reload would drop it
     page.click("#run")  # no model: nothing runs, and the form does not reload the page
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(500)  # a submission to this local server commits well within it
+    assert navigations == [] and page.evaluate("window.stillHere === true")
     assert page.url.endswith("?model=no-such-folder")
     assert page.input_value("#input") == "mississippi"
     assert "Could not load the model from no-such-folder/" in page.text_content("#error")
