@@ -41,12 +41,34 @@ def broken_copies(untrained_run, tmp_path) -> dict[str, object]:
     return cases
 
 
+def broken_messages(untrained_run, cases: dict[str, object]) -> dict[str, str]:
+    """The start of the error line each case of :func:`broken_copies` is refused with."""
+    name = json.loads((untrained_run / "best.json").read_text())["weights"]
+    full = (untrained_run / name).stat().st_size
+    weights = {case: cases[case] / name for case in ("truncated", "corrupted", "mismatched")}
+    return {
+        "truncated": f"error: weights {weights['truncated']} are "
+                     f"{weights['truncated'].stat().st_size:,} bytes; the header implies {full:,}",
+        "corrupted": f"error: weights {weights['corrupted']} do not match best.json (corrupted "
+                     "or replaced)",
+        "mismatched": f"error: weights {weights['mismatched']} do not fit the config: tensor ",
+        "directory without checkpoint": f"error: no checkpoint at "
+                                        f"{cases['directory without checkpoint']}",
+        "missing": f"error: no checkpoint at {cases['missing']}; train one first: ",
+    }
+
+
 @pytest.mark.parametrize("main", [infer_main, eval_main], ids=["infer", "eval"])
 def test_broken_checkpoints(untrained_run, tmp_path, capsys, main):
-    for case, path in broken_copies(untrained_run, tmp_path).items():
+    cases = broken_copies(untrained_run, tmp_path)
+    messages = broken_messages(untrained_run, cases)
+    for case, path in cases.items():
         assert call_cli(main, ["--checkpoint", str(path), "--text", "x"] if main is infer_main
                     else ["--checkpoint", str(path)]) == 2, case
-        one_error_line(capsys)
+        line = one_error_line(capsys)
+        assert line.startswith(messages[case]), (case, line)
+        if case == "directory without checkpoint":  # it exists: no hint to train one
+            assert line == messages[case]
 
 
 # ----------------------------------------------------------------------------- fuzz

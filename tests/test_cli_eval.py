@@ -25,15 +25,22 @@ def test_eval_json(run_dir):
 
 
 # ----------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("argv", [
-    ["--file", "/nonexistent.txt"], ["--file", "/"], ["--lengths", "5-1"], ["--lengths", "x"],
-    ["--alphabet", "klingon"], ["--samples", "0"], ["--split", "train"],
-    ["--lengths", "100-100"],  # longer than the model supports
+@pytest.mark.parametrize("argv, message", [
+    (["--file", "/nonexistent.txt"], "error: No such file or directory: /nonexistent.txt"),
+    (["--file", "/"], "error: Is a directory: /"),
+    (["--lengths", "5-1"], "error: --lengths must look like 1-8,9-16; got '5-1'"),
+    (["--lengths", "x"], "error: --lengths must look like 1-8,9-16; got 'x'"),
+    (["--alphabet", "klingon"], "error: alphabet: must be one of ['digits', 'letters', "),
+    (["--samples", "0"], "error: --samples must be > 0"),
+    (["--split", "train"], "error: argument --split: invalid choice: 'train'"),
+    # longer than the model supports: refused by check_buckets before any string is drawn
+    (["--lengths", "100-100"], "error: --lengths go up to 100 characters; this model takes "
+                               "inputs of at most 46 bytes"),
 ], ids=["missing-file", "directory", "reversed-range", "bad-range", "alphabet", "samples",
         "split", "too-long"])
-def test_eval_bad_arguments(untrained_run, argv, capsys):
+def test_eval_bad_arguments(untrained_run, argv, message, capsys):
     assert call_cli(eval_main, ["--checkpoint", str(untrained_run), *argv]) == 2
-    one_error_line(capsys)
+    assert one_error_line(capsys).startswith(message)
 
 
 def test_eval_file_not_utf8(untrained_run, tmp_path, capsys):

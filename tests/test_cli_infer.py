@@ -28,11 +28,9 @@ from helpers import (
 from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
-from transformer_tiny.config import RunConfig
+from transformer_tiny.config import DataConfig, RunConfig
 from transformer_tiny.decoding import predict
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
-
-pytestmark = pytest.mark.usefixtures("keep_thread_count")
 
 
 def output_lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -56,6 +54,7 @@ def test_infer_one_line_per_text(run_dir):
     assert lines == expected_outputs(run_dir, texts)  # the same as the library's predictions
 
 
+@pytest.mark.slow  # a new Python process
 def test_infer_one_line_per_stdin_line(run_dir):
     stdin = b"abc\nxyz\r\n\nlast"  # CRLF, an empty line, no final newline
     proc = run_script("infer.py", "--checkpoint", str(run_dir), stdin=stdin)
@@ -64,12 +63,19 @@ def test_infer_one_line_per_stdin_line(run_dir):
     assert lines == expected_outputs(run_dir, ["abc", "xyz", "", "last"])
 
 
-def test_infer_valid_odd_inputs_are_answered(untrained_run, capsys):
+def test_infer_valid_odd_inputs_are_answered(tmp_path, capsys):
+    model = chain_model([BOS_ID, *b"ok", EOS_ID])  # answers "ok" whatever the input
+    save_checkpoint(tmp_path, "best", model,
+                    RunConfig(model=model.cfg, data=DataConfig(alphabet="printable")), {})
     texts = ["", " ", "\t", "a\x00b", "\x07"]
-    assert call_cli(infer_main, ["--checkpoint", str(untrained_run), "--max-new-tokens", "4",
-                             *[x for t in texts for x in ("--text", t)]]) == 0
-    err = capsys.readouterr().err  # warnings about the inputs and outputs, nothing else
-    assert all(line.startswith("warning: ") for line in err.splitlines())
+    assert call_cli(infer_main, ["--checkpoint", str(tmp_path), "--max-new-tokens", "4",
+                                 *[x for t in texts for x in ("--text", t)]]) == 0
+    out, err = capsys.readouterr()
+    assert out == "ok\n" * len(texts)  # one output line per input
+    # warnings about the characters the printable alphabet lacks, nothing else
+    assert err == "".join(f"warning: input {n} holds characters this model never saw in "
+                          f"training: {name}\n"
+                          for n, name in [(3, "'\\t'"), (4, "'\\x00'"), (5, "'\\x07'")])
 
 
 def test_infer_shows_surrogate_output_with_replacement_chars(tmp_path):
@@ -115,6 +121,7 @@ def test_infer_corrupt_checkpoint(run_dir, tmp_path):
                        "corrupted")
 
 
+@pytest.mark.slow  # a new Python process
 def test_a_reader_that_goes_away_stops_infer_quietly(run_dir):
     """``infer.py ... | head -1``: the closed pipe ends the command as it ends Unix tools
     (status 141, 128 + SIGPIPE), with no error on stderr (an untrained model's warnings aside)."""
@@ -144,12 +151,14 @@ def test_infer_cuda_without_cuda(run_dir):
     assert_usage_error(proc, "cuda")
 
 
-@pytest.mark.parametrize("argv", [["--beam", "0"], ["--max-new-tokens", "0"],
-                                  ["--max-new-tokens", "99999"], ["--text", "x" * 100]],
-                         ids=["beam", "zero-tokens", "too-many-tokens", "too-long"])
-def test_infer_bad_arguments(untrained_run, argv, capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["--beam", "0"], "error: --beam must be in [1, 64]"),
+    (["--max-new-tokens", "0"], "error: --max-new-tokens must be in [1, 47]"),
+    (["--max-new-tokens", "99999"], "error: --max-new-tokens must be in [1, 47]"),
+], ids=["beam", "zero-tokens", "too-many-tokens"])  # too long a --text: test_infer_input_too_long
+def test_infer_bad_arguments(untrained_run, argv, message, capsys):
     assert call_cli(infer_main, ["--checkpoint", str(untrained_run), *argv, "--text", "a"]) == 2
-    one_error_line(capsys)
+    assert one_error_line(capsys) == message
 
 
 def test_infer_reports_an_add_input_the_model_cannot_read(tmp_path, capsys):
