@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -27,59 +28,70 @@ from transformer_tiny.config import (
 from transformer_tiny.tasks import task_for
 
 
-@pytest.mark.parametrize("kind, kwargs, field", [
-    (ModelConfig, dict(d_model=30, n_heads=4), "d_model"),  # not divisible by n_heads
-    (ModelConfig, dict(d_model=18, n_heads=3), "d_model"),  # not a multiple of 4
-    (ModelConfig, dict(d_model=-8), "d_model"),
-    (ModelConfig, dict(n_heads=0), "n_heads"),
-    (ModelConfig, dict(n_enc_layers=-1), "n_enc_layers"),
-    (ModelConfig, dict(n_dec_layers=0), "n_dec_layers"),
-    (ModelConfig, dict(d_ff=-256), "d_ff"),
-    (ModelConfig, dict(max_positions=-5), "max_positions"),
-    (ModelConfig, dict(max_positions=2), "max_positions"),
-    (ModelConfig, dict(vocab_size=0), "vocab_size"),
-    (ModelConfig, dict(dropout=1.0), "dropout"),
-    (ModelConfig, dict(dropout=-0.1), "dropout"),
-    (ModelConfig, dict(position_scheme="alibi"), "position_scheme"),
-    (ModelConfig, dict(attention_impl="flash"), "attention_impl"),
-    (DataConfig, dict(task="no-such-task"), "task"),
-    (DataConfig, dict(alphabet="klingon"), "alphabet"),
-    (DataConfig, dict(min_len=9, max_len=8), "min_len"),
-    (DataConfig, dict(min_len=0), "min_len"),
-    (DataConfig, dict(max_len=-1), "max_len"),
-    (DataConfig, dict(train_samples=0), "train_samples"),
-    (DataConfig, dict(val_samples=-1), "val_samples"),
-    (DataConfig, dict(test_samples=0), "test_samples"),
-    (TrainConfig, dict(device="gpu"), "device"),
-    (TrainConfig, dict(epochs=0), "epochs"),
-    (TrainConfig, dict(batch_size=-1), "batch_size"),
-    (TrainConfig, dict(lr=0.0), "lr"),
-    (TrainConfig, dict(grad_clip=-1.0), "grad_clip"),
-    (TrainConfig, dict(warmup_steps=-1), "warmup_steps"),
-    (TrainConfig, dict(weight_decay=-0.1), "weight_decay"),
-    (TrainConfig, dict(min_lr_ratio=1.5), "min_lr_ratio"),
-    (TrainConfig, dict(label_smoothing=1.0), "label_smoothing"),
-    (TrainConfig, dict(label_smoothing=-0.1), "label_smoothing"),
-    (TrainConfig, dict(threads=-2), "threads"),
-    (TrainConfig, dict(threads=100_000), "threads"),  # torch crashes on such a count
-    (TrainConfig, dict(out=""), "out"),
+# kind, arguments, the field the message names, and the rest of the message (a regex): the
+# check that refuses the values, not just any check of the same field
+@pytest.mark.parametrize("kind, kwargs, field, match", [
+    (ModelConfig, dict(d_model=30, n_heads=4), "d_model", "must be divisible by n_heads"),
+    (ModelConfig, dict(d_model=18, n_heads=3), "d_model", "must be a multiple of 4"),
+    (ModelConfig, dict(d_model=-8), "d_model", "must be > 0, got -8"),
+    (ModelConfig, dict(n_heads=0), "n_heads", "must be > 0, got 0"),
+    (ModelConfig, dict(n_enc_layers=-1), "n_enc_layers", "must be > 0, got -1"),
+    (ModelConfig, dict(n_dec_layers=0), "n_dec_layers", "must be > 0, got 0"),
+    (ModelConfig, dict(d_ff=-256), "d_ff", "must be > 0, got -256"),
+    (ModelConfig, dict(max_positions=-5), "max_positions", "must be > 0, got -5"),
+    (ModelConfig, dict(max_positions=2), "max_positions", "must be >= 3"),
+    (ModelConfig, dict(vocab_size=0), "vocab_size", "must be > 0, got 0"),
+    (ModelConfig, dict(dropout=1.0), "dropout", r"must be in \[0, 1\)"),
+    (ModelConfig, dict(dropout=-0.1), "dropout", r"must be in \[0, 1\)"),
+    (ModelConfig, dict(position_scheme="alibi"), "position_scheme",
+     r"must be one of \('sinusoidal', 'rope'\), got 'alibi'"),
+    (ModelConfig, dict(attention_impl="flash"), "attention_impl",
+     r"must be one of \('auto', 'sdpa', 'math'\), got 'flash'"),
+    (DataConfig, dict(task="no-such-task"), "task",  # lists the known tasks
+     r"must be one of \[.*'copy'.*'reverse'.*\], got 'no-such-task'"),
+    (DataConfig, dict(alphabet="klingon"), "alphabet",
+     r"must be one of \[.*'digits'.*'unicode'.*\], got 'klingon'"),
+    (DataConfig, dict(min_len=9, max_len=8), "min_len", "must be <= max_len"),
+    (DataConfig, dict(min_len=0), "min_len", "must be > 0, got 0"),
+    (DataConfig, dict(max_len=-1), "max_len", "must be > 0, got -1"),
+    (DataConfig, dict(train_samples=0), "train_samples", "must be > 0, got 0"),
+    (DataConfig, dict(val_samples=-1), "val_samples", "must be > 0, got -1"),
+    (DataConfig, dict(test_samples=0), "test_samples", "must be > 0, got 0"),
+    (TrainConfig, dict(device="gpu"), "device",
+     r"must be one of \('auto', 'cpu', 'cuda'\), got 'gpu'"),
+    (TrainConfig, dict(epochs=0), "epochs", "must be > 0, got 0"),
+    (TrainConfig, dict(batch_size=-1), "batch_size", "must be > 0, got -1"),
+    (TrainConfig, dict(lr=0.0), "lr", r"must be > 0, got 0\.0"),
+    (TrainConfig, dict(grad_clip=-1.0), "grad_clip", r"must be > 0, got -1\.0"),
+    (TrainConfig, dict(warmup_steps=-1), "warmup_steps", "must be >= 0"),
+    (TrainConfig, dict(weight_decay=-0.1), "weight_decay", "must be >= 0"),
+    (TrainConfig, dict(min_lr_ratio=1.5), "min_lr_ratio", r"must be in \[0, 1\]"),
+    (TrainConfig, dict(label_smoothing=1.0), "label_smoothing", r"must be in \[0, 1\)"),
+    (TrainConfig, dict(label_smoothing=-0.1), "label_smoothing", r"must be in \[0, 1\)"),
+    (TrainConfig, dict(threads=-2), "threads", r"must be in \[0, 1024\]"),
+    # torch crashes on such a count
+    (TrainConfig, dict(threads=100_000), "threads", r"must be in \[0, 1024\]"),
+    (TrainConfig, dict(out=""), "out", "must not be empty"),
     # no infinite floats: an infinite learning rate would write NaN weights
-    (TrainConfig, dict(lr=float("inf")), "lr"),
-    (TrainConfig, dict(weight_decay=float("inf")), "weight_decay"),
-    (TrainConfig, dict(grad_clip=float("inf")), "grad_clip"),
-    (DataConfig, dict(hard_share=float("nan")), "hard_share"),
+    (TrainConfig, dict(lr=float("inf")), "lr", "must be a finite number, got inf"),
+    (TrainConfig, dict(weight_decay=float("inf")), "weight_decay",
+     "must be a finite number, got inf"),
+    (TrainConfig, dict(grad_clip=float("inf")), "grad_clip", "must be a finite number, got inf"),
+    (DataConfig, dict(hard_share=float("nan")), "hard_share", "must be a finite number, got nan"),
     # seeds that the random generators take
-    (TrainConfig, dict(seed=2**63), "seed"),
-    (DataConfig, dict(data_seed=-(10**13)), "data_seed"),
+    (TrainConfig, dict(seed=2**63), "seed",
+     rf"must be in \[-{MAX_SEED}, {MAX_SEED}\], got {2**63}"),
+    (DataConfig, dict(data_seed=-(10**13)), "data_seed",
+     rf"must be in \[-{MAX_DATA_SEED}, {MAX_DATA_SEED}\], got -{10**13}"),
     # every size within its bound, but too many parameters together
-    (ModelConfig, dict(d_model=4096, n_heads=8, d_ff=16384, n_enc_layers=2), "model"),
+    (ModelConfig, dict(d_model=4096, n_heads=8, d_ff=16384, n_enc_layers=2), "model",
+     r"[\d,]+ parameters, at most 100,000,000 \(fewer layers, a smaller d_model or d_ff\)"),
 ])
-def test_invalid_values_name_the_field(kind, kwargs, field):
+def test_invalid_values_name_the_field(kind, kwargs, field, match):
     with pytest.raises(ConfigError) as info:
         kind(**kwargs)
     message = str(info.value)
-    assert message.startswith(f"{field}:")
-    assert "\n" not in message
+    assert re.fullmatch(f"{re.escape(field)}: {match}", message), message  # one line, too
     assert isinstance(info.value, ValueError)  # the CLIs treat it as a usage error
 
 
@@ -92,17 +104,6 @@ def test_largest_allowed_seeds_seed_every_generator(tmp_path):
         dm = DataModule(DataConfig(data_seed=sign * MAX_DATA_SEED, train_samples=8, val_samples=2,
                                    test_samples=2), 64)
         assert len(list(dm.train_loader(9, 4))) == 2
-
-
-def test_error_messages_are_informative():
-    with pytest.raises(ConfigError, match="divisible by n_heads"):
-        ModelConfig(d_model=30, n_heads=4)
-    with pytest.raises(ConfigError, match="'alibi'"):
-        ModelConfig(position_scheme="alibi")
-    with pytest.raises(ConfigError, match="reverse"):  # lists the known tasks
-        DataConfig(task="no-such-task")
-    with pytest.raises(ConfigError, match="-8"):
-        ModelConfig(d_model=-8)
 
 
 def test_rope_needs_an_even_head_size():
@@ -122,11 +123,10 @@ def test_shift_k_is_a_validated_config_field():
 
 
 def test_valid_configs():
-    model = ModelConfig(d_model=36, n_heads=12, position_scheme="sinusoidal")  # odd head size
-    assert (model.d_model, model.n_heads, model.position_scheme) == (36, 12, "sinusoidal")
+    # sinusoidal positions take an odd head size
+    assert ModelConfig(d_model=36, n_heads=12, position_scheme="sinusoidal").head_size == 3
     assert ModelConfig(d_model=4, n_heads=1, max_positions=3).max_source_tokens == 1
-    data = DataConfig(min_len=5, max_len=5, task="copy", alphabet="unicode")
-    assert (data.min_len, data.max_len, data.task, data.alphabet) == (5, 5, "copy", "unicode")
+    DataConfig(min_len=5, max_len=5, task="copy", alphabet="unicode")  # one length: accepted
     train = TrainConfig(device="cpu", warmup_steps=0, min_lr_ratio=0, lr=1)
     assert train.min_lr_ratio == 0.0 and type(train.min_lr_ratio) is float  # ints become floats
     assert train.lr == 1.0 and type(train.lr) is float
@@ -136,7 +136,6 @@ def test_defaults():
     cfg = RunConfig()
     assert cfg.model.max_source_tokens == cfg.model.max_positions - 2
     assert cfg.data.task == "reverse"
-    assert cfg.model.position_scheme in ("sinusoidal", "rope")
 
 
 def test_check_positions():
@@ -161,20 +160,10 @@ def test_to_dict_from_dict_round_trip():
 
 
 def test_from_dict_unknown_key_is_an_error():
-    with pytest.raises(ConfigError, match=r"model\.colour"):
+    with pytest.raises(ConfigError, match=r"^model\.colour: unknown config key$"):
         RunConfig.from_dict({"model": {"colour": "red"}})
-    with pytest.raises(ConfigError, match=r"train\.epoch"):
+    with pytest.raises(ConfigError, match=r"^train\.epoch: unknown config key$"):
         RunConfig.from_dict({"train": {"epoch": 3}})
-
-
-def test_from_dict_validates_values():
-    with pytest.raises(ConfigError, match="d_model"):
-        RunConfig.from_dict({"model": {"d_model": 30, "n_heads": 4}})
-
-
-def test_from_dict_unknown_section_is_an_error():
-    with pytest.raises(ConfigError, match="modle"):
-        RunConfig.from_dict({"modle": {"d_model": 64}})
 
 
 # ----------------------------------------------------------------------------- command line
