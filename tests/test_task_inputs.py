@@ -62,11 +62,12 @@ def test_chars_covers_exactly_the_code_points_first_to_last():
     assert _chars(0x41, 0x4B, 3) == "ADGJ"
 
 
-def test_unicode_alphabet_holds_every_utf8_lead_and_continuation_byte():
+def test_unicode_alphabet_holds_every_byte_of_valid_utf8():
     data = set(ALPHABETS["unicode"].encode("utf-8"))
     assert set(range(0xC2, 0xF5)) <= data  # the lead bytes of 2-, 3- and 4-byte characters
     assert set(range(0x80, 0xC0)) <= data
-    assert set(ALPHABETS["printable"].encode("ascii")) <= data
+    assert set(range(0x80)) <= data  # ASCII, control characters (tab, line breaks, NUL) too
+    assert data == set(range(0xC0)) | set(range(0xC2, 0xF5))  # never 0xC0, 0xC1, 0xF5-0xFF
 
 
 def test_a_registered_task_is_found_by_its_name():

@@ -1,8 +1,9 @@
 """The alphabets that ``--alphabet`` names, and random strings over them.
 
 ``printable`` is the 95 printable ASCII characters (space included); ``unicode`` mixes them with
-accented Latin, Greek, Cyrillic, punctuation, kana, CJK, Hangul, emoji and a spread over all of
-Unicode, so that every UTF-8 byte pattern occurs in training.
+the ASCII control characters (tab and line breaks most often), accented Latin, Greek, Cyrillic,
+punctuation, kana, CJK, Hangul, emoji and a spread over all of Unicode, so that every byte that
+valid UTF-8 text can hold occurs in training.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ _PRINTABLE = "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c")  
 def _chars(first: int, last: int, step: int = 1) -> str:
     return "".join(chr(c) for c in range(first, last + 1, step))
 
+
+# The ASCII control characters, NUL to US and DEL: rare in text but for the tab and the line
+# breaks (weighted up), and made of bytes that no other character holds, so a model that never
+# saw them cannot copy them.
+_CONTROLS = "\t\n\r" * 8 + _chars(0x00, 0x1F) + "\x7f"
 
 # Non-ASCII characters for the "unicode" alphabet: 2-, 3- and 4-byte UTF-8.
 _ACCENTED = _chars(0xC0, 0x17F)  # Latin-1 supplement letters and Latin Extended-A
@@ -38,7 +44,7 @@ ALPHABETS: dict[str, str] = {
     # Mostly ASCII: the task is learned mostly on short (cheap) ASCII, while every UTF-8
     # pattern still occurs many times per epoch. More non-ASCII makes very long mixed-script
     # input more exact, at a cost in time (docs/design.md; the share: docs/results.md).
-    "unicode": _PRINTABLE * 110 + UNICODE_EXTRA,
+    "unicode": _PRINTABLE * 110 + _CONTROLS + UNICODE_EXTRA,
 }
 
 
