@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE))
 warnings.filterwarnings("ignore")
 
 from peer import PeerTransformer, peer_greedy  # noqa: E402
-from provenance import machine, stamp  # noqa: E402
+from provenance import machine, out_help, results_path, stamp  # noqa: E402
 
 from transformer_tiny.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from transformer_tiny.data import DataModule  # noqa: E402
@@ -233,11 +233,12 @@ def run_child(args: list[str]) -> tuple[dict, float]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--out", default=str(HERE / "results" / "latest.json"))
+    p.add_argument("--out", help=out_help("latest.json"))
     p.add_argument("--child", nargs="+")
     p.add_argument("--sections", default="train,decode,tta",
                    help="comma-separated subset of train,decode,tta (default: all)")
     args = p.parse_args()
+    args.out = results_path("latest.json", args.out, args.quick)
     set_threads(0)
     if args.child:
         kind, *rest = args.child

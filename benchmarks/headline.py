@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from provenance import machine, merge_rows, stamp  # noqa: E402
+from provenance import machine, merge_rows, out_help, results_path, stamp  # noqa: E402
 from text_corpus import LANGS  # noqa: E402
 
 from transformer_tiny.utils import set_threads  # noqa: E402
@@ -189,14 +189,14 @@ def main() -> int:
                    help="comma-separated rows to measure (default: all, in order; the "
                         "evaluations without --checkpoint use the quickstart's); the other rows "
                         "of an existing --out are kept")
-    p.add_argument("--out", default=str(HERE / "results" / "headline.json"))
+    p.add_argument("--out", help=out_help("headline.json"))
     p.add_argument("--quick", action="store_true",
                    help="smoke run, in this process: a tiny model and a little data")
     args = p.parse_args()
     rows = [r for r in args.rows.split(",") if r]
     if not rows or any(r not in ROWS for r in rows):
         p.error(f"--rows must name some of {', '.join(ROWS)}; got {args.rows!r}")
-    out = Path(args.out).resolve()  # before any change of directory
+    out = results_path("headline.json", args.out, args.quick).resolve()  # before any cd
     set_threads(0)  # as the scripts do: the thread count that `machine` reports
     head = {**stamp(), "machine": machine(), "quick": args.quick}
     measured_with = {k: head[k] for k in ("date", "commit", "machine")}

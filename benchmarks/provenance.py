@@ -50,6 +50,20 @@ def head_commit() -> str | None:
     return f"{commit}+changes" if changed else commit
 
 
+def results_path(name: str, out: str | Path | None, quick: bool) -> Path:
+    """Where a benchmark writes its JSON: ``out`` if given; else ``benchmarks/results/NAME``, or
+    ``runs/quick/NAME`` for a smoke run (``--quick``), whose figures mean nothing, so that it
+    never replaces a measurement."""
+    if out is not None:
+        return Path(out)
+    return (ROOT / "runs" / "quick" if quick else ROOT / "benchmarks" / "results") / name
+
+
+def out_help(name: str) -> str:
+    """The ``--out`` help of a benchmark that writes ``name`` (see :func:`results_path`)."""
+    return f"the JSON to write (default: benchmarks/results/{name}; runs/quick/{name} with --quick)"
+
+
 def stamp() -> dict[str, str | None]:
     """The ``date`` and ``commit`` fields of a results file written now."""
     return {"date": today(), "commit": head_commit()}

@@ -25,7 +25,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from provenance import machine, merge_rows, stamp  # noqa: E402
+from provenance import machine, merge_rows, out_help, results_path, stamp  # noqa: E402
 
 from transformer_tiny.api import TinyModel  # noqa: E402
 from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
@@ -127,12 +127,13 @@ def main() -> int:
     p.add_argument("--tasks", default=",".join(COMMANDS),
                    help="comma-separated tasks to measure (default: all); the other rows of an "
                         "existing --out are kept")
-    p.add_argument("--out", default=str(HERE / "results" / "tasks.json"))
+    p.add_argument("--out", help=out_help("tasks.json"))
     p.add_argument("--runs", help="where the checkpoints go (default: each command's --out; "
                                   "a temporary folder with --quick)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: a tiny model and a little data (seconds per task)")
     args = p.parse_args()
+    args.out = results_path("tasks.json", args.out, args.quick)
     tasks = [t for t in args.tasks.split(",") if t]
     unknown = [t for t in tasks if t not in COMMANDS]
     if unknown or not tasks:

@@ -138,5 +138,5 @@ def test_export_without_the_onnx_extra(untrained_run, tmp_path, monkeypatch, cap
     out = tmp_path / "onnx"
     assert call_cli(export_main, ["--checkpoint", str(untrained_run), "--out", str(out)]) == 2
     assert capsys.readouterr().err == \
-        "error: ONNX export needs the onnx extra: pip install 'transformer-tiny[onnx]'\n"
+        "error: ONNX export needs the onnx extra: pip install -e '.[onnx]'\n"
     assert not out.exists()

@@ -46,7 +46,7 @@ def test_plot_without_matplotlib(untrained_run, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
     assert call_cli(plot_main, ["--checkpoint", str(untrained_run), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == \
-        "error: drawing plots needs the plots extra: pip install 'transformer-tiny[plots]'\n"
+        "error: drawing plots needs the plots extra: pip install -e '.[plots]'\n"
     assert not list(tmp_path.iterdir())
 
 

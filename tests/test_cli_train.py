@@ -118,5 +118,5 @@ def test_tensorboard_missing_fails_at_once(tmp_path, monkeypatch, capsys):
     assert call_cli(train_main, ["--tensorboard", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err == "error: --tensorboard needs the tensorboard extra: " \
-                  "pip install 'transformer-tiny[tensorboard]'\n"
+                  "pip install -e '.[tensorboard]'\n"
     assert not out.exists()  # nothing was trained

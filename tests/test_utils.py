@@ -54,6 +54,6 @@ def test_file_mode_reads_the_umask_without_changing_it(monkeypatch):
 def test_require_imports_the_module_or_names_the_extra(monkeypatch):
     assert require("json", "none", "x") is json
     monkeypatch.setitem(sys.modules, "json", None)
-    with pytest.raises(MissingExtraError, match=r"^reading needs the js extra: pip install "
-                                                r"'transformer-tiny\[js\]'$"):
+    with pytest.raises(MissingExtraError, match=r"^reading needs the js extra: pip install -e "
+                                                r"'\.\[js\]'$"):
         require("json", "js", "reading")

@@ -1,5 +1,5 @@
-"""The optional dependencies (``pip install 'transformer-tiny[EXTRA]'``), imported only where a
-feature needs them, with one error that says which extra to install."""
+"""The optional dependencies (``pip install -e '.[EXTRA]'`` in the repository's folder), imported
+only where a feature needs them, with one error that says which extra to install."""
 
 from __future__ import annotations
 
@@ -18,4 +18,4 @@ def require(module: str, extra: str, what: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         raise MissingExtraError(f"{what} needs the {extra} extra: "
-                                f"pip install 'transformer-tiny[{extra}]'") from None
+                                f"pip install -e '.[{extra}]'") from None
