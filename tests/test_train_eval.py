@@ -341,6 +341,17 @@ def test_each_epoch_line_estimates_the_time_left_from_this_run_s_epochs(tmp_path
     assert lines[2].endswith("1,234 tok/s  effective batch 8  90 s")
 
 
+def test_an_epoch_resumed_with_no_batch_left_shows_no_speed_and_no_estimate(tmp_path, capsys):
+    cfg = tiny_config(tmp_path, epochs=3, progress=True)
+    with open_trainer(cfg) as run:
+        run.train_epoch()  # every batch of epoch 1, saved before its validation...
+        run.first_step = run.progress.step  # ...and resumed there: nothing left to time
+        run.end_epoch(0.0, 2.0)
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("epoch 1: ") and line.endswith("  effective batch 8  2 s")
+    assert "tok/s" not in line
+
+
 def test_train_returns_the_number_of_model_parameters(tmp_path):
     cfg = tiny_config(tmp_path, epochs=1)
     summary = train(cfg)

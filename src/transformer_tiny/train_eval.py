@@ -145,7 +145,7 @@ class Trainer:
             last.check_same_data(self.dm.pairs)
             last.restore(self.opt)
             self.progress = last.progress
-        self.first_epoch = self.progress.epoch  # where this process started (for the ETA)
+        self.first_step = self.progress.step  # where this process started (for the ETA)
         self.train_model = ctx.wrap(self.model)  # DistributedDataParallel with several processes
         if ctx.is_main:
             self.log = RunLog(self.out, self.progress.step, self.progress.history, tensorboard)
@@ -223,14 +223,20 @@ class Trainer:
         self._save("last", *(["best"] if improved else []))
         self.log.log_epoch(p.history)
         if self.cfg.train.progress:
-            left = self.cfg.train.epochs - p.epoch
-            per_epoch = elapsed / (p.epoch - self.first_epoch)  # epochs of this process
-            eta = f"  about {per_epoch * left:,.0f} s to go" if left else ""
-            tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}  "
-                       f"val exact match {val.exact_match:.4f}  "
-                       f"char acc {val.char_accuracy:.4f}  {rate:,.0f} tok/s  "
-                       f"effective batch {record['effective_batch_size']}  "
-                       f"{elapsed:,.0f} s{eta}")
+            self._print_epoch(record, rate, elapsed)
+
+    def _print_epoch(self, record: dict[str, Any], rate: float, elapsed: float) -> None:
+        """The epoch's line, with the time left estimated from the steps this process trained
+        (a resumed epoch may have had few or none left: then no speed and no estimate)."""
+        left = self.steps_per_epoch * self.cfg.train.epochs - self.progress.step
+        done = self.progress.step - self.first_step
+        eta = f"  about {elapsed / done * left:,.0f} s to go" if left > 0 and done else ""
+        speed = f"{rate:,.0f} tok/s  " if rate > 0 else ""
+        tqdm.write(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}  "
+                   f"val exact match {record['val_exact_match']:.4f}  "
+                   f"char acc {record['val_char_accuracy']:.4f}  {speed}"
+                   f"effective batch {record['effective_batch_size']}  "
+                   f"{elapsed:,.0f} s{eta}")
 
 
 def train(cfg: RunConfig, resume: bool = False, tensorboard: bool = False,
