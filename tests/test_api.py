@@ -196,6 +196,13 @@ def test_evaluate_defaults_to_the_test_set(untrained_run):
     assert model.evaluate(["ab", "ba"]).n == 2
 
 
+def test_evaluate_refuses_what_it_cannot_score(untrained_run, untrained_pairs_run):
+    with pytest.raises(ValueError, match=r"^nothing to evaluate: an empty list$"):
+        transformer_tiny.load(untrained_run).evaluate([])
+    with pytest.raises(ValueError, match=r"^a pairs model knows no answers of its own: "):
+        transformer_tiny.load(untrained_pairs_run).evaluate(["abc"])
+
+
 def test_train_takes_config_fields(tmp_path):
     with pytest.raises(ConfigError, match=r"^bogus: unknown config field$"):
         transformer_tiny.train(bogus=1)

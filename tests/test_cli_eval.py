@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import call_cli, one_error_line, run_main
+import torch
+from helpers import TINY, call_cli, make_model, one_error_line, run_main
 
+from transformer_tiny.checkpoint import save_checkpoint
 from transformer_tiny.cli.eval import eval_main
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
+from transformer_tiny.tasks import TASKS, Task, register_task
 
 
 def test_eval_json(run_dir):
@@ -60,6 +64,34 @@ def test_hard_slice_is_reported_beside_the_test_set(untrained_run, capsys):
         "hard slice (runs of one character and short patterns repeated): exact match ")
     assert call_cli(eval_main, [*argv, "--lengths", "1-4", "--samples", "2", "--json"]) == 0
     assert "hard" not in json.loads(capsys.readouterr().out)  # only with the held-out set
+
+
+def test_a_task_without_a_hard_slice_says_so(tmp_path, capsys):
+    """A task a user registers without ``make_hard``: eval says there is no slice to score."""
+    task = register_task(Task("echo-without-hard", "repeat", lambda text: text))
+    try:
+        cfg = RunConfig(ModelConfig(**TINY), DataConfig(task=task.name, val_samples=4,
+                                                        test_samples=4))
+        save_checkpoint(tmp_path, "best", make_model(dtype=torch.float32), cfg, {"step": 0})
+        assert call_cli(eval_main, ["--checkpoint", str(tmp_path), "--examples", "0"]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == \
+            "no hard slice: task echo-without-hard registers none (make_hard in tasks.py)"
+    finally:
+        TASKS.pop(task.name, None)
+
+
+def test_a_test_file_is_scored_whole(tmp_path, capsys):
+    """--test-file scores every input of the file, not the training run's test_samples."""
+    train = tmp_path / "train.tsv"
+    train.write_text("".join(f"w{i}\tx{i}\n" for i in range(100)))
+    cfg = RunConfig(ModelConfig(**TINY), DataConfig(task="pairs", train_file=str(train),
+                                                    test_samples=4))
+    save_checkpoint(tmp_path / "run", "best", make_model(dtype=torch.float32), cfg, {"step": 0})
+    other = tmp_path / "other.tsv"
+    other.write_text("".join(f"v{i}\ty{i}\n" for i in range(30)))
+    assert call_cli(eval_main, ["--checkpoint", str(tmp_path / "run"), "--test-file",
+                                str(other), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 30
 
 
 @pytest.mark.parametrize("argv, message", [

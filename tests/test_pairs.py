@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 
 import pytest
 from helpers import call_cli, chain_model, one_error_line
@@ -37,10 +38,10 @@ def write(path, data: bytes):
     return path
 
 
-def test_reads_tsv_with_crlf_and_tabs_in_the_output(tmp_path):
-    f = write(tmp_path / "p.tsv", b"cat\tK AE T\r\nread\tR IY D\nread\tR EH D\nx\ta\tb")
+def test_reads_tsv_with_crlf(tmp_path):
+    f = write(tmp_path / "p.tsv", b"cat\tK AE T\r\nread\tR IY D\nread\tR EH D\nx\t a b ")
     pairs, record = read_pairs(f, "train", 100, 100)
-    assert pairs == [("cat", "K AE T"), ("read", "R IY D"), ("read", "R EH D"), ("x", "a\tb")]
+    assert pairs == [("cat", "K AE T"), ("read", "R IY D"), ("read", "R EH D"), ("x", " a b ")]
     assert (record.lines, record.pairs, record.skipped) == (4, 4, 0)
     assert record.size == f.stat().st_size
     assert record.sha256 == hashlib.sha256(f.read_bytes()).hexdigest()
@@ -70,6 +71,10 @@ TINY = ["--d-model", "16", "--n-heads", "2", "--n-dec-layers", "1", "--d-ff", "1
 
 BAD_LINES = [
     ("p.tsv", b"ok\tfine\nno tab here\n", 2, "no tab"),
+    ("p.tsv", b"ok\tfine\nMarch 5, 2021\t2021-03-05\textra\n", 2,
+     "more than one tab (outputs with tabs: use JSON Lines)"),
+    ("dates.json", b'ok\tfine\n{"input": "March 5, 2021", "output": "2021-03-05"}\n', 2,
+     "no tab between input and output (JSON Lines files must be named *.jsonl)"),
     ("p.tsv", b"ok\tfine\n\xff\xfe\tx\n", 2, "invalid UTF-8"),
     ("p.tsv", b"\tempty input\nok\tfine\n", 1, "empty input"),
     ("p.tsv", b"ok\tfine\n" + b"a" * 50 + b"\tb\n", 2, "input of 50 bytes"),
@@ -84,7 +89,7 @@ BAD_LINES = [
 @pytest.mark.parametrize("name, data, line, reason", BAD_LINES)
 def test_bad_line_names_file_and_line(tmp_path, name, data, line, reason):
     f = write(tmp_path / name, data)
-    with pytest.raises(PairsError, match=f"line {line}: .*{reason}") as e:
+    with pytest.raises(PairsError, match=f"line {line}: .*{re.escape(reason)}") as e:
         read_pairs(f, "train", 40, 40)
     assert str(f) in str(e.value)
     pairs, record = read_pairs(f, "train", 40, 40, skip_bad=True)
@@ -109,7 +114,40 @@ def test_skip_bad_lines_reports_how_many(tmp_path, capsys):
     assert call_cli(train_main, flags) == 2
     assert "line 201: no tab" in one_error_line(capsys)
     assert call_cli(train_main, [*flags, "--skip-bad-lines", "true"]) == 0
-    assert f"warning: skipped 2 bad lines of {f} (200 pairs read)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"warning: skipped 2 bad lines of {f} (200 pairs read): line 201: no tab between " \
+           "input and output; line 202: invalid UTF-8 at byte 0\n" in err
+
+
+def test_only_a_line_that_looks_like_json_gets_the_jsonl_hint(tmp_path):
+    for body, hinted in [(b"no tab", False), (b'  {"input": "a", "output": "b"}', True)]:
+        with pytest.raises(PairsError) as e:
+            read_pairs(write(tmp_path / "p.json", body), "train", 40, 40)
+        assert ("must be named *.jsonl" in str(e.value)) == hinted
+
+
+def test_skipped_lines_are_named_in_the_note_the_first_three(tmp_path):
+    good = b"".join(f"w{i}\tx{i}\n".encode() for i in range(200))
+    f = write(tmp_path / "p.tsv", good + b"no tab\n\xff\tx\n\ta\nb\tc\td\nlast\n")
+    _, record = read_pairs(f, "train", 40, 40, skip_bad=True)
+    assert record.skipped == 5 and record.bad_lines == (
+        "line 201: no tab between input and output", "line 202: invalid UTF-8 at byte 0",
+        "line 203: empty input")
+    assert record.skip_note() == (
+        f"skipped 5 bad lines of {f} (200 pairs read), the first 3: line 201: no tab between "
+        "input and output; line 202: invalid UTF-8 at byte 0; line 203: empty input")
+    assert "bad_lines" not in record.to_dict()  # checkpoints keep the counts only
+    two = write(tmp_path / "two.tsv", good + b"no tab\na\tb\tc\n")
+    cfg = DataConfig(task="pairs", train_file=str(two), skip_bad_lines=True)
+    notes = pair_splits(cfg, 40).notes
+    assert notes == [f"skipped 2 bad lines of {two} (200 pairs read): line 201: no tab between "
+                     "input and output; line 202: more than one tab (outputs with tabs: use "
+                     "JSON Lines)"]
+    with pytest.raises(PairsError, match=re.escape(
+            "no pairs (2 bad lines skipped: line 1: no tab between input and output (JSON "
+            "Lines files must be named *.jsonl); line 2: no tab")):
+        read_pairs(write(tmp_path / "d.json", b'{"input": "a"}\n{}\n'), "train", 40, 40,
+                   skip_bad=True)
 
 
 def test_file_larger_than_free_memory_is_refused_unread(tmp_path):
@@ -373,6 +411,36 @@ def test_a_file_too_small_for_a_validation_set_is_an_error(tmp_path, capsys):
     assert len(pair_splits(cfg, 40).train) == 5
 
 
+def test_an_empty_test_slice_is_a_note(tmp_path):
+    seed = DataConfig().data_seed
+    words = [f"w{i}" for i in range(200)]
+    val = [w for w in words if hash_fraction(w, seed) < PAIR_SLICES["val"][1]][:1]
+    rest = [w for w in words if hash_fraction(w, seed) >= PAIR_SLICES["test"][1]][:5]
+    f = write(tmp_path / "small.tsv", b"".join(f"{w}\tx\n".encode() for w in val + rest))
+    splits = pair_splits(DataConfig(task="pairs", train_file=str(f)), 40)
+    assert splits.val and not splits.test and len(splits.train) == 5
+    assert splits.notes == [f"no test pairs: none of the 6 inputs of {f} falls in the test "
+                            "slice, so eval.py has no test set; give more pairs or a --test-file"]
+    held = write(tmp_path / "held.tsv", b"a\tb\n")
+    cfg = DataConfig(task="pairs", train_file=str(f), test_file=str(held))
+    assert pair_splits(cfg, 40).notes == []
+    assert pair_splits(DataConfig(task="pairs", train_file=str(words_file(tmp_path, 300))),
+                       40).notes == []
+
+
+def test_generator_flags_do_not_change_the_pairs_data(tmp_path):
+    """--min-len/--max-len, --alphabet, --hard-share and --train-samples are checked and saved,
+    but a pairs run trains on the same pairs with any of them."""
+    f = str(words_file(tmp_path, 300))
+
+    def data(**flags) -> tuple:
+        dm = DataModule(DataConfig(task="pairs", train_file=f, **flags), 64)
+        return dm.pairs, dm.train_size, [(e.src, e.tgt) for e in dm.train_dataset(0).examples]
+
+    assert data(min_len=20, max_len=30, alphabet="digits", hard_share=1.0,
+                train_samples=7) == data()
+
+
 def test_eval_rejects_test_file_for_generated_tasks(untrained_run, capsys, tmp_path):
     f = write(tmp_path / "p.tsv", b"a\tb\n")
     assert call_cli(eval_main, ["--checkpoint", str(untrained_run), "--test-file", str(f)]) == 2
@@ -402,3 +470,16 @@ def test_changed_files_match_role_and_name_without_folders():
     assert pairs_module.changed_files(changed, [record]) == [record]
     for hostile in (None, "x", [1, None, {"role": 3}]):
         assert pairs_module.changed_files(hostile, [record]) == []
+
+
+def test_train_warns_when_the_test_slice_is_empty(tmp_path, capsys):
+    seed = DataConfig().data_seed
+    words = [f"w{i}" for i in range(200)]
+    kept = [w for w in words if hash_fraction(w, seed) < PAIR_SLICES["val"][1]][:1] + \
+        [w for w in words if hash_fraction(w, seed) >= PAIR_SLICES["test"][1]][:5]
+    f = write(tmp_path / "small.tsv", b"".join(f"{w}\tx\n".encode() for w in kept))
+    assert call_cli(train_main, [*TINY, "--task", "pairs", "--train-file", str(f),
+                                 "--out", str(tmp_path / "run")]) == 0
+    warnings = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning:")]
+    assert warnings == [f"warning: no test pairs: none of the 6 inputs of {f} falls in the test "
+                        "slice, so eval.py has no test set; give more pairs or a --test-file"]

@@ -122,8 +122,8 @@ class TinyModel:
         """Exact match and per-character accuracy on ``inputs`` (default: the held-out
         ``split``, ``"test"`` or ``"val"``, of the training data, or ``"hard"``, the task's hard
         slice)."""
-        references = None
-        if inputs is None:
+        references, from_split = None, inputs is None
+        if from_split:
             if split not in ("test", "val", "hard"):
                 raise ValueError(f"split must be 'test', 'val' or 'hard', got {split!r}")
             if split == "hard":
@@ -132,6 +132,13 @@ class TinyModel:
                 dm = DataModule(self._config.data, self._config.model.max_positions)
                 inputs = dm.test_inputs if split == "test" else dm.val_inputs
                 references = dm.references(split)
+        elif self._task.reads_files:
+            raise ValueError("a pairs model knows no answers of its own: evaluate() scores the "
+                             "held-out split of its files; for another file of pairs, "
+                             "eval.py --test-file")
+        if not inputs:
+            where = f"the {split} set holds none" if from_split else "an empty list"
+            raise ValueError(f"nothing to evaluate: {where}")
         return evaluate(self._model, inputs, self._task, buckets, references=references)
 
     def plot(self, out: str | Path, text: str | None = None,

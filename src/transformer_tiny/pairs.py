@@ -3,17 +3,18 @@
 Two formats, chosen by the file name:
 
 * ``*.jsonl``: JSON Lines, one object per line with string fields ``input`` and ``output``;
-* anything else: tab-separated ``input<TAB>output`` lines (the output is everything after the
-  first tab, so it may hold tabs itself).
+* anything else: tab-separated ``input<TAB>output`` lines, exactly one tab each (a line with
+  more is bad: outputs that hold tabs need JSON Lines).
 
 Line ends (LF or CRLF) are not part of the pair. An input may appear on several lines with
 different outputs (a word with two pronunciations): each one is an accepted answer.
 
 Files are read as a stream, one line at a time, and hashed as they are read. A line that cannot
-be a pair (no tab, invalid UTF-8, an empty input, longer than the model takes, malformed JSON) is
-a :class:`PairsError` naming the file and the line, raised before anything is trained, unless
-``skip_bad`` is set, which counts such lines instead. The pairs are held in memory: a file too
-large for the memory this machine has free is refused before it is read.
+be a pair (no tab or more than one, invalid UTF-8, an empty input, longer than the model takes,
+malformed JSON) is a :class:`PairsError` naming the file and the line, raised before anything is
+trained, unless ``skip_bad`` is set, which counts such lines instead and keeps the first
+:data:`SHOWN_BAD_LINES` with their reasons, for the warning. The pairs are held in memory: a file
+too large for the memory this machine has free is refused before it is read.
 
 Validation and test pairs come from their own files when given. Without its own file, each of
 the two takes up to ``val_samples``/``test_samples`` inputs, with every output they have, from
@@ -26,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ MEMORY_PER_FILE_BYTE = 12  # Python strings, tuples and token lists of a pair, p
 
 
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, which some editors write first
+
+SHOWN_BAD_LINES = 3  # skipped lines that a warning names, with their reasons
 
 
 class PairsError(ValueError):
@@ -54,9 +57,26 @@ class PairFile:
     lines: int
     pairs: int
     skipped: int
+    # the first skipped lines, "line N: reason" (for the warning; not kept in checkpoints)
+    bad_lines: tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        del record["bad_lines"]
+        return record
+
+    def skip_note(self) -> str:
+        """One line on the bad lines skipped (``""`` if none was), naming the first ones."""
+        if not self.skipped:
+            return ""
+        return (f"skipped {self.skipped} bad lines of {self.name} ({self.pairs} pairs read)"
+                + _first_bad(self.bad_lines, self.skipped))
+
+
+def _first_bad(bad_lines: tuple[str, ...], skipped: int) -> str:
+    """``": line 3: reason; line 7: reason"``, or ``", the first 3: ..."`` if more were skipped."""
+    first = f", the first {len(bad_lines)}" if skipped > len(bad_lines) else ""
+    return f"{first}: " + "; ".join(bad_lines)
 
 
 def changed_files(recorded: Any, files: list[PairFile]) -> list[PairFile]:
@@ -102,7 +122,11 @@ def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
     else:
         source, tab, target = text.partition("\t")
         if not tab:
-            raise ValueError("no tab between input and output")
+            hint = " (JSON Lines files must be named *.jsonl)" if text.lstrip().startswith("{") \
+                else ""
+            raise ValueError(f"no tab between input and output{hint}")
+        if "\t" in target:
+            raise ValueError("more than one tab (outputs with tabs: use JSON Lines)")
     if not source:
         raise ValueError("empty input")
     return source, target
@@ -123,8 +147,9 @@ def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
 
     ``max_input``/``max_output`` are the longest input and output in UTF-8 bytes. A bad line
     raises :class:`PairsError` (``"FILE line N: reason"``), or is counted in
-    ``PairFile.skipped`` with ``skip_bad``. Empty lines and a UTF-8 byte order mark at the
-    start are ignored. A file without a single pair is an error.
+    ``PairFile.skipped`` with ``skip_bad`` (the first ones kept in ``PairFile.bad_lines``).
+    Empty lines and a UTF-8 byte order mark at the start are ignored. A file without a single
+    pair is an error.
     """
     path = Path(path)
     if not path.is_file():
@@ -134,7 +159,7 @@ def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
     jsonl = path.suffix.lower() == ".jsonl"
     # A line longer than this cannot hold a pair that fits (JSON escapes take up to 6 bytes).
     limit = (6 if jsonl else 1) * (max_input + max_output) + 64
-    digest, pairs, skipped, line = hashlib.sha256(), [], 0, 0
+    digest, pairs, bad, skipped, line = hashlib.sha256(), [], [], 0, 0
     with path.open("rb") as f:
         while raw := f.readline(limit + 1):
             digest.update(raw)
@@ -154,15 +179,18 @@ def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
                 if not skip_bad:
                     raise PairsError(f"{path} line {line}: {e}") from None
                 skipped += 1
+                if len(bad) < SHOWN_BAD_LINES:
+                    bad.append(f"line {line}: {e}")
                 while not complete and (raw := f.readline(limit + 1)):  # the rest of the line
                     digest.update(raw)
                     complete = raw.endswith(b"\n")
                 continue
             pairs.append(pair)
+    record = PairFile(role, str(path), size, digest.hexdigest(), line, len(pairs), skipped,
+                      tuple(bad))
     if not pairs:
-        raise PairsError(f"{path}: no pairs" + (f" ({skipped} bad lines skipped)" if skipped
-                                                 else ""))
-    record = PairFile(role, str(path), size, digest.hexdigest(), line, len(pairs), skipped)
+        why = f" ({skipped} bad lines skipped{_first_bad(record.bad_lines, skipped)})"
+        raise PairsError(f"{path}: no pairs" + (why if skipped else ""))
     return pairs, record
 
 
@@ -184,13 +212,14 @@ PAIR_SLICES = {"val": (0.0, HELDOUT_FRACTION / 2), "test": (HELDOUT_FRACTION / 2
 class PairSplits:
     """The ``pairs`` task's data: training pairs, and input -> accepted outputs of the held-out
     sets; ``files`` are the records of the files read, ``input_bytes`` the bytes the training
-    inputs hold (what the model has seen)."""
+    inputs hold (what the model has seen), ``notes`` what training should warn about."""
 
     train: list[tuple[str, str]]
     val: dict[str, list[str]]
     test: dict[str, list[str]]
     files: list[PairFile]
     input_bytes: list[int]  # every byte value of the training inputs, sorted
+    notes: list[str] = field(default_factory=list)  # one line each, without "warning: "
 
 
 def _read(cfg: DataConfig, role: str, max_bytes: int) -> tuple[list[tuple[str, str]], PairFile]:
@@ -224,7 +253,9 @@ def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int,
 
 def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     """All of the ``pairs`` task's data (:func:`held_out_pairs`); training gets every distinct
-    pair of the training file whose input is in neither held-out set (nor in their slices)."""
+    pair of the training file whose input is in neither held-out set (nor in their slices).
+    No validation pair is an error; no test pair (``eval.py`` would have nothing to score) and
+    bad lines skipped are ``notes``."""
     train, train_record = _read(cfg, "train", max_bytes)
     val, val_records = held_out_pairs(cfg, "val", max_bytes, train)
     test, test_records = held_out_pairs(cfg, "test", max_bytes, train)
@@ -242,4 +273,10 @@ def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     if not kept:
         raise PairsError(f"{cfg.train_file}: no training pairs left after the held-out sets")
     seen = sorted(set("".join(x for x, _ in kept).encode("utf-8", "surrogatepass")))
-    return PairSplits(kept, val, test, [train_record, *val_records, *test_records], seen)
+    files = [train_record, *val_records, *test_records]
+    notes = [r.skip_note() for r in files if r.skipped]
+    if not test:  # only a slice can be empty: a --test-file without pairs is an error
+        notes.append(f"no test pairs: none of the {len(group_outputs(train))} inputs of "
+                     f"{cfg.train_file} falls in the test slice, so eval.py has no test set; "
+                     "give more pairs or a --test-file")
+    return PairSplits(kept, val, test, files, seen, notes)

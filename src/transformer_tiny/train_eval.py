@@ -125,9 +125,8 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         self.dm = DataModule(cfg.data, cfg.model.max_positions)  # reads and checks pairs files
         if self.dm.pairs is not None and ctx.is_main:
-            for record in (r for r in self.dm.pairs.files if r.skipped):
-                print(f"warning: skipped {record.skipped} bad lines of {record.name} "
-                      f"({record.pairs} pairs read)", file=sys.stderr)
+            for note in self.dm.pairs.notes:  # bad lines skipped, an empty test split
+                print(f"warning: {note}", file=sys.stderr)
         examples = self.dm.train_size
         self.steps_per_epoch = math.ceil(examples / cfg.train.batch_size) // ctx.world
         if self.steps_per_epoch == 0:

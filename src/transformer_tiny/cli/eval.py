@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, build_config
+from ..config import DATA_LIMITS, RunConfig, build_config
 from ..data import DataModule, bucket_inputs, hard_inputs
 from ..decoding import MAX_BEAM
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
@@ -48,7 +48,8 @@ def _parser(prog: str | None) -> Parser:
                    help="with the held-out set, also N strings of the task's hard slice (0: "
                         "none; default: %(default)s)")
     p.add_argument("--test-file", metavar="FILE",
-                   help="task pairs: evaluate on the input<TAB>output lines (or .jsonl) of FILE")
+                   help="task pairs: evaluate on every input<TAB>output line (or .jsonl) of FILE "
+                        f"(at most {DATA_LIMITS['test_samples']:,} inputs)")
     p.add_argument("--beam", type=int, default=1, metavar="K",
                    help=f"beam width, 1 to {MAX_BEAM} (default: 1, greedy)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
@@ -61,7 +62,9 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
     files the checkpoint was trained on (with a warning if they changed since)."""
     if args.file or args.lengths:
         raise UsageError("task pairs: evaluate on a file of pairs with --test-file")
-    data = replace(cfg.data, test_file=args.test_file) if args.test_file else cfg.data
+    data = cfg.data  # the files and the held-out split of training
+    if args.test_file:  # all of another file, not the training run's number of test inputs
+        data = replace(data, test_file=args.test_file, test_samples=DATA_LIMITS["test_samples"])
     split = "test" if args.test_file else args.split
     held, records = held_out_pairs(data, split, cfg.model.max_source_tokens)
     for record in changed_files(info.get("data_files"), records):
@@ -165,4 +168,13 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     if hard:
         print(f"\nhard slice ({hard['description']}): exact match {hard['exact_match']:.4f}   "
               f"per-character accuracy {hard['char_accuracy']:.4f} ({hard['n']} strings)")
+    elif _lacks_hard_slice(args, cfg):
+        print(f"\nno hard slice: task {cfg.data.task} registers none (make_hard in tasks.py)")
     return 0
+
+
+def _lacks_hard_slice(args: argparse.Namespace, cfg: RunConfig) -> bool:
+    """Whether ``--hard`` asked for a slice that the (toy) task does not have."""
+    task = task_for(cfg.data)
+    held_out = not (args.file or args.lengths)
+    return held_out and args.hard > 0 and task.make_hard is None and not task.reads_files
