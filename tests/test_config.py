@@ -48,7 +48,8 @@ from transformer_tiny.tasks import task_for
     (ModelConfig, dict(attention_impl="flash"), "attention_impl",
      r"must be one of \('auto', 'sdpa', 'math'\), got 'flash'"),
     (DataConfig, dict(task="no-such-task"), "task",  # lists the known tasks
-     r"must be one of \[.*'copy'.*'reverse'.*\], got 'no-such-task'"),
+     r"must be one of \[.*'copy'.*'reverse'.*\], got 'no-such-task' \(a task that your own "
+     r"code registers exists only where that code has run\)"),
     (DataConfig, dict(alphabet="klingon"), "alphabet",
      r"must be one of \[.*'digits'.*'unicode'.*\], got 'klingon'"),
     (DataConfig, dict(min_len=9, max_len=8), "min_len", "must be <= max_len"),

@@ -128,6 +128,7 @@ def test_web_manifest(untrained_run, tmp_path):
                         {}, "x")
     assert pairs["output_room"] == {"per_token": 4, "plus": 16}  # the task's room, as predict's
     assert (pairs["alphabet"], pairs["alphabet_size"]) == ("the pairs it was trained on", None)
+    assert manifest["training_lengths"] == [1, 32] and pairs["training_lengths"] is None
 
 
 def test_exports_replace_only_their_own_files(untrained_run, tmp_path):

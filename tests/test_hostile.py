@@ -265,7 +265,8 @@ REASONS: dict[str, str] = {
     "d_model 10**400": CONFIG + r"d_model: must be <= \d+, got 10{400}",
     "test_samples 10**12": CONFIG + r"test_samples: must be <= \d+, got 1000000000000",
     "max_len 10**9": CONFIG + r"max_len: must be <= \d+, got 1000000000",
-    "unknown task": CONFIG + r"task: must be one of \[.*'reverse'.*\], got 'rm -rf'",
+    "unknown task": CONFIG + r"task: must be one of \[.*'reverse'.*\], got 'rm -rf' \(a task "
+                             r"that your own code registers exists only where that code has run\)",
     "unknown config key": CONFIG + r"model\.evil: unknown config key",
     "JSON nested 100,000 deep": "checkpoint <json> is unreadable: nested too deeply",
     "JSON of 20 MB": "checkpoint <json> is 20,971,572 bytes; at most 16,777,216 are read",

@@ -236,7 +236,10 @@ def test_readme_recipe_trains_end_to_end(tmp_path, capsys):
     """Run the recipe's snippet as the tail of tasks.py would, then train the new task."""
     code = readme_recipe()
     name = re.search(r'register_task\(Task\("(\w+)"', code).group(1)
-    assert name not in TASKS
+    helpers = re.findall(r"^def (\w+)", code, flags=re.M)
+    # a user who appended the recipe to tasks.py has it registered already: set it aside
+    kept, kept_helpers = TASKS.pop(name, None), {h: vars(tasks)[h] for h in helpers
+                                                  if h in vars(tasks)}
     try:
         exec(compile(code, "docs/tasks.md", "exec"), vars(tasks))  # as if appended to tasks.py
         task = get_task(name)
@@ -255,10 +258,16 @@ def test_readme_recipe_trains_end_to_end(tmp_path, capsys):
         assert json.loads(capsys.readouterr().out)["exact_match"] >= 0.99
         rng = random.Random(0)
         assert all(len(task.make_input(rng, "ab", 3, 5)) in (3, 4, 5) for _ in range(50))
+        assert task.make_hard is not None and task.characters  # the recipe shows both
+        assert call_cli(eval_main, ["--checkpoint", str(tmp_path), "--hard", "50"]) == 0
+        assert "hard slice (" in capsys.readouterr().out
     finally:
         TASKS.pop(name, None)
-        for helper in re.findall(r"^def (\w+)", code, flags=re.M):
+        for helper in helpers:
             vars(tasks).pop(helper, None)
+        if kept is not None:
+            TASKS[name] = kept
+        vars(tasks).update(kept_helpers)
 
 
 # ----------------------------------------------------------------------------- unseen characters

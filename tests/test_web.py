@@ -243,6 +243,15 @@ def test_the_first_input_is_one_the_task_takes(site, url, browser):
         "example"]
 
 
+def test_a_pairs_model_is_described_without_the_generator_s_lengths(site, url, browser,
+                                                                     untrained_pairs_run):
+    export_web(untrained_pairs_run, site / "pairs")
+    page = open_page(browser, url, "?model=pairs")
+    assert page.evaluate("document.body.dataset.state") == "done", page.text_content("#error")
+    info = page.text_content("#model-info")
+    assert info.startswith("task pairs: ") and "trained on inputs" not in info
+
+
 def test_the_page_notes_unseen_characters_and_invalid_output_as_infer_does(site, url, browser):
     """The quickstart-like model was trained on the unicode alphabet, which holds every byte:
     nothing is new to it. A model of printable ASCII never saw a tab."""

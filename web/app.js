@@ -38,8 +38,8 @@ function checkManifest(m) {
     n_layers: isCount(m.n_layers, 1, 64),
     n_heads: isCount(m.n_heads, 1, 256),
     end_heads: Array.isArray(m.end_heads) && m.end_heads.every((h) => isCount(h, 0, m.n_heads - 1)),
-    training_lengths: Array.isArray(m.training_lengths) && m.training_lengths.length === 2 &&
-      m.training_lengths.every((n) => isCount(n, 0, 1 << 16)),
+    training_lengths: m.training_lengths === null || (Array.isArray(m.training_lengths) &&
+      m.training_lengths.length === 2 && m.training_lengths.every((n) => isCount(n, 0, 1 << 16))),
     max_positions: isCount(m.max_positions, 3, 65536),
     max_input_bytes: isCount(m.max_input_bytes, 1, m.max_positions - 2),
     output_room: m.output_room !== null && typeof m.output_room === "object" &&
@@ -67,10 +67,11 @@ async function loadModel(folder) {
 }
 
 function describe(m) {
-  const [lo, hi] = m.training_lengths;
+  const lengths = m.training_lengths;  // null for a model trained on files of pairs
+  const trained = lengths ? `; trained on inputs of ${lengths[0]}-${lengths[1]} characters` : "";
   const size = m.alphabet_size ? ` (${m.alphabet_size.toLocaleString("en")} characters)` : "";
   $("model-info").textContent = `task ${m.task}: ${m.task_description}. Alphabet: ` +
-    `${m.alphabet}${size}; trained on inputs of ${lo}-${hi} characters; takes up to ` +
+    `${m.alphabet}${size}${trained}; takes up to ` +
     `${m.max_input_bytes.toLocaleString("en")} bytes. Checkpoint: ${m.checkpoint}`;
   $("task").textContent = m.task;
   $("alphabet").textContent = m.alphabet;

@@ -190,7 +190,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check_types(self)
         _check(self.task in _task_names(), "task",
-               f"must be one of {_task_names()}, got {self.task!r}")
+               f"must be one of {_task_names()}, got {self.task!r} (a task that your own code "
+               "registers exists only where that code has run)")
         reads_files = TASKS[self.task].reads_files
         _check(not reads_files or bool(self.train_file), "train_file",
                f"task {self.task} needs --train-file")
