@@ -120,3 +120,9 @@ def test_tensorboard_missing_fails_at_once(tmp_path, monkeypatch, capsys):
     assert err == "error: --tensorboard needs the tensorboard extra: " \
                   "pip install -e '.[tensorboard]'\n"
     assert not out.exists()  # nothing was trained
+
+
+def test_the_summary_counts_one_step_in_the_singular(tmp_path, capsys):
+    flags = [*TINY_FLAGS, "--train-samples", "32", "--out", str(tmp_path / "run")]
+    assert call_cli(train_main, flags) == 0
+    assert capsys.readouterr().out.startswith("trained 1 step in ")

@@ -31,6 +31,7 @@ def train_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
                     overwrite=args.overwrite)
     if not summary["is_main"]:  # several processes (torchrun): the main one reports
         return 0
-    print(f"trained {summary['steps']} steps in {summary['seconds']} s; best validation exact "
+    steps = f"{summary['steps']} step{'' if summary['steps'] == 1 else 's'}"
+    print(f"trained {steps} in {summary['seconds']} s; best validation exact "
           f"match {summary['best_val_exact_match']:.4f}; checkpoints in {summary['out']}")
     return 0
