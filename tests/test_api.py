@@ -277,3 +277,18 @@ def test_export_hf_command(untrained_run, tmp_path, capsys):
     assert capsys.readouterr().out == f"wrote {out}: config.json, model.safetensors, README.md\n"
     assert transformer_tiny.load(out).predict(["abc"]) == \
         transformer_tiny.load(untrained_run).predict(["abc"])
+
+
+def test_a_shared_pairs_model_keeps_what_it_saw_and_its_card_says_pairs(tmp_path):
+    model = make_model(dtype=torch.float32)
+    cfg = RunConfig(model.cfg, DataConfig(task="pairs", train_file=str(tmp_path / "p.tsv")))
+    save_checkpoint(tmp_path / "run", "best", model, cfg,
+                    {"step": 3, "input_bytes": list(b"ab"),
+                     "metrics": {"val_exact_match": None, "epoch": "one", "step": 3}})
+    loaded = transformer_tiny.load(tmp_path / "run")
+    assert loaded.unseen_characters("abz") == ["z"]
+    folder = loaded.save_pretrained(tmp_path / "shared")  # metrics that are not numbers: no error
+    assert transformer_tiny.load(folder).unseen_characters("abz") == ["z"]
+    card = (folder / "README.md").read_text()
+    assert "- no validation figures were recorded" in card and "after epoch" not in card
+    assert "held-out inputs of the training file" in card

@@ -367,3 +367,21 @@ def test_loaded_parameters_are_the_tensors_read_from_the_file_not_copies(saved, 
     [tensors] = read
     assert {k: t.data_ptr() for k, t in model.state_dict().items()} == \
         {k: t.data_ptr() for k, t in tensors.items()}
+
+
+def test_a_run_with_only_last_json_says_so(saved, tmp_path):
+    """A run stopped before its first epoch ended holds last.json alone: the error names it."""
+    _, _, path = saved
+    path.rename(path.with_name("last.json"))
+    with pytest.raises(CheckpointError, match=r"^no checkpoint at .* but .*last\.json, saved "
+                                              r"before the first epoch ended: pass it, or "):
+        load_checkpoint(tmp_path)
+    assert load_checkpoint(tmp_path / "last.json")[1] is not None
+
+
+def test_weights_without_a_recorded_hash_are_named_so(saved, tmp_path):
+    _, _, path = saved
+    info = read_json(path)
+    del info["weights_sha256"]
+    atomic_write_json(path, info)
+    assert_one_line_error(tmp_path, r"best\.json records no SHA-256 for weights ")

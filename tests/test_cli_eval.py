@@ -118,3 +118,15 @@ def test_disjoint_lengths_count_each_string_once(untrained_run, capsys):
         "3-4": 3, "1-2": 3}
     assert call_cli(eval_main, [*argv[:3], "1-4,3-5", *argv[4:]]) == 2  # 3 and 4 twice
     assert "overlap" in one_error_line(capsys)
+
+
+def test_the_hard_slice_is_decoded_as_the_test_set_is(untrained_run, monkeypatch):
+    """--beam applies to the hard slice too, not only to the held-out set."""
+    import transformer_tiny.cli.eval as eval_cli
+
+    beams, real = [], eval_cli.evaluate
+    monkeypatch.setattr(eval_cli, "evaluate",
+                        lambda *a, **k: beams.append(k.get("beam")) or real(*a, **k))
+    argv = ["--checkpoint", str(untrained_run), "--hard", "4", "--beam", "3", "--json"]
+    assert call_cli(eval_main, argv) == 0
+    assert beams == [3, 3]

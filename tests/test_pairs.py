@@ -150,6 +150,12 @@ def test_skipped_lines_are_named_in_the_note_the_first_three(tmp_path):
                    skip_bad=True)
 
 
+def test_free_memory_counts_the_cache_the_system_can_reclaim():
+    meminfo = "MemTotal:  24000000 kB\nMemFree:  11000000 kB\nMemAvailable:  22000000 kB\n"
+    assert pairs_module.mem_available(meminfo) == 22_000_000 * 1024  # not MemFree
+    assert pairs_module.mem_available("MemFree: 5 kB\n") is None
+
+
 def test_file_larger_than_free_memory_is_refused_unread(tmp_path):
     f = tmp_path / "huge.tsv"
     with f.open("wb") as out:

@@ -154,7 +154,8 @@ class TinyModel:
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``."""
-        return save_pretrained(self._model, self._config, self.metrics, folder)
+        return save_pretrained(self._model, self._config, self.metrics, folder,
+                               seen_bytes(self._info))
 
     @classmethod
     def from_pretrained(cls, folder_or_repo_id: str | Path) -> TinyModel:

@@ -89,8 +89,26 @@ def changed_files(recorded: Any, files: list[PairFile]) -> list[PairFile]:
     return [f for f in files if saved.get((f.role, Path(f.name).name), f.sha256) != f.sha256]
 
 
+def mem_available(meminfo: str) -> int | None:
+    """Bytes of the ``MemAvailable:`` line of ``/proc/meminfo`` text (None without one)."""
+    for line in meminfo.splitlines():
+        fields = line.split()
+        if fields[:1] == ["MemAvailable:"] and len(fields) >= 2 and fields[1].isdigit():
+            return int(fields[1]) * 1024  # the file counts kB
+    return None
+
+
 def free_memory() -> int | None:
-    """Bytes of memory available to new allocations (None where the OS does not say)."""
+    """Bytes of memory available to new allocations without swapping: Linux's MemAvailable
+    (free memory plus the cache it can reclaim), else the free pages the OS reports (which
+    leave the cache out), else None where the OS does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            available = mem_available(f.read())
+        if available is not None:
+            return available
+    except (OSError, ValueError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):

@@ -65,16 +65,32 @@ def _inputs(cfg: RunConfig) -> tuple[str, str]:
             f"per epoch, {epochs}.", f"{unseen} were never seen in training")
 
 
+def _number(metrics: dict[str, Any], key: str) -> float | None:
+    """``metrics[key]`` if it is a number (a checkpoint's JSON is not trusted to hold one)."""
+    value = metrics.get(key)
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _figures(metrics: dict[str, Any]) -> list[str]:
+    """The model card's evaluation lines, from a checkpoint's metrics."""
+    em, chars = _number(metrics, "val_exact_match"), _number(metrics, "val_char_accuracy")
+    epoch, step = _number(metrics, "epoch"), _number(metrics, "step")
+    figures = [f"- validation exact match: {em:.4f}" if em is not None
+               else "- no validation figures were recorded"]
+    if chars is not None:
+        figures.append(f"- validation per-character accuracy: {chars:.4f}")
+    if epoch is not None and step is not None:
+        figures.append(f"- after epoch {epoch} (step {step})")
+    return figures
+
+
 def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
     """The ``README.md`` of a shared folder: what the model does, how it was trained, how well
     it did, what it takes, and the license."""
     task, (trained_on, unseen), example = task_for(cfg.data), _inputs(cfg), example_input(cfg.data)
-    figures = [f"- validation exact match: {metrics['val_exact_match']:.4f}"
-               if "val_exact_match" in metrics else "- no validation figures were recorded"]
-    if "val_char_accuracy" in metrics:
-        figures.append(f"- validation per-character accuracy: {metrics['val_char_accuracy']:.4f}")
-    if "epoch" in metrics and "step" in metrics:
-        figures.append(f"- after epoch {metrics['epoch']} (step {metrics['step']})")
+    held_out = (f"On {cfg.data.val_samples:,} held-out inputs of the training file (at most)."
+                if task.reads_files else
+                f"On {cfg.data.val_samples:,} held-out strings of the training lengths.")
     return "\n".join([
         "---", "library_name: transformer-tiny", "license: mit",
         "tags: [seq2seq, transformer, toy-task, " + task.name + "]", "---", "",
@@ -88,8 +104,7 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
         "```", "",
         "## Training", "", "```bash", training_command(cfg), "```", "",
         trained_on, "",
-        "## Evaluation", "", *figures, "",
-        f"On {cfg.data.val_samples:,} held-out strings of the training lengths.", "",
+        "## Evaluation", "", *_figures(metrics), "", held_out, "",
         "## Limits", "",
         f"- inputs of at most {cfg.model.max_source_tokens:,} UTF-8 bytes",
         f"- {unseen}",
@@ -97,10 +112,12 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
 
 
 def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, Any],
-                    folder: str | Path) -> Path:
+                    folder: str | Path, input_bytes: list[int] | None = None) -> Path:
     """Write ``folder/config.json``, ``model.safetensors`` and ``README.md``; returns the
-    folder. A folder that holds other files than an earlier shared model of ours, or in which
-    one of those files changed since it was written (an edited model card), is refused
+    folder. ``input_bytes``: the training inputs' bytes that a ``pairs`` checkpoint records
+    (kept, so that the shared model still knows which characters it never saw). A folder that
+    holds other files than an earlier shared model of ours, or in which one of those files
+    changed since it was written (an edited model card), is refused
     (:class:`~transformer_tiny.rundir.RunDirError`, a ``ValueError``): nothing of the user's is
     overwritten."""
     folder = Path(folder)
@@ -114,6 +131,8 @@ def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, A
     card = model_card(cfg, metrics)
     meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics)),
             "card_sha256": hashlib.sha256(card.encode("utf-8")).hexdigest()}
+    if input_bytes is not None:
+        meta["input_bytes"] = input_bytes
     save_checkpoint(folder, PRETRAINED_JSON.removesuffix(".json"), model, cfg, meta,
                     weights_name=PRETRAINED_WEIGHTS)
     atomic_write_text(folder / MODEL_CARD, card)

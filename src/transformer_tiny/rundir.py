@@ -3,7 +3,8 @@
 A new run goes into a folder that is missing, empty, or already a run of this package (it holds
 a ``best.json`` or ``last.json`` checkpoint of ours, or the lock file that every run creates
 first); a folder holding anything else is refused unless the user says ``overwrite``. Even then
-a run replaces only the files it writes itself (checkpoints, ``metrics.jsonl``, ``steps.csv``)
+a run replaces only the files it writes itself (checkpoints, ``metrics.jsonl``, ``steps.csv``,
+the TensorBoard event files in ``tensorboard/``)
 and removes only the data files its own earlier checkpoints named, and temporary files named
 with :data:`~transformer_tiny.utils.TEMP_SUFFIX`.
 

@@ -145,6 +145,8 @@ def read_safetensors(path: Path, what: str, expected: Expected, optional: set[st
         _read_into(fd, memoryview(blob)[8 + n:], digest, path, what)
     finally:
         os.close(fd)
+    if sha256 is None:
+        raise CheckpointError(f"{named_by} records no SHA-256 for {where}")
     if digest.hexdigest() != sha256:
         raise CheckpointError(f"{where} do not match {named_by} (corrupted or replaced)")
     return _tensors(blob, 8 + n, header, where)

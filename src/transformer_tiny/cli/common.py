@@ -25,7 +25,7 @@ from ..tasks import widest_input_character
 from ..utils import pick_device, set_threads
 
 DEFAULT_RUN = "runs/quickstart"
-MAX_SAMPLES = 100_000  # strings per length bucket
+MAX_SAMPLES = 100_000  # the most strings a command draws per length bucket, or for --hard
 TRAIN_HINT = "train one first: python scripts/train.py --epochs 3 --batch-size 128"
 
 

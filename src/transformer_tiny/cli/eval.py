@@ -81,7 +81,7 @@ def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
     task = task_for(cfg.data)
     if args.file or args.lengths or not args.hard or task.make_hard is None:
         return None
-    result = evaluate(model, hard_inputs(cfg.data, args.hard), task)
+    result = evaluate(model, hard_inputs(cfg.data, args.hard), task, beam=args.beam)
     return {"description": task.hard, "exact_match": result.exact_match,
             "char_accuracy": result.char_accuracy, "n": result.n}
 

@@ -33,7 +33,7 @@ def _parser(prog: str | None) -> Parser:
     add_checkpoint_arguments(p)
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="output length limit in bytes (default: the task's room, for most "
-                        f"tasks the input's length + {OUTPUT_MARGIN})")
+                        f"tasks the input's bytes + 2 + {OUTPUT_MARGIN})")
     p.add_argument("--beam", type=int, default=1, metavar="K",
                    help=f"beam width, 1 to {MAX_BEAM} (default: 1, greedy)")
     return p
