@@ -140,3 +140,13 @@ def test_export_without_the_onnx_extra(untrained_run, tmp_path, monkeypatch, cap
     assert capsys.readouterr().err == \
         "error: ONNX export needs the onnx extra: pip install -e '.[onnx]'\n"
     assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, named", [(["--out", "x"], "--out"), (["--web", "w"], "--web"),
+                                          (["--text", "ab"], "--text")])
+def test_hf_refuses_the_flags_of_the_onnx_export(untrained_run, tmp_path, capsys, extra, named):
+    argv = ["--checkpoint", str(untrained_run), "--hf", str(tmp_path / "shared"), *extra]
+    assert call_cli(export_main, argv) == 2
+    assert one_error_line(capsys) == f"error: --hf writes the shared layout only: {named} would " \
+                                     "be ignored (run the ONNX export separately)"
+    assert not (tmp_path / "shared").exists()

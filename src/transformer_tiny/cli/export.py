@@ -82,6 +82,11 @@ def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> i
     if args.verify < 0:
         raise UsageError("--verify must be >= 0")
     if args.hf:
+        ignored = [flag for flag, given in (("--out", args.out), ("--web", args.web),
+                                            ("--text", args.text)) if given]
+        if ignored:
+            raise UsageError(f"--hf writes the shared layout only: {', '.join(ignored)} would "
+                             "be ignored (run the ONNX export separately)")
         return export_shared(args)
     if args.web and args.out:
         raise UsageError("--web DIR is the output folder: give --web or --out, not both")
