@@ -292,3 +292,15 @@ def test_a_shared_pairs_model_keeps_what_it_saw_and_its_card_says_pairs(tmp_path
     card = (folder / "README.md").read_text()
     assert "- no validation figures were recorded" in card and "after epoch" not in card
     assert "held-out inputs of the training file" in card
+
+
+def test_a_pairs_model_is_evaluated_on_its_test_file_alone(tmp_path):
+    """evaluate() reads the files as eval.py does: a run whose training file is gone, with its
+    own test file, is still scored (the API used to read every file and fail)."""
+    test = tmp_path / "test.tsv"
+    test.write_text("ab\tba\ncd\tdc\n")
+    model = make_model(dtype=torch.float32)
+    cfg = RunConfig(model.cfg, DataConfig(task="pairs", train_file=str(tmp_path / "gone.tsv"),
+                                          test_file=str(test)))
+    save_checkpoint(tmp_path / "run", "best", model, cfg, {"step": 0})
+    assert transformer_tiny.load(tmp_path / "run").evaluate().n == 2

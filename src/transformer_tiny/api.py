@@ -27,6 +27,7 @@ from .data import DataModule, hard_inputs
 from .decoding import predict, text_list
 from .extras import require
 from .metrics import EvalResult, evaluate
+from .pairs import held_out_pairs
 from .plots import draw, drawable
 from .pretrained import save_pretrained
 from .run_state import resumed_config
@@ -124,14 +125,7 @@ class TinyModel:
         slice)."""
         references, from_split = None, inputs is None
         if from_split:
-            if split not in ("test", "val", "hard"):
-                raise ValueError(f"split must be 'test', 'val' or 'hard', got {split!r}")
-            if split == "hard":
-                inputs = hard_inputs(self._config.data)
-            else:
-                dm = DataModule(self._config.data, self._config.model.max_positions)
-                inputs = dm.test_inputs if split == "test" else dm.val_inputs
-                references = dm.references(split)
+            inputs, references = self._split(split)
         elif self._task.reads_files:
             raise ValueError("a pairs model knows no answers of its own: evaluate() scores the "
                              "held-out split of its files; for another file of pairs, "
@@ -140,6 +134,20 @@ class TinyModel:
             where = f"the {split} set holds none" if from_split else "an empty list"
             raise ValueError(f"nothing to evaluate: {where}")
         return evaluate(self._model, inputs, self._task, buckets, references=references)
+
+    def _split(self, split: str) -> tuple[list[str], list[list[str]] | None]:
+        """The inputs of a held-out ``split`` and, for pairs, their accepted outputs (read from
+        the files as ``eval.py`` reads them: only the split's own slice or file)."""
+        data = self._config.data
+        if split not in ("test", "val", "hard"):
+            raise ValueError(f"split must be 'test', 'val' or 'hard', got {split!r}")
+        if split == "hard":
+            return hard_inputs(data), None
+        if self._task.reads_files:
+            held, _ = held_out_pairs(data, split, self._config.model.max_source_tokens)
+            return list(held), list(held.values())
+        dm = DataModule(data, self._config.model.max_positions)
+        return (dm.test_inputs if split == "test" else dm.val_inputs), None
 
     def plot(self, out: str | Path, text: str | None = None,
              buckets: list[tuple[int, int]] | None = None, samples: int = 100) -> list[Path]:
