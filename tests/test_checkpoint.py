@@ -151,12 +151,16 @@ def test_missing_weights_file(saved, tmp_path):
     assert_one_line_error(tmp_path, "cannot read weights")
 
 
-def test_json_without_weights_entry(saved, tmp_path):
+@pytest.mark.parametrize("key, reason", [
+    ("weights", r"best\.json names no weights file$"),
+    ("weights_sha256", r"best\.json records no SHA-256 for weights "),
+])
+def test_json_without_a_weights_entry_says_which(saved, tmp_path, key, reason):
     _, _, path = saved
     info = read_json(path)
-    del info["weights"]
+    del info[key]
     atomic_write_json(path, info)
-    assert_one_line_error(tmp_path, r"best\.json names no weights file$")
+    assert_one_line_error(tmp_path, reason)
 
 
 def test_saving_again_replaces_the_weights(saved, tmp_path):
@@ -377,11 +381,3 @@ def test_a_run_with_only_last_json_says_so(saved, tmp_path):
                                               r"before the first epoch ended: pass it, or "):
         load_checkpoint(tmp_path)
     assert load_checkpoint(tmp_path / "last.json")[1] is not None
-
-
-def test_weights_without_a_recorded_hash_are_named_so(saved, tmp_path):
-    _, _, path = saved
-    info = read_json(path)
-    del info["weights_sha256"]
-    atomic_write_json(path, info)
-    assert_one_line_error(tmp_path, r"best\.json records no SHA-256 for weights ")
