@@ -81,7 +81,7 @@ QUICK_FLAGS = {  # --quick: appended to every command of that script (the last f
     "benchmarks/text_corpus.py": "--n 34 --min-len 1 --max-len 8",
 }
 QUICK_LENGTHS = "1-4,5-8"  # --quick: the buckets of every --lengths (an untrained model is slow)
-TRAINED = re.compile(r"trained (\d+) steps in ([\d.]+) s; best validation exact match "
+TRAINED = re.compile(r"trained (\d+) steps? in ([\d.]+) s; best validation exact match "
                      r"([\d.]+); checkpoints in (.+)")
 
 

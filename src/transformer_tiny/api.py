@@ -114,8 +114,8 @@ class TinyModel:
 
     def unseen_characters(self, text: str) -> list[str]:
         """The characters of ``text`` this model never saw in training (by their bytes): its
-        answer to such a text is a guess. For a model trained on the unicode alphabet, whose
-        characters hold every byte above ASCII, these are ASCII control characters (a tab)."""
+        answer to such a text is a guess. A model trained on the unicode alphabet, which holds
+        every byte of valid UTF-8, has seen them all."""
         return unseen_characters(text, self._config.data, seen_bytes(self._info))
 
     def evaluate(self, inputs: list[str] | None = None, split: str = "test",

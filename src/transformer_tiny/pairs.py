@@ -69,7 +69,8 @@ class PairFile:
         """One line on the bad lines skipped (``""`` if none was), naming the first ones."""
         if not self.skipped:
             return ""
-        return (f"skipped {self.skipped} bad lines of {self.name} ({self.pairs} pairs read)"
+        lines = "line" if self.skipped == 1 else "lines"
+        return (f"skipped {self.skipped} bad {lines} of {self.name} ({self.pairs} pairs read)"
                 + _first_bad(self.bad_lines, self.skipped))
 
 
@@ -207,7 +208,8 @@ def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
     record = PairFile(role, str(path), size, digest.hexdigest(), line, len(pairs), skipped,
                       tuple(bad))
     if not pairs:
-        why = f" ({skipped} bad lines skipped{_first_bad(record.bad_lines, skipped)})"
+        lines = "line" if skipped == 1 else "lines"
+        why = f" ({skipped} bad {lines} skipped{_first_bad(record.bad_lines, skipped)})"
         raise PairsError(f"{path}: no pairs" + (why if skipped else ""))
     return pairs, record
 
