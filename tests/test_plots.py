@@ -10,6 +10,7 @@ from helpers import assert_png, make_model
 
 from transformer_tiny.attention_maps import cross_attention_maps
 from transformer_tiny.config import DataConfig, RunConfig
+from transformer_tiny.inputs import DEFAULT_TEXT
 from transformer_tiny.metrics import EvalResult
 from transformer_tiny.plots import (
     default_text,
@@ -18,7 +19,7 @@ from transformer_tiny.plots import (
     plot_attention,
     plot_training_curves,
 )
-from transformer_tiny.tasks import DEFAULT_TEXT, task_for
+from transformer_tiny.tasks import task_for
 
 
 def test_attention_png(tmp_path):

@@ -27,6 +27,7 @@ from transformer_tiny.brackets import (
     parens_input,
 )
 from transformer_tiny.config import DataConfig
+from transformer_tiny.inputs import unseen_characters
 from transformer_tiny.tasks import (
     TASKS,
     Task,
@@ -36,7 +37,6 @@ from transformer_tiny.tasks import (
     register_task,
     repeating_string,
     task_for,
-    unseen_characters,
     wraparound_letters,
 )
 

@@ -30,21 +30,18 @@ from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.data import DataModule, PairDataset, draw_inputs, hard_inputs
+from transformer_tiny.inputs import FROM_FILES, OWN_CHARACTERS, input_characters, unseen_characters
 from transformer_tiny.metrics import evaluate
 from transformer_tiny.tasks import (
-    FROM_FILES,
-    OWN_CHARACTERS,
     TASKS,
     OutputRoom,
     Task,
     caesar_shift,
     get_task,
-    input_characters,
     register_task,
     repeating_string,
     reverse_text,
     task_for,
-    unseen_characters,
 )
 from transformer_tiny.train_eval import train
 

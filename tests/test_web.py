@@ -25,8 +25,8 @@ from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint, seen_b
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.data import draw_inputs, heldout_inputs
 from transformer_tiny.decoding import predict
+from transformer_tiny.inputs import unseen_characters
 from transformer_tiny.model import Seq2SeqTransformer
-from transformer_tiny.tasks import unseen_characters
 from transformer_tiny.web import export_web
 
 WEB = ROOT / "web"

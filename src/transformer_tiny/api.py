@@ -17,21 +17,23 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
+from .checkpoint import inputs_records, load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import SECTIONS, ConfigError, RunConfig, build_config
 from .data import DataModule, hard_inputs
 from .decoding import predict, text_list
 from .extras import require
+from .inputs import characters_changed, input_characters, unseen_characters
 from .metrics import EvalResult, evaluate
 from .pairs import held_out_pairs
 from .plots import draw, drawable
 from .pretrained import save_pretrained
 from .run_state import resumed_config
-from .tasks import Task, input_characters, task_for, unseen_characters
+from .tasks import Task, task_for
 from .tokenizer import ByteTokenizer
 from .utils import pick_device
 
@@ -146,6 +148,9 @@ class TinyModel:
         if self._task.reads_files:
             held, _ = held_out_pairs(data, split, self._config.model.max_source_tokens)
             return list(held), list(held.values())
+        changed = characters_changed(data, self._info)
+        if changed is not None:
+            warnings.warn(f"{changed}; the {split} set is drawn from today's", stacklevel=3)
         dm = DataModule(data, self._config.model.max_positions)
         return (dm.test_inputs if split == "test" else dm.val_inputs), None
 
@@ -163,7 +168,7 @@ class TinyModel:
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``."""
         return save_pretrained(self._model, self._config, self.metrics, folder,
-                               seen_bytes(self._info))
+                               inputs_records(self._info))
 
     @classmethod
     def from_pretrained(cls, folder_or_repo_id: str | Path) -> TinyModel:

@@ -162,11 +162,18 @@ def read_checkpoint_info(path: str | Path) -> tuple[Path, dict[str, Any], RunCon
 
 
 def seen_bytes(info: dict[str, Any]) -> list[int] | None:
-    """The training inputs' bytes that a ``pairs`` checkpoint records (None if it records
-    none, or not as a list of byte values)."""
+    """The training inputs' bytes that a checkpoint records (None if it records none, as
+    checkpoints written before the record existed, or not as a list of byte values)."""
     seen = info.get("input_bytes")
     ok = isinstance(seen, list) and all(isinstance(b, int) and 0 <= b < 256 for b in seen)
     return seen if ok else None
+
+
+def inputs_records(info: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint records of its training inputs' characters (:func:`seen_bytes` and
+    the characters' SHA-256), to be kept by a checkpoint written from it."""
+    records = {"input_bytes": seen_bytes(info), "characters_sha256": info.get("characters_sha256")}
+    return {key: value for key, value in records.items() if value is not None}
 
 
 def expected_weights(model: torch.nn.Module) -> Expected:

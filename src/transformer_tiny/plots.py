@@ -16,10 +16,11 @@ from .attention_maps import AttentionMaps, cross_attention_maps
 from .config import ModelConfig, RunConfig
 from .data import bucket_inputs
 from .extras import require
+from .inputs import DEFAULT_TEXT, example_input, widest_input_character
 from .logs import METRICS_FILE, read_metrics, read_steps
 from .metrics import EvalResult, evaluate, even_buckets
 from .positions import end_heads
-from .tasks import DEFAULT_TEXT, example_input, task_for, widest_input_character
+from .tasks import task_for
 
 PLOTS = {"attention": "attention.png", "curves": "training_curves.png",
          "lengths": "accuracy_by_length.png"}

@@ -25,8 +25,9 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import FILE_FIELDS, SECTIONS, RunConfig
+from .inputs import OWN_CHARACTERS, example_input, input_characters
 from .rundir import claim_output_dir
-from .tasks import OWN_CHARACTERS, example_input, input_characters, task_for
+from .tasks import task_for
 from .utils import atomic_write_text
 
 MODEL_CARD = "README.md"
@@ -112,10 +113,11 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
 
 
 def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, Any],
-                    folder: str | Path, input_bytes: list[int] | None = None) -> Path:
+                    folder: str | Path, inputs: dict[str, Any] | None = None) -> Path:
     """Write ``folder/config.json``, ``model.safetensors`` and ``README.md``; returns the
-    folder. ``input_bytes``: the training inputs' bytes that a ``pairs`` checkpoint records
-    (kept, so that the shared model still knows which characters it never saw). A folder that
+    folder. ``inputs``: what the checkpoint records of its training inputs' characters
+    (:func:`~transformer_tiny.checkpoint.inputs_records`; kept, so that the shared model still
+    knows which characters it never saw). A folder that
     holds other files than an earlier shared model of ours, or in which one of those files
     changed since it was written (an edited model card), is refused
     (:class:`~transformer_tiny.rundir.RunDirError`, a ``ValueError``): nothing of the user's is
@@ -131,8 +133,7 @@ def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, A
     card = model_card(cfg, metrics)
     meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics)),
             "card_sha256": hashlib.sha256(card.encode("utf-8")).hexdigest()}
-    if input_bytes is not None:
-        meta["input_bytes"] = input_bytes
+    meta.update(inputs or {})
     save_checkpoint(folder, PRETRAINED_JSON.removesuffix(".json"), model, cfg, meta,
                     weights_name=PRETRAINED_WEIGHTS)
     atomic_write_text(folder / MODEL_CARD, card)

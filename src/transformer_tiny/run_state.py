@@ -24,6 +24,7 @@ from .checkpoint import (
     unpack_trainer_state,
 )
 from .config import ConfigError, RunConfig, TrainConfig, build_config
+from .inputs import characters_changed, inputs_record
 from .pairs import PairsError, PairSplits, changed_files
 
 
@@ -68,6 +69,8 @@ def save_run_checkpoint(out: Path, name: str, model: torch.nn.Module, opt: torch
     if pairs is not None:
         meta["data_files"] = [f.to_dict() for f in pairs.files]
         meta["input_bytes"] = pairs.input_bytes
+    else:  # the characters drawn from, so that a later change to an alphabet is noticed
+        meta.update(inputs_record(cfg.data))
     tensors = None
     if name == "last":
         tensors, meta["optimizer"] = pack_trainer_state(opt)
@@ -96,6 +99,7 @@ class Resumed:
     state: dict[str, Tensor]
     optimizer: dict[str, Any]
     data_files: Any  # the records of the pairs files the run began with (checked on use)
+    changed_characters: str | None  # the alphabet, if it changed since the run began
 
     def restore(self, opt: torch.optim.Optimizer) -> None:
         """Put the saved optimiser state into ``opt``, built with the checked groups."""
@@ -114,11 +118,12 @@ class Resumed:
 def read_last(out: Path, model: torch.nn.Module, param_groups: list[dict[str, Any]]) -> Resumed:
     """Load the weights of ``out/last.json`` into ``model``; read the rest and check it against
     the optimizer's ``param_groups`` (as they will be built, each with its ``params``)."""
-    path, info, _ = read_checkpoint_info(out / "last.json")
+    path, info, cfg = read_checkpoint_info(out / "last.json")
     progress = Progress.from_dict(info.get("progress"))
     model.load_state_dict(read_checked_tensors(path, info, "weights", expected_weights(model)))
     groups = [group["params"] for group in param_groups]
     check_optimizer_groups(info.get("optimizer"), [len(params) for params in groups])
     expected = expected_trainer_state([p for params in groups for p in params])
     state = read_checked_tensors(path, info, "state", *expected)
-    return Resumed(progress, state, info["optimizer"], info.get("data_files"))
+    return Resumed(progress, state, info["optimizer"], info.get("data_files"),
+                   characters_changed(cfg.data, info))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from .alphabets import ALPHABETS, random_string
+from .alphabets import random_string
 from .arithmetic import add_answer, add_input, add_width, carry_chain, pad_numbers, strip_zeros
 from .brackets import BALANCED, BRACKETS, UNBALANCED, deep_brackets, parens_answer, parens_input
 
@@ -106,73 +106,6 @@ def task_for(cfg: Any) -> Task:
     """The task that ``cfg`` (a ``DataConfig``) names, its options bound (e.g. ``cfg.shift``)."""
     task = get_task(cfg.task)
     return task.configure(cfg) if task.configure is not None else task
-
-
-OWN_CHARACTERS, FROM_FILES = "its own characters", "the pairs it was trained on"
-
-
-def input_characters(cfg: Any) -> tuple[str, str | None]:
-    """What the training inputs of ``cfg`` (a ``DataConfig``) are drawn from: a name (the
-    alphabet's, :data:`OWN_CHARACTERS` for a task that brings its own, or :data:`FROM_FILES`)
-    and those characters, None for pairs read from files (a checkpoint records their bytes)."""
-    task = task_for(cfg)
-    if task.reads_files:
-        return FROM_FILES, None
-    if task.characters is not None:
-        return OWN_CHARACTERS, task.characters
-    return cfg.alphabet, ALPHABETS[cfg.alphabet]
-
-
-DEFAULT_TEXT = "Hello, world!"  # the first input of the pictures and of the browser page
-
-
-def example_input(cfg: Any, text: str = "Hello_2025") -> str | None:
-    """An input to show for the task of ``cfg`` (a ``DataConfig``): one the task draws itself
-    when it reads characters of its own (``add``, ``parens``), ``text`` otherwise; None for
-    pairs read from files."""
-    alphabet, characters = input_characters(cfg)
-    if characters is None:
-        return None
-    if alphabet == OWN_CHARACTERS:
-        short = max(cfg.min_len, min(cfg.max_len, 12))  # short, within the training lengths
-        return task_for(cfg).make_input(random.Random(0), characters, cfg.min_len, short)
-    return text
-
-
-def widest_input_character(cfg: Any) -> int:
-    """UTF-8 bytes of the widest character that the inputs of ``cfg`` (a ``DataConfig``) are
-    drawn from; 4 for pairs read from files, which may hold any character."""
-    return _widest(input_characters(cfg)[1] or "\U0010ffff")
-
-
-@functools.lru_cache(maxsize=16)
-def _widest(chars: str) -> int:
-    return max(len(c.encode("utf-8", "surrogatepass")) for c in chars)
-
-
-def unseen_characters(text: str, cfg: Any, seen_bytes: Any = None) -> list[str]:
-    """The characters of ``text`` (each once, in order) that hold a byte no training input of
-    ``cfg`` (a ``DataConfig``) ever held: the model reads bytes, so a character made of bytes it
-    has seen, in other characters, is not new to it. ``seen_bytes`` (the bytes of the training
-    inputs read from files, which a ``pairs`` checkpoint records) replaces the alphabet's."""
-    seen = seen_input_bytes(cfg, seen_bytes)
-    if seen is None:
-        return []  # the inputs came from files the checkpoint does not describe
-    return [c for c in dict.fromkeys(text) if not _bytes_of(c) <= seen]
-
-
-def seen_input_bytes(cfg: Any, recorded: Any = None) -> frozenset[int] | None:
-    """The bytes the training inputs of ``cfg`` (a ``DataConfig``) held: ``recorded`` (what a
-    ``pairs`` checkpoint records) if given, else its alphabet's; None if neither says."""
-    if recorded is not None:
-        return frozenset(recorded)
-    characters = input_characters(cfg)[1]
-    return None if characters is None else _bytes_of(characters)
-
-
-@functools.lru_cache(maxsize=16)
-def _bytes_of(chars: str) -> frozenset[int]:
-    return frozenset(chars.encode("utf-8", "surrogatepass"))
 
 
 def reverse_text(text: str) -> str:

@@ -142,6 +142,9 @@ class Trainer:
         self.progress = Progress()
         if last is not None:
             last.check_same_data(self.dm.pairs)
+            if last.changed_characters is not None and ctx.is_main:
+                print(f"warning: {last.changed_characters}; the run goes on with today's",
+                      file=sys.stderr)
             last.restore(self.opt)
             self.progress = last.progress
         self.first_step = self.progress.step  # where this process started (for the ETA)

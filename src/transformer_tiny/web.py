@@ -17,17 +17,11 @@ from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import RunConfig
 from .decoding import OUTPUT_MARGIN
 from .export import EXPORT, GRAPH_CHECKS, write_graphs
+from .inputs import DEFAULT_TEXT, example_input, input_characters, seen_input_bytes
 from .positions import end_heads
 from .rundir import claim_output_dir
 from .safe_files import CheckpointError, read_regular
-from .tasks import (
-    DEFAULT_TEXT,
-    OutputRoom,
-    example_input,
-    input_characters,
-    seen_input_bytes,
-    task_for,
-)
+from .tasks import OutputRoom, task_for
 from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
 from .utils import atomic_write_json
 

@@ -20,8 +20,8 @@ from typing import Any, BinaryIO
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import DEVICES, ConfigError, RunConfig
+from ..inputs import widest_input_character
 from ..model import Seq2SeqTransformer
-from ..tasks import widest_input_character
 from ..utils import pick_device, set_threads
 
 DEFAULT_RUN = "runs/quickstart"

@@ -14,6 +14,7 @@ from typing import Any
 from ..config import DATA_LIMITS, RunConfig, build_config
 from ..data import DataModule, bucket_inputs, hard_inputs
 from ..decoding import MAX_BEAM
+from ..inputs import characters_changed
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
 from ..pairs import changed_files, held_out_pairs
 from ..tasks import task_for
@@ -86,7 +87,8 @@ def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
             "char_accuracy": result.char_accuracy, "n": result.n}
 
 
-def _inputs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Buckets, str]:
+def _inputs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
+            ) -> tuple[list[str], Buckets, str]:
     """The strings to score, their length buckets, and a description of where they came from."""
     if args.test_file:
         raise UsageError(f"--test-file is for task pairs; this model is task {cfg.data.task} "
@@ -103,6 +105,10 @@ def _inputs(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Bucket
         check_buckets(args.buckets, cfg, args.samples, args.alphabet)
         inputs = bucket_inputs(cfg.data, args.buckets, args.samples, alphabet=args.alphabet)
         return inputs, args.buckets, f"{args.samples} fresh strings per bucket"
+    changed = characters_changed(cfg.data, info)
+    if changed is not None:
+        print(f"warning: {changed}; the {args.split} set is drawn from today's, not the one held "
+              "out in training", file=sys.stderr)
     dm = DataModule(cfg.data)
     inputs = dm.test_inputs if args.split == "test" else dm.val_inputs
     return inputs, even_buckets(cfg.data.min_len, cfg.data.max_len), f"{args.split} set"
@@ -155,7 +161,7 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
         inputs, references, source = _pairs(args, cfg, info)
         buckets = even_buckets(1, max(len(x) for x in inputs))
     else:
-        inputs, buckets, source = _inputs(args, cfg)
+        inputs, buckets, source = _inputs(args, cfg, info)
     result = evaluate(model, inputs, task_for(cfg.data), buckets, args.examples,
                       references=references, beam=args.beam)
     hard = _hard_slice(args, model, cfg)

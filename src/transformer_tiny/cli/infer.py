@@ -10,7 +10,7 @@ from ..api import TinyModel
 from ..checkpoint import seen_bytes
 from ..config import ModelConfig, RunConfig
 from ..decoding import MAX_BEAM, OUTPUT_MARGIN
-from ..tasks import unseen_characters
+from ..inputs import unseen_characters
 from .common import (
     Parser,
     UsageError,

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..checkpoint import resolve_checkpoint
+from ..inputs import DEFAULT_TEXT
 from ..plots import PLOTS, draw, drawable, new_figure
-from ..tasks import DEFAULT_TEXT
 from .common import (
     Parser,
     UsageError,

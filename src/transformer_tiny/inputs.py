@@ -1,0 +1,109 @@
+"""What a model's inputs are made of: the characters its training inputs were drawn from, the
+bytes it therefore saw (to name the characters of a text it never saw), what a checkpoint records
+of them (to notice an alphabet that changed since), and an example input to show.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import random
+from typing import Any
+
+from .alphabets import ALPHABETS
+from .tasks import task_for
+
+OWN_CHARACTERS, FROM_FILES = "its own characters", "the pairs it was trained on"
+
+
+def input_characters(cfg: Any) -> tuple[str, str | None]:
+    """What the training inputs of ``cfg`` (a ``DataConfig``) are drawn from: a name (the
+    alphabet's, :data:`OWN_CHARACTERS` for a task that brings its own, or :data:`FROM_FILES`)
+    and those characters, None for pairs read from files (a checkpoint records their bytes)."""
+    task = task_for(cfg)
+    if task.reads_files:
+        return FROM_FILES, None
+    if task.characters is not None:
+        return OWN_CHARACTERS, task.characters
+    return cfg.alphabet, ALPHABETS[cfg.alphabet]
+
+
+DEFAULT_TEXT = "Hello, world!"  # the first input of the pictures and of the browser page
+
+
+def example_input(cfg: Any, text: str = "Hello_2025") -> str | None:
+    """An input to show for the task of ``cfg`` (a ``DataConfig``): one the task draws itself
+    when it reads characters of its own (``add``, ``parens``), ``text`` otherwise; None for
+    pairs read from files."""
+    alphabet, characters = input_characters(cfg)
+    if characters is None:
+        return None
+    if alphabet == OWN_CHARACTERS:
+        short = max(cfg.min_len, min(cfg.max_len, 12))  # short, within the training lengths
+        return task_for(cfg).make_input(random.Random(0), characters, cfg.min_len, short)
+    return text
+
+
+def widest_input_character(cfg: Any) -> int:
+    """UTF-8 bytes of the widest character that the inputs of ``cfg`` (a ``DataConfig``) are
+    drawn from; 4 for pairs read from files, which may hold any character."""
+    return _widest(input_characters(cfg)[1] or "\U0010ffff")
+
+
+@functools.lru_cache(maxsize=16)
+def _widest(chars: str) -> int:
+    return max(len(c.encode("utf-8", "surrogatepass")) for c in chars)
+
+
+def unseen_characters(text: str, cfg: Any, seen_bytes: Any = None) -> list[str]:
+    """The characters of ``text`` (each once, in order) that hold a byte no training input of
+    ``cfg`` (a ``DataConfig``) ever held: the model reads bytes, so a character made of bytes it
+    has seen, in other characters, is not new to it. ``seen_bytes`` (the bytes of the training
+    inputs read from files, which a ``pairs`` checkpoint records) replaces the alphabet's."""
+    seen = seen_input_bytes(cfg, seen_bytes)
+    if seen is None:
+        return []  # the inputs came from files the checkpoint does not describe
+    return [c for c in dict.fromkeys(text) if not _bytes_of(c) <= seen]
+
+
+def seen_input_bytes(cfg: Any, recorded: Any = None) -> frozenset[int] | None:
+    """The bytes the training inputs of ``cfg`` (a ``DataConfig``) held: ``recorded`` (what a
+    ``pairs`` checkpoint records) if given, else its alphabet's; None if neither says."""
+    if recorded is not None:
+        return frozenset(recorded)
+    characters = input_characters(cfg)[1]
+    return None if characters is None else _bytes_of(characters)
+
+
+@functools.lru_cache(maxsize=16)
+def _bytes_of(chars: str) -> frozenset[int]:
+    return frozenset(chars.encode("utf-8", "surrogatepass"))
+
+
+
+
+def inputs_record(cfg: Any) -> dict[str, Any]:
+    """What a checkpoint records of the characters that the inputs of ``cfg`` (a ``DataConfig``)
+    are drawn from: their bytes, and a SHA-256 of the characters as drawn (each as often as its
+    alphabet holds it). A later version of an alphabet then changes neither the characters the
+    model is known to have seen nor goes unnoticed (:func:`characters_changed`). Empty for pairs
+    read from files, which the records of the files describe."""
+    characters = input_characters(cfg)[1]
+    if characters is None:
+        return {}
+    digest = hashlib.sha256(characters.encode("utf-8", "surrogatepass")).hexdigest()
+    return {"input_bytes": sorted(_bytes_of(characters)), "characters_sha256": digest}
+
+
+def characters_changed(cfg: Any, info: dict[str, Any]) -> str | None:
+    """A note if the characters that the inputs of ``cfg`` are drawn from are not those the
+    checkpoint ``info`` recorded (:func:`inputs_record`): the alphabet changed since training,
+    so its held-out sets are not those held out then. None if they are the same, or if the
+    checkpoint records none (written before the record existed)."""
+    recorded = info.get("characters_sha256")
+    now = inputs_record(cfg).get("characters_sha256")
+    if not isinstance(recorded, str) or now is None or recorded == now:
+        return None
+    name = input_characters(cfg)[0]
+    which = f"task {cfg.task}'s characters" if name == OWN_CHARACTERS else f"alphabet {name}"
+    return f"{which} changed since this model was trained (its checkpoint records others)"

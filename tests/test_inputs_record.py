@@ -1,0 +1,131 @@
+"""What a checkpoint records of the characters its training inputs were drawn from (inputs.py):
+the bytes the model saw, which then name the characters it never saw even after its alphabet
+changed, and a SHA-256 of the characters, which notices that change in eval, --resume and the
+API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import string
+import warnings
+from pathlib import Path
+
+import pytest
+from helpers import call_cli, tiny_config
+
+import transformer_tiny
+from transformer_tiny.alphabets import ALPHABETS
+from transformer_tiny.cli.eval import eval_main
+from transformer_tiny.cli.train import train_main
+from transformer_tiny.config import DataConfig
+from transformer_tiny.inputs import characters_changed, inputs_record
+from transformer_tiny.train_eval import train
+
+OTHER = "0" * 64  # the SHA-256 that an earlier version of the alphabet would have had
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A tiny printable-ASCII run of 2 steps, with its ``best`` and ``last`` checkpoints."""
+    out = tmp_path_factory.mktemp("record") / "run"
+    train(tiny_config(out, epochs=1))
+    return out
+
+
+def _edit(src: Path, dst: Path, **changes) -> Path:
+    """A copy of the run ``src`` at ``dst`` whose two checkpoints' JSON get ``changes`` (a
+    value of None removes the entry)."""
+    shutil.copytree(src, dst)
+    for name in ("best.json", "last.json"):
+        info = json.loads((dst / name).read_text())
+        info.update(changes)
+        info = {k: v for k, v in info.items() if v is not None}
+        (dst / name).write_text(json.dumps(info))
+    return dst
+
+
+def test_a_run_records_the_bytes_and_the_hash_of_its_alphabet(run):
+    info = json.loads((run / "best.json").read_text())
+    printable = ALPHABETS["printable"]
+    assert info["input_bytes"] == sorted(set(printable.encode()))
+    assert info["characters_sha256"] == hashlib.sha256(printable.encode()).hexdigest()
+    assert json.loads((run / "last.json").read_text())["characters_sha256"] == \
+        info["characters_sha256"]
+
+
+def test_the_hash_follows_how_often_each_character_is_drawn_not_only_which():
+    """``unicode`` weights ASCII up: the same characters drawn in another mix are another test
+    set, so they must give another hash; a task with its own characters ignores the alphabet."""
+    digits = inputs_record(DataConfig(alphabet="digits"))
+    assert digits["input_bytes"] == list(b"0123456789")
+    twice = hashlib.sha256((string.digits * 2).encode()).hexdigest()
+    assert digits["characters_sha256"] != twice
+    assert inputs_record(DataConfig(task="add", alphabet="unicode")) == \
+        inputs_record(DataConfig(task="add", alphabet="digits"))
+    assert inputs_record(DataConfig(task="pairs", train_file="x.tsv")) == {}
+
+
+@pytest.mark.parametrize(("recorded", "changed"), [
+    (None, None),  # written before the record existed: nothing to compare
+    (OTHER, "alphabet printable changed since this model was trained"),
+    (42, None),  # not a hash: treated as no record
+])
+def test_characters_changed_compares_with_the_record(recorded, changed):
+    cfg = DataConfig(alphabet="printable")
+    info = {} if recorded is None else {"characters_sha256": recorded}
+    note = characters_changed(cfg, info)
+    assert (note is None) if changed is None else note.startswith(changed)
+    assert characters_changed(cfg, inputs_record(cfg)) is None
+    add = DataConfig(task="add")
+    assert characters_changed(add, {"characters_sha256": OTHER}).startswith(
+        "task add's characters changed")
+
+
+def test_eval_warns_when_the_alphabet_changed_since_training(run, tmp_path, capsys):
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--examples", "0"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    old = _edit(run, tmp_path / "old", characters_sha256=OTHER)
+    assert call_cli(eval_main, ["--checkpoint", str(old), "--examples", "0"]) == 0
+    err = capsys.readouterr().err
+    assert err == ("warning: alphabet printable changed since this model was trained (its "
+                   "checkpoint records others); the test set is drawn from today's, not the one "
+                   "held out in training\n")
+    unrecorded = _edit(run, tmp_path / "unrecorded", characters_sha256=None, input_bytes=None)
+    assert call_cli(eval_main, ["--checkpoint", str(unrecorded), "--examples", "0"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_the_api_warns_when_the_alphabet_changed_since_training(run, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        transformer_tiny.load(run).evaluate(split="val")  # unchanged: no warning
+    old = transformer_tiny.load(_edit(run, tmp_path / "old", characters_sha256=OTHER))
+    with pytest.warns(UserWarning, match="alphabet printable changed .* the val set is drawn"):
+        old.evaluate(split="val")
+
+
+def test_resume_warns_when_the_alphabet_changed_and_goes_on(run, tmp_path, capsys):
+    old = _edit(run, tmp_path / "old", characters_sha256=OTHER)
+    argv = ["--resume", "--out", str(old), "--epochs", "2"]
+    assert call_cli(train_main, argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: alphabet printable changed since this model was trained (its checkpoint " \
+        "records others); the run goes on with today's\n" in err
+    info = json.loads((old / "last.json").read_text())
+    assert info["epoch"] == 2
+    assert info["characters_sha256"] == inputs_record(DataConfig(alphabet="printable"))[
+        "characters_sha256"]  # the checkpoints now record what the run trains on
+
+
+def test_the_recorded_bytes_name_what_the_model_never_saw_and_are_shared(run, tmp_path):
+    """A model whose alphabet later gained ``z`` never saw it: its record says so, not today's
+    alphabet, and a shared copy keeps the record."""
+    without_z = sorted(set(ALPHABETS["printable"].encode()) - {ord("z")})
+    old = _edit(run, tmp_path / "old", input_bytes=without_z, characters_sha256=OTHER)
+    model = transformer_tiny.load(old)
+    assert model.unseen_characters("az") == ["z"]
+    assert transformer_tiny.load(run).unseen_characters("az") == []
+    shared = json.loads((model.save_pretrained(tmp_path / "shared") / "config.json").read_text())
+    assert shared["input_bytes"] == without_z and shared["characters_sha256"] == OTHER
