@@ -4,7 +4,6 @@ checkpoint on its held-out set, on fresh strings of other lengths, or on the lin
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -24,6 +23,7 @@ from .common import (
     UsageError,
     add_checkpoint_arguments,
     check_buckets,
+    json_line,
     load_model,
     parse_buckets,
     read_lines,
@@ -126,17 +126,6 @@ def _check_arguments(args: argparse.Namespace) -> None:
     args.buckets = parse_buckets(args.lengths) if args.lengths is not None else None
 
 
-def _json_line(report: dict[str, Any]) -> str:
-    """``report`` as one line of JSON, its text as UTF-8 unless it holds lone surrogates (a
-    pairs file may spell them as JSON escapes), which stay escaped."""
-    line = json.dumps(report, ensure_ascii=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(report)
-    return line
-
-
 def _print_table(task: str, source: str, result: EvalResult) -> None:
     print(f"task {task}, {source}: {result.n} strings")
     print(f"exact match {result.exact_match:.4f}   per-character accuracy "
@@ -167,7 +156,7 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     hard = _hard_slice(args, model, cfg)
     if args.json:
         extra = {"hard": hard} if hard else {}
-        print(_json_line({"checkpoint": args.checkpoint, "task": cfg.data.task,
+        print(json_line({"checkpoint": args.checkpoint, "task": cfg.data.task,
                           "source": source, **result.to_dict(), **extra}))
         return 0
     _print_table(cfg.data.task, source, result)

@@ -1,5 +1,6 @@
 """``scripts/infer.py`` / ``transformer-tiny infer``: a trained model's answers to ``--text``
-strings or to the lines of standard input, one line each."""
+strings or to the lines of standard input, one line each (on a terminal; piped, an answer that
+holds a line break spans more, and ``--json`` writes one JSON line per answer instead)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .common import (
     add_checkpoint_arguments,
     check_texts,
     for_terminal,
+    json_line,
     load_model,
     one_line,
     read_lines,
@@ -36,13 +38,16 @@ def _parser(prog: str | None) -> Parser:
                         f"tasks the input's bytes + 2 + {OUTPUT_MARGIN})")
     p.add_argument("--beam", type=int, default=1, metavar="K",
                    help=f"beam width, 1 to {MAX_BEAM} (default: 1, greedy)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per answer (input, output, ended, valid_utf8): one "
+                        "line each, even for an output that holds a line break")
     return p
 
 
 def warn_unseen(texts: list[str], cfg: RunConfig, seen: list[int] | None = None) -> None:
     """A warning for each input that holds characters the model never saw in training (it is
     answered anyway: the user may want to see what happens); ``seen``: the training inputs'
-    bytes a ``pairs`` checkpoint records."""
+    bytes the checkpoint records (None: those of its alphabet)."""
     for n, text in enumerate(texts, 1):
         new = unseen_characters(text, cfg.data, seen)
         if new:
@@ -63,18 +68,22 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
         read_lines(sys.stdin.buffer, "stdin", cfg.model.max_source_tokens)
     if not texts:
         return 0
-    warn_unseen(texts, cfg, seen_bytes(info))  # None but for pairs read from files
+    warn_unseen(texts, cfg, seen_bytes(info))
     limit = model.cfg.max_positions - 1
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
         raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
     shown = for_terminal if sys.stdout.isatty() else str
     answers = TinyModel(model, cfg, info).answers(texts, args.beam, args.max_new_tokens)
-    for n, answer in enumerate(answers, 1):
+    for n, (text, answer) in enumerate(zip(texts, answers, strict=True), 1):
+        if args.json:
+            print(json_line({"input": text, "output": answer.text, "ended": answer.ended,
+                             "valid_utf8": answer.valid_utf8}))
+            continue
         if not answer.ended:
             print(f"warning: output {n} hit --max-new-tokens before its end", file=sys.stderr)
-        text = answer.text
+        output = answer.text
         if not answer.valid_utf8:
             print(f"warning: output {n} is not valid UTF-8; shown with U+FFFD", file=sys.stderr)
-            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        print(shown(text))
+            output = output.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        print(shown(output))
     return 0
