@@ -192,8 +192,9 @@ def main() -> None:
     data = args.run_dir / "data" / "cmudict.tsv"
     try:
         counts = build_data(data, args.words or (2000 if args.quick else None))
-    except MissingExtraError as e:
-        sys.exit(f"error: {e}")
+    except MissingExtraError as e:  # a usage error, as the commands' own: exit code 2
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     if args.data_only:
         print(f"wrote {counts['pronunciations']} pronunciations of {counts['words']} words "
               f"to {data}")

@@ -167,6 +167,18 @@ def test_model_card_says_what_a_task_with_its_own_inputs_saw(data, said):
     assert all(s in card for s in said) and "alphabet" not in card
 
 
+@pytest.mark.parametrize("data, said", [
+    (DataConfig(alphabet="printable", val_samples=300),
+     "On 300 held-out strings of the training lengths."),
+    (DataConfig(task="pairs", train_file="/a/train.tsv", val_samples=700),
+     "On 700 held-out inputs of the training file (at most)."),
+    (DataConfig(task="pairs", train_file="/a/train.tsv", val_file="/b/dev words.jsonl"),
+     "On 1,000 inputs of `dev words.jsonl` (at most)."),
+], ids=["generated", "pairs", "pairs-val-file"])
+def test_model_card_says_what_validation_measured(data, said):
+    lines = model_card(RunConfig(data=data), {"val_exact_match": 0.5}).splitlines()
+    assert lines[lines.index("- validation exact match: 0.5000") + 2] == said
+
 @pytest.mark.parametrize("data", [DataConfig(task="add", max_len=11), DataConfig(task="parens"),
                                   DataConfig(alphabet="printable"),
                                   DataConfig(task="add", min_len=13, max_len=21),

@@ -165,6 +165,20 @@ def test_g2p_runs_its_documented_command_with_its_folders(tmp_path):
     assert len(quick) == len(g2p.launch_words(2))
 
 
+def test_g2p_without_its_extra_is_one_error_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    import g2p
+
+    def missing(module, extra, what):
+        raise g2p.MissingExtraError(f"{what} needs the {extra} extra: pip install -e '.[{extra}]'")
+
+    monkeypatch.setattr(g2p, "require", missing)
+    monkeypatch.setattr(sys, "argv", ["g2p.py", "--data-only", "--run-dir", str(tmp_path)])
+    with pytest.raises(SystemExit) as stop:
+        g2p.main()
+    assert stop.value.code == 2
+    assert capsys.readouterr() == ("", "error: the CMU Pronouncing Dictionary needs the g2p "
+                                   "extra: pip install -e '.[g2p]'\n")
+
 @pytest.mark.slow  # trains a tiny model on 2,000 words, then scores it
 def test_g2p_quick_run_writes_scored_results(tmp_path):
     out = tmp_path / "g2p.json"

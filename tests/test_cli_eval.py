@@ -11,7 +11,7 @@ from helpers import TINY, call_cli, make_model, one_error_line, run_main
 
 from transformer_tiny.checkpoint import save_checkpoint
 from transformer_tiny.cli.eval import eval_main
-from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
+from transformer_tiny.config import DATA_LIMITS, DataConfig, ModelConfig, RunConfig
 from transformer_tiny.tasks import TASKS, Task, register_task
 
 
@@ -80,8 +80,9 @@ def test_a_task_without_a_hard_slice_says_so(tmp_path, capsys):
         TASKS.pop(task.name, None)
 
 
-def test_a_test_file_is_scored_whole(tmp_path, capsys):
-    """--test-file scores every input of the file, not the training run's test_samples."""
+def test_a_test_file_is_scored_whole(tmp_path, capsys, monkeypatch):
+    """--test-file scores every input of the file, not the training run's test_samples, up to
+    the limit of a test set, and says when a file holds more."""
     train = tmp_path / "train.tsv"
     train.write_text("".join(f"w{i}\tx{i}\n" for i in range(100)))
     cfg = RunConfig(ModelConfig(**TINY), DataConfig(task="pairs", train_file=str(train),
@@ -89,9 +90,19 @@ def test_a_test_file_is_scored_whole(tmp_path, capsys):
     save_checkpoint(tmp_path / "run", "best", make_model(dtype=torch.float32), cfg, {"step": 0})
     other = tmp_path / "other.tsv"
     other.write_text("".join(f"v{i}\ty{i}\n" for i in range(30)))
-    assert call_cli(eval_main, ["--checkpoint", str(tmp_path / "run"), "--test-file",
-                                str(other), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["n"] == 30
+    argv = ["--checkpoint", str(tmp_path / "run"), "--test-file", str(other), "--json"]
+    assert call_cli(eval_main, argv) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["n"] == 30 and err == ""
+    monkeypatch.setitem(DATA_LIMITS, "test_samples", 30)  # exactly the file: all of it, no word
+    assert call_cli(eval_main, argv) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setitem(DATA_LIMITS, "test_samples", 20)  # a file past the limit: said
+    assert call_cli(eval_main, argv) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["n"] == 20
+    assert err == f"warning: {other} holds more than 20 inputs: 20 of them are scored, chosen " \
+        "by hash\n"
 
 
 @pytest.mark.parametrize("argv, message", [

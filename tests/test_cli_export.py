@@ -7,12 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, TOK, call_cli, chain_model, one_error_line
+import torch
+from helpers import ROOT, TOK, call_cli, chain_model, make_model, one_error_line
 
 import transformer_tiny
 from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
 from transformer_tiny.cli.export import export_main
 from transformer_tiny.config import DataConfig, RunConfig
+from transformer_tiny.data import DataModule
 from transformer_tiny.decoding import predict
 from transformer_tiny.export import DECODER_FILE, ENCODER_FILE
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
@@ -83,6 +85,24 @@ def test_export_without_verify_reads_no_data(untrained_pairs_run, tmp_path, caps
     assert call_cli(export_main, [*argv[:3], str(other), "--verify", "2"]) == 2
     assert "gone.tsv" in capsys.readouterr().err and not other.exists()
 
+
+def test_export_says_when_nothing_was_verified(tmp_path, capsys):
+    """A pairs file too small to leave a test split: the graphs are written, and the command
+    says that it compared nothing, instead of "agree on 0/0"."""
+    data = tmp_path / "three.tsv"
+    data.write_text("cd\tdc\nef\tfe\nij\tji\n")
+    (tmp_path / "val.tsv").write_text("gh\thg\n")
+    model = make_model(dtype=torch.float32)
+    cfg = RunConfig(model.cfg, DataConfig(task="pairs", train_file=str(data),
+                                          val_file=str(tmp_path / "val.tsv")))
+    assert DataModule(cfg.data, cfg.model.max_positions).test_inputs == []  # the premise
+    save_checkpoint(tmp_path / "run", "best", model, cfg, {"step": 0})
+    argv = ["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "onnx")]
+    assert call_cli(export_main, argv) == 0
+    out, err = capsys.readouterr()
+    assert "agree" not in out and (tmp_path / "onnx" / ENCODER_FILE).is_file()
+    assert err == ("warning: not verified: the test split holds no strings to compare "
+                   "onnxruntime with PyTorch on\n")
 
 @pytest.mark.parametrize("flag, mine", [
     ("--out", ENCODER_FILE), ("--out", "notes.txt"),

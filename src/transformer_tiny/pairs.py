@@ -99,12 +99,12 @@ def mem_available(meminfo: str) -> int | None:
     return None
 
 
-def free_memory() -> int | None:
+def free_memory(meminfo: str | Path = "/proc/meminfo") -> int | None:
     """Bytes of memory available to new allocations without swapping: Linux's MemAvailable
-    (free memory plus the cache it can reclaim), else the free pages the OS reports (which
-    leave the cache out), else None where the OS does not say."""
+    (free memory plus the cache it can reclaim, from the file ``meminfo``), else the free pages
+    the OS reports (which leave the cache out), else None where the OS does not say."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as f:
+        with open(meminfo, encoding="ascii") as f:
             available = mem_available(f.read())
         if available is not None:
             return available

@@ -85,13 +85,20 @@ def _figures(metrics: dict[str, Any]) -> list[str]:
     return figures
 
 
+def _validated_on(data: Any, reads_files: bool) -> str:
+    """The model card's sentence on what the validation figures were measured on."""
+    if not reads_files:
+        return f"On {data.val_samples:,} held-out strings of the training lengths."
+    source = (f"inputs of `{Path(data.val_file).name}`" if data.val_file
+              else "held-out inputs of the training file")
+    return f"On {data.val_samples:,} {source} (at most)."
+
+
 def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
     """The ``README.md`` of a shared folder: what the model does, how it was trained, how well
     it did, what it takes, and the license."""
     task, (trained_on, unseen), example = task_for(cfg.data), _inputs(cfg), example_input(cfg.data)
-    held_out = (f"On {cfg.data.val_samples:,} held-out inputs of the training file (at most)."
-                if task.reads_files else
-                f"On {cfg.data.val_samples:,} held-out strings of the training lengths.")
+    held_out = _validated_on(cfg.data, task.reads_files)
     return "\n".join([
         "---", "library_name: transformer-tiny", "license: mit",
         "tags: [seq2seq, transformer, toy-task, " + task.name + "]", "---", "",

@@ -72,6 +72,10 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
         print(f"warning: {record.name} changed since training (its SHA-256 differs); "
               "the held-out split may not be the one held out then", file=sys.stderr)
     source = f"pairs of {args.test_file}" if args.test_file else f"{split} set"
+    limit = DATA_LIMITS["test_samples"]
+    if args.test_file and len(held) == limit and records[0].pairs > sum(map(len, held.values())):
+        print(f"warning: {args.test_file} holds more than {limit:,} inputs: {limit:,} of them "
+              "are scored, chosen by hash", file=sys.stderr)
     if not held:
         raise UsageError(f"task pairs: the {source} holds no pairs")
     return list(held), list(held.values()), source

@@ -105,7 +105,10 @@ def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> i
     print(f"wrote {paths['encoder']} and {paths['decoder_step']}"
           + (f" and {out / MANIFEST}" if args.web else ""))
     runner = OnnxSeq2Seq(out)
-    if args.verify and not _verify(runner, model, held_out, task):
+    if args.verify and not held_out:
+        print("warning: not verified: the test split holds no strings to compare onnxruntime "
+              "with PyTorch on", file=sys.stderr)
+    elif args.verify and not _verify(runner, model, held_out, task):
         print("error: onnxruntime and PyTorch disagree", file=sys.stderr)
         return 1
     outputs = onnx_predict(runner, texts, max_new_tokens=task.output_room)
