@@ -44,7 +44,7 @@ sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 FIRST_TRIES = ["mississippi", "Hello, world!", "café", "naïve façade", "Ελληνικά", "Привет",
                "中文字符", "日本語のかな", "한국어", "😀👍🎉", "e\u0301te\u0301", "aaaaaaaaaaaa",
                "abcabcabcabc", "9999+1", " leading", "tab\tin", "x", "Ünïcödé ünd ASCII",
-               "🙂 and text 🙃", "ÀÉÎÕÜ", "abc\ufeff"]  # the last: a U+FEFF that leads the answer
+               "🙂 and text 🙃", "ÀÉÎÕÜ", "two\nlines", "abc\ufeff"]  # U+FEFF leads the answer
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,10 @@ def test_page_outputs_equal_python_predict(site, url, browser):
     wrong = []
     for text in texts:
         assert type_and_run(page, text) == "done", page.text_content("#error")
+        typed = page.input_value("#input")  # a text area keeps line breaks, each as LF
+        assert typed == text.replace("\r\n", "\n").replace("\r", "\n")
         ids = [int(x) for x in (page.get_attribute("#output", "data-ids") or "").split(",") if x]
-        (expected, _), = predict(model, [text])
+        (expected, _), = predict(model, [typed])
         if ids != expected or page.text_content("#output") != TOK.decode(expected):
             wrong.append((text, ids, expected))
     assert not wrong, wrong[:3]
@@ -216,6 +218,22 @@ def test_run_before_a_model_is_ready_stays_on_the_page(url, browser):
     assert page.url.endswith("?model=no-such-folder")
     assert page.input_value("#input") == "mississippi"
     assert "Could not load the model from no-such-folder/" in page.text_content("#error")
+
+
+def test_enter_runs_and_shift_enter_starts_a_new_line(site, url, browser):
+    model, _, _ = load_checkpoint(site / "run")
+    page = open_page(browser, url)
+    page.fill("#input", "ab")
+    page.focus("#input")
+    page.keyboard.press("End")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("c")
+    assert page.input_value("#input") == "ab\nc"
+    page.evaluate("document.body.dataset.state = 'typing'")
+    page.keyboard.press("Enter")
+    assert settled(page) == "done" and page.input_value("#input") == "ab\nc"  # not a new line
+    (expected, _), = predict(model, ["ab\nc"])
+    assert page.get_attribute("#output", "data-ids") == ",".join(map(str, expected))
 
 
 def test_a_model_from_another_site_or_with_a_broken_manifest_is_refused(site, url, browser):

@@ -102,6 +102,15 @@ function matrix() {
   return { inputs, outputs, rows };
 }
 
+/** A character as the picture labels it: a space, a tab or a line break as its Unicode
+ * control picture (␣, ␉, ␊), which a font draws, unlike the character itself. */
+function label(text) {
+  if (text === " ") return "␣";
+  const code = text.codePointAt(0);
+  if (text.length === 1 && code < 0x20) return String.fromCodePoint(0x2400 + code);
+  return code === 0x7f ? "␡" : text;
+}
+
 function draw() {
   const canvas = $("heatmap");
   const ctx = canvas.getContext("2d");
@@ -126,9 +135,9 @@ function draw() {
     ctx.fillStyle = "#222";
     ctx.font = `${Math.min(14, cell - 4)}px monospace`;
     ctx.textAlign = "center";
-    inputs.forEach((x, c) => ctx.fillText(x.text === " " ? "␣" : x.text, margin + (c + 0.5) * cell, margin - 8));
+    inputs.forEach((x, c) => ctx.fillText(label(x.text), margin + (c + 0.5) * cell, margin - 8));
     ctx.textAlign = "right";
-    outputs.forEach((x, r) => ctx.fillText(x.text === " " ? "␣" : x.text, margin - 6, margin + (r + 0.7) * cell));
+    outputs.forEach((x, r) => ctx.fillText(label(x.text), margin - 6, margin + (r + 0.7) * cell));
   }
 }
 
@@ -193,6 +202,13 @@ async function main() {
   // Attached first: before the model is ready (or if it fails to load) Run does nothing,
   // rather than submitting the form and reloading the page.
   $("form").addEventListener("submit", (event) => { event.preventDefault(); run(); });
+  // The input is a text area, so that it takes line breaks (Shift+Enter); Enter runs.
+  $("input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("form").requestSubmit();
+    }
+  });
   const params = new URLSearchParams(location.search);
   const folder = params.get("model") || "model";
   $("model-folder").value = folder;
