@@ -377,7 +377,8 @@ def test_a_run_with_only_last_json_says_so(saved, tmp_path):
     """A run stopped before its first epoch ended holds last.json alone: the error names it."""
     _, _, path = saved
     path.rename(path.with_name("last.json"))
-    with pytest.raises(CheckpointError, match=r"^no checkpoint at .* but .*last\.json, saved "
-                                              r"before the first epoch ended: pass it, or "):
+    with pytest.raises(CheckpointError, match=r"^no checkpoint at .* but .*last\.json, the "
+                                              r"run's latest state \(no best one was saved\): "
+                                              r"pass it, or resume the run with --resume$"):
         load_checkpoint(tmp_path)
     assert load_checkpoint(tmp_path / "last.json")[1] is not None

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 
 import pytest
 from helpers import call_cli, chain_model, one_error_line
@@ -368,15 +369,22 @@ def test_commands_end_to_end(tmp_path, capsys):
     assert transformer_tiny.load(run).unseen_characters("w9é") == ["é"]
 
 
-def test_eval_warns_when_the_file_changed(tmp_path, capsys):
+def test_eval_and_the_api_warn_when_the_file_changed(tmp_path, capsys):
     data, run = words_file(tmp_path, 300), tmp_path / "run"
     assert call_cli(train_main, [*TINY, "--task", "pairs", "--train-file", str(data),
                                  "--out", str(run)]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        transformer_tiny.load(run).evaluate()  # unchanged: no warning
     with data.open("ab") as f:
         f.write(b"extra\tartxe\n")
     capsys.readouterr()
     assert call_cli(eval_main, ["--checkpoint", str(run), "--json"]) == 0
-    assert "changed since training" in capsys.readouterr().err
+    note = (f"{data} changed since training (its SHA-256 differs); the held-out split may "
+            "not be the one held out then")
+    assert capsys.readouterr().err == f"warning: {note}\n"
+    with pytest.warns(UserWarning, match=re.escape(note)):
+        transformer_tiny.load(run).evaluate()
     os.remove(data)
     assert call_cli(eval_main, ["--checkpoint", str(run)]) == 2
     assert "no such file" in one_error_line(capsys)

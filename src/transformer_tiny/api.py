@@ -29,7 +29,7 @@ from .decoding import predict, text_list
 from .extras import require
 from .inputs import characters_changed, input_characters, unseen_characters
 from .metrics import EvalResult, evaluate
-from .pairs import held_out_pairs
+from .pairs import changed_notes, held_out_pairs
 from .plots import draw, drawable
 from .pretrained import save_pretrained
 from .run_state import resumed_config
@@ -124,7 +124,8 @@ class TinyModel:
                  buckets: list[tuple[int, int]] | None = None) -> EvalResult:
         """Exact match and per-character accuracy on ``inputs`` (default: the held-out
         ``split``, ``"test"`` or ``"val"``, of the training data, or ``"hard"``, the task's hard
-        slice)."""
+        slice). A held-out split that may differ from the one held out in training (a pairs file
+        or an alphabet changed since) gives a ``UserWarning``, as ``eval.py`` warns."""
         references, from_split = None, inputs is None
         if from_split:
             inputs, references = self._split(split)
@@ -146,7 +147,9 @@ class TinyModel:
         if split == "hard":
             return hard_inputs(data), None
         if self._task.reads_files:
-            held, _ = held_out_pairs(data, split, self._config.model.max_source_tokens)
+            held, files = held_out_pairs(data, split, self._config.model.max_source_tokens)
+            for note in changed_notes(self._info.get("data_files"), files):
+                warnings.warn(note, stacklevel=3)
             return list(held), list(held.values())
         changed = characters_changed(data, self._info)
         if changed is not None:

@@ -126,9 +126,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
         p = p.with_name(p.name.split("-")[0].removesuffix(".safetensors") + ".json")
     if not p.exists() and not p.is_symlink():
         last = p.with_name("last.json")
-        if p.name == "best.json" and last.exists():  # stopped before its first epoch ended
-            raise CheckpointError(f"no checkpoint at {path} but {last}, saved before the first "
-                                  "epoch ended: pass it, or resume the run with --resume")
+        if p.name == "best.json" and last.exists():  # e.g. stopped before its first epoch ended
+            raise CheckpointError(f"no checkpoint at {path} but {last}, the run's latest state "
+                                  "(no best one was saved): pass it, or resume the run with "
+                                  "--resume")
         raise CheckpointError(f"no checkpoint at {path}")
     if p.is_dir():
         raise CheckpointError(f"checkpoint {p} is not a file")

@@ -90,6 +90,13 @@ def changed_files(recorded: Any, files: list[PairFile]) -> list[PairFile]:
     return [f for f in files if saved.get((f.role, Path(f.name).name), f.sha256) != f.sha256]
 
 
+def changed_notes(recorded: Any, files: list[PairFile]) -> list[str]:
+    """What ``eval.py`` and ``evaluate()`` say of each of the ``files`` read for a held-out
+    split that changed since training (:func:`changed_files`)."""
+    return [f"{f.name} changed since training (its SHA-256 differs); the held-out split may not "
+            "be the one held out then" for f in changed_files(recorded, files)]
+
+
 def mem_available(meminfo: str) -> int | None:
     """Bytes of the ``MemAvailable:`` line of ``/proc/meminfo`` text (None without one)."""
     for line in meminfo.splitlines():
