@@ -89,7 +89,8 @@ def test_a_test_file_is_scored_whole(tmp_path, capsys, monkeypatch):
                                                     test_samples=4))
     save_checkpoint(tmp_path / "run", "best", make_model(dtype=torch.float32), cfg, {"step": 0})
     other = tmp_path / "other.tsv"
-    other.write_text("".join(f"v{i}\ty{i}\n" for i in range(30)))
+    # 30 inputs, one of them with two accepted outputs, and one line twice
+    other.write_text("".join(f"v{i}\ty{i}\n" for i in range(30)) + "v0\ty0\nv1\tz1\n")
     argv = ["--checkpoint", str(tmp_path / "run"), "--test-file", str(other), "--json"]
     assert call_cli(eval_main, argv) == 0
     out, err = capsys.readouterr()

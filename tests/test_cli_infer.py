@@ -14,7 +14,6 @@ import torch
 from helpers import (
     MAX_POSITIONS,
     ROOT,
-    SURROGATE_BYTES,
     TINY_FLAGS,
     TOK,
     assert_usage_error,
@@ -105,27 +104,29 @@ def test_infer_warns_when_an_output_is_cut(tmp_path, capsys):
 
 def test_infer_json_keeps_one_line_per_answer_whatever_it_holds(tmp_path, capsys):
     """Plain output is the answer as it is, so piped, one holding a line break spans two lines;
-    ``--json`` writes one line per answer, which a reader parses back exactly (lone surrogates of
-    an invalid output escaped, a cut output marked)."""
-    model = chain_model([BOS_ID, *b"a\nb", EOS_ID])  # answers "a<LF>b" whatever the input
+    ``--json`` writes one line of ASCII per answer, which a reader parses back exactly: line and
+    paragraph separators and C1 controls are escaped (none reaches a terminal), a
+    cut output is marked, an invalid one carries U+FFFD as the plain output does."""
+    odd = "a\nb\u2028\x9b"  # a line feed and separator, the C1 control CSI: distinct bytes
+    model = chain_model([BOS_ID, *odd.encode(), EOS_ID])  # answers ``odd`` whatever the input
     save_checkpoint(tmp_path / "lf", "best", model, RunConfig(model=model.cfg), {})
     argv = ["--checkpoint", str(tmp_path / "lf"), "--text", "x\ty", "--text", "z"]
     assert call_cli(infer_main, argv) == 0
-    assert capsys.readouterr().out == "a\nb\na\nb\n"
+    assert capsys.readouterr().out == f"{odd}\n{odd}\n"
     assert call_cli(infer_main, [*argv, "--json"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [json.loads(line) for line in lines] == [
-        {"input": "x\ty", "output": "a\nb", "ended": True, "valid_utf8": True},
-        {"input": "z", "output": "a\nb", "ended": True, "valid_utf8": True}]
+    out = capsys.readouterr().out
+    assert out.isascii() and out.count("\n") == 2
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"input": "x\ty", "output": odd, "ended": True, "valid_utf8": True},
+        {"input": "z", "output": odd, "ended": True, "valid_utf8": True}]
     assert call_cli(infer_main, [*argv[:4], "--json", "--max-new-tokens", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["ended"] is False
     save_checkpoint(tmp_path / "bad", "best", surrogate_model(), RunConfig(model=model.cfg), {})
     assert call_cli(infer_main, ["--checkpoint", str(tmp_path / "bad"), "--text", "abc",
                                  "--json"]) == 0
-    line = capsys.readouterr().out
-    answer = json.loads(line)
-    assert line.isascii() and answer["valid_utf8"] is False
-    assert answer["output"] == TOK.decode(list(SURROGATE_BYTES))  # not U+FFFD: the bytes kept
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["valid_utf8"] is False and answer["output"] == "\ufffd" * 3  # as plain output
+
 
 # ----------------------------------------------------------------------------- bad input
 def test_infer_missing_checkpoint(tmp_path):

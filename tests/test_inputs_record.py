@@ -55,13 +55,17 @@ def test_a_run_records_the_bytes_and_the_hash_of_its_alphabet(run):
         info["characters_sha256"]
 
 
-def test_the_hash_follows_how_often_each_character_is_drawn_not_only_which():
+def test_the_hash_follows_how_often_each_character_is_drawn_not_only_which(monkeypatch):
     """``unicode`` weights ASCII up: the same characters drawn in another mix are another test
     set, so they must give another hash; a task with its own characters ignores the alphabet."""
     digits = inputs_record(DataConfig(alphabet="digits"))
     assert digits["input_bytes"] == list(b"0123456789")
-    twice = hashlib.sha256((string.digits * 2).encode()).hexdigest()
-    assert digits["characters_sha256"] != twice
+    assert digits["characters_sha256"] == hashlib.sha256(string.digits.encode()).hexdigest()
+    monkeypatch.setitem(ALPHABETS, "digits", string.digits + "0" * 10)  # 0 drawn 11 times as often
+    reweighted = inputs_record(DataConfig(alphabet="digits"))
+    assert reweighted["input_bytes"] == digits["input_bytes"]
+    assert reweighted["characters_sha256"] != digits["characters_sha256"]
+    monkeypatch.undo()
     assert inputs_record(DataConfig(task="add", alphabet="unicode")) == \
         inputs_record(DataConfig(task="add", alphabet="digits"))
     assert inputs_record(DataConfig(task="pairs", train_file="x.tsv")) == {}
@@ -107,7 +111,10 @@ def test_the_api_warns_when_the_alphabet_changed_since_training(run, tmp_path):
 
 
 def test_resume_warns_when_the_alphabet_changed_and_goes_on(run, tmp_path, capsys):
-    old = _edit(run, tmp_path / "old", characters_sha256=OTHER)
+    """The resumed run records today's characters, and every byte it saw before or since: a
+    character that the alphabet lost was still seen in training."""
+    before = [*b"\x01", *sorted(set(ALPHABETS["printable"].encode()) - {ord("z")})]
+    old = _edit(run, tmp_path / "old", characters_sha256=OTHER, input_bytes=before)
     argv = ["--resume", "--out", str(old), "--epochs", "2"]
     assert call_cli(train_main, argv) == 0
     err = capsys.readouterr().err
@@ -117,6 +124,8 @@ def test_resume_warns_when_the_alphabet_changed_and_goes_on(run, tmp_path, capsy
     assert info["epoch"] == 2
     assert info["characters_sha256"] == inputs_record(DataConfig(alphabet="printable"))[
         "characters_sha256"]  # the checkpoints now record what the run trains on
+    assert info["input_bytes"] == [1, *sorted(set(ALPHABETS["printable"].encode()))]
+    assert transformer_tiny.load(old / "last.json").unseen_characters("\x01z\x02") == ["\x02"]
 
 
 def test_the_recorded_bytes_name_what_the_model_never_saw_and_are_shared(run, tmp_path):
@@ -129,3 +138,16 @@ def test_the_recorded_bytes_name_what_the_model_never_saw_and_are_shared(run, tm
     assert transformer_tiny.load(run).unseen_characters("az") == []
     shared = json.loads((model.save_pretrained(tmp_path / "shared") / "config.json").read_text())
     assert shared["input_bytes"] == without_z and shared["characters_sha256"] == OTHER
+
+
+@pytest.mark.parametrize("hostile", [
+    {"input_bytes": [True, False], "characters_sha256": ["a"]},
+    {"input_bytes": [], "characters_sha256": 5},
+    {"input_bytes": [65, 300], "characters_sha256": "not a hash"},
+    {"input_bytes": "AB", "characters_sha256": {"x": 1}},
+], ids=["bools-list", "empty-int", "out-of-range-text", "text-dict"])
+def test_malformed_records_count_as_none_and_are_not_shared(run, tmp_path, hostile):
+    model = transformer_tiny.load(_edit(run, tmp_path / "hostile", **hostile))
+    assert model.unseen_characters("az\x01") == ["\x01"]  # the alphabet's bytes, as unrecorded
+    shared = json.loads((model.save_pretrained(tmp_path / "shared") / "config.json").read_text())
+    assert "input_bytes" not in shared and "characters_sha256" not in shared

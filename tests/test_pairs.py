@@ -493,8 +493,9 @@ def test_changed_files_match_role_and_name_without_folders():
     assert pairs_module.changed_files(old, [record, other]) == []  # other: not recorded
     changed = [{"role": "train", "name": "data/words.tsv", "sha256": "cc"}]
     assert pairs_module.changed_files(changed, [record]) == [record]
-    for hostile in (None, "x", [1, None, {"role": 3}]):
-        assert pairs_module.changed_files(hostile, [record]) == []
+    for hostile in (None, "x", [1, None, {"role": 3}], [{"role": ["train"], "name": {}}],
+                    [{"role": "train", "name": ["words.tsv"], "sha256": [1]}]):
+        assert pairs_module.changed_files(hostile, [record]) == []  # unhashable: no TypeError
 
 
 def test_train_warns_when_the_test_slice_is_empty(tmp_path, capsys):

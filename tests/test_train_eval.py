@@ -299,7 +299,7 @@ def test_last_is_saved_every_save_every_steps_and_at_each_epoch_end(save_every, 
     saved, real = [], te.save_run_checkpoint
 
     def recording(out, name, *args):
-        saved.append((name, args[-2].step))  # args: model, opt, cfg, progress, pairs
+        saved.append((name, args[3].step))  # args: model, opt, cfg, progress, ...
         return real(out, name, *args)
 
     monkeypatch.setattr(te, "save_run_checkpoint", recording)

@@ -103,12 +103,14 @@ function matrix() {
 }
 
 /** A character as the picture labels it: a space, a tab or a line break as its Unicode
- * control picture (␣, ␉, ␊), which a font draws, unlike the character itself. */
+ * control picture (␣, ␉, ␊; DEL ␡), which a font draws, unlike the character itself; another
+ * control or format character (U+0085, U+200B, U+FEFF, a bidirectional override) as ▯. */
 function label(text) {
   if (text === " ") return "␣";
   const code = text.codePointAt(0);
-  if (text.length === 1 && code < 0x20) return String.fromCodePoint(0x2400 + code);
-  return code === 0x7f ? "␡" : text;
+  if (code < 0x20) return String.fromCodePoint(0x2400 + code);
+  if (code === 0x7f) return "␡";
+  return /^[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]$/u.test(text) ? "▯" : text;
 }
 
 function draw() {
@@ -203,10 +205,12 @@ async function main() {
   // rather than submitting the form and reloading the page.
   $("form").addEventListener("submit", (event) => { event.preventDefault(); run(); });
   // The input is a text area, so that it takes line breaks (Shift+Enter); Enter runs.
+  // (keyCode 229: the Enter that confirms an input method's candidate, in browsers that end
+  // the composition before they send it.)
   $("input").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
       event.preventDefault();
-      $("form").requestSubmit();
+      run();
     }
   });
   const params = new URLSearchParams(location.search);

@@ -166,15 +166,23 @@ def seen_bytes(info: dict[str, Any]) -> list[int] | None:
     """The training inputs' bytes that a checkpoint records (None if it records none, as
     checkpoints written before the record existed, or not as a list of byte values)."""
     seen = info.get("input_bytes")
-    ok = isinstance(seen, list) and all(isinstance(b, int) and 0 <= b < 256 for b in seen)
+    ok = isinstance(seen, list) and bool(seen) and all(
+        type(b) is int and 0 <= b < 256 for b in seen)  # not a bool, which is an int too
     return seen if ok else None
 
 
 def inputs_records(info: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint records of its training inputs' characters (:func:`seen_bytes` and
-    the characters' SHA-256), to be kept by a checkpoint written from it."""
-    records = {"input_bytes": seen_bytes(info), "characters_sha256": info.get("characters_sha256")}
+    the characters' SHA-256), to be kept by a checkpoint written from it; a malformed entry is
+    left out, as if it were not recorded."""
+    digest = info.get("characters_sha256")
+    records = {"input_bytes": seen_bytes(info),
+               "characters_sha256": digest if _is_sha256(digest) else None}
     return {key: value for key, value in records.items() if value is not None}
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
 
 
 def expected_weights(model: torch.nn.Module) -> Expected:

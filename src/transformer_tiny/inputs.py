@@ -59,7 +59,7 @@ def unseen_characters(text: str, cfg: Any, seen_bytes: Any = None) -> list[str]:
     """The characters of ``text`` (each once, in order) that hold a byte no training input of
     ``cfg`` (a ``DataConfig``) ever held: the model reads bytes, so a character made of bytes it
     has seen, in other characters, is not new to it. ``seen_bytes`` (the bytes of the training
-    inputs read from files, which a ``pairs`` checkpoint records) replaces the alphabet's."""
+    inputs that a checkpoint records, :func:`inputs_record`) replaces the alphabet's."""
     seen = seen_input_bytes(cfg, seen_bytes)
     if seen is None:
         return []  # the inputs came from files the checkpoint does not describe
@@ -67,8 +67,9 @@ def unseen_characters(text: str, cfg: Any, seen_bytes: Any = None) -> list[str]:
 
 
 def seen_input_bytes(cfg: Any, recorded: Any = None) -> frozenset[int] | None:
-    """The bytes the training inputs of ``cfg`` (a ``DataConfig``) held: ``recorded`` (what a
-    ``pairs`` checkpoint records) if given, else its alphabet's; None if neither says."""
+    """The bytes the training inputs of ``cfg`` (a ``DataConfig``) held: ``recorded`` (what the
+    checkpoint records) if given, else its alphabet's; None if neither says (pairs read from
+    files, by a checkpoint written before the record existed)."""
     if recorded is not None:
         return frozenset(recorded)
     characters = input_characters(cfg)[1]

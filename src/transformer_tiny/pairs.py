@@ -85,7 +85,7 @@ def changed_files(recorded: Any, files: list[PairFile]) -> list[PairFile]:
     ``data_files``) holds for a file of the same role and name; a file it does not record has
     not changed. Names are compared without their folders (older checkpoints kept them as
     given)."""
-    saved = {(r.get("role"), Path(str(r.get("name"))).name): r.get("sha256")
+    saved = {(str(r.get("role")), Path(str(r.get("name"))).name): r.get("sha256")
              for r in recorded if isinstance(r, dict)} if isinstance(recorded, list) else {}
     return [f for f in files if saved.get((f.role, Path(f.name).name), f.sha256) != f.sha256]
 

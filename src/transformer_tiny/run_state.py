@@ -21,6 +21,7 @@ from .checkpoint import (
     read_checked_tensors,
     read_checkpoint_info,
     save_checkpoint,
+    seen_bytes,
     unpack_trainer_state,
 )
 from .config import ConfigError, RunConfig, TrainConfig, build_config
@@ -60,9 +61,12 @@ class Progress:
 
 
 def save_run_checkpoint(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
-                        cfg: RunConfig, progress: Progress, pairs: PairSplits | None) -> None:
+                        cfg: RunConfig, progress: Progress, pairs: PairSplits | None,
+                        seen_before: list[int] | None = None) -> None:
     """Write checkpoint ``name``; ``last`` also carries the trainer state needed to resume. The
-    records of the files a ``pairs`` run read go with it, never the data."""
+    records of the files a ``pairs`` run read go with it, never the data; so do the bytes of
+    the training inputs, with ``seen_before`` (those of a resumed run, whose alphabet may have
+    changed since it began)."""
     metrics = progress.history[-1] if progress.history else {}
     meta = {"step": progress.step, "epoch": progress.epoch, "metrics": metrics,
             "progress": dataclasses.asdict(progress)}
@@ -71,6 +75,7 @@ def save_run_checkpoint(out: Path, name: str, model: torch.nn.Module, opt: torch
         meta["input_bytes"] = pairs.input_bytes
     else:  # the characters drawn from, so that a later change to an alphabet is noticed
         meta.update(inputs_record(cfg.data))
+        meta["input_bytes"] = sorted({*meta.get("input_bytes", []), *(seen_before or [])})
     tensors = None
     if name == "last":
         tensors, meta["optimizer"] = pack_trainer_state(opt)
@@ -100,6 +105,7 @@ class Resumed:
     optimizer: dict[str, Any]
     data_files: Any  # the records of the pairs files the run began with (checked on use)
     changed_characters: str | None  # the alphabet, if it changed since the run began
+    input_bytes: list[int] | None  # the bytes its training inputs held so far, if recorded
 
     def restore(self, opt: torch.optim.Optimizer) -> None:
         """Put the saved optimiser state into ``opt``, built with the checked groups."""
@@ -126,4 +132,4 @@ def read_last(out: Path, model: torch.nn.Module, param_groups: list[dict[str, An
     expected = expected_trainer_state([p for params in groups for p in params])
     state = read_checked_tensors(path, info, "state", *expected)
     return Resumed(progress, state, info["optimizer"], info.get("data_files"),
-                   characters_changed(cfg.data, info))
+                   characters_changed(cfg.data, info), seen_bytes(info))

@@ -139,14 +139,14 @@ class Trainer:
         if resume:
             last = read_last(self.out, self.model, parameter_groups(self.model, cfg.train))
         self.opt = make_optimizer(self.model, cfg.train)
-        self.progress = Progress()
+        self.progress, self.seen_before = Progress(), None
         if last is not None:
             last.check_same_data(self.dm.pairs)
             if last.changed_characters is not None and ctx.is_main:
                 print(f"warning: {last.changed_characters}; the run goes on with today's",
                       file=sys.stderr)
             last.restore(self.opt)
-            self.progress = last.progress
+            self.progress, self.seen_before = last.progress, last.input_bytes
         self.first_step = self.progress.step  # where this process started (for the ETA)
         self.train_model = ctx.wrap(self.model)  # DistributedDataParallel with several processes
         if ctx.is_main:
@@ -161,7 +161,7 @@ class Trainer:
                                 "training stopped, the last good checkpoint is kept")
         for name in names:
             save_run_checkpoint(self.out, name, self.model, self.opt, self.cfg, self.progress,
-                                self.dm.pairs)
+                                self.dm.pairs, self.seen_before)
 
     def close(self) -> None:
         """Close the logs and let another run use the folder."""

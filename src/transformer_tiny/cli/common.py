@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import unicodedata
@@ -133,17 +132,6 @@ def check_texts(texts: list[str]) -> None:
 
 
 _BIDI_CONTROLS = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
-
-
-def json_line(report: dict[str, Any]) -> str:
-    """``report`` as one line of JSON, its text as UTF-8 unless it holds lone surrogates (a
-    pairs file may spell them as JSON escapes, a model may write them), which stay escaped."""
-    line = json.dumps(report, ensure_ascii=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(report)
-    return line
 
 
 def for_terminal(text: str) -> str:

@@ -4,6 +4,7 @@ checkpoint on its held-out set, on fresh strings of other lengths, or on the lin
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,7 +16,7 @@ from ..data import DataModule, bucket_inputs, hard_inputs
 from ..decoding import MAX_BEAM
 from ..inputs import characters_changed
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
-from ..pairs import changed_notes, held_out_pairs
+from ..pairs import changed_notes, group_outputs, held_out_pairs, read_pairs
 from ..tasks import task_for
 from .common import (
     MAX_SAMPLES,
@@ -23,7 +24,6 @@ from .common import (
     UsageError,
     add_checkpoint_arguments,
     check_buckets,
-    json_line,
     load_model,
     parse_buckets,
     read_lines,
@@ -71,13 +71,22 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
     for note in changed_notes(info.get("data_files"), records):
         print(f"warning: {note}", file=sys.stderr)
     source = f"pairs of {args.test_file}" if args.test_file else f"{split} set"
-    limit = DATA_LIMITS["test_samples"]
-    if args.test_file and len(held) == limit and records[0].pairs > sum(map(len, held.values())):
+    if args.test_file and _past_the_limit(data, len(held), cfg.model.max_source_tokens):
+        limit = DATA_LIMITS["test_samples"]
         print(f"warning: {args.test_file} holds more than {limit:,} inputs: {limit:,} of them "
               "are scored, chosen by hash", file=sys.stderr)
     if not held:
         raise UsageError(f"task pairs: the {source} holds no pairs")
     return list(held), list(held.values()), source
+
+
+def _past_the_limit(data: Any, scored: int, max_bytes: int) -> bool:
+    """Whether ``data.test_file`` holds more distinct inputs than the ``scored`` ones because
+    they reached the limit of a test set (the file is read again only then)."""
+    if scored < DATA_LIMITS["test_samples"]:
+        return False
+    pairs, _ = read_pairs(data.test_file, "test", max_bytes, max_bytes, data.skip_bad_lines)
+    return len(group_outputs(pairs)) > scored
 
 
 def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
@@ -129,6 +138,17 @@ def _check_arguments(args: argparse.Namespace) -> None:
     args.buckets = parse_buckets(args.lengths) if args.lengths is not None else None
 
 
+def _json_line(report: dict[str, Any]) -> str:
+    """``report`` as one line of JSON, its text as UTF-8 unless it holds lone surrogates (a
+    pairs file may spell them as JSON escapes), which stay escaped."""
+    line = json.dumps(report, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(report)
+    return line
+
+
 def _print_table(task: str, source: str, result: EvalResult) -> None:
     print(f"task {task}, {source}: {result.n} strings")
     print(f"exact match {result.exact_match:.4f}   per-character accuracy "
@@ -159,7 +179,7 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     hard = _hard_slice(args, model, cfg)
     if args.json:
         extra = {"hard": hard} if hard else {}
-        print(json_line({"checkpoint": args.checkpoint, "task": cfg.data.task,
+        print(_json_line({"checkpoint": args.checkpoint, "task": cfg.data.task,
                           "source": source, **result.to_dict(), **extra}))
         return 0
     _print_table(cfg.data.task, source, result)

@@ -4,6 +4,7 @@ holds a line break spans more, and ``--json`` writes one JSON line per answer in
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 
@@ -18,7 +19,6 @@ from .common import (
     add_checkpoint_arguments,
     check_texts,
     for_terminal,
-    json_line,
     load_model,
     one_line,
     read_lines,
@@ -39,8 +39,8 @@ def _parser(prog: str | None) -> Parser:
     p.add_argument("--beam", type=int, default=1, metavar="K",
                    help=f"beam width, 1 to {MAX_BEAM} (default: 1, greedy)")
     p.add_argument("--json", action="store_true",
-                   help="one JSON object per answer (input, output, ended, valid_utf8): one "
-                        "line each, even for an output that holds a line break")
+                   help="one line of ASCII JSON per answer (input, output, ended, valid_utf8), "
+                        "even for an output that holds a line break")
     return p
 
 
@@ -75,15 +75,16 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
     shown = for_terminal if sys.stdout.isatty() else str
     answers = TinyModel(model, cfg, info).answers(texts, args.beam, args.max_new_tokens)
     for n, (text, answer) in enumerate(zip(texts, answers, strict=True), 1):
-        if args.json:
-            print(json_line({"input": text, "output": answer.text, "ended": answer.ended,
-                             "valid_utf8": answer.valid_utf8}))
+        output = answer.text
+        if not answer.valid_utf8:  # its invalid bytes as U+FFFD
+            output = output.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        if args.json:  # ASCII: every character that could break the line or drive a terminal
+            print(json.dumps({"input": text, "output": output, "ended": answer.ended,  # escaped
+                              "valid_utf8": answer.valid_utf8}))
             continue
         if not answer.ended:
             print(f"warning: output {n} hit --max-new-tokens before its end", file=sys.stderr)
-        output = answer.text
         if not answer.valid_utf8:
             print(f"warning: output {n} is not valid UTF-8; shown with U+FFFD", file=sys.stderr)
-            output = output.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         print(shown(output))
     return 0
