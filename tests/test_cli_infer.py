@@ -101,7 +101,6 @@ def test_infer_warns_when_an_output_is_cut(tmp_path, capsys):
     assert capsys.readouterr() == ("abcd\nabcd\n", "")
 
 
-
 def test_infer_json_keeps_one_line_per_answer_whatever_it_holds(tmp_path, capsys):
     """Plain output is the answer as it is, so piped, one holding a line break spans two lines;
     ``--json`` writes one line of ASCII per answer, which a reader parses back exactly: line and

@@ -81,8 +81,6 @@ def _bytes_of(chars: str) -> frozenset[int]:
     return frozenset(chars.encode("utf-8", "surrogatepass"))
 
 
-
-
 def inputs_record(cfg: Any) -> dict[str, Any]:
     """What a checkpoint records of the characters that the inputs of ``cfg`` (a ``DataConfig``)
     are drawn from: their bytes, and a SHA-256 of the characters as drawn (each as often as its
