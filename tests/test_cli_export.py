@@ -103,6 +103,8 @@ def test_export_says_when_nothing_was_verified(tmp_path, capsys):
     assert "agree" not in out and (tmp_path / "onnx" / ENCODER_FILE).is_file()
     assert err == ("warning: not verified: the test split holds no strings to compare "
                    "onnxruntime with PyTorch on\n")
+    assert call_cli(export_main, [*argv, "--verify", "0"]) == 0  # no check asked: nothing said
+    assert capsys.readouterr().err == ""
 
 @pytest.mark.parametrize("flag, mine", [
     ("--out", ENCODER_FILE), ("--out", "notes.txt"),

@@ -106,8 +106,10 @@ def test_the_api_warns_when_the_alphabet_changed_since_training(run, tmp_path):
         warnings.simplefilter("error")
         transformer_tiny.load(run).evaluate(split="val")  # unchanged: no warning
     old = transformer_tiny.load(_edit(run, tmp_path / "old", characters_sha256=OTHER))
-    with pytest.warns(UserWarning, match="alphabet printable changed .* the val set is drawn"):
+    changed = "alphabet printable changed .* the val set is drawn"
+    with pytest.warns(UserWarning, match=changed) as seen:
         old.evaluate(split="val")
+    assert seen[0].filename == __file__  # the warning points at the caller's line
 
 
 def test_resume_warns_when_the_alphabet_changed_and_goes_on(run, tmp_path, capsys):
@@ -134,7 +136,7 @@ def test_the_recorded_bytes_name_what_the_model_never_saw_and_are_shared(run, tm
     without_z = sorted(set(ALPHABETS["printable"].encode()) - {ord("z")})
     old = _edit(run, tmp_path / "old", input_bytes=without_z, characters_sha256=OTHER)
     model = transformer_tiny.load(old)
-    assert model.unseen_characters("az") == ["z"]
+    assert model.unseen_characters("zaz") == ["z"]  # each once
     assert transformer_tiny.load(run).unseen_characters("az") == []
     shared = json.loads((model.save_pretrained(tmp_path / "shared") / "config.json").read_text())
     assert shared["input_bytes"] == without_z and shared["characters_sha256"] == OTHER
@@ -145,9 +147,20 @@ def test_the_recorded_bytes_name_what_the_model_never_saw_and_are_shared(run, tm
     {"input_bytes": [], "characters_sha256": 5},
     {"input_bytes": [65, 300], "characters_sha256": "not a hash"},
     {"input_bytes": "AB", "characters_sha256": {"x": 1}},
-], ids=["bools-list", "empty-int", "out-of-range-text", "text-dict"])
+    {"input_bytes": [-1, 65], "characters_sha256": "a" * 64 + "0"},
+    {"input_bytes": [65, 256], "characters_sha256": "A" * 64},
+], ids=["bools-list", "empty-int", "out-of-range-text", "text-dict", "below-0-long-hash",
+        "256-upper-case-hash"])
 def test_malformed_records_count_as_none_and_are_not_shared(run, tmp_path, hostile):
     model = transformer_tiny.load(_edit(run, tmp_path / "hostile", **hostile))
     assert model.unseen_characters("az\x01") == ["\x01"]  # the alphabet's bytes, as unrecorded
     shared = json.loads((model.save_pretrained(tmp_path / "shared") / "config.json").read_text())
     assert "input_bytes" not in shared and "characters_sha256" not in shared
+
+
+def test_records_at_the_edges_of_what_is_valid_are_kept(run, tmp_path):
+    edges = _edit(run, tmp_path / "edges", input_bytes=[0, 255], characters_sha256="f" * 64)
+    model = transformer_tiny.load(edges)
+    assert model.unseen_characters("\x00a") == ["a"]
+    shared = json.loads((model.save_pretrained(tmp_path / "shared") / "config.json").read_text())
+    assert (shared["input_bytes"], shared["characters_sha256"]) == ([0, 255], "f" * 64)

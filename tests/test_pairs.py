@@ -383,8 +383,9 @@ def test_eval_and_the_api_warn_when_the_file_changed(tmp_path, capsys):
     note = (f"{data} changed since training (its SHA-256 differs); the held-out split may "
             "not be the one held out then")
     assert capsys.readouterr().err == f"warning: {note}\n"
-    with pytest.warns(UserWarning, match=re.escape(note)):
+    with pytest.warns(UserWarning, match=re.escape(note)) as seen:
         transformer_tiny.load(run).evaluate()
+    assert seen[0].filename == __file__  # the warning points at the caller's line
     os.remove(data)
     assert call_cli(eval_main, ["--checkpoint", str(run)]) == 2
     assert "no such file" in one_error_line(capsys)
@@ -493,6 +494,12 @@ def test_changed_files_match_role_and_name_without_folders():
     assert pairs_module.changed_files(old, [record, other]) == []  # other: not recorded
     changed = [{"role": "train", "name": "data/words.tsv", "sha256": "cc"}]
     assert pairs_module.changed_files(changed, [record]) == [record]
+    # One name in two roles: each file is compared with its own role's record.
+    both = [{"role": "val", "name": "/b/w.tsv", "sha256": "bb"},
+            {"role": "train", "name": "/a/w.tsv", "sha256": "aa"}]
+    val = pairs_module.PairFile("val", "/b/w.tsv", 10, "bb", 1, 1, 0)
+    train = pairs_module.PairFile("train", "/a/w.tsv", 10, "aa", 1, 1, 0)
+    assert pairs_module.changed_files(both, [val, train]) == []
     for hostile in (None, "x", [1, None, {"role": 3}], [{"role": ["train"], "name": {}}],
                     [{"role": "train", "name": ["words.tsv"], "sha256": [1]}]):
         assert pairs_module.changed_files(hostile, [record]) == []  # unhashable: no TypeError
