@@ -102,8 +102,7 @@ def test_a_test_file_is_scored_whole(tmp_path, capsys, monkeypatch):
     assert call_cli(eval_main, argv) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["n"] == 20
-    assert err == f"warning: {other} holds more than 20 inputs: 20 of them are scored, chosen " \
-        "by hash\n"
+    assert err == f"warning: {other} holds 30 inputs: 20 of them are scored, chosen by hash\n"
 
 
 @pytest.mark.parametrize("argv, message", [

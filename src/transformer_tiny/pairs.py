@@ -57,6 +57,7 @@ class PairFile:
     lines: int
     pairs: int
     skipped: int
+    inputs: int = 0  # distinct inputs among the pairs
     # the first skipped lines, "line N: reason" (for the warning; not kept in checkpoints)
     bad_lines: tuple[str, ...] = field(default=(), compare=False)
 
@@ -213,7 +214,7 @@ def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
                 continue
             pairs.append(pair)
     record = PairFile(role, str(path), size, digest.hexdigest(), line, len(pairs), skipped,
-                      tuple(bad))
+                      len({source for source, _ in pairs}), tuple(bad))
     if not pairs:
         lines = "line" if skipped == 1 else "lines"
         why = f" ({skipped} bad {lines} skipped{_first_bad(record.bad_lines, skipped)})"

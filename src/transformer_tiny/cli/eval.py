@@ -16,7 +16,7 @@ from ..data import DataModule, bucket_inputs, hard_inputs
 from ..decoding import MAX_BEAM
 from ..inputs import characters_changed
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
-from ..pairs import changed_notes, group_outputs, held_out_pairs, read_pairs
+from ..pairs import changed_notes, held_out_pairs
 from ..tasks import task_for
 from .common import (
     MAX_SAMPLES,
@@ -71,22 +71,12 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
     for note in changed_notes(info.get("data_files"), records):
         print(f"warning: {note}", file=sys.stderr)
     source = f"pairs of {args.test_file}" if args.test_file else f"{split} set"
-    if args.test_file and _past_the_limit(data, len(held), cfg.model.max_source_tokens):
-        limit = DATA_LIMITS["test_samples"]
-        print(f"warning: {args.test_file} holds more than {limit:,} inputs: {limit:,} of them "
-              "are scored, chosen by hash", file=sys.stderr)
+    if args.test_file and records[0].inputs > len(held):  # past the limit of a test set
+        print(f"warning: {args.test_file} holds {records[0].inputs:,} inputs: {len(held):,} of "
+              "them are scored, chosen by hash", file=sys.stderr)
     if not held:
         raise UsageError(f"task pairs: the {source} holds no pairs")
     return list(held), list(held.values()), source
-
-
-def _past_the_limit(data: Any, scored: int, max_bytes: int) -> bool:
-    """Whether ``data.test_file`` holds more distinct inputs than the ``scored`` ones because
-    they reached the limit of a test set (the file is read again only then)."""
-    if scored < DATA_LIMITS["test_samples"]:
-        return False
-    pairs, _ = read_pairs(data.test_file, "test", max_bytes, max_bytes, data.skip_bad_lines)
-    return len(group_outputs(pairs)) > scored
 
 
 def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
