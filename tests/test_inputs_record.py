@@ -22,6 +22,7 @@ from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig
 from transformer_tiny.inputs import characters_changed, inputs_record
 from transformer_tiny.train_eval import train
+from transformer_tiny.web import manifest
 
 OTHER = "0" * 64  # the SHA-256 that an earlier version of the alphabet would have had
 
@@ -164,3 +165,20 @@ def test_records_at_the_edges_of_what_is_valid_are_kept(run, tmp_path):
     assert model.unseen_characters("\x00a") == ["a"]
     shared = json.loads((model.save_pretrained(tmp_path / "shared") / "config.json").read_text())
     assert (shared["input_bytes"], shared["characters_sha256"]) == ([0, 255], "f" * 64)
+
+
+def test_card_and_page_do_not_describe_todays_alphabet_after_it_changed(run, tmp_path):
+    """The model card and the page's manifest count and name today's characters only while
+    they are those the model was trained on."""
+    same = (transformer_tiny.load(run).save_pretrained(tmp_path / "same") / "README.md").read_text()
+    assert f"over the `printable` alphabet ({len(ALPHABETS['printable'])} characters)" in same
+    old = transformer_tiny.load(_edit(run, tmp_path / "old", characters_sha256=OTHER))
+    card = (old.save_pretrained(tmp_path / "shared") / "README.md").read_text()
+    assert "characters)" not in card and "the `printable` alphabet" not in card
+    assert "over the characters of `printable` as they were when it was trained;" in card
+    assert "- characters outside those were never seen in training" in card
+    info = json.loads((tmp_path / "old" / "best.json").read_text())
+    cfg = transformer_tiny.load(run).config
+    assert manifest(cfg, info, "best.json")["alphabet_size"] is None
+    info["characters_sha256"] = inputs_record(cfg.data)["characters_sha256"]
+    assert manifest(cfg, info, "best.json")["alphabet_size"] == len(ALPHABETS["printable"])

@@ -25,7 +25,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import FILE_FIELDS, SECTIONS, RunConfig
-from .inputs import OWN_CHARACTERS, example_input, input_characters
+from .inputs import OWN_CHARACTERS, characters_changed, example_input, input_characters
 from .rundir import claim_output_dir
 from .tasks import task_for
 from .utils import atomic_write_text
@@ -48,22 +48,27 @@ def training_command(cfg: RunConfig) -> str:
     return shlex.join(words)
 
 
-def _inputs(cfg: RunConfig) -> tuple[str, str]:
+def _inputs(cfg: RunConfig, changed: bool = False) -> tuple[str, str]:
     """The model card's sentence on what the model was trained on, and its limit on the
-    characters it never saw."""
+    characters it never saw. ``changed``: the characters of its alphabet changed since it was
+    trained (:func:`~transformer_tiny.inputs.characters_changed`), so today's are not named."""
     epochs = f"{cfg.train.epochs} epoch{'s' if cfg.train.epochs != 1 else ''}"
     alphabet, characters = input_characters(cfg.data)
     if characters is None:
         return (f"Input-output pairs read from `{Path(cfg.data.train_file).name}`, {epochs}.",
                 "characters that are not in the training pairs were never seen in training")
-    if alphabet == OWN_CHARACTERS:
+    if changed:
+        drawn_from = f"the characters of `{alphabet}` as they were when it was trained"
+        unseen = "characters outside those"
+    elif alphabet == OWN_CHARACTERS:
         drawn_from, unseen = f"{alphabet}, `{characters}`", f"characters other than `{characters}`"
     else:
         drawn_from = f"the `{alphabet}` alphabet"
         unseen = f"characters outside the `{alphabet}` alphabet"
-    return (f"Strings of {cfg.data.min_len}-{cfg.data.max_len} characters over {drawn_from} "
-            f"({len(set(characters))} characters); {cfg.data.train_samples:,} fresh strings "
-            f"per epoch, {epochs}.", f"{unseen} were never seen in training")
+    count = "" if changed else f" ({len(set(characters))} characters)"
+    return (f"Strings of {cfg.data.min_len}-{cfg.data.max_len} characters over {drawn_from}"
+            f"{count}; {cfg.data.train_samples:,} fresh strings per epoch, {epochs}.",
+            f"{unseen} were never seen in training")
 
 
 def _number(metrics: dict[str, Any], key: str) -> float | None:
@@ -94,10 +99,14 @@ def _validated_on(data: Any, reads_files: bool) -> str:
     return f"On {data.val_samples:,} {source} (at most)."
 
 
-def model_card(cfg: RunConfig, metrics: dict[str, Any]) -> str:
+def model_card(cfg: RunConfig, metrics: dict[str, Any], inputs: dict[str, Any] | None = None
+               ) -> str:
     """The ``README.md`` of a shared folder: what the model does, how it was trained, how well
-    it did, what it takes, and the license."""
-    task, (trained_on, unseen), example = task_for(cfg.data), _inputs(cfg), example_input(cfg.data)
+    it did, what it takes, and the license. ``inputs``: the checkpoint's records of its training
+    inputs' characters, as for :func:`save_pretrained`."""
+    changed = characters_changed(cfg.data, inputs or {}) is not None
+    task, (trained_on, unseen) = task_for(cfg.data), _inputs(cfg, changed)
+    example = example_input(cfg.data)
     held_out = _validated_on(cfg.data, task.reads_files)
     return "\n".join([
         "---", "library_name: transformer-tiny", "license: mit",
@@ -137,7 +146,7 @@ def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, A
         # a folder saved before cards were hashed records no hash: its card counts as ours
         MODEL_CARD: lambda path: holds_recorded_file(config, "card", path, unrecorded=True),
     }, "a shared model")
-    card = model_card(cfg, metrics)
+    card = model_card(cfg, metrics, inputs)
     meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics)),
             "card_sha256": hashlib.sha256(card.encode("utf-8")).hexdigest()}
     meta.update(inputs or {})

@@ -17,7 +17,13 @@ from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import RunConfig
 from .decoding import OUTPUT_MARGIN
 from .export import EXPORT, GRAPH_CHECKS, write_graphs
-from .inputs import DEFAULT_TEXT, example_input, input_characters, seen_input_bytes
+from .inputs import (
+    DEFAULT_TEXT,
+    characters_changed,
+    example_input,
+    input_characters,
+    seen_input_bytes,
+)
 from .positions import end_heads
 from .rundir import claim_output_dir
 from .safe_files import CheckpointError, read_regular
@@ -53,7 +59,9 @@ def manifest(cfg: RunConfig, info: dict[str, Any], source: str) -> dict[str, Any
         "format": WEB_FORMAT, "checkpoint": source, "task": task.name,
         "task_description": task.description,
         "alphabet": alphabet,
-        "alphabet_size": len(set(characters)) if characters is not None else None,
+        # today's count, unless the alphabet changed since training (then unknown)
+        "alphabet_size": None if characters is None or characters_changed(cfg.data, info)
+        else len(set(characters)),
         # the generator's lengths; a pairs model's inputs are whatever its files held
         "training_lengths": None if task.reads_files else [cfg.data.min_len, cfg.data.max_len],
         "max_input_bytes": m.max_source_tokens, "max_positions": m.max_positions,
