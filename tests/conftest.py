@@ -24,6 +24,20 @@ from transformer_tiny.train_eval import train
 torch.set_num_threads(1)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failure whose report holds a lone surrogate (these tests feed them to the model) is
+    reported with it escaped: pytest-xdist cannot send such text from a worker, and the whole
+    run would stop with an internal error instead of naming the failing test."""
+    report = yield
+    if report.failed:
+        text = str(report.longrepr)
+        escaped = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        if escaped != text:
+            report.longrepr = escaped
+    return report
+
+
 @pytest.fixture(autouse=True)
 def keep_thread_count():
     """train() and the commands set the number of torch threads; every test gets back the one
