@@ -143,7 +143,7 @@ def trained(out: Path) -> tuple[dict[str, Any], dict[str, int]]:
     from its ``metrics.jsonl`` and best checkpoint), and the sizes of its data splits."""
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     model, cfg, _ = load_checkpoint(out / "best.json")
-    splits = pair_splits(cfg.data, cfg.model.max_source_tokens)
+    splits = pair_splits(cfg.data, cfg.model.max_input_bytes)
     run = {"processes": history[-1]["world_size"], "steps": history[-1]["step"],
            "parameters": model.num_parameters(),
            "best_val_exact_match": max(r["val_exact_match"] for r in history)}
@@ -154,7 +154,7 @@ def trained(out: Path) -> tuple[dict[str, Any], dict[str, int]]:
 def score(checkpoint: Path, beam: int) -> dict[str, Any]:
     """Word and phoneme error rates (in %) of the checkpoint on its whole test split."""
     model, cfg, _ = load_checkpoint(checkpoint)
-    test = pair_splits(cfg.data, cfg.model.max_source_tokens).test
+    test = pair_splits(cfg.data, cfg.model.max_input_bytes).test
     t0 = time.perf_counter()
     result = evaluate(model, list(test), task_for(cfg.data), references=list(test.values()),
                       n_examples=len(test), beam=beam)

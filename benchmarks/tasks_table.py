@@ -29,13 +29,13 @@ from provenance import machine, merge_rows, out_help, results_path, stamp  # noq
 
 from transformer_tiny.api import TinyModel  # noqa: E402
 from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
-from transformer_tiny.cli.common import Parser, UsageError  # noqa: E402
-from transformer_tiny.config import (  # noqa: E402
-    SECTIONS,
+from transformer_tiny.cli.common import (  # noqa: E402
+    Parser,
+    UsageError,
     add_config_arguments,
-    build_config,
     overrides_from_args,
 )
+from transformer_tiny.config import SECTIONS, build_config  # noqa: E402
 from transformer_tiny.data import bucket_inputs, hard_inputs, heldout_inputs  # noqa: E402
 from transformer_tiny.metrics import evaluate  # noqa: E402
 from transformer_tiny.tasks import task_for  # noqa: E402

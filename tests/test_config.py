@@ -11,7 +11,12 @@ import pytest
 import torch
 from helpers import make_model
 
-from transformer_tiny.cli.common import Parser, UsageError
+from transformer_tiny.cli.common import (
+    Parser,
+    UsageError,
+    add_config_arguments,
+    overrides_from_args,
+)
 from transformer_tiny.config import (
     MAX_DATA_SEED,
     MAX_SEED,
@@ -21,9 +26,7 @@ from transformer_tiny.config import (
     ModelConfig,
     RunConfig,
     TrainConfig,
-    add_config_arguments,
     build_config,
-    overrides_from_args,
 )
 from transformer_tiny.tasks import task_for
 
@@ -126,7 +129,7 @@ def test_shift_k_is_a_validated_config_field():
 def test_valid_configs():
     # sinusoidal positions take an odd head size
     assert ModelConfig(d_model=36, n_heads=12, position_scheme="sinusoidal").head_size == 3
-    assert ModelConfig(d_model=4, n_heads=1, max_positions=3).max_source_tokens == 1
+    assert ModelConfig(d_model=4, n_heads=1, max_positions=3).max_input_bytes == 1
     DataConfig(min_len=5, max_len=5, task="copy", alphabet="unicode")  # one length: accepted
     train = TrainConfig(device="cpu", warmup_steps=0, min_lr_ratio=0, lr=1)
     assert train.min_lr_ratio == 0.0 and type(train.min_lr_ratio) is float  # ints become floats
@@ -135,7 +138,7 @@ def test_valid_configs():
 
 def test_defaults():
     cfg = RunConfig()
-    assert cfg.model.max_source_tokens == cfg.model.max_positions - 2
+    assert cfg.model.max_input_bytes == cfg.model.max_positions - 2
     assert cfg.data.task == "reverse"
 
 

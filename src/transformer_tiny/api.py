@@ -81,7 +81,7 @@ class TinyModel:
 
     @property
     def limits(self) -> Limits:
-        return Limits(self._config.model.max_source_tokens, *input_characters(self._config.data))
+        return Limits(self._config.model.max_input_bytes, *input_characters(self._config.data))
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -147,7 +147,7 @@ class TinyModel:
         if split == "hard":
             return hard_inputs(data), None
         if self._task.reads_files:
-            held, files = held_out_pairs(data, split, self._config.model.max_source_tokens)
+            held, files = held_out_pairs(data, split, self._config.model.max_input_bytes)
             for note in changed_notes(self._info.get("data_files"), files):
                 warnings.warn(note, stacklevel=3)
             return list(held), list(held.values())

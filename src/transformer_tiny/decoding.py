@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import ModelConfig
 from .model import Seq2SeqTransformer
+from .model_config import ModelConfig
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 
 

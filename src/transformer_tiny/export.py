@@ -37,10 +37,10 @@ from torch import Tensor, nn
 from .attention import LayerCache, MultiHeadAttention, padding_mask
 from .attention_maps import capture_cross_attention
 from .checkpoint import load_checkpoint
-from .config import ModelConfig
 from .decoding import batches_by_length, decode_steps, output_room
 from .extras import require
 from .model import Memory, Seq2SeqTransformer
+from .model_config import ModelConfig
 from .positions import decoder_positions
 from .rundir import claim_output_dir
 from .safe_files import CheckpointError, read_regular

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from torch import Tensor, nn
 
 from .attention import LayerCache, MultiHeadAttention, padding_mask
-from .config import ModelConfig
+from .model_config import ModelConfig
 from .positions import (
     MAX_CHAR_BYTES,
     CharState,

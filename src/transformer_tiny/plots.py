@@ -151,7 +151,7 @@ def default_buckets(cfg: RunConfig) -> list[tuple[int, int]]:
     model's positions allow for the widest character of the alphabet)."""
     lo, hi = cfg.data.min_len, cfg.data.max_len
     buckets = even_buckets(lo, hi)
-    limit = cfg.model.max_source_tokens // widest_input_character(cfg.data)
+    limit = cfg.model.max_input_bytes // widest_input_character(cfg.data)
     for factor in (2, 4):
         top = min(hi * factor, limit)
         if top > buckets[-1][1]:

@@ -123,7 +123,7 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any], inputs: dict[str, Any] |
         trained_on, "",
         "## Evaluation", "", *_figures(metrics), "", held_out, "",
         "## Limits", "",
-        f"- inputs of at most {cfg.model.max_source_tokens:,} UTF-8 bytes",
+        f"- inputs of at most {cfg.model.max_input_bytes:,} UTF-8 bytes",
         f"- {unseen}",
         "", "## License", "", "MIT", ""])
 

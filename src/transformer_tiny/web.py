@@ -64,7 +64,7 @@ def manifest(cfg: RunConfig, info: dict[str, Any], source: str) -> dict[str, Any
         else len(set(characters)),
         # the generator's lengths; a pairs model's inputs are whatever its files held
         "training_lengths": None if task.reads_files else [cfg.data.min_len, cfg.data.max_len],
-        "max_input_bytes": m.max_source_tokens, "max_positions": m.max_positions,
+        "max_input_bytes": m.max_input_bytes, "max_positions": m.max_positions,
         "n_layers": m.n_dec_layers, "n_heads": m.n_heads, "head_size": m.head_size,
         "end_heads": from_end, "vocab_size": VOCAB_SIZE,
         "special_ids": SPECIAL_IDS,

@@ -1,5 +1,6 @@
-"""What the commands share: the argument parser, the shared flags, loading a checkpoint, reading
-input lines, and turning every expected failure into one ``error:`` line and exit code 2.
+"""What the commands share: the argument parser, the shared flags (one per config field, and the
+checkpoint's), loading a checkpoint, reading input lines, and turning every expected failure into
+one ``error:`` line and exit code 2.
 
 Library modules raise ordinary exceptions (``ValueError``, ``OSError``, ``ConfigError``,
 ``CheckpointError``); only the commands decide how they reach the user.
@@ -13,13 +14,13 @@ import os
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..config import DEVICES, ConfigError, RunConfig
+from ..config import DEVICES, SECTIONS, ConfigError, RunConfig
 from ..inputs import widest_input_character
 from ..model import Seq2SeqTransformer
 from ..utils import pick_device, set_threads
@@ -70,6 +71,44 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+
+
+_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "bool": "{true,false}"}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...]) -> None:
+    """Add one ``--field-name`` flag per dataclass field of the given sections (default: unset),
+    described by the field's help text; fields with a fixed set of values list them."""
+    for section in sections:
+        group = parser.add_argument_group(f"{section} config")
+        for f in fields(SECTIONS[section]):
+            kind = {"int": int, "float": float, "str": str, "bool": _parse_bool}[str(f.type)]
+            choices = f.metadata.get("choices")
+            choices = choices() if callable(choices) else choices
+            default = str(f.default).lower() if kind is _parse_bool else f.default
+            group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"{section}.{f.name}",
+                               type=kind, default=None, choices=choices,
+                               metavar=None if choices else _METAVARS[str(f.type)],
+                               help=f"{f.metadata.get('help', '')} (default: {default})")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The config flags that were given, as ``{section: {field: value}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            section, name = key.split(".", 1)
+            out.setdefault(section, {})[name] = value
+    return out
 
 
 def add_checkpoint_arguments(p: argparse.ArgumentParser, device: bool = True) -> None:
@@ -147,11 +186,11 @@ def check_buckets(buckets: list[tuple[int, int]], cfg: RunConfig, samples: int,
     within what the model can take, checked before any string is drawn."""
     data = replace(cfg.data, alphabet=alphabet) if alphabet else cfg.data
     widest = widest_input_character(data)
-    longest = cfg.model.max_source_tokens // widest
+    longest = cfg.model.max_input_bytes // widest
     if buckets and max(hi for _, hi in buckets) > longest:
         width = "1 byte" if widest == 1 else f"up to {widest} bytes"
         raise UsageError(f"--lengths go up to {max(hi for _, hi in buckets)} characters; this "
-                         f"model takes inputs of at most {cfg.model.max_source_tokens} bytes, "
+                         f"model takes inputs of at most {cfg.model.max_input_bytes} bytes, "
                          f"and a character takes {width}: at most {longest} characters")
     if not 0 < samples <= MAX_SAMPLES:
         raise UsageError(f"--samples must be in [1, {MAX_SAMPLES}]")

@@ -67,7 +67,7 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
     if args.test_file:  # all of another file, not the training run's number of test inputs
         data = replace(data, test_file=args.test_file, test_samples=DATA_LIMITS["test_samples"])
     split = "test" if args.test_file else args.split
-    held, records = held_out_pairs(data, split, cfg.model.max_source_tokens)
+    held, records = held_out_pairs(data, split, cfg.model.max_input_bytes)
     for note in changed_notes(info.get("data_files"), records):
         print(f"warning: {note}", file=sys.stderr)
     source = f"pairs of {args.test_file}" if args.test_file else f"{split} set"
@@ -97,7 +97,7 @@ def _inputs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
                          "(--file scores the lines of a file)")
     if args.file:
         with Path(args.file).open("rb") as f:
-            inputs = read_lines(f, args.file, cfg.model.max_source_tokens)
+            inputs = read_lines(f, args.file, cfg.model.max_input_bytes)
         if not inputs:
             raise UsageError(f"{args.file} has no lines")
         longest = max(len(x) for x in inputs)

@@ -31,7 +31,7 @@ def _parser(prog: str | None) -> Parser:
     p.add_argument("--text", action="append", metavar="TEXT",
                    help="input string (repeatable); without it, each line of stdin. At most "
                         "the model's max_positions - 2 bytes: "
-                        f"{ModelConfig().max_source_tokens:,} with the default config")
+                        f"{ModelConfig().max_input_bytes:,} with the default config")
     add_checkpoint_arguments(p)
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="output length limit in bytes (default: the task's room, for most "
@@ -65,7 +65,7 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
     if args.text is not None:
         check_texts(args.text)
     texts = args.text if args.text is not None else \
-        read_lines(sys.stdin.buffer, "stdin", cfg.model.max_source_tokens)
+        read_lines(sys.stdin.buffer, "stdin", cfg.model.max_input_bytes)
     if not texts:
         return 0
     warn_unseen(texts, cfg, seen_bytes(info))

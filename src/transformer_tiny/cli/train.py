@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..config import add_config_arguments, build_config, overrides_from_args
+from ..config import build_config
 from ..logs import require_tensorboard
 from ..run_state import resumed_config
 from ..train_eval import train
-from .common import Parser
+from .common import Parser, add_config_arguments, overrides_from_args
 
 
 def train_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
