@@ -25,7 +25,7 @@ from transformer_tiny.export import (
     onnx_predict,
 )
 from transformer_tiny.model import Seq2SeqTransformer
-from transformer_tiny.positions import decoder_positions
+from transformer_tiny.positions import CharState, decoder_positions
 from transformer_tiny.rundir import RunDirError
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from transformer_tiny.web import MANIFEST, export_web, is_own_manifest
@@ -50,7 +50,7 @@ def assert_logits_agree(model: Seq2SeqTransformer, runner: OnnxSeq2Seq, src: tor
         history = torch.full((src.size(0), 1), BOS_ID)
         for _ in range(steps):
             expected = model.decode(history[:, -1:], memory, use_cache=True)[:, -1]
-            logits, past = runner.step(history.numpy(), enc, past)
+            logits, past = runner.step(history[:, -1].numpy(), CharState.of(history), enc, past)
             np.testing.assert_allclose(logits, expected.numpy(), atol=atol)
             for got, cache in zip(past[::2], memory.caches, strict=True):
                 np.testing.assert_allclose(got, cache.k.numpy(), atol=atol)

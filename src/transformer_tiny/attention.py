@@ -43,18 +43,17 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causa
     decoding speed").
     """
     Tq, Tk = q.size(-2), k.size(-2)
+    cpu_training = q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad
+    fused = impl == "sdpa" or (impl == "auto" and not cpu_training)
     # The fused kernel's is_causal flag covers only a square (Tq == Tk) attention with no other
-    # mask; anything else gets the causal mask built explicitly and combined with ``mask``.
-    if causal and (mask is not None or Tq != Tk):
+    # mask; anything else gets the causal mask built here and combined with ``mask``.
+    if causal and not (fused and mask is None and Tq == Tk):
         # the queries are the last Tq positions: query i sees keys 0 .. Tk - Tq + i
         causal_mask = subsequent_mask(Tk, q.device)[..., -Tq:, :]
         mask, causal = causal_mask if mask is None else mask & causal_mask, False
-    cpu_training = q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad
-    if impl == "sdpa" or (impl == "auto" and not cpu_training):
+    if fused:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                              is_causal=causal)  # causal only when Tq == Tk
-    if causal:
-        mask = subsequent_mask(Tk, q.device)
+                                              is_causal=causal)
     probs = attention_weights(q, k, mask)  # (B, nh, Tq, Tk)
     if dropout_p > 0:
         probs = F.dropout(probs, p=dropout_p)
@@ -116,8 +115,12 @@ class MultiHeadAttention(nn.Module):
         """``x (B, T, C)`` -> ``(B, T, C)``.
 
         Self-attention when ``kv`` is None (keys/values from ``x``, appended to ``cache`` if given);
-        cross-attention over precomputed ``kv`` otherwise. ``rot`` rotates the queries (and the
-        self-attention keys) for the rope position scheme.
+        cross-attention over precomputed ``kv``, keys and values ``(B, nh, S, hs)``
+        (:meth:`project_kv`), otherwise. ``mask``: bool, broadcastable to ``(B, nh, T, T_k)``,
+        True = may attend (a padding mask ``(B, 1, 1, S)`` for the source). ``causal``: each
+        query sees only the keys up to its own position, the queries being the last ``T`` keys
+        (so a cached step sees the whole past). ``rot``: the rope rotation of the queries (and of
+        the self-attention keys), ``(B, T, 1 or nh, hs/2)``.
         """
         B, T, C = x.shape
         if kv is None:

@@ -8,7 +8,7 @@ features, ``L`` decoder layers, ``V`` vocabulary entries):
   ``cross_k_i``, ``cross_v_i (B, nh, S, hs)``.
 * ``decoder_step.onnx``: ``token (B, 1)`` int64, ``char (B, 1)`` and ``offset (B, 1)`` int64
   (character index and byte offset of the token this step predicts, from
-  :func:`~transformer_tiny.positions.decoder_positions` of the ids fed so far), ``src_mask``,
+  :class:`~transformer_tiny.positions.CharState`, advanced by each token fed), ``src_mask``,
   ``cross_k_i``, ``cross_v_i``, ``past_k_i``, ``past_v_i (B, nh, T, hs)`` (``T`` tokens fed
   before; zero-length at the first step) -> ``logits (B, V)``, ``present_k_i``,
   ``present_v_i (B, nh, T + 1, hs)``, and ``attn_i (B, nh, S)``: the cross-attention weights of
@@ -41,7 +41,7 @@ from .decoding import batches_by_length, decode_steps, output_room
 from .extras import require
 from .model import Memory, Seq2SeqTransformer
 from .model_config import ModelConfig
-from .positions import decoder_positions
+from .positions import CharState
 from .rundir import claim_output_dir
 from .safe_files import CheckpointError, read_regular
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_IDS, ByteTokenizer
@@ -234,13 +234,14 @@ class OnnxSeq2Seq:
         names = [o.name for o in self.encoder.get_outputs()]
         return dict(zip(names, self.encoder.run(None, {"src": src}), strict=True))
 
-    def step(self, history: np.ndarray, memory: dict[str, np.ndarray],
+    def step(self, token: np.ndarray, chars: CharState, memory: dict[str, np.ndarray],
              past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """One decoder step for the ids fed so far, ``history (B, T + 1)`` (BOS first; its last
-        column is the new token) -> ``logits (B, V)`` and the grown caches."""
+        """One decoder step: the new token of each row, ``token (B,)``, whose row stands at
+        ``chars`` (:class:`~transformer_tiny.positions.CharState`, with the token fed) ->
+        ``logits (B, V)`` and the grown caches."""
         n = self.cfg.n_dec_layers
-        char, offset = (t[:, -1:].numpy() for t in decoder_positions(torch.from_numpy(history)))
-        feed: dict[str, Any] = {"token": history[:, -1:], "char": char, "offset": offset,
+        char, offset = (t[:, None].numpy() for t in chars.predicted())  # (B, 1) each
+        feed: dict[str, Any] = {"token": token[:, None], "char": char, "offset": offset,
                                 "src_mask": memory["src_mask"]}
         feed.update({k: memory[k] for k in _layer_names("cross", n)})
         feed.update(zip(_layer_names("past", n), past, strict=True))
@@ -268,11 +269,13 @@ def onnx_greedy(runner: OnnxSeq2Seq | str | Path, src: np.ndarray | Tensor,
     hs = cfg.head_size
     past = [np.zeros((batch, cfg.n_heads, 0, hs), np.float32) for _ in range(2 * cfg.n_dec_layers)]
     history = np.full((batch, 1), BOS_ID, dtype=np.int64)
+    chars = CharState.of(torch.from_numpy(history))
     finished = np.zeros(batch, dtype=bool)
     for _ in range(steps):
-        logits, past = runner.step(history, memory, past)
+        logits, past = runner.step(history[:, -1], chars, memory, past)
         nxt = np.where(finished, PAD_ID, logits.argmax(axis=-1)).astype(np.int64)  # (B,)
         history = np.concatenate([history, nxt[:, None]], axis=1)
+        chars = chars.advance(torch.from_numpy(nxt))
         finished |= nxt == EOS_ID
         if finished.all():
             break

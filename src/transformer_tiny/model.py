@@ -71,6 +71,8 @@ class EncoderLayer(nn.Module):
         self.causal = cfg.causal_encoder
 
     def forward(self, x: Tensor, src_mask: Tensor | None, rot: Rotation | None = None) -> Tensor:
+        """``x (B, S, C)`` -> ``(B, S, C)``; ``src_mask (B, 1, 1, S)``, True = a real token (None:
+        no padding); ``rot``: the rope rotation of each token, ``(B, S, 1, hs/2)``."""
         x = x + self.drop(self.attn(self.norm1(x), mask=src_mask, causal=self.causal, rot=rot))
         return x + self.drop(self.ff(self.norm2(x)))
 
@@ -90,6 +92,10 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], src_mask: Tensor | None,
                 cache: LayerCache | None = None, rot: Rotation | None = None) -> Tensor:
+        """``x (B, T, C)`` -> ``(B, T, C)``. ``memory_kv``: this layer's cross-attention keys and
+        values over the source, ``(B, nh, S, hs)`` each; ``src_mask (B, 1, 1, S)`` or None, as
+        for :class:`EncoderLayer`; ``cache``: the self-attention keys and values of the tokens
+        fed before (cached decoding); ``rot (B, T, 1, hs/2)``: the rope rotation."""
         # A single new token (cached decoding) may see every earlier one: no mask needed.
         x = x + self.drop(self.self_attn(self.norm1(x), causal=x.size(1) > 1, cache=cache,
                                          rot=rot))
@@ -193,10 +199,11 @@ class Seq2SeqTransformer(nn.Module):
         else:
             x = x + additive_positions(start, end, self.cfg.d_model)
         x = self.drop(x)
-        src_mask = padding_mask(src)  # (B, 1, 1, S)
-        padded = exporting() or bool((src == PAD_ID).any())  # a graph must handle padding
+        src_mask = padding_mask(src)  # (B, 1, 1, S), True = a real token
+        padded = exporting() or not bool(src_mask.all())  # a graph must handle padding
+        attn_mask = src_mask if padded else None  # no padding: attention needs no mask
         for layer in self.encoder:
-            x = layer(x, src_mask if padded else None, rot)
+            x = layer(x, attn_mask, rot)
         states = self.enc_norm(x)
         # Each decoder layer's cross-attention keys and values, (B, nh, S, hs) each: computed once
         # per input here rather than once per decoding step.
