@@ -151,23 +151,6 @@ def test_skipped_lines_are_named_in_the_note_the_first_three(tmp_path):
                    skip_bad=True)
 
 
-def test_free_memory_counts_the_cache_the_system_can_reclaim(tmp_path):
-    meminfo = "MemTotal:  24000000 kB\nMemFree:  11000000 kB\nMemAvailable:  22000000 kB\n"
-    assert pairs_module.mem_available(meminfo) == 22_000_000 * 1024  # not MemFree
-    assert pairs_module.mem_available("MemFree: 5 kB\n") is None
-    fake = tmp_path / "meminfo"
-    fake.write_text(meminfo)
-    assert pairs_module.free_memory(fake) == 22_000_000 * 1024
-    # Without the line, or without the file, the free pages the OS reports.
-    pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    fake.write_text("MemFree:  11000000 kB\n")
-    for where in (fake, tmp_path / "missing"):
-        assert pairs_module.free_memory(where) == pytest.approx(pages, rel=0.25)  # moves
-    with open("/proc/meminfo", encoding="ascii") as f:  # this machine's own file, read
-        assert pairs_module.free_memory() == pytest.approx(pairs_module.mem_available(f.read()),
-                                                           rel=0.25)
-
-
 def test_file_larger_than_free_memory_is_refused_unread(tmp_path):
     f = tmp_path / "huge.tsv"
     with f.open("wb") as out:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from transformer_tiny.extras import MissingExtraError, require
-from transformer_tiny.utils import atomic_write_bytes, file_mode
+from transformer_tiny.utils import atomic_write_bytes, file_mode, free_memory, mem_available
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -57,3 +57,20 @@ def test_require_imports_the_module_or_names_the_extra(monkeypatch):
     with pytest.raises(MissingExtraError, match=r"^reading needs the js extra: pip install -e "
                                                 r"'\.\[js\]'$"):
         require("json", "js", "reading")
+
+
+def test_free_memory_counts_the_cache_the_system_can_reclaim(tmp_path):
+    meminfo = "MemTotal:  24000000 kB\nMemFree:  11000000 kB\nMemAvailable:  22000000 kB\n"
+    assert mem_available(meminfo) == 22_000_000 * 1024  # not MemFree
+    assert mem_available("MemFree: 5 kB\n") is None
+    fake = tmp_path / "meminfo"
+    fake.write_text(meminfo)
+    assert free_memory(fake) == 22_000_000 * 1024
+    # Without the line, or without the file, the free pages the OS reports.
+    pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    fake.write_text("MemFree:  11000000 kB\n")
+    for where in (fake, tmp_path / "missing"):
+        assert free_memory(where) == pytest.approx(pages, rel=0.25)  # moves
+    with open("/proc/meminfo", encoding="ascii") as f:  # this machine's own file, read
+        assert free_memory() == pytest.approx(mem_available(f.read()),
+                                                           rel=0.25)

@@ -120,9 +120,8 @@ class PairDataset(Dataset):
     inputs unless ``targets`` gives the outputs (pairs read from files).
     """
 
-    def __init__(self, inputs: list[str], task: str | Task,
-                 tokenizer: ByteTokenizer | None = None, targets: list[str] | None = None):
-        self.tok = tokenizer or ByteTokenizer()
+    def __init__(self, inputs: list[str], task: str | Task, targets: list[str] | None = None):
+        self.tok = ByteTokenizer()
         task = get_task(task) if isinstance(task, str) else task
         self.inputs = inputs
         self.targets = targets if targets is not None else [task.solve(t) for t in inputs]
@@ -208,7 +207,7 @@ class DataModule:
         if self.pairs is not None:
             if self._train_set is None:
                 sources, targets = zip(*self.pairs.train, strict=True)
-                self._train_set = PairDataset(list(sources), task_for(cfg), None, list(targets))
+                self._train_set = PairDataset(list(sources), task_for(cfg), list(targets))
             return self._train_set
         n_hard = round(cfg.train_samples * cfg.hard_share)
         inputs = draw_inputs(cfg, cfg.train_samples - n_hard, split_seed(cfg, "train", epoch),

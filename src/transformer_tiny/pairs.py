@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import DataConfig
 from .heldout import HELDOUT_FRACTION, hash_fraction
+from .utils import free_memory
 
 MEMORY_PER_FILE_BYTE = 12  # Python strings, tuples and token lists of a pair, per byte of file
 
@@ -96,32 +96,6 @@ def changed_notes(recorded: Any, files: list[PairFile]) -> list[str]:
     split that changed since training (:func:`changed_files`)."""
     return [f"{f.name} changed since training (its SHA-256 differs); the held-out split may not "
             "be the one held out then" for f in changed_files(recorded, files)]
-
-
-def mem_available(meminfo: str) -> int | None:
-    """Bytes of the ``MemAvailable:`` line of ``/proc/meminfo`` text (None without one)."""
-    for line in meminfo.splitlines():
-        fields = line.split()
-        if fields[:1] == ["MemAvailable:"] and len(fields) >= 2 and fields[1].isdigit():
-            return int(fields[1]) * 1024  # the file counts kB
-    return None
-
-
-def free_memory(meminfo: str | Path = "/proc/meminfo") -> int | None:
-    """Bytes of memory available to new allocations without swapping: Linux's MemAvailable
-    (free memory plus the cache it can reclaim, from the file ``meminfo``), else the free pages
-    the OS reports (which leave the cache out), else None where the OS does not say."""
-    try:
-        with open(meminfo, encoding="ascii") as f:
-            available = mem_available(f.read())
-        if available is not None:
-            return available
-    except (OSError, ValueError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def _check_size(path: Path, size: int) -> None:

@@ -35,7 +35,8 @@ from .tokenizer import PAD_ID, VOCAB_SIZE
 def exporting() -> bool:
     """Whether the model is being traced for ONNX export. The few branches that depend on it
     drop shortcuts a traced graph cannot keep: the all-ASCII fast path of character positions,
-    complex rotary arithmetic (ONNX has no complex type), and leaving out an all-True mask."""
+    complex rotary arithmetic (ONNX has no complex type), leaving out an all-True mask, and the
+    KV cache's buffers written in place (attention.py)."""
     return torch.onnx.is_in_onnx_export()
 
 

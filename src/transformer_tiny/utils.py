@@ -1,4 +1,4 @@
-"""Small helpers: seeding, devices and threads, atomic file writes."""
+"""Small helpers: seeding, devices and threads, atomic file writes, the memory free."""
 
 from __future__ import annotations
 
@@ -105,3 +105,29 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def mem_available(meminfo: str) -> int | None:
+    """Bytes of the ``MemAvailable:`` line of ``/proc/meminfo`` text (None without one)."""
+    for line in meminfo.splitlines():
+        fields = line.split()
+        if fields[:1] == ["MemAvailable:"] and len(fields) >= 2 and fields[1].isdigit():
+            return int(fields[1]) * 1024  # the file counts kB
+    return None
+
+
+def free_memory(meminfo: str | Path = "/proc/meminfo") -> int | None:
+    """Bytes of memory available to new allocations without swapping: Linux's MemAvailable
+    (free memory plus the cache it can reclaim, from the file ``meminfo``), else the free pages
+    the OS reports (which leave the cache out), else None where the OS does not say."""
+    try:
+        with open(meminfo, encoding="ascii") as f:
+            available = mem_available(f.read())
+        if available is not None:
+            return available
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
