@@ -24,12 +24,11 @@ from typing import Any
 
 from .checkpoint import inputs_records, load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import SECTIONS, ConfigError, RunConfig, build_config
-from .data import DataModule, hard_inputs
+from .data import hard_inputs, held_out_set
 from .decoding import predict, text_list
 from .extras import require
-from .inputs import characters_changed, input_characters, unseen_characters
+from .inputs import input_characters, unseen_characters
 from .metrics import EvalResult, evaluate
-from .pairs import changed_notes, held_out_pairs
 from .plots import draw, drawable
 from .pretrained import save_pretrained
 from .run_state import resumed_config
@@ -146,16 +145,10 @@ class TinyModel:
             raise ValueError(f"split must be 'test', 'val' or 'hard', got {split!r}")
         if split == "hard":
             return hard_inputs(data), None
-        if self._task.reads_files:
-            held, files = held_out_pairs(data, split, self._config.model.max_input_bytes)
-            for note in changed_notes(self._info.get("data_files"), files):
-                warnings.warn(note, stacklevel=3)
-            return list(held), list(held.values())
-        changed = characters_changed(data, self._info)
-        if changed is not None:
-            warnings.warn(f"{changed}; the {split} set is drawn from today's", stacklevel=3)
-        dm = DataModule(data, self._config.model.max_positions)
-        return (dm.test_inputs if split == "test" else dm.val_inputs), None
+        held = held_out_set(data, split, self._config.model.max_input_bytes, self._info)
+        for note in held.notes:
+            warnings.warn(note, stacklevel=3)
+        return held.inputs, held.references
 
     def plot(self, out: str | Path, text: str | None = None,
              buckets: list[tuple[int, int]] | None = None, samples: int = 100) -> list[Path]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -26,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 from .alphabets import ALPHABETS
 from .config import DataConfig, ModelConfig
 from .heldout import is_heldout
-from .pairs import PairSplits, pair_splits
+from .inputs import characters_changed
+from .pairs import PairFile, PairSplits, changed_notes, held_out_pairs, pair_splits
 from .tasks import Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
@@ -171,6 +173,32 @@ def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Rand
     if full < len(order):
         steps.append(sorted(order[full:], key=lengths.__getitem__))
     return [s[j:j + batch_size] for s in steps for j in range(0, len(s), batch_size)]
+
+
+@dataclass
+class HeldOutSet:
+    """A held-out split as evaluation reads it after training."""
+
+    inputs: list[str]
+    references: list[list[str]] | None  # accepted outputs (pairs); None: the task solves them
+    files: list[PairFile]  # the pairs files read
+    notes: list[str]  # what changed since training, for the caller to warn of
+
+
+def held_out_set(cfg: DataConfig, split: str, max_input_bytes: int,
+                 info: dict[str, Any]) -> HeldOutSet:
+    """The ``split`` (``"val"`` or ``"test"``) of a model trained with ``cfg`` whose checkpoint
+    is ``info``. Pairs read from files: only the split's own file or slice is read, with a note
+    if a file changed since training; a generated task: a note if its alphabet did."""
+    if task_for(cfg).reads_files:
+        held, files = held_out_pairs(cfg, split, max_input_bytes)
+        return HeldOutSet(list(held), list(held.values()), files,
+                          changed_notes(info.get("data_files"), files))
+    changed = characters_changed(cfg, info)
+    notes = [] if changed is None else [
+        f"{changed}; the {split} set is drawn from today's, not the one held out in training"]
+    val, test = heldout_inputs(cfg)
+    return HeldOutSet(test if split == "test" else val, None, [], notes)
 
 
 class DataModule:

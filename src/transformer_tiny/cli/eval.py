@@ -11,12 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import DATA_LIMITS, RunConfig, build_config
-from ..data import DataModule, bucket_inputs, hard_inputs
+from ..config import DATA_LIMITS, DataConfig, RunConfig, build_config
+from ..data import HeldOutSet, bucket_inputs, hard_inputs, held_out_set
 from ..decoding import MAX_BEAM
-from ..inputs import characters_changed
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
-from ..pairs import changed_notes, held_out_pairs
 from ..tasks import task_for
 from .common import (
     MAX_SAMPLES,
@@ -67,16 +65,23 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
     if args.test_file:  # all of another file, not the training run's number of test inputs
         data = replace(data, test_file=args.test_file, test_samples=DATA_LIMITS["test_samples"])
     split = "test" if args.test_file else args.split
-    held, records = held_out_pairs(data, split, cfg.model.max_input_bytes)
-    for note in changed_notes(info.get("data_files"), records):
-        print(f"warning: {note}", file=sys.stderr)
+    held = _held_out(data, split, cfg, info)
     source = f"pairs of {args.test_file}" if args.test_file else f"{split} set"
-    if args.test_file and records[0].inputs > len(held):  # past the limit of a test set
-        print(f"warning: {args.test_file} holds {records[0].inputs:,} inputs: {len(held):,} of "
+    n = len(held.inputs)
+    if args.test_file and held.files[0].inputs > n:  # past the limit of a test set
+        print(f"warning: {args.test_file} holds {held.files[0].inputs:,} inputs: {n:,} of "
               "them are scored, chosen by hash", file=sys.stderr)
-    if not held:
+    if not held.inputs:
         raise UsageError(f"task pairs: the {source} holds no pairs")
-    return list(held), list(held.values()), source
+    return held.inputs, held.references or [], source
+
+
+def _held_out(data: DataConfig, split: str, cfg: RunConfig, info: dict[str, Any]) -> HeldOutSet:
+    """:func:`~transformer_tiny.data.held_out_set`, its notes printed as warnings."""
+    held = held_out_set(data, split, cfg.model.max_input_bytes, info)
+    for note in held.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return held
 
 
 def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
@@ -107,12 +112,7 @@ def _inputs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
         check_buckets(args.buckets, cfg, args.samples, args.alphabet)
         inputs = bucket_inputs(cfg.data, args.buckets, args.samples, alphabet=args.alphabet)
         return inputs, args.buckets, f"{args.samples} fresh strings per bucket"
-    changed = characters_changed(cfg.data, info)
-    if changed is not None:
-        print(f"warning: {changed}; the {args.split} set is drawn from today's, not the one held "
-              "out in training", file=sys.stderr)
-    dm = DataModule(cfg.data)
-    inputs = dm.test_inputs if args.split == "test" else dm.val_inputs
+    inputs = _held_out(cfg.data, args.split, cfg, info).inputs
     return inputs, even_buckets(cfg.data.min_len, cfg.data.max_len), f"{args.split} set"
 
 
