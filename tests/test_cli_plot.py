@@ -89,7 +89,7 @@ def test_plot_pairs_model_only_lengths_is_an_error(untrained_pairs_run, tmp_path
     argv = ["--checkpoint", str(untrained_pairs_run), "--out", str(tmp_path / "p"),
             "--only", "lengths"]
     assert call_cli(plot_main, argv) == 2
-    _one_error_line(capsys, "accuracy-by-length picture", "task pairs reads them from files")
+    _one_error_line(capsys, "task pairs reads its inputs from files: accuracy by length needs")
     assert not (tmp_path / "p").exists()
 
 

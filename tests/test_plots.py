@@ -67,7 +67,7 @@ def test_draw_checks_the_curves_before_writing_anything(tmp_path, metrics, probl
 
 def test_draw_refuses_accuracy_by_length_for_pairs_read_from_files(tmp_path):
     model, cfg = _small_model_and_config(task="pairs", train_file="pairs.tsv")
-    with pytest.raises(ValueError, match="task pairs reads them from files"):
+    with pytest.raises(ValueError, match="task pairs reads its inputs from files: accuracy by le"):
         draw(model, cfg, tmp_path / "out", ["attention", "lengths"])
     assert not (tmp_path / "out").exists()
 

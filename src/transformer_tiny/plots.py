@@ -234,23 +234,34 @@ def drawable(cfg: RunConfig, run_dir: str | Path | None,
         return [k for k in PLOTS if k in only], []
     kinds, notes = [], []
     for kind in PLOTS:
-        if kind == "lengths" and not draws_lengths(cfg):
-            notes.append(f"task {cfg.data.task} reads its inputs from files; accuracy by length "
-                         "skipped")
-        elif kind == "curves" and not (run_dir and (Path(run_dir) / METRICS_FILE).is_file()):
-            notes.append(f"no {METRICS_FILE} in {run_dir}; training curves skipped")
-        else:
+        reason = _why_not(kind, cfg, run_dir)
+        if reason is None:
             kinds.append(kind)
+        else:
+            notes.append(f"{reason}; {_NEEDS[kind][0]} skipped")
     return kinds, notes
+
+
+# Per picture that some runs cannot draw: its name, and what it needs.
+_NEEDS = {"lengths": ("accuracy by length", "needs a task that makes its own inputs"),
+          "curves": ("training curves", "need the run folder that train.py wrote")}
+
+
+def _why_not(kind: str, cfg: RunConfig, run_dir: str | Path | None) -> str | None:
+    """Why the picture ``kind`` cannot be drawn for this model and run folder (None if it can)."""
+    if kind == "lengths" and not draws_lengths(cfg):
+        return f"task {cfg.data.task} reads its inputs from files"
+    if kind == "curves" and not (run_dir and (Path(run_dir) / METRICS_FILE).is_file()):
+        return f"no {METRICS_FILE} in {run_dir}"
+    return None
 
 
 def _check_kinds(cfg: RunConfig, kinds: Sequence[str], run_dir: str | Path | None) -> None:
     """Fail before any picture is written if one of ``kinds`` cannot be drawn."""
-    if "lengths" in kinds and not draws_lengths(cfg):
-        raise ValueError(f"the accuracy-by-length picture needs a task that makes its own "
-                         f"inputs; task {cfg.data.task} reads them from files")
+    for kind in kinds:
+        reason = _why_not(kind, cfg, run_dir)
+        if reason is not None:
+            name, needs = _NEEDS[kind]
+            raise ValueError(f"{reason}: {name} {needs}")
     if "curves" in kinds:
-        if run_dir is None or not (Path(run_dir) / METRICS_FILE).is_file():
-            raise ValueError(f"no {METRICS_FILE} in {run_dir}: training curves need the run "
-                             "folder that train.py wrote")
         curve_records(run_dir)
