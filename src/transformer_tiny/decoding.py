@@ -48,7 +48,7 @@ MAX_BEAM = 64  # the widest beam the commands and predict() accept
 def default_max_new_tokens(src_len: int, cfg: ModelConfig) -> int:
     """Room for an output as long as a source of ``src_len`` tokens plus a margin, within the
     model's positions."""
-    return min(src_len + OUTPUT_MARGIN, cfg.max_positions - 1)
+    return min(src_len + OUTPUT_MARGIN, cfg.max_new_tokens)
 
 
 def decode_steps(max_new_tokens: int | None, src_len: int, cfg: ModelConfig) -> int:
@@ -185,7 +185,7 @@ def output_room(max_new_tokens: int | Callable[[int], int] | None, src_tokens: i
     its value for that length if it is a function (a task's ``output_room``), within the
     model's positions; None (the decoders' default) stays None."""
     room = max_new_tokens(src_tokens) if callable(max_new_tokens) else max_new_tokens
-    return None if room is None else min(room, cfg.max_positions - 1)
+    return None if room is None else min(room, cfg.max_new_tokens)
 
 
 def text_list(texts: Any) -> list[str]:

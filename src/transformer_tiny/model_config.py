@@ -85,6 +85,11 @@ class ModelConfig:
         the other 2 positions."""
         return self.max_positions - 2
 
+    @property
+    def max_new_tokens(self) -> int:
+        """Most tokens a decoder can generate after BOS, EOS included: one per position left."""
+        return self.max_positions - 1
+
     def check_positions(self, n_positions: int, what: str = "input") -> None:
         """Raise ``ValueError`` if a sequence of ``n_positions`` tokens may need more positions
         than the model has: the model's check on sequence length, in bytes of input (a

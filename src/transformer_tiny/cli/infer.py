@@ -69,7 +69,7 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
     if not texts:
         return 0
     warn_unseen(texts, cfg, seen_bytes(info))
-    limit = model.cfg.max_positions - 1
+    limit = model.cfg.max_new_tokens
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
         raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
     shown = for_terminal if sys.stdout.isatty() else str
