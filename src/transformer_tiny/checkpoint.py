@@ -34,7 +34,7 @@ from .config import ConfigError, RunConfig
 from .model import Seq2SeqTransformer
 from .safe_files import CheckpointError, Expected, read_regular, read_safetensors
 from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
-from .utils import atomic_write_bytes, atomic_write_json
+from .utils import atomic_write_bytes, atomic_write_json, json_text
 
 FORMAT = "transformer_tiny.checkpoint/1"
 MAX_JSON_BYTES = 16 << 20  # a JSON holds configs and per-epoch metrics: far below this
@@ -97,6 +97,7 @@ def save_checkpoint(run_dir: str | Path, name: str, model: torch.nn.Module, cfg:
     """
     run_dir = Path(run_dir)
     json_path = run_dir / f"{name}.json"
+    json_text({**meta, "config": cfg.to_dict()})  # not JSON: fail before any file is written
     previous = named_files(json_path)
     stem = f"{name}-{int(meta.get('step', 0)):07d}"
     info: dict[str, Any] = {"format": FORMAT, "weights": weights_name or f"{stem}.safetensors"}

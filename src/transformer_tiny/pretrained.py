@@ -28,7 +28,7 @@ from .config import FILE_FIELDS, SECTIONS, RunConfig
 from .inputs import OWN_CHARACTERS, characters_changed, example_input, input_characters
 from .rundir import claim_output_dir
 from .tasks import task_for
-from .utils import atomic_write_text
+from .utils import atomic_write_text, text_bytes
 
 MODEL_CARD = "README.md"
 
@@ -148,7 +148,7 @@ def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, A
     }, "a shared model")
     card = model_card(cfg, metrics, inputs)
     meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics)),
-            "card_sha256": hashlib.sha256(card.encode("utf-8")).hexdigest()}
+            "card_sha256": hashlib.sha256(text_bytes(card)).hexdigest()}
     meta.update(inputs or {})
     save_checkpoint(folder, PRETRAINED_JSON.removesuffix(".json"), model, cfg, meta,
                     weights_name=PRETRAINED_WEIGHTS)

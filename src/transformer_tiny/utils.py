@@ -99,12 +99,30 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def text_bytes(text: str) -> bytes:
+    """``text`` as UTF-8, a lone surrogate (from a file name that is not UTF-8) as its
+    ``\\udcff`` escape: writing a text never fails after other files were written."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text_bytes(text))
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as indented JSON, non-ASCII characters as they are, unless a string holds a lone
+    surrogate, which UTF-8 cannot encode: then every non-ASCII character is escaped (``\\u``),
+    which reads back the same."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, indent=2) + "\n"
+    return text
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json_text(obj))
 
 
 def mem_available(meminfo: str) -> int | None:

@@ -29,7 +29,7 @@ from .rundir import claim_output_dir
 from .safe_files import CheckpointError, read_regular
 from .tasks import OutputRoom, task_for
 from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
-from .utils import atomic_write_json
+from .utils import atomic_write_text, json_text
 
 WEB_FORMAT = "transformer_tiny.web/1"
 MANIFEST = "model.json"
@@ -98,8 +98,9 @@ def export_web(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Path]:
     returns their paths."""
     claim_web_dir(out_dir)
     model, cfg, info = load_checkpoint(checkpoint, "cpu")
-    contents = manifest(cfg, info, resolve_checkpoint(checkpoint).as_posix())
+    # the manifest is made before a graph is written: an error leaves the earlier export whole
+    text = json_text(manifest(cfg, info, resolve_checkpoint(checkpoint).as_posix()))
     paths = write_graphs(model, out_dir)
     paths["manifest"] = Path(out_dir) / MANIFEST
-    atomic_write_json(paths["manifest"], contents)
+    atomic_write_text(paths["manifest"], text)
     return paths

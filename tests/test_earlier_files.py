@@ -1,0 +1,66 @@
+"""What a command wrote before is never left half-replaced: a new export or checkpoint is
+checked before its first file is written, and a name or text that UTF-8 cannot encode (a file
+name that is not UTF-8, a hostile checkpoint's lone surrogate) is written escaped instead of
+failing between two files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import call_cli
+
+from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
+from transformer_tiny.cli.export import export_main
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
+from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.web import export_web
+
+
+def _run(folder: Path, d_model: int, **meta) -> Path:
+    """A run folder with an untrained model of width ``d_model`` as ``best``."""
+    cfg = RunConfig(ModelConfig(d_model=d_model, n_heads=2, n_enc_layers=1, n_dec_layers=1,
+                                d_ff=16, max_positions=48), DataConfig(alphabet="printable"))
+    torch.manual_seed(d_model)
+    save_checkpoint(folder, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0, **meta})
+    return folder
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    (ma, _, _), (mb, _, _) = load_checkpoint(a), load_checkpoint(b)
+    sa, sb = ma.state_dict(), mb.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_a_shared_folder_is_replaced_whole_by_a_checkpoint_holding_a_lone_surrogate(tmp_path):
+    shared = tmp_path / "shared"
+    assert call_cli(export_main, ["--checkpoint", str(_run(tmp_path / "a", 16)),
+                                  "--hf", str(shared)]) == 0
+    hostile = _run(tmp_path / "b", 32, metrics={"x\ud800": 1.0, "val_exact_match": 0.5})
+    assert call_cli(export_main, ["--checkpoint", str(hostile), "--hf", str(shared)]) == 0
+    assert _same_weights(shared, hostile)  # the new model, whole: config and weights agree
+    info = json.loads((shared / "config.json").read_text(encoding="ascii"))  # escaped
+    assert info["metrics"]["x\ud800"] == 1.0
+    assert "validation exact match: 0.5000" in (shared / "README.md").read_text()
+
+
+def test_a_web_export_from_a_folder_whose_name_is_not_utf8(tmp_path):
+    pytest.importorskip("onnx")
+    out = tmp_path / "web"
+    export_web(_run(tmp_path / "a", 16), out)
+    odd = Path(shutil.copytree(tmp_path / "a", tmp_path / "q\udcff"))  # the byte 0xff
+    export_web(odd, out)
+    manifest = json.loads((out / "model.json").read_text(encoding="ascii"))
+    assert manifest["checkpoint"].endswith("q\udcff/best.json")
+
+
+def test_a_checkpoint_that_is_not_json_is_refused_before_a_file_is_written(tmp_path):
+    run = _run(tmp_path / "run", 16)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    model, cfg, _ = load_checkpoint(run)
+    with pytest.raises(TypeError):
+        save_checkpoint(run, "best", model, cfg, {"step": 7, "bad": object()})
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
