@@ -101,6 +101,25 @@ def test_bad_shift_flag_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("alphabet, fits, too_long", [
+    ("unicode", 15, 16),  # characters of up to 4 bytes: 15 * 4 + 2 <= 64 positions
+    ("printable", 62, 63)])
+def test_inputs_that_may_not_fit_the_positions_are_refused_before_training(
+        alphabet, fits, too_long, tmp_path, capsys):
+    """Refused before the run folder is touched, not when a long string is first drawn (at the
+    end of an epoch, when the logs of the run before were already replaced)."""
+    out = tmp_path / "run"
+    argv = ["--alphabet", alphabet, "--max-positions", "64", "--d-model", "16", "--n-heads",
+            "2", "--d-ff", "16", "--train-samples", "8", "--val-samples", "4", "--test-samples",
+            "4", "--batch-size", "8", "--epochs", "1", "--progress", "false", "--out", str(out)]
+    assert call_cli(train_main, [*argv, "--max-len", str(fits)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert call_cli(train_main, [*argv, "--max-len", str(too_long), "--overwrite"]) == 2
+    assert f"max_len {too_long}: inputs of up to" in one_error_line(capsys)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 @pytest.mark.parametrize("lo, hi", [(1, 2), (32, 32)])
 def test_add_lengths_without_inputs(lo, hi, tmp_path, capsys):
     with pytest.raises(ValueError, match="task add"):

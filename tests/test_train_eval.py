@@ -171,7 +171,7 @@ def test_train_reaches_exact_match(task, precision, tmp_path):
 
 def test_best_checkpoint_of_equal_epochs_is_the_latest(tmp_path):
     # A learning rate too small to learn anything: every epoch scores 0 on validation.
-    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, d_ff=32, max_positions=16),
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, d_ff=32, max_positions=18),
                     DataConfig(max_len=4, train_samples=64, val_samples=16, test_samples=16),
                     TrainConfig(epochs=3, batch_size=32, lr=1e-9, warmup_steps=1, device="cpu",
                                 progress=False, out=str(tmp_path)))

@@ -50,6 +50,19 @@ def widest_input_character(cfg: Any) -> int:
     return _widest(input_characters(cfg)[1] or "\U0010ffff")
 
 
+def check_input_room(data: Any, max_input_bytes: int) -> None:
+    """Raise ``ValueError`` if an input of ``data`` (a ``DataConfig`` of a task that draws its
+    own inputs) may need more bytes than a model taking ``max_input_bytes`` has: before
+    training, not when the first such string is drawn, perhaps an epoch later."""
+    if input_characters(data)[1] is None:
+        return  # pairs read from files: every line is checked as it is read
+    widest = widest_input_character(data)
+    if data.max_len * widest > max_input_bytes:
+        raise ValueError(f"max_len {data.max_len}: inputs of up to {data.max_len} characters "
+                         f"of up to {widest} bytes need {data.max_len * widest + 2} positions, "
+                         f"this model has {max_input_bytes + 2} (max_positions)")
+
+
 @functools.lru_cache(maxsize=16)
 def _widest(chars: str) -> int:
     return max(len(c.encode("utf-8", "surrogatepass")) for c in chars)

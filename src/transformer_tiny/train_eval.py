@@ -22,6 +22,7 @@ from . import distributed
 from .config import RunConfig, TrainConfig
 from .data import DataModule
 from .distributed import DistContext
+from .inputs import check_input_room
 from .logs import RunLog
 from .metrics import evaluate
 from .model import Seq2SeqTransformer
@@ -249,6 +250,7 @@ def train(cfg: RunConfig, resume: bool = False, tensorboard: bool = False,
     continues from ``out/last.json``; a folder that holds other files than a run's is refused
     unless ``overwrite`` (see :mod:`~transformer_tiny.rundir`). Returns a summary (best
     validation exact match, seconds, steps, and ``is_main``: whether this process reports)."""
+    check_input_room(cfg.data, cfg.model.max_input_bytes)  # before the run folder is touched
     # several processes under torchrun: the group lives as long as this call
     with distributed.process_group(pick_device(cfg.train.device)) as ctx:
         set_threads(cfg.train.threads or ctx.default_threads())
