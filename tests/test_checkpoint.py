@@ -314,6 +314,20 @@ def test_trainer_state_round_trip_restores_every_moment_and_step():
     assert float(got["state"][0]["step"]) == 3.0
 
 
+def test_restored_optimizer_keeps_the_hyperparameters_it_was_built_with():
+    """A resumed run may change --weight-decay; a hostile ``last.json`` may hold any epsilon:
+    only the moments and steps come from the checkpoint."""
+    _, opt = adamw_after_steps(0, 2)
+    tensors, meta = pack_trainer_state(opt)
+    meta["param_groups"][0].update(eps=-1.0, betas=[2.0, 2.0], weight_decay=0.01)
+    model, _ = adamw_after_steps(1, 0)
+    resumed = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.5)
+    unpack_trainer_state(resumed, tensors, meta)
+    (group,) = resumed.param_groups
+    assert (group["weight_decay"], group["eps"], tuple(group["betas"])) == (0.5, 1e-8, (0.9, 0.999))
+    assert float(resumed.state_dict()["state"][0]["step"]) == 2.0
+
+
 def test_cuda_rng_state_is_saved_and_restored_only_where_cuda_is(monkeypatch):
     _, opt = adamw_after_steps(0, 1)
     cuda_state = torch.arange(16, dtype=torch.uint8)

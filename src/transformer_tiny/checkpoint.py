@@ -254,7 +254,10 @@ def check_optimizer_groups(meta: Any, sizes: list[int]) -> None:
 
 def unpack_trainer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
                          meta: dict) -> None:
-    """Inverse of :func:`pack_trainer_state`: restores the optimizer and the RNG states."""
+    """Inverse of :func:`pack_trainer_state`: restores the optimizer's moments and steps and
+    the RNG states. Its hyperparameters stay those ``opt`` was built with, from the run's
+    config (a resumed run may change ``--weight-decay``); the learning rate is set every step."""
+    built = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("opt."):
@@ -265,5 +268,7 @@ def unpack_trainer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
         torch.set_rng_state(tensors["rng.torch"])
     except (KeyError, ValueError, RuntimeError, TypeError) as e:
         raise CheckpointError(f"trainer state does not fit this run: {e}") from None
+    for group, hyper in zip(opt.param_groups, built, strict=True):
+        group.update(hyper)
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
