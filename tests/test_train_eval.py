@@ -282,7 +282,9 @@ def test_non_finite_weights_are_never_saved(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("key, value", [("step", "3"), ("epoch", 1.5), ("batch", "x"),
                                         ("best", "0.9"), ("loss_sum", None), ("history", {}),
                                         ("step", True), ("batch", False), ("step", -100),
-                                        ("epoch", -5), ("batch", -1), ("history", [1, "x"])])
+                                        ("epoch", -5), ("batch", -1), ("history", [1, "x"]),
+                                        ("best", float("nan")), ("best", float("inf")),
+                                        ("loss_sum", float("-inf"))])
 def test_progress_of_the_wrong_type_or_range_is_refused(key, value):
     good = {"step": 3, "epoch": 1, "batch": 2, "best": 0.5, "loss_sum": 1.25,
             "history": [{"epoch": 1, "step": 3}]}

@@ -5,6 +5,7 @@ optimizer exists)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class Progress:
             isinstance(d.get(k, 0 if k != "history" else []), kind) for k, kind in kinds.items())
         ok = ok and not any(isinstance(d.get(k), bool) for k in kinds)
         ok = ok and all(d.get(k, 0) >= 0 for k in ("step", "epoch", "batch"))
+        ok = ok and all(math.isfinite(d.get(k, 0)) for k in ("best", "loss_sum"))
         ok = ok and all(isinstance(r, dict) for r in d.get("history", []))
         if not ok:
             raise CheckpointError("the checkpoint's training progress is malformed")
