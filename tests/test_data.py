@@ -125,24 +125,39 @@ def test_too_few_strings_in_the_slice_is_a_clear_error():
         draw_inputs(cfg, 5, seed=0, heldout=True, exclude=everything)
 
 
-@pytest.mark.parametrize("allowed_at, found", [(101_000, True), (101_001, False)])
-def test_search_makes_up_to_1000_draws_per_input_plus_100000(allowed_at, found, monkeypatch):
-    """For ``n`` inputs the search makes up to ``1000 n + 100 000`` draws: one input is found if
-    the only allowed string comes at draw 101 000, and is too few one draw later."""
+def _drawing(monkeypatch, allowed: dict[int, str]) -> itertools.count:
+    """The default task's generator replaced: draw ``k`` (from 1) gives ``allowed[k]``, every
+    other draw a string outside the allowed ones. Returns the draw counter."""
     import transformer_tiny.data as data
 
     draws = itertools.count(1)
 
     def make(rng, chars, lo, hi):
-        return "allowed" if next(draws) == allowed_at else "excluded"
+        return allowed.get(next(draws), "excluded")
 
     task = task_for(DataConfig())
     monkeypatch.setattr(data, "task_for", lambda cfg: replace(task, make_input=make))
+    return draws
+
+
+@pytest.mark.parametrize("allowed_at, found", [(102_000, True), (102_001, False)])
+def test_search_makes_up_to_1000_draws_per_input_plus_100000(allowed_at, found, monkeypatch):
+    """For ``n`` inputs the search makes up to ``1000 n + 100 000`` draws: with one input found
+    at once, a second is found if it comes at draw 102 000, and is too few one draw later."""
+    _drawing(monkeypatch, {1: "first", allowed_at: "second"})
     if found:
-        assert draw_inputs(DataConfig(**SMALL), 1, seed=0, exclude={"excluded"}) == ["allowed"]
+        assert draw_inputs(DataConfig(**SMALL), 2, seed=0, exclude={"excluded"}) == [
+            "first", "second"]
     else:
         with pytest.raises(ValueError, match="too few strings"):
-            draw_inputs(DataConfig(**SMALL), 1, seed=0, exclude={"excluded"})
+            draw_inputs(DataConfig(**SMALL), 2, seed=0, exclude={"excluded"})
+
+
+def test_search_with_nothing_allowed_stops_after_100000_draws_whatever_it_asks_for(monkeypatch):
+    draws = _drawing(monkeypatch, {100_001: "too late"})
+    with pytest.raises(ValueError, match="too few strings"):
+        draw_inputs(DataConfig(**SMALL), 100_000, seed=0, exclude={"excluded"})
+    assert next(draws) == 100_002  # not the 100,100,000 draws that 100,000 inputs may take
 
 
 def test_heldout_inputs_are_two_disjoint_sets_from_the_slice():

@@ -62,7 +62,8 @@ def draw_inputs(cfg: DataConfig, n: int, seed: int, heldout: bool | None = None,
     while len(out) < n:
         text = make(rng, chars, lo, hi)
         attempts += 1
-        if attempts > 1000 * n + 100_000:
+        # none allowed in the first 100,000 draws: give up now, whatever ``n`` asks for
+        if attempts > 1000 * n + 100_000 or (candidates == 0 and attempts > 100_000):
             where = {True: "in the held-out slice", False: "outside the held-out slice",
                      None: "outside the excluded set"}[heldout]
             raise ValueError(f"cannot draw {n} {task.name} inputs of lengths {lo}-{hi} {where}: "
