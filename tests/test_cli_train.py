@@ -145,3 +145,11 @@ def test_the_summary_counts_one_step_in_the_singular(tmp_path, capsys):
     flags = [*TINY_FLAGS, "--train-samples", "32", "--out", str(tmp_path / "run")]
     assert call_cli(train_main, flags) == 0
     assert capsys.readouterr().out.startswith("trained 1 step in ")
+
+
+def test_a_resumed_run_counts_the_steps_it_trained_and_all_of_them(tmp_path, capsys):
+    flags = [*TINY_FLAGS, "--train-samples", "32", "--out", str(tmp_path / "run")]
+    assert call_cli(train_main, [*flags, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert call_cli(train_main, [*flags, "--epochs", "3", "--resume"]) == 0
+    assert capsys.readouterr().out.startswith("trained 2 steps (3 in all) in ")

@@ -249,7 +249,8 @@ def train(cfg: RunConfig, resume: bool = False, tensorboard: bool = False,
     ``tensorboard``) to ``cfg.train.out`` (``last`` also every ``save_every`` steps). ``resume``
     continues from ``out/last.json``; a folder that holds other files than a run's is refused
     unless ``overwrite`` (see :mod:`~transformer_tiny.rundir`). Returns a summary (best
-    validation exact match, seconds, steps, and ``is_main``: whether this process reports)."""
+    validation exact match, seconds, steps, the step a resumed run began at, and ``is_main``:
+    whether this process reports)."""
     check_input_room(cfg.data, cfg.model.max_input_bytes)  # before the run folder is touched
     # several processes under torchrun: the group lives as long as this call
     with distributed.process_group(pick_device(cfg.train.device)) as ctx:
@@ -280,6 +281,7 @@ def _run(run: Trainer, cfg: RunConfig, ctx: DistContext) -> dict[str, Any]:
             run.progress.next_epoch()
         ctx.barrier()
     return {"best_val_exact_match": run.progress.best, "steps": run.progress.step,
+            "resumed_at": run.first_step,
             "out": str(run.out), "seconds": round(time.perf_counter() - t0, 1),
             "parameters": run.model.num_parameters(), "is_main": ctx.is_main,
             "world_size": ctx.world, "effective_batch_size": run.effective_batch_size}

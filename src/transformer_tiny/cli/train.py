@@ -31,7 +31,10 @@ def train_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
                     overwrite=args.overwrite)
     if not summary["is_main"]:  # several processes (torchrun): the main one reports
         return 0
-    steps = f"{summary['steps']} step{'' if summary['steps'] == 1 else 's'}"
+    now = summary["steps"] - summary["resumed_at"]  # the steps of this process
+    steps = f"{now} step{'' if now == 1 else 's'}"
+    if summary["resumed_at"]:  # the seconds are this process's too
+        steps += f" ({summary['steps']} in all)"
     print(f"trained {steps} in {summary['seconds']} s; best validation exact "
           f"match {summary['best_val_exact_match']:.4f}; checkpoints in {summary['out']}")
     return 0
