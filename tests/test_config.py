@@ -186,6 +186,15 @@ def test_every_field_has_a_flag():
             assert f"--{f.name.replace('_', '-')}" in flags
 
 
+def test_every_flag_states_its_default_once():
+    parser = Parser()
+    add_config_arguments(parser, tuple(SECTIONS))
+    helps = {a.dest: a.help for a in parser._actions if "." in a.dest}
+    assert helps["data.val_file"].endswith("(default: a slice of train_file)")
+    assert helps["model.d_model"].endswith("(default: 128)")
+    assert all(text.count("(default:") == 1 for text in helps.values()), helps
+
+
 def test_flags_build_the_right_config():
     args = parse(["--d-model", "64", "--n-heads", "4", "--task", "copy",
                   "--randomize-positions", "false"])

@@ -98,7 +98,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, sections: tuple[str, .
             group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"{section}.{f.name}",
                                type=kind, default=None, choices=choices,
                                metavar=None if choices else _METAVARS[str(f.type)],
-                               help=f"{f.metadata.get('help', '')} (default: {default})")
+                               help=_with_default(f.metadata.get("help", ""), default))
+
+
+def _with_default(text: str, default: Any) -> str:
+    """A flag's help text with its default, unless the text already says it."""
+    return text if "(default:" in text else f"{text} (default: {default})"
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
