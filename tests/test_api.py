@@ -215,6 +215,28 @@ def test_evaluate_refuses_what_it_cannot_score(untrained_run, untrained_pairs_ru
         transformer_tiny.load(untrained_pairs_run).evaluate(["abc"])
 
 
+@pytest.mark.parametrize("inputs, buckets, error, match", [
+    ("abc", None, TypeError, "texts must be an iterable of str"),  # not three one-letter inputs
+    ([1, 2], None, TypeError, "texts must be an iterable of str"),
+    (["abc"], "1-8", TypeError, "buckets must be"),
+    (["abc"], [(1, 2, 3)], TypeError, "buckets must be"),
+    (["abc"], [(1.0, 2)], TypeError, "buckets must be"),
+    (["abc"], [(5, 1)], ValueError, r"bucket \(5, 1\): needs 1 <= lo <= hi"),
+    (["abc"], [(0, 4)], ValueError, r"bucket \(0, 4\)"),
+])
+def test_evaluate_refuses_inputs_and_buckets_of_the_wrong_kind(untrained_run, inputs, buckets,
+                                                              error, match):
+    with pytest.raises(error, match=match):
+        transformer_tiny.load(untrained_run).evaluate(inputs, buckets=buckets)
+
+
+def test_evaluate_takes_any_iterable_and_buckets_as_lists(untrained_run):
+    model = transformer_tiny.load(untrained_run)
+    a = model.evaluate(("ab", "cde"), buckets=[[1, 2], [3, 4]])
+    b = model.evaluate(["ab", "cde"], buckets=[(1, 2), (3, 4)])
+    assert a.to_dict() == b.to_dict() and list(a.buckets) == ["1-2", "3-4"]
+
+
 def test_train_takes_config_fields(tmp_path):
     with pytest.raises(ConfigError, match=r"^bogus: unknown config field$"):
         transformer_tiny.train(bogus=1)
@@ -240,7 +262,7 @@ def test_api_takes_any_iterable_of_texts_and_refuses_wrong_types(untrained_run):
     assert model.predict(t for t in ["ab", "c"]) == model.predict(["ab", "c"])
     with pytest.raises(TypeError, match=r"^beam must be an int"):
         model.predict(["ab"], beam="2")
-    with pytest.raises(TypeError, match="texts must be a list of str"):
+    with pytest.raises(TypeError, match="texts must be an iterable of str"):
         model.predict(None)
 
 

@@ -277,7 +277,8 @@ def test_python_api_rejects_bad_input(untrained_run):
 
     model, _, _ = load_checkpoint(untrained_run)
     for texts in ("abc", [b"abc"], b"abc", None, 5, ["a", None]):
-        with pytest.raises(TypeError, match=r"^texts must be a list of str$"):
+        with pytest.raises(TypeError, match=r"^texts must be an iterable of str, such as a list "
+                                            r"\(not one str\)$"):
             predict(model, texts)
     for beam, max_new_tokens in ((1.5, None), (2.0, None), ("2", None), (None, None),
                                  (True, None), (1, "5"), (1, 2.5), (1, True)):

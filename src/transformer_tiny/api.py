@@ -28,7 +28,7 @@ from .data import hard_inputs, held_out_set
 from .decoding import predict, text_list
 from .extras import require
 from .inputs import input_characters, unseen_characters
-from .metrics import EvalResult, evaluate
+from .metrics import EvalResult, bucket_list, evaluate
 from .plots import draw, drawable
 from .pretrained import save_pretrained
 from .run_state import resumed_config
@@ -126,6 +126,9 @@ class TinyModel:
         slice). A held-out split that may differ from the one held out in training (a pairs file
         or an alphabet changed since) gives a ``UserWarning``, as ``eval.py`` warns."""
         references, from_split = None, inputs is None
+        buckets = bucket_list(buckets)
+        if not from_split:
+            inputs = text_list(inputs)
         if from_split:
             inputs, references = self._split(split)
         elif self._task.reads_files:
@@ -159,7 +162,8 @@ class TinyModel:
         matplotlib (the ``[plots]`` extra)."""
         run_dir = self.path.parent if self.path is not None else None
         kinds, _ = drawable(self._config, run_dir)
-        return draw(self._model, self._config, out, kinds, text, buckets, samples, run_dir)
+        return draw(self._model, self._config, out, kinds, text, bucket_list(buckets), samples,
+                    run_dir)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``."""

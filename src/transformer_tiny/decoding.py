@@ -195,7 +195,7 @@ def text_list(texts: Any) -> list[str]:
     except TypeError:
         texts = None
     if texts is None or not all(isinstance(t, str) for t in texts):
-        raise TypeError("texts must be a list of str")
+        raise TypeError("texts must be an iterable of str, such as a list (not one str)")
     return texts
 
 

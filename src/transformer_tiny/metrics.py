@@ -35,6 +35,25 @@ def even_buckets(lo: int, hi: int, n: int = 4) -> Buckets:
     return [(a, min(hi, a + step - 1)) for a in range(lo, hi + 1, step)]
 
 
+def bucket_list(buckets: Any) -> Buckets | None:
+    """``buckets`` (None, or ``(lo, hi)`` pairs of ints with ``1 <= lo <= hi``) as a list of
+    tuples; ``TypeError`` or ``ValueError`` naming what is wrong otherwise."""
+    if buckets is None:
+        return None
+    try:
+        pairs = [tuple(b) for b in buckets]
+    except TypeError:
+        pairs = None
+    if pairs is None or isinstance(buckets, str) or not all(
+            len(p) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in p)
+            for p in pairs):
+        raise TypeError(f"buckets must be (lo, hi) pairs of ints, got {buckets!r}")
+    for lo, hi in pairs:
+        if not 1 <= lo <= hi:
+            raise ValueError(f"bucket ({lo}, {hi}): needs 1 <= lo <= hi")
+    return pairs
+
+
 def edit_errors(pred: str, references: Sequence[str]) -> tuple[int, int, int, int]:
     """Edits from ``pred`` to the nearest of ``references``: ``(character edits, characters of
     that reference, token edits, tokens of the reference nearest by tokens)``, where tokens are
