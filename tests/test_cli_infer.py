@@ -212,3 +212,18 @@ def test_help_states_the_input_limit(capsys):
         infer_main(["--help"])
     assert exit_info.value.code == 0
     assert "4,096 with the default config" in " ".join(capsys.readouterr().out.split())
+
+
+def test_closed_standard_streams_are_no_traceback(untrained_run, monkeypatch, capsys):
+    """Started with a standard stream closed (``<&-``, ``>&-``, ``2>&-``), which Python gives as
+    None: a closed input reads as empty, a closed output is one error line."""
+    from transformer_tiny.cli.common import run_cli
+
+    argv = ["--checkpoint", str(untrained_run)]
+    monkeypatch.setattr(sys, "stdin", None)
+    assert run_cli(infer_main, argv) == 0  # as from /dev/null: nothing to answer
+    monkeypatch.setattr(sys, "stdout", None)
+    assert run_cli(infer_main, [*argv, "--text", "ab"]) == 2
+    assert capsys.readouterr().err == "error: standard output is closed\n"
+    monkeypatch.setattr(sys, "stderr", None)
+    assert run_cli(infer_main, [*argv, "--text", "ab"]) == 2  # and nowhere to say so

@@ -58,6 +58,13 @@ def error_message(e: BaseException) -> str:
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run ``main`` and turn expected failures into one ``error:`` line and exit code 2."""
+    if sys.stderr is None:  # started with its standard error closed: errors go nowhere
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (open as long as the process)
+    if sys.stdin is None:  # closed: read as an empty input, as from /dev/null
+        sys.stdin = open(os.devnull)  # noqa: SIM115
+    if sys.stdout is None:
+        print("error: standard output is closed", file=sys.stderr)
+        return 2
     try:
         return main(argv)
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
