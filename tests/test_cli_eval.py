@@ -34,14 +34,23 @@ def test_eval_json(run_dir):
     (["--file", "/"], "error: Is a directory: /"),
     (["--lengths", "5-1"], "error: --lengths must look like 1-8,9-16; got '5-1'"),
     (["--lengths", "x"], "error: --lengths must look like 1-8,9-16; got 'x'"),
-    (["--alphabet", "klingon"], "error: alphabet: must be one of ['digits', 'letters', "),
+    (["--lengths", "1-4", "--alphabet", "klingon"],
+     "error: alphabet: must be one of ['digits', 'letters', "),
+    (["--alphabet", "digits"], "error: --alphabet is for the fresh strings of --lengths"),
+    (["--lengths", "1-4", "--split", "val"],
+     "error: --split picks a held-out set: --lengths scores other strings"),
+    (["--file", "x.txt", "--split", "test"],
+     "error: --split picks a held-out set: --file scores other strings"),
+    (["--file", ""], "error: argument --file: must not be empty"),
+    (["--checkpoint", ""], "error: argument --checkpoint: must not be empty"),
     (["--samples", "0"], "error: --samples must be > 0"),
     (["--split", "train"], "error: argument --split: invalid choice: 'train'"),
     # longer than the model supports: refused by check_buckets before any string is drawn
     (["--lengths", "100-100"], "error: --lengths go up to 100 characters; this model takes "
                                "inputs of at most 46 bytes"),
-], ids=["missing-file", "directory", "reversed-range", "bad-range", "alphabet", "samples",
-        "split", "too-long"])
+], ids=["missing-file", "directory", "reversed-range", "bad-range", "alphabet",
+        "alphabet-without-lengths", "split-with-lengths", "split-with-file", "empty-file",
+        "empty-checkpoint", "samples", "split", "too-long"])
 def test_eval_bad_arguments(untrained_run, argv, message, capsys):
     assert call_cli(eval_main, ["--checkpoint", str(untrained_run), *argv]) == 2
     assert one_error_line(capsys).startswith(message)

@@ -41,6 +41,8 @@ def test_export_command(untrained_run, tmp_path, capsys):
     (["--out", "FILE"], "exists and is not a directory"),
     (["--text", "x" * 47, "--verify", "0"], "error: input too long"),
     (["--text", "\udcff", "--verify", "0"], "error: --text 1 is not valid UTF-8"),  # from $'\xff'
+    (["--hf", ""], "error: argument --hf: must not be empty"),  # not an ONNX export instead
+    (["--web", ""], "error: argument --web: must not be empty"),
 ])
 def test_export_command_errors(untrained_run, tmp_path, capsys, args, message):
     (tmp_path / "FILE").write_text("")

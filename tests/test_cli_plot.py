@@ -32,6 +32,7 @@ def test_plot_command(untrained_run, tmp_path, capsys):
 @pytest.mark.parametrize("argv, fragment", [
     (["--only", "curves"], "no metrics.jsonl"),
     (["--text", ""], "--text must not be empty"),
+    (["--out", ""], "argument --out: must not be empty"),
     (["--lengths", "8-1"], "--lengths must look like"),
     (["--text", "y" * 100, "--only", "attention"], "supports at most 46"),
 ])

@@ -109,20 +109,20 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text_bytes(text))
 
 
-def json_text(obj: Any) -> str:
-    """``obj`` as indented JSON, non-ASCII characters as they are, unless a string holds a lone
-    surrogate, which UTF-8 cannot encode: then every non-ASCII character is escaped (``\\u``),
-    which reads back the same."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """``obj`` as JSON, non-ASCII characters as they are, unless a string holds a lone
+    surrogate (a file name that is not UTF-8), which UTF-8 cannot encode: then every non-ASCII
+    character is escaped (``\\u``), which reads back the same."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(obj, indent=2) + "\n"
+        return json.dumps(obj, indent=indent)
     return text
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json_text(obj))
+    atomic_write_text(path, json_text(obj, indent=2) + "\n")
 
 
 def mem_available(meminfo: str) -> int | None:

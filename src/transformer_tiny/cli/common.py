@@ -123,10 +123,17 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return out
 
 
+def nonempty(text: str) -> str:
+    """An argument that names a file or folder: an empty one is an error, not "not given"."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def add_checkpoint_arguments(p: argparse.ArgumentParser, device: bool = True) -> None:
     """The flags of every command that reads a trained model: ``--checkpoint`` (and
     ``--device``)."""
-    p.add_argument("--checkpoint", default=DEFAULT_RUN, metavar="PATH",
+    p.add_argument("--checkpoint", default=DEFAULT_RUN, metavar="PATH", type=nonempty,
                    help="run folder or checkpoint .json (default: %(default)s)")
     if device:
         p.add_argument("--device", default="cpu", choices=DEVICES,

@@ -4,7 +4,6 @@ checkpoint on its held-out set, on fresh strings of other lengths, or on the lin
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,6 +15,7 @@ from ..data import HeldOutSet, bucket_inputs, hard_inputs, held_out_set
 from ..decoding import MAX_BEAM
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
 from ..tasks import task_for
+from ..utils import json_text
 from .common import (
     MAX_SAMPLES,
     Parser,
@@ -23,6 +23,7 @@ from .common import (
     add_checkpoint_arguments,
     check_buckets,
     load_model,
+    nonempty,
     parse_buckets,
     read_lines,
 )
@@ -32,21 +33,22 @@ def _parser(prog: str | None) -> Parser:
     p = Parser(prog=prog,
                description="Evaluate a checkpoint: exact match and per-character accuracy.")
     add_checkpoint_arguments(p)
-    p.add_argument("--split", choices=("test", "val"), default="test",
-                   help="held-out set to score (default: %(default)s)")
-    p.add_argument("--file", metavar="FILE", help="evaluate on the lines of this UTF-8 text file")
+    p.add_argument("--split", choices=("test", "val"),
+                   help="held-out set to score (default: test)")
+    p.add_argument("--file", metavar="FILE", type=nonempty,
+                   help="evaluate on the lines of this UTF-8 text file")
     p.add_argument("--lengths", metavar="LO-HI,...",
                    help="fresh strings in these length buckets, e.g. 33-64,65-128")
     p.add_argument("--samples", type=int, default=200, metavar="N",
                    help="strings per bucket with --lengths (default: %(default)s)")
-    p.add_argument("--alphabet", metavar="NAME",
+    p.add_argument("--alphabet", metavar="NAME", type=nonempty,
                    help="alphabet for --lengths (default: the training one)")
     p.add_argument("--examples", type=int, default=5, metavar="N",
                    help="examples to print (default: %(default)s)")
     p.add_argument("--hard", type=int, default=200, metavar="N",
                    help="with the held-out set, also N strings of the task's hard slice (0: "
                         "none; default: %(default)s)")
-    p.add_argument("--test-file", metavar="FILE",
+    p.add_argument("--test-file", metavar="FILE", type=nonempty,
                    help="task pairs: evaluate on every input<TAB>output line (or .jsonl) of FILE "
                         f"(at most {DATA_LIMITS['test_samples']:,} inputs)")
     p.add_argument("--beam", type=int, default=1, metavar="K",
@@ -117,26 +119,21 @@ def _inputs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
-    """The numeric flags and ``--lengths``, checked before the model is loaded (sets
-    ``args.buckets``)."""
+    """The numeric flags, ``--lengths`` and the flags that only go with some others, checked
+    before the model is loaded (sets ``args.split`` and ``args.buckets``)."""
     if args.samples <= 0 or args.examples < 0:
         raise UsageError("--samples must be > 0 and --examples >= 0")
     if not 1 <= args.beam <= MAX_BEAM:
         raise UsageError(f"--beam must be in [1, {MAX_BEAM}]")
     if not 0 <= args.hard <= MAX_SAMPLES:
         raise UsageError(f"--hard must be in [0, {MAX_SAMPLES}]")
+    other = "--file" if args.file else "--lengths" if args.lengths is not None else None
+    if args.split is not None and other:
+        raise UsageError(f"--split picks a held-out set: {other} scores other strings")
+    if args.alphabet is not None and args.lengths is None:
+        raise UsageError("--alphabet is for the fresh strings of --lengths")
+    args.split = args.split or "test"
     args.buckets = parse_buckets(args.lengths) if args.lengths is not None else None
-
-
-def _json_line(report: dict[str, Any]) -> str:
-    """``report`` as one line of JSON, its text as UTF-8 unless it holds lone surrogates (a
-    pairs file may spell them as JSON escapes), which stay escaped."""
-    line = json.dumps(report, ensure_ascii=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(report)
-    return line
 
 
 def _print_table(task: str, source: str, result: EvalResult) -> None:
@@ -169,7 +166,7 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     hard = _hard_slice(args, model, cfg)
     if args.json:
         extra = {"hard": hard} if hard else {}
-        print(_json_line({"checkpoint": args.checkpoint, "task": cfg.data.task,
+        print(json_text({"checkpoint": args.checkpoint, "task": cfg.data.task,
                           "source": source, **result.to_dict(), **extra}))
         return 0
     _print_table(cfg.data.task, source, result)

@@ -19,23 +19,32 @@ from ..rundir import RunDirError
 from ..tasks import Task, task_for
 from ..tokenizer import ByteTokenizer
 from ..web import MANIFEST, claim_web_dir, export_web
-from .common import Parser, UsageError, add_checkpoint_arguments, check_texts, load_model
+from .common import (
+    Parser,
+    UsageError,
+    add_checkpoint_arguments,
+    check_texts,
+    load_model,
+    nonempty,
+)
 
 
 def _parser(prog: str | None) -> Parser:
     p = Parser(prog=prog, description="Export a checkpoint to ONNX (the encoder and one decoder "
                "step) and check that onnxruntime decodes as PyTorch does.")
     add_checkpoint_arguments(p, device=False)
-    p.add_argument("--out", metavar="DIR", help="output folder (default: onnx/ beside the "
-                   "checkpoint)")
+    p.add_argument("--out", metavar="DIR", type=nonempty,
+                   help="output folder (default: onnx/ beside the checkpoint)")
     p.add_argument("--verify", type=int, default=200, metavar="N",
                    help="greedy-decode N held-out test strings with onnxruntime and with PyTorch "
                         "and compare them (0: skip; default: %(default)s)")
     p.add_argument("--text", action="append", metavar="TEXT",
                    help="also decode this string with onnxruntime (repeatable)")
-    p.add_argument("--web", metavar="DIR", help="also write model.json for the browser page "
+    p.add_argument("--web", metavar="DIR", type=nonempty,
+                   help="also write model.json for the browser page "
                    "(web/) beside the graphs, in DIR (e.g. web/model)")
-    p.add_argument("--hf", metavar="DIR", help="instead of ONNX, write the shared layout of the "
+    p.add_argument("--hf", metavar="DIR", type=nonempty,
+                   help="instead of ONNX, write the shared layout of the "
                    "Hugging Face Hub: config.json, model.safetensors and a model card README.md")
     return p
 

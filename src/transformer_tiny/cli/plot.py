@@ -17,6 +17,7 @@ from .common import (
     check_buckets,
     check_texts,
     load_model,
+    nonempty,
     parse_buckets,
 )
 
@@ -28,7 +29,8 @@ def _parser(prog: str | None) -> Parser:
     p.add_argument("--text", metavar="TEXT",
                    help="input whose cross-attention is drawn (default: "
                    f"{DEFAULT_TEXT!r}, or an input of the task's own format)")
-    p.add_argument("--out", metavar="DIR", help="folder for the PNGs (default: the run "
+    p.add_argument("--out", metavar="DIR", type=nonempty,
+                   help="folder for the PNGs (default: the run "
                    "folder's plots/)")
     p.add_argument("--only", action="append", choices=list(PLOTS),
                    help="draw only this picture (repeatable; default: all three)")
