@@ -11,7 +11,7 @@ from helpers import call_cli, one_error_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transformer_tiny.cli.common import UsageError, check_buckets
+from transformer_tiny.cli.common import TRAIN_HINT, UsageError, check_buckets, train_hint
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
@@ -54,7 +54,8 @@ def broken_messages(untrained_run, cases: dict[str, object]) -> dict[str, str]:
         "mismatched": f"error: weights {weights['mismatched']} do not fit the config: tensor ",
         "directory without checkpoint": f"error: no checkpoint at "
                                         f"{cases['directory without checkpoint']}",
-        "missing": f"error: no checkpoint at {cases['missing']}; train one first: ",
+        "missing": f"error: no checkpoint at {cases['missing']}; train one first: python "
+                   f"scripts/train.py --epochs 3 --batch-size 128 --out {cases['missing']}",
     }
 
 
@@ -141,3 +142,10 @@ def test_lengths_are_checked_in_characters_of_the_widest_byte_count(alphabet, lo
         check_buckets([(1, longest + 1)], cfg, 10)
     check_buckets([(1, 18)], RunConfig(ModelConfig(max_positions=20), DataConfig()), 10,
                   alphabet="printable")  # eval's --alphabet draws from another alphabet
+
+
+@pytest.mark.parametrize("checkpoint, hint", [
+    ("runs/quickstart", ""), ("runs/quickstart/best.json", ""),
+    ("runs/nope", " --out runs/nope"), ("my runs/x/last.json", " --out 'my runs/x'")])
+def test_the_hint_for_a_missing_checkpoint_trains_into_its_folder(checkpoint, hint):
+    assert train_hint(checkpoint) == TRAIN_HINT + hint

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -151,8 +152,17 @@ def load_model(args: argparse.Namespace
         return load_checkpoint(args.checkpoint, pick_device(args.device))
     except CheckpointError as e:
         if not Path(args.checkpoint).exists():
-            raise CheckpointError(f"{e}; {TRAIN_HINT}") from None
+            raise CheckpointError(f"{e}; {train_hint(args.checkpoint)}") from None
         raise
+
+
+def train_hint(checkpoint: str) -> str:
+    """How to train the missing ``checkpoint``: the quickstart command, into its folder."""
+    path = Path(checkpoint)
+    folder = path.parent if path.suffix in (".json", ".safetensors") else path
+    if folder == Path(DEFAULT_RUN):
+        return TRAIN_HINT
+    return f"{TRAIN_HINT} --out {shlex.quote(folder.as_posix())}"
 
 
 def _decode_line(raw: bytes, name: str, line: int, offset: int) -> str:
