@@ -4,6 +4,7 @@ arguments and input."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -150,3 +151,13 @@ def test_the_hard_slice_is_decoded_as_the_test_set_is(untrained_run, monkeypatch
     argv = ["--checkpoint", str(untrained_run), "--hard", "4", "--beam", "3", "--json"]
     assert call_cli(eval_main, argv) == 0
     assert beams == [3, 3]
+
+
+def test_a_file_whose_name_is_not_utf8_is_printed_escaped(untrained_run, tmp_path):
+    """Its name reaches Python as a lone surrogate: printed as ``\\udcff`` on an output that
+    must be strict UTF-8, after the evaluation, rather than failing there."""
+    name = tmp_path / os.fsdecode(b"f\xff.txt")
+    name.write_text("ab\ncd\n")
+    proc = run_main(eval_main, "--checkpoint", str(untrained_run), "--file", str(name))
+    assert proc.returncode == 0, proc.stderr
+    assert "lines of " in proc.stdout and "f\\udcff.txt: 2 strings" in proc.stdout

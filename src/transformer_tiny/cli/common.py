@@ -66,6 +66,9 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     if sys.stdout is None:
         print("error: standard output is closed", file=sys.stderr)
         return 2
+    with contextlib.suppress(AttributeError, ValueError):  # a text stream of the process
+        # a file name that is not UTF-8 is printed escaped, as standard error prints it
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         return main(argv)
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
