@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 import torch
@@ -161,3 +162,23 @@ def test_a_file_whose_name_is_not_utf8_is_printed_escaped(untrained_run, tmp_pat
     proc = run_main(eval_main, "--checkpoint", str(untrained_run), "--file", str(name))
     assert proc.returncode == 0, proc.stderr
     assert "lines of " in proc.stdout and "f\\udcff.txt: 2 strings" in proc.stdout
+
+
+@pytest.mark.parametrize("encoding, code", [("ascii", 2), ("cp1252", 2), ("utf-8", 0)])
+def test_an_output_that_cannot_hold_the_report_is_an_error_not_an_escaped_report(
+        untrained_run, tmp_path, monkeypatch, capsys, encoding, code):
+    """Only a lone surrogate is escaped, and only on a UTF-8 output: a narrower output encoding
+    (a Windows pipe) is an error line, not a report silently rewritten (invalid JSON)."""
+    import io
+
+    from transformer_tiny.cli.common import run_cli
+
+    (tmp_path / "cjk.txt").write_text("中文\n", encoding="utf-8")
+    out = io.TextIOWrapper(io.BytesIO(), encoding=encoding, write_through=True)
+    monkeypatch.setattr(sys, "stdout", out)
+    argv = ["--checkpoint", str(untrained_run), "--file", str(tmp_path / "cjk.txt"), "--json"]
+    assert run_cli(eval_main, argv) == code
+    if code:
+        assert "error: text cannot be encoded" in capsys.readouterr().err
+    else:
+        assert json.loads(out.buffer.getvalue())["examples"][0]["input"] == "中文"

@@ -136,3 +136,15 @@ def test_export_is_dispatched(monkeypatch):
 def test_python_dash_m_runs_the_same_command():
     proc = run([sys.executable, "-m", "transformer_tiny", "bogus"])
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown command 'bogus'")
+
+
+def test_the_dispatcher_with_a_standard_stream_closed(monkeypatch, capsys):
+    """As the scripts: a closed error stream takes the error line (never standard output), a
+    closed output is an error even for --help."""
+    monkeypatch.setattr(sys, "stderr", None)
+    assert cli.main(["bogus"]) == 2
+    assert capsys.readouterr().out == ""
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, "stdout", None)
+    assert cli.main(["--help"]) == 2
+    assert capsys.readouterr().err == "error: standard output is closed\n"

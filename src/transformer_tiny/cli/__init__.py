@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from .common import UsageError, one_line, run_cli
+from .common import UsageError, run_cli
 
 COMMAND = "transformer-tiny"
 COMMANDS = {  # name: (module, function, description)
@@ -51,14 +51,15 @@ def usage() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``transformer-tiny COMMAND [options]``: the same commands, output and exit codes as the
     scripts (one ``error:`` line and exit code 2 for bad input)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    return run_cli(_dispatch, list(sys.argv[1:] if argv is None else argv))
+
+
+def _dispatch(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print(usage())
         return 0
     if not args or args[0] not in COMMANDS:
         given = f"unknown command {args[0]!r}" if args else "a command is required"
-        print(one_line(f"error: {given}; choose from {', '.join(COMMANDS)} ({COMMAND} --help)"),
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"{given}; choose from {', '.join(COMMANDS)} ({COMMAND} --help)")
     name = args[0]
-    return run_cli(lambda rest: command(name)(rest, prog=f"{COMMAND} {name}"), args[1:])
+    return command(name)(args[1:], prog=f"{COMMAND} {name}")

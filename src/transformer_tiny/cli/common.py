@@ -9,6 +9,7 @@ Library modules raise ordinary exceptions (``ValueError``, ``OSError``, ``Config
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import os
 import shlex
@@ -66,9 +67,10 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     if sys.stdout is None:
         print("error: standard output is closed", file=sys.stderr)
         return 2
-    with contextlib.suppress(AttributeError, ValueError):  # a text stream of the process
-        # a file name that is not UTF-8 is printed escaped, as standard error prints it
-        sys.stdout.reconfigure(errors="backslashreplace")
+    if _is_utf8(sys.stdout):  # then only a lone surrogate cannot be written: a file name that
+        # is not UTF-8, printed escaped as standard error prints it (other encodings stay strict)
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(errors="backslashreplace")
     try:
         return main(argv)
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
@@ -82,6 +84,13 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def _is_utf8(stream: Any) -> bool:
+    try:
+        return codecs.lookup(stream.encoding).name == "utf-8"
+    except (AttributeError, LookupError, TypeError):
+        return False
 
 
 def _parse_bool(text: str) -> bool:

@@ -127,7 +127,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--beam must be in [1, {MAX_BEAM}]")
     if not 0 <= args.hard <= MAX_SAMPLES:
         raise UsageError(f"--hard must be in [0, {MAX_SAMPLES}]")
-    other = "--file" if args.file else "--lengths" if args.lengths is not None else None
+    given = {"--file": args.file, "--lengths": args.lengths, "--test-file": args.test_file}
+    other = next((flag for flag, value in given.items() if value is not None), None)
     if args.split is not None and other:
         raise UsageError(f"--split picks a held-out set: {other} scores other strings")
     if args.alphabet is not None and args.lengths is None:
