@@ -9,6 +9,7 @@ import shlex
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
 from helpers import call_cli, chain_model, make_model, surrogate_model
@@ -221,6 +222,7 @@ def test_evaluate_refuses_what_it_cannot_score(untrained_run, untrained_pairs_ru
     (["abc"], "1-8", TypeError, "buckets must be"),
     (["abc"], [(1, 2, 3)], TypeError, "buckets must be"),
     (["abc"], [(1.0, 2)], TypeError, "buckets must be"),
+    (["abc"], [(True, 2)], TypeError, "buckets must be"),
     (["abc"], [(5, 1)], ValueError, r"bucket \(5, 1\): needs 1 <= lo <= hi"),
     (["abc"], [(0, 4)], ValueError, r"bucket \(0, 4\)"),
 ])
@@ -232,7 +234,7 @@ def test_evaluate_refuses_inputs_and_buckets_of_the_wrong_kind(untrained_run, in
 
 def test_evaluate_takes_any_iterable_and_buckets_as_lists(untrained_run):
     model = transformer_tiny.load(untrained_run)
-    a = model.evaluate(("ab", "cde"), buckets=[[1, 2], [3, 4]])
+    a = model.evaluate(("ab", "cde"), buckets=[[1, 2], [np.int64(3), np.int64(4)]])
     b = model.evaluate(["ab", "cde"], buckets=[(1, 2), (3, 4)])
     assert a.to_dict() == b.to_dict() and list(a.buckets) == ["1-2", "3-4"]
 

@@ -250,7 +250,7 @@ REASONS: dict[str, str] = {
     "weights with a 3 GiB tail": r"weights <weights> are 3,221,225,472 bytes; the header implies "
                                  r"[\d,]+",
     "weights a directory": "weights <weights> is not a regular file",
-    # the per-size limits (config.MODEL_LIMITS, DATA_LIMITS) before the total-parameter cap
+    # the per-size limits (MODEL_LIMITS, DATA_LIMITS) before the total-parameter cap
     "d_model 2**30": CONFIG + r"d_model: must be <= \d+, got 1073741824",
     # no per-size limit: vocab_size's own check comes after the total-parameter cap
     "vocab_size 10**9": CONFIG + r"model: [\d,]+ parameters, at most [\d,]+ \(fewer layers, a "

@@ -19,8 +19,9 @@ import transformer_tiny
 from transformer_tiny.alphabets import ALPHABETS
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.train import train_main
-from transformer_tiny.config import DataConfig
+from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from transformer_tiny.inputs import characters_changed, inputs_record
+from transformer_tiny.pretrained import model_card
 from transformer_tiny.train_eval import train
 from transformer_tiny.web import manifest
 
@@ -182,3 +183,11 @@ def test_card_and_page_do_not_describe_todays_alphabet_after_it_changed(run, tmp
     assert manifest(cfg, info, "best.json")["alphabet_size"] is None
     info["characters_sha256"] = inputs_record(cfg.data)["characters_sha256"]
     assert manifest(cfg, info, "best.json")["alphabet_size"] == len(ALPHABETS["printable"])
+
+
+def test_the_card_after_a_change_names_a_task_s_own_characters():
+    cfg = RunConfig(ModelConfig(), DataConfig(task="add", max_len=11), TrainConfig())
+    card = model_card(cfg, {}, {"characters_sha256": OTHER})
+    assert "over task add's characters as they were when it was trained;" in card
+    assert "own characters" not in card and "(11 characters)" not in card
+    assert "(11 characters)" in model_card(cfg, {}, inputs_record(cfg.data))

@@ -14,20 +14,42 @@ CORE = {"model", "attention", "positions", "tokenizer", "model_config", "config_
 
 def package_imports(module: str) -> set[str]:
     """The package's modules that ``module`` (a dotted name under the package) imports."""
-    path = PACKAGE.joinpath(*module.split(".")).with_suffix(".py")
-    here = module.split(".")[:-1]
+    path = _source(module)
+    here = module.split(".")[:-1] if path.name != "__init__.py" else module.split(".")
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level > 0:
+        if isinstance(node, ast.ImportFrom) and node.level > 0:  # from .x import y
             base = here[:len(here) - (node.level - 1)]
             target = ".".join(base + (node.module.split(".") if node.module else []))
-            names = [f"{target}.{a.name}" if target else a.name for a in node.names]
-            found |= {n for n in [target, *names] if n and _is_module(n)}
+        elif isinstance(node, ast.ImportFrom) and node.module:  # from transformer_tiny.x import y
+            target = _inside(node.module)
+        elif isinstance(node, ast.Import):  # import transformer_tiny.x
+            found |= {m for a in node.names if (m := _inside(a.name)) and _is_module(m)}
+            continue
+        else:
+            continue
+        if target is None:
+            continue
+        names = [f"{target}.{a.name}" if target else a.name for a in node.names]
+        found |= {n for n in [target, *names] if n and _is_module(n)}
     return found
 
 
+def _inside(dotted: str) -> str | None:
+    """``transformer_tiny.cli.common`` -> ``cli.common``; ``transformer_tiny`` -> ``""``; None
+    for another package."""
+    top, _, rest = dotted.partition(".")
+    return rest if top == PACKAGE.name else None
+
+
+def _source(module: str) -> Path:
+    """The file of ``module``: ``x/y.py``, or ``x/y/__init__.py`` for a package."""
+    base = PACKAGE.joinpath(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
 def _is_module(name: str) -> bool:
-    return PACKAGE.joinpath(*name.split(".")).with_suffix(".py").is_file()
+    return _source(name).is_file()
 
 
 def closure(module: str) -> set[str]:

@@ -341,7 +341,10 @@ def test_commands_end_to_end(tmp_path, capsys):
         [api.exact_match, api.token_error_rate, api.char_error_rate]
     other = write(tmp_path / "other.jsonl", b'{"input": "abc", "output": "cba"}\n')
     assert call_cli(eval_main, ["--checkpoint", str(run), "--test-file", str(other),
-                                "--split", "val", "--json"]) == 0  # the file, whatever --split
+                                "--split", "val", "--json"]) == 2  # --split would be ignored
+    assert "--split picks a held-out set: --test-file scores other" in capsys.readouterr().err
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--test-file", str(other),
+                                "--json"]) == 0
     scored = json.loads(capsys.readouterr().out)
     assert (scored["n"], scored["source"]) == (1, f"pairs of {other}")
     assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "w00042"]) == 0

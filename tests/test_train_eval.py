@@ -284,7 +284,7 @@ def test_non_finite_weights_are_never_saved(tmp_path, capsys, monkeypatch):
                                         ("step", True), ("batch", False), ("step", -100),
                                         ("epoch", -5), ("batch", -1), ("history", [1, "x"]),
                                         ("best", float("nan")), ("best", float("inf")),
-                                        ("loss_sum", float("-inf"))])
+                                        ("loss_sum", float("-inf")), ("best", 10**400)])
 def test_progress_of_the_wrong_type_or_range_is_refused(key, value):
     good = {"step": 3, "epoch": 1, "batch": 2, "best": 0.5, "loss_sum": 1.25,
             "history": [{"epoch": 1, "step": 3}]}

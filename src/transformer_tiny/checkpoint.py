@@ -10,7 +10,8 @@ named are removed afterwards, and no others.
 Loading treats a checkpoint as untrusted input (people hand each other run folders). Nothing is
 unpickled: tensors come through safetensors and everything else through JSON. Before anything is
 allocated, the JSON's size and config are checked (the config has upper bounds, see
-:mod:`~transformer_tiny.config`, among them ``MAX_PARAMETERS`` of the model it describes,
+:mod:`~transformer_tiny.config` and :mod:`~transformer_tiny.model_config`, among them
+``MAX_PARAMETERS`` of the model it describes,
 counted from its sizes). The files it names must be plain file names of the form the saver
 writes, in the JSON's own folder, and regular files (symbolic links are not followed). The
 safetensors header (names, shapes, dtypes) must be exactly the model's, and the file exactly as

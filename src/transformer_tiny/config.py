@@ -23,10 +23,20 @@ from .config_checks import (
     config_field,
     positive,
 )
-from .model_config import ModelConfig
+from .model_config import (  # the model's own config, also reachable from here
+    ATTENTION_IMPLS,
+    MAX_PARAMETERS,
+    MODEL_LIMITS,
+    POSITION_SCHEMES,
+    ModelConfig,
+)
 from .tasks import TASKS
 
 __all__ = [
+    "ATTENTION_IMPLS",
+    "MAX_PARAMETERS",
+    "MODEL_LIMITS",
+    "POSITION_SCHEMES",
     "SECTIONS",
     "ConfigError",
     "DataConfig",

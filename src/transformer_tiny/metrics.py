@@ -4,6 +4,7 @@ length."""
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,13 +42,12 @@ def bucket_list(buckets: Any) -> Buckets | None:
     if buckets is None:
         return None
     try:
-        pairs = [tuple(b) for b in buckets]
-    except TypeError:
-        pairs = None
-    if pairs is None or isinstance(buckets, str) or not all(
-            len(p) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in p)
-            for p in pairs):
-        raise TypeError(f"buckets must be (lo, hi) pairs of ints, got {buckets!r}")
+        items = [tuple(b) for b in buckets]
+        if isinstance(buckets, str) or any(isinstance(x, bool) for b in items for x in b):
+            raise TypeError
+        pairs = [(operator.index(lo), operator.index(hi)) for lo, hi in items]
+    except (TypeError, ValueError):  # not pairs, or not integers (NumPy's are)
+        raise TypeError(f"buckets must be (lo, hi) pairs of ints, got {buckets!r}") from None
     for lo, hi in pairs:
         if not 1 <= lo <= hi:
             raise ValueError(f"bucket ({lo}, {hi}): needs 1 <= lo <= hi")

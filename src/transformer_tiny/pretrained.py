@@ -58,8 +58,9 @@ def _inputs(cfg: RunConfig, changed: bool = False) -> tuple[str, str]:
         return (f"Input-output pairs read from `{Path(cfg.data.train_file).name}`, {epochs}.",
                 "characters that are not in the training pairs were never seen in training")
     if changed:
-        drawn_from = f"the characters of `{alphabet}` as they were when it was trained"
-        unseen = "characters outside those"
+        which = (f"task {cfg.data.task}'s characters" if alphabet == OWN_CHARACTERS
+                 else f"the characters of `{alphabet}`")
+        drawn_from, unseen = f"{which} as they were when it was trained", "characters outside those"
     elif alphabet == OWN_CHARACTERS:
         drawn_from, unseen = f"{alphabet}, `{characters}`", f"characters other than `{characters}`"
     else:

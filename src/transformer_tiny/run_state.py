@@ -55,11 +55,18 @@ class Progress:
             isinstance(d.get(k, 0 if k != "history" else []), kind) for k, kind in kinds.items())
         ok = ok and not any(isinstance(d.get(k), bool) for k in kinds)
         ok = ok and all(d.get(k, 0) >= 0 for k in ("step", "epoch", "batch"))
-        ok = ok and all(math.isfinite(d.get(k, 0)) for k in ("best", "loss_sum"))
+        ok = ok and all(_finite(d.get(k, 0)) for k in ("best", "loss_sum"))
         ok = ok and all(isinstance(r, dict) for r in d.get("history", []))
         if not ok:
             raise CheckpointError("the checkpoint's training progress is malformed")
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except (OverflowError, TypeError):  # an integer beyond any float
+        return False
 
 
 def save_run_checkpoint(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
