@@ -223,6 +223,7 @@ def test_evaluate_refuses_what_it_cannot_score(untrained_run, untrained_pairs_ru
     (["abc"], [(1, 2, 3)], TypeError, "buckets must be"),
     (["abc"], [(1.0, 2)], TypeError, "buckets must be"),
     (["abc"], [(True, 2)], TypeError, "buckets must be"),
+    (["abc"], [(1, True)], TypeError, "buckets must be"),
     (["abc"], [(5, 1)], ValueError, r"bucket \(5, 1\): needs 1 <= lo <= hi"),
     (["abc"], [(0, 4)], ValueError, r"bucket \(0, 4\)"),
 ])

@@ -154,14 +154,21 @@ def test_the_hard_slice_is_decoded_as_the_test_set_is(untrained_run, monkeypatch
     assert beams == [3, 3]
 
 
-def test_a_file_whose_name_is_not_utf8_is_printed_escaped(untrained_run, tmp_path):
+@pytest.mark.parametrize("encoding", ["utf-8", "UTF8"])  # two names of one codec
+def test_a_file_whose_name_is_not_utf8_is_printed_escaped(untrained_run, tmp_path, monkeypatch,
+                                                          encoding):
     """Its name reaches Python as a lone surrogate: printed as ``\\udcff`` on an output that
     must be strict UTF-8, after the evaluation, rather than failing there."""
+    import io
+
+    from transformer_tiny.cli.common import run_cli
+
     name = tmp_path / os.fsdecode(b"f\xff.txt")
     name.write_text("ab\ncd\n")
-    proc = run_main(eval_main, "--checkpoint", str(untrained_run), "--file", str(name))
-    assert proc.returncode == 0, proc.stderr
-    assert "lines of " in proc.stdout and "f\\udcff.txt: 2 strings" in proc.stdout
+    out = io.TextIOWrapper(io.BytesIO(), encoding=encoding, write_through=True)
+    monkeypatch.setattr(sys, "stdout", out)
+    assert run_cli(eval_main, ["--checkpoint", str(untrained_run), "--file", str(name)]) == 0
+    assert b"f\\udcff.txt: 2 strings" in out.buffer.getvalue()
 
 
 @pytest.mark.parametrize("encoding, code", [("ascii", 2), ("cp1252", 2), ("utf-8", 0)])
@@ -182,3 +189,15 @@ def test_an_output_that_cannot_hold_the_report_is_an_error_not_an_escaped_report
         assert "error: text cannot be encoded" in capsys.readouterr().err
     else:
         assert json.loads(out.buffer.getvalue())["examples"][0]["input"] == "中文"
+
+
+def test_the_held_out_set_scored_by_default_is_the_test_set(untrained_run, capsys):
+    from transformer_tiny.checkpoint import load_checkpoint
+    from transformer_tiny.data import heldout_inputs
+
+    val, test = heldout_inputs(load_checkpoint(untrained_run)[1].data)
+    for argv, inputs in (([], test), (["--split", "val"], val)):
+        assert call_cli(eval_main, ["--checkpoint", str(untrained_run), "--json", "--hard", "0",
+                                    "--examples", str(len(inputs)), *argv]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert sorted(e["input"] for e in report["examples"]) == sorted(inputs)

@@ -96,8 +96,9 @@ def test_help_of_each_command(name, main, capsys, monkeypatch):
     assert same_text(mine, theirs, f"transformer-tiny {name}", f"{name}.py")
 
 
-def test_top_level_help_lists_the_commands(capsys):
-    assert cli.main(["--help"]) == 0
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_top_level_help_lists_the_commands(flag, capsys):
+    assert cli.main([flag]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: transformer-tiny COMMAND")
     for name in ("train", "eval", "infer", "export", "plot"):

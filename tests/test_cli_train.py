@@ -151,5 +151,7 @@ def test_a_resumed_run_counts_the_steps_it_trained_and_all_of_them(tmp_path, cap
     flags = [*TINY_FLAGS, "--train-samples", "32", "--out", str(tmp_path / "run")]
     assert call_cli(train_main, [*flags, "--epochs", "1"]) == 0
     capsys.readouterr()
-    assert call_cli(train_main, [*flags, "--epochs", "3", "--resume"]) == 0
-    assert capsys.readouterr().out.startswith("trained 2 steps (3 in all) in ")
+    assert call_cli(train_main, [*flags, "--epochs", "2", "--resume"]) == 0
+    assert capsys.readouterr().out.startswith("trained 1 step (2 in all) in ")  # singular: 1
+    assert call_cli(train_main, [*flags, "--epochs", "4", "--resume"]) == 0
+    assert capsys.readouterr().out.startswith("trained 2 steps (4 in all) in ")

@@ -6,6 +6,7 @@ failing between two files."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
 from transformer_tiny.cli.export import export_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.pretrained import save_pretrained
+from transformer_tiny.utils import json_text, text_bytes
 from transformer_tiny.web import export_web
 
 
@@ -64,3 +67,22 @@ def test_a_checkpoint_that_is_not_json_is_refused_before_a_file_is_written(tmp_p
     with pytest.raises(TypeError):
         save_checkpoint(run, "best", model, cfg, {"step": 7, "bad": object()})
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_text_and_json_hold_a_lone_surrogate_escaped():
+    assert text_bytes("é\udcff") == "é".encode() + b"\\udcff"
+    assert json_text({"a": "é"}) == '{"a": "é"}'  # readable while UTF-8 can hold it
+    assert json_text({"a": "é\udcff"}) == '{"a": "\\u00e9\\udcff"}'  # all escaped, valid JSON
+    assert json.loads(json_text({"a": "é\udcff"})) == {"a": "é\udcff"}
+
+
+def test_the_card_of_a_pairs_file_whose_name_is_not_utf8_can_be_shared_twice(tmp_path):
+    """The card names the file (escaped); its recorded hash is of the bytes written, so the
+    second save recognises the card as its own."""
+    pairs = tmp_path / os.fsdecode(b"p\xff.tsv")
+    pairs.write_text("ab\tba\n")
+    cfg = RunConfig(ModelConfig(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16,
+                                max_positions=48), DataConfig(task="pairs", train_file=str(pairs)))
+    for _ in range(2):
+        folder = save_pretrained(Seq2SeqTransformer(cfg.model), cfg, {}, tmp_path / "shared")
+    assert "--train-file 'p\\udcff.tsv'" in (folder / "README.md").read_text(encoding="utf-8")

@@ -5,6 +5,7 @@ source (the ``from .x import`` lines), since importing any module runs the packa
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "transformer_tiny"
@@ -71,3 +72,20 @@ def test_the_library_never_imports_the_commands():
     for module in library:
         assert not {m for m in closure(module) if m.startswith("cli")}, module
     assert closure("cli.train") & {"train_eval", "config"}  # the check sees what commands use
+
+
+def test_the_import_reader_sees_every_form_of_import(tmp_path, monkeypatch):
+    """The check above is only as good as its reader: on a made-up package, every way of
+    importing a sibling module is seen, and nothing else."""
+    fake = tmp_path / "transformer_tiny"
+    (fake / "cli").mkdir(parents=True)
+    for name in ("a", "b", "c", "d", "e", "f", "__init__", "cli/__init__"):
+        (fake / f"{name}.py").write_text("")
+    (fake / "core.py").write_text(
+        "import os\nfrom transformer_tiny.a import x\nimport transformer_tiny.b\n"
+        "from . import c\nfrom transformer_tiny import d\n"
+        "def later():\n    from .e import y\n")
+    (fake / "cli" / "common.py").write_text("from ..f import z\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    assert package_imports("core") == {"a", "b", "c", "d", "e"}
+    assert package_imports("cli.common") == {"f"}
