@@ -120,9 +120,13 @@ def test_save_pretrained_keeps_a_file_edited_since_it_was_written(shared, tmp_pa
     folder = shared[0].save_pretrained(tmp_path / "shared")
     mine = (folder / edited).read_bytes() + b"\n<!-- my edit -->\n"
     (folder / edited).write_bytes(mine)
-    with pytest.raises(ValueError, match=f"holds {edited}, which is not from a shared model"):
+    with pytest.raises(ValueError, match=f"holds {edited}, which is not from a shared model, or "
+                                         "changed since it was written .* or remove that file"):
         shared[0].save_pretrained(folder)
     assert (folder / edited).read_bytes() == mine
+    (folder / edited).unlink()  # as the message says: then the folder is taken again
+    assert shared[0].save_pretrained(folder) == folder
+    assert transformer_tiny.load(folder).predict(["ab"]) == shared[0].predict(["ab"])
 
 
 def test_predict_applies_the_tasks_formats():
