@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 import torch
 from helpers import call_cli
 
-from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
+import transformer_tiny
+from transformer_tiny.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from transformer_tiny.cli.export import export_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.model import Seq2SeqTransformer
@@ -86,3 +88,40 @@ def test_the_card_of_a_pairs_file_whose_name_is_not_utf8_can_be_shared_twice(tmp
     for _ in range(2):
         folder = save_pretrained(Seq2SeqTransformer(cfg.model), cfg, {}, tmp_path / "shared")
     assert "--train-file 'p\\udcff.tsv'" in (folder / "README.md").read_text(encoding="utf-8")
+
+
+class Stop(BaseException):
+    """Stands for a kill: raised in place of a file's rename, nothing after it runs."""
+
+
+@pytest.mark.parametrize("renames", [0, 1, 2, 3])  # announce, card, weights, config.json
+def test_a_shared_model_replaced_and_stopped_midway_is_taken_by_the_next_save(
+        tmp_path, monkeypatch, renames):
+    """Each file is left as it was or as announced: loading gives one model whole or refuses,
+    and the next save replaces the folder without the user removing anything."""
+    import transformer_tiny.utils as utils
+
+    old, new = (transformer_tiny.load(_run(tmp_path / name, d)) for name, d in (("a", 16),
+                                                                                ("b", 32)))
+    folder = old.save_pretrained(tmp_path / "shared")
+    replace, done = os.replace, []
+
+    def stopping(src, dst):
+        if len(done) == renames:
+            raise Stop
+        done.append(dst)
+        replace(src, dst)
+
+    monkeypatch.setattr(utils.os, "replace", stopping)
+    with pytest.raises(Stop):
+        new.save_pretrained(folder)
+    monkeypatch.undo()
+    try:
+        answers = transformer_tiny.load(folder).predict(["ab", "xyz"])
+        assert answers in (old.predict(["ab", "xyz"]), new.predict(["ab", "xyz"]))
+    except CheckpointError as e:
+        # new weights beside the old config.json: refused, by their shapes or their hash
+        assert re.search(r"weights .* do not (match|fit the config)", str(e)), e
+    new.save_pretrained(folder)
+    assert _same_weights(folder, _run(tmp_path / "b2", 32))
+    assert "announced_sha256" not in json.loads((folder / "config.json").read_text())

@@ -44,10 +44,30 @@ _DATA_FILE = re.compile(r"[A-Za-z0-9_]+-[0-9]{7,}(\.state)?\.safetensors|model\.
 
 
 # ----------------------------------------------------------------------------- saving
+def _tensor_file(tensors: dict[str, torch.Tensor]) -> bytes:
+    return save_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+
+
 def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
-    blob = save_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    blob = _tensor_file(tensors)
     atomic_write_bytes(path, blob)
     return hashlib.sha256(blob).hexdigest()
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """The SHA-256 of the file :func:`save_checkpoint` writes for ``tensors``."""
+    return hashlib.sha256(_tensor_file(tensors)).hexdigest()
+
+
+def announce_files(json_path: Path, digests: list[str]) -> None:
+    """Record in the checkpoint JSON ``json_path`` (if it is ours) the SHA-256 of the files
+    about to replace those it names: a save stopped between two of its files (a kill) leaves
+    each file either as it was or as announced, all of them recognised by
+    :func:`holds_recorded_file`, so that the next save may replace them. The next save of the
+    JSON drops the announcement."""
+    info = _own_json(json_path)
+    if info is not None:
+        atomic_write_json(json_path, {**info, "announced_sha256": list(digests)})
 
 
 def _own_json(json_path: Path) -> dict[str, Any] | None:
@@ -66,8 +86,9 @@ def is_checkpoint(json_path: Path) -> bool:
 
 def holds_recorded_file(json_path: Path, key: str, path: Path, unrecorded: bool = False) -> bool:
     """Whether ``path`` is a regular file whose SHA-256 the checkpoint JSON ``json_path`` (ours)
-    records under ``key + "_sha256"``: a file that save wrote and nobody changed since. If our
-    JSON records no such hash, the answer is ``unrecorded``."""
+    records under ``key + "_sha256"`` (or announced, :func:`announce_files`): a file that save
+    wrote and nobody changed since. If our JSON records no such hash, the answer is
+    ``unrecorded``."""
     info = _own_json(json_path)
     if info is None or path.is_symlink() or not path.is_file():
         return False
@@ -76,8 +97,10 @@ def holds_recorded_file(json_path: Path, key: str, path: Path, unrecorded: bool 
         return unrecorded
     if not isinstance(recorded, str):
         return False
+    announced = info.get("announced_sha256")  # by a save that may have stopped midway
+    accepted = {recorded, *(announced if isinstance(announced, list) else [])}
     with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest() == recorded
+        return hashlib.file_digest(f, "sha256").hexdigest() in accepted
 
 
 def named_files(json_path: Path) -> set[str]:

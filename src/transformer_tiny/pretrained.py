@@ -20,15 +20,17 @@ import torch
 from .checkpoint import (
     PRETRAINED_JSON,
     PRETRAINED_WEIGHTS,
+    announce_files,
     holds_recorded_file,
     is_checkpoint,
     save_checkpoint,
+    tensors_sha256,
 )
 from .config import FILE_FIELDS, SECTIONS, RunConfig
 from .inputs import OWN_CHARACTERS, characters_changed, example_input, input_characters
 from .rundir import claim_output_dir
 from .tasks import task_for
-from .utils import atomic_write_text, text_bytes
+from .utils import atomic_write_bytes, text_bytes
 
 MODEL_CARD = "README.md"
 
@@ -147,11 +149,14 @@ def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, A
         # a folder saved before cards were hashed records no hash: its card counts as ours
         MODEL_CARD: lambda path: holds_recorded_file(config, "card", path, unrecorded=True),
     }, "a shared model")
-    card = model_card(cfg, metrics, inputs)
+    card = text_bytes(model_card(cfg, metrics, inputs))
     meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics)),
-            "card_sha256": hashlib.sha256(text_bytes(card)).hexdigest()}
+            "card_sha256": hashlib.sha256(card).hexdigest()}
     meta.update(inputs or {})
+    # Replacing an earlier shared model: its config.json first announces the new files, so that
+    # a save stopped (killed) between them leaves a folder the next save may take again.
+    announce_files(config, [tensors_sha256(model.state_dict()), meta["card_sha256"]])
+    atomic_write_bytes(folder / MODEL_CARD, card)
     save_checkpoint(folder, PRETRAINED_JSON.removesuffix(".json"), model, cfg, meta,
-                    weights_name=PRETRAINED_WEIGHTS)
-    atomic_write_text(folder / MODEL_CARD, card)
+                    weights_name=PRETRAINED_WEIGHTS)  # the weights, then config.json
     return folder
