@@ -125,3 +125,15 @@ def test_a_shared_model_replaced_and_stopped_midway_is_taken_by_the_next_save(
     new.save_pretrained(folder)
     assert _same_weights(folder, _run(tmp_path / "b2", 32))
     assert "announced_sha256" not in json.loads((folder / "config.json").read_text())
+
+
+@pytest.mark.parametrize("announced", [[{}], "abc", [None, 5], {"a": 1}])
+def test_a_hostile_announcement_is_ignored(tmp_path, announced):
+    model = transformer_tiny.load(_run(tmp_path / "a", 16))
+    folder = model.save_pretrained(tmp_path / "shared")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "announced_sha256": announced}))
+    (folder / "README.md").write_text("my own card")
+    with pytest.raises(ValueError, match=r"holds README\.md, which is not from a shared model"):
+        model.save_pretrained(folder)  # still the user's card, whatever the announcement says
+    assert (folder / "README.md").read_text() == "my own card"

@@ -98,7 +98,8 @@ def holds_recorded_file(json_path: Path, key: str, path: Path, unrecorded: bool 
     if not isinstance(recorded, str):
         return False
     announced = info.get("announced_sha256")  # by a save that may have stopped midway
-    accepted = {recorded, *(announced if isinstance(announced, list) else [])}
+    accepted = {recorded, *(a for a in (announced if isinstance(announced, list) else [])
+                            if isinstance(a, str))}
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest() in accepted
 
