@@ -195,6 +195,11 @@ def test_infer_reports_an_add_input_the_model_cannot_read(tmp_path, capsys):
     assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "123456+1"]) == 2
     err = capsys.readouterr().err
     assert err == "error: task add: this model adds numbers of at most 5 digits, got '123456+1'\n"
+    # the spaces a person types around the numbers are dropped: no word of an unseen space
+    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "1 + 2"]) == 0
+    assert "never saw" not in capsys.readouterr().err  # (a tiny model: other warnings may come)
+    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "1 + x"]) == 2
+    assert capsys.readouterr().err == "error: task add: expected digits+digits, got '1 + x'\n"
 
 
 def test_unseen_characters_are_named_and_answered(untrained_run, capsys):

@@ -202,8 +202,15 @@ def test_add_user_input_is_padded_and_the_answer_unpadded(width, data):
     assert task.shown(task.solve(model_input)) == str(a + b)
 
 
+def test_add_user_input_may_space_its_numbers():
+    task = task_for(DataConfig(task="add", max_len=11))
+    assert {task.model_input(t) for t in ("95+7", "95 + 7", " 95 +7  ")} == {"00095+00007"}
+
+
 @pytest.mark.parametrize("text, message", [("123456+1", "at most 5 digits"),
                                            ("12+x", "expected digits+digits"),
+                                           ("1 2+3", "expected digits+digits"),
+                                           ("12\t+3", "expected digits+digits"),
                                            ("12", "expected digits+digits")])
 def test_add_user_input_errors(text, message):
     with pytest.raises(ValueError, match=re.escape(message)):

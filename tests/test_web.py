@@ -259,6 +259,11 @@ def test_the_first_input_is_one_the_task_takes(site, url, browser):
     assert page.evaluate("document.body.dataset.state") == "done", page.text_content("#error")
     assert page.input_value("#input") == json.loads((site / "add" / "model.json").read_text())[
         "example"]
+    # as infer.py: spaces around the numbers are dropped, so they are no unseen character
+    assert type_and_run(page, "1 + 2") == "done", page.text_content("#error")
+    assert not page.is_visible("#note")
+    assert type_and_run(page, "1 2+3") == "error"
+    assert "expected digits+digits" in page.text_content("#error")
 
 
 def test_a_pairs_model_is_described_without_the_generator_s_lengths(site, url, browser,

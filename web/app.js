@@ -149,22 +149,25 @@ class Superseded extends Error {}
 async function decode(id) {
   const text = $("input").value;
   showError("");
-  const unseen = unseenCharacters(page.manifest, text);
-  showNote(unseen.length ? "Holds characters this model never saw in training: " +
-    `${unseen.map((c) => JSON.stringify(c)).join(", ")}; its answer is a guess.` : "");
+  showNote("");
   setState("running");
   page.steps = [];
   page.outIds = [];
   $("output").textContent = "";
   $("time").textContent = "";
+  let input;  // what the model reads: the task's input format applied (add's padding)
   try {
-    page.src = encodeSource(page.manifest, modelInput(page.manifest, text));
+    input = modelInput(page.manifest, text);
+    page.src = encodeSource(page.manifest, input);
   } catch (e) {
     showError(e.message);
     draw();
     setState("error");
     return;
   }
+  const unseen = unseenCharacters(page.manifest, input);
+  showNote(unseen.length ? "Holds characters this model never saw in training: " +
+    `${unseen.map((c) => JSON.stringify(c)).join(", ")}; its answer is a guess.` : "");
   const t0 = performance.now();
   let result;
   try {

@@ -33,9 +33,9 @@ export function predicted(state) {
   return state.remaining > 0 ? [state.char, state.offset + 1] : [state.char + 1, 0];
 }
 
-/** add's input format (tasks.pad_numbers): "95+7" -> "00095+00007" for width 5. */
+/** add's input format (arithmetic.pad_numbers): "95+7", "95 + 7" -> "00095+00007" (width 5). */
 export function padNumbers(text, width) {
-  const parts = text.split("+");
+  const parts = text.split("+").map((p) => p.replace(/^ +| +$/g, ""));
   const digits = /^[0-9]+$/;
   if (parts.length !== 2 || !digits.test(parts[0]) || !digits.test(parts[1])) {
     throw new Error(`task add: expected digits+digits, got ${JSON.stringify(text)}`);

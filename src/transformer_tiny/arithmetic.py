@@ -43,8 +43,9 @@ def add_input(rng: random.Random, _alphabet: str, min_len: int, max_len: int) ->
 
 
 def pad_numbers(text: str, width: int) -> str:
-    """A user's ``"95+7"`` -> ``"00095+00007"`` (``width`` 5): the form the model reads."""
-    a, plus, b = text.partition("+")
+    """A user's ``"95+7"`` (or ``"95 + 7"``: spaces around a number are dropped) ->
+    ``"00095+00007"`` (``width`` 5): the form the model reads."""
+    a, plus, b = (part.strip(" ") for part in text.partition("+"))
     if not (plus and a.isdecimal() and b.isdecimal() and a.isascii() and b.isascii()):
         raise ValueError(f"task add: expected digits+digits, got {text!r}")
     a, b = a.lstrip("0"), b.lstrip("0")

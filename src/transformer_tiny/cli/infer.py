@@ -13,6 +13,7 @@ from ..checkpoint import seen_bytes
 from ..config import ModelConfig, RunConfig
 from ..decoding import MAX_BEAM, OUTPUT_MARGIN
 from ..inputs import unseen_characters
+from ..tasks import task_for
 from .common import (
     Parser,
     UsageError,
@@ -68,7 +69,8 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
         read_lines(sys.stdin.buffer, "stdin", cfg.model.max_input_bytes)
     if not texts:
         return 0
-    warn_unseen(texts, cfg, seen_bytes(info))
+    task = task_for(cfg.data)  # the warning is of what the model reads (add's padding applied)
+    warn_unseen([task.model_input(t) for t in texts], cfg, seen_bytes(info))
     limit = model.cfg.max_new_tokens
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
         raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
