@@ -143,6 +143,9 @@ def test_predict_applies_the_tasks_formats():
         model.predict(["1+1"], beam=65)
     assert model.limits.alphabet == "its own characters"  # add ignores the alphabet
     assert model.limits.characters == "0123456789+"
+    assert model.predict(["1 + 1"]) == ["2"]  # the spaces a person types are dropped
+    assert model.unseen_characters("1 + 1") == []  # as the model reads it
+    assert model.unseen_characters("1 x 1") == [" ", "x"]  # no add input: its own characters
 
 
 def test_answers_say_whether_an_output_ended_and_was_valid_utf8():

@@ -15,6 +15,7 @@ Errors are the one-line exceptions of the commands (``CheckpointError``, ``Confi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -116,7 +117,10 @@ class TinyModel:
     def unseen_characters(self, text: str) -> list[str]:
         """The characters of ``text`` this model never saw in training (by their bytes): its
         answer to such a text is a guess. A model trained on the unicode alphabet, which holds
-        every byte of valid UTF-8, has seen them all."""
+        every byte of valid UTF-8, has seen them all. Read as the model reads it, the task's
+        input format applied (the spaces ``add`` drops are no unseen characters)."""
+        with contextlib.suppress(ValueError):  # a text outside the format: its characters
+            text = self._task.model_input(text)
         return unseen_characters(text, self._config.data, seen_bytes(self._info))
 
     def evaluate(self, inputs: list[str] | None = None, split: str = "test",
