@@ -94,16 +94,11 @@ class Stop(BaseException):
     """Stands for a kill: raised in place of a file's rename, nothing after it runs."""
 
 
-@pytest.mark.parametrize("renames", [0, 1, 2, 3])  # announce, card, weights, config.json
-def test_a_shared_model_replaced_and_stopped_midway_is_taken_by_the_next_save(
-        tmp_path, monkeypatch, renames):
-    """Each file is left as it was or as announced: loading gives one model whole or refuses,
-    and the next save replaces the folder without the user removing anything."""
+def _stopped_save(model, folder: Path, renames: int, monkeypatch) -> None:
+    """``model.save_pretrained(folder)`` stopped (as by a kill) at its rename number
+    ``renames``: the ones before it happened, nothing after it does."""
     import transformer_tiny.utils as utils
 
-    old, new = (transformer_tiny.load(_run(tmp_path / name, d)) for name, d in (("a", 16),
-                                                                                ("b", 32)))
-    folder = old.save_pretrained(tmp_path / "shared")
     replace, done = os.replace, []
 
     def stopping(src, dst):
@@ -114,14 +109,33 @@ def test_a_shared_model_replaced_and_stopped_midway_is_taken_by_the_next_save(
 
     monkeypatch.setattr(utils.os, "replace", stopping)
     with pytest.raises(Stop):
-        new.save_pretrained(folder)
+        model.save_pretrained(folder)
     monkeypatch.undo()
+
+
+# a save's renames: config.json announcing the new files, the card, the weights, config.json
+@pytest.mark.parametrize("stops", [[0], [1], [2], [3], [1, 0], [2, 0], [2, 1], [3, 2], [2, 2]],
+                         ids=lambda stops: "-".join(map(str, stops)))
+@pytest.mark.parametrize("first", [False, True], ids=["replacing", "first-save"])
+def test_a_shared_model_save_stopped_midway_is_taken_by_the_next_save(
+        tmp_path, monkeypatch, stops, first):
+    """Each file is left as it was or as announced, after one stopped save or several in a row:
+    the weights load as one model whole or are refused, and the next save replaces the folder
+    without the user removing anything. Also for a first save into a new folder."""
+    old, new, other = (transformer_tiny.load(_run(tmp_path / name, d))
+                       for name, d in (("a", 16), ("b", 32), ("c", 24)))
+    folder = tmp_path / "shared"
+    if not first:
+        old.save_pretrained(folder)
+    for model, renames in zip((new, other), stops, strict=False):
+        _stopped_save(model, folder, renames, monkeypatch)
     try:
         answers = transformer_tiny.load(folder).predict(["ab", "xyz"])
-        assert answers in (old.predict(["ab", "xyz"]), new.predict(["ab", "xyz"]))
+        assert answers in [m.predict(["ab", "xyz"]) for m in (old, new, other)]
     except CheckpointError as e:
-        # new weights beside the old config.json: refused, by their shapes or their hash
-        assert re.search(r"weights .* do not (match|fit the config)", str(e)), e
+        # weights beside a config.json that names others (or none yet): refused, clearly
+        assert re.search(r"weights .* do not (match|fit the config)|names no model yet: the "
+                         r"save that wrote it was stopped midway|^no checkpoint at", str(e)), e
     new.save_pretrained(folder)
     assert _same_weights(folder, _run(tmp_path / "b2", 32))
     assert "announced_sha256" not in json.loads((folder / "config.json").read_text())

@@ -60,14 +60,20 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def announce_files(json_path: Path, digests: list[str]) -> None:
-    """Record in the checkpoint JSON ``json_path`` (if it is ours) the SHA-256 of the files
-    about to replace those it names: a save stopped between two of its files (a kill) leaves
-    each file either as it was or as announced, all of them recognised by
+    """Record in the checkpoint JSON ``json_path`` the SHA-256 of the files about to replace
+    those it names, beside those earlier stopped saves announced (a JSON that names no files
+    yet, if there is none of ours): a save stopped between two of its files (a kill) leaves
+    each file as it was or as announced, all of them recognised by
     :func:`holds_recorded_file`, so that the next save may replace them. The next save of the
     JSON drops the announcement."""
-    info = _own_json(json_path)
-    if info is not None:
-        atomic_write_json(json_path, {**info, "announced_sha256": list(digests)})
+    info = _own_json(json_path) or {"format": FORMAT}
+    earlier = [a for a in _announced(info) if a not in digests]
+    atomic_write_json(json_path, {**info, "announced_sha256": [*earlier, *digests]})
+
+
+def _announced(info: dict[str, Any]) -> list[str]:
+    announced = info.get("announced_sha256")
+    return [a for a in announced if isinstance(a, str)] if isinstance(announced, list) else []
 
 
 def _own_json(json_path: Path) -> dict[str, Any] | None:
@@ -93,15 +99,13 @@ def holds_recorded_file(json_path: Path, key: str, path: Path, unrecorded: bool 
     if info is None or path.is_symlink() or not path.is_file():
         return False
     recorded = info.get(f"{key}_sha256")
-    if recorded is None:
-        return unrecorded
-    if not isinstance(recorded, str):
+    if recorded is not None and not isinstance(recorded, str):
         return False
-    announced = info.get("announced_sha256")  # by a save that may have stopped midway
-    accepted = {recorded, *(a for a in (announced if isinstance(announced, list) else [])
-                            if isinstance(a, str))}
     with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest() in accepted
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    if digest in _announced(info):  # by a save that may have stopped midway
+        return True
+    return unrecorded if recorded is None else digest == recorded
 
 
 def named_files(json_path: Path) -> set[str]:
@@ -181,6 +185,9 @@ def read_checkpoint_info(path: str | Path) -> tuple[Path, dict[str, Any], RunCon
         raise CheckpointError(f"checkpoint {p} is unreadable: {reason}") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a transformer_tiny checkpoint")
+    if "config" not in info and "announced_sha256" in info:  # announce_files, nothing since
+        raise CheckpointError(f"{p} names no model yet: the save that wrote it was stopped "
+                              "midway; save again")
     try:
         cfg = RunConfig.from_dict(_upgraded(info["config"]))
     except (KeyError, TypeError, ValueError, ConfigError) as e:

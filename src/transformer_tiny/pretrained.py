@@ -153,8 +153,8 @@ def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, A
     meta = {"task": cfg.data.task, "metrics": json.loads(json.dumps(metrics)),
             "card_sha256": hashlib.sha256(card).hexdigest()}
     meta.update(inputs or {})
-    # Replacing an earlier shared model: its config.json first announces the new files, so that
-    # a save stopped (killed) between them leaves a folder the next save may take again.
+    # config.json (the earlier model's, or one naming no files yet) first announces the new
+    # files, so that a save stopped (killed) between them leaves a folder the next save takes.
     announce_files(config, [tensors_sha256(model.state_dict()), meta["card_sha256"]])
     atomic_write_bytes(folder / MODEL_CARD, card)
     save_checkpoint(folder, PRETRAINED_JSON.removesuffix(".json"), model, cfg, meta,

@@ -96,10 +96,13 @@ def claim_output_dir(out: Path, owned: Mapping[str, Callable[[Path], bool]], wha
         return
     present = [name for name in owned if os.path.lexists(out / name)]
     foreign = [name for name in present if not owned[name](out / name)]
-    if foreign:
+    if foreign and len(foreign) < len(present):  # beside files of ours: perhaps one of ours
         raise RunDirError(f"{out} holds {foreign[0]}, which is not from {what}, or changed since "
                           "it was written (an edit, or a write stopped midway); choose another "
                           "folder, or remove that file")
+    if foreign:
+        raise RunDirError(f"{out} holds {foreign[0]}, which is not from {what}; choose "
+                          "another folder")
     others = sorted(e.name for e in out.iterdir() if not e.name.endswith(TEMP_SUFFIX))
     if others and not present:
         raise RunDirError(f"{out} holds files that are not {what} ({others[0]}); choose "
