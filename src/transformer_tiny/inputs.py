@@ -50,14 +50,20 @@ def widest_input_character(cfg: Any) -> int:
     return _widest(input_characters(cfg)[1] or "\U0010ffff")
 
 
+def longest_input(data: Any, max_input_bytes: int) -> int:
+    """The most characters an input of ``data`` (a ``DataConfig``) may have and surely fit a
+    model taking ``max_input_bytes``: each of them may be the alphabet's widest."""
+    return max_input_bytes // widest_input_character(data)
+
+
 def check_input_room(data: Any, max_input_bytes: int) -> None:
     """Raise ``ValueError`` if an input of ``data`` (a ``DataConfig`` of a task that draws its
     own inputs) may need more bytes than a model taking ``max_input_bytes`` has: before
     training, not when the first such string is drawn, perhaps an epoch later."""
     if input_characters(data)[1] is None:
         return  # pairs read from files: every line is checked as it is read
-    widest = widest_input_character(data)
-    if data.max_len * widest > max_input_bytes:
+    if data.max_len > longest_input(data, max_input_bytes):
+        widest = widest_input_character(data)
         raise ValueError(f"max_len {data.max_len}: inputs of up to {data.max_len} characters "
                          f"of up to {widest} bytes need {data.max_len * widest + 2} positions, "
                          f"this model has {max_input_bytes + 2} (max_positions)")

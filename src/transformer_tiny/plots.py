@@ -16,7 +16,7 @@ from .attention_maps import AttentionMaps, cross_attention_maps
 from .config import ModelConfig, RunConfig
 from .data import bucket_inputs
 from .extras import require
-from .inputs import DEFAULT_TEXT, example_input, widest_input_character
+from .inputs import DEFAULT_TEXT, example_input, longest_input
 from .logs import METRICS_FILE, read_metrics, read_steps
 from .metrics import EvalResult, evaluate, even_buckets
 from .positions import end_heads
@@ -151,7 +151,7 @@ def default_buckets(cfg: RunConfig) -> list[tuple[int, int]]:
     model's positions allow for the widest character of the alphabet)."""
     lo, hi = cfg.data.min_len, cfg.data.max_len
     buckets = even_buckets(lo, hi)
-    limit = cfg.model.max_input_bytes // widest_input_character(cfg.data)
+    limit = longest_input(cfg.data, cfg.model.max_input_bytes)
     for factor in (2, 4):
         top = min(hi * factor, limit)
         if top > buckets[-1][1]:

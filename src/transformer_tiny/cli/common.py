@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import DEVICES, SECTIONS, ConfigError, RunConfig
-from ..inputs import widest_input_character
+from ..inputs import longest_input, widest_input_character
 from ..model import Seq2SeqTransformer
 from ..utils import pick_device, set_threads
 
@@ -226,8 +226,7 @@ def check_buckets(buckets: list[tuple[int, int]], cfg: RunConfig, samples: int,
     """``--lengths`` (in characters of the task's alphabet, or of ``alphabet``) and ``--samples``
     within what the model can take, checked before any string is drawn."""
     data = replace(cfg.data, alphabet=alphabet) if alphabet else cfg.data
-    widest = widest_input_character(data)
-    longest = cfg.model.max_input_bytes // widest
+    widest, longest = widest_input_character(data), longest_input(data, cfg.model.max_input_bytes)
     if buckets and max(hi for _, hi in buckets) > longest:
         width = "1 byte" if widest == 1 else f"up to {widest} bytes"
         raise UsageError(f"--lengths go up to {max(hi for _, hi in buckets)} characters; this "
