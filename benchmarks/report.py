@@ -246,8 +246,8 @@ def g2p(path: Path, prov: Provenance) -> list[str]:
               "and Yolchuyeva et al. 2019 (a Transformer) also report results on CMUdict. "
               "What was tried to close the gap to the DBLSTM-CTC figure within 30 minutes "
               "(dropout, weight averaging, larger batches and models, depth moved to the "
-              "encoder), why it stays out of reach on 2 cores, and a longer run that gets "
-              "below it: the G2P entries of the "
+              "encoder, ensembles of runs), why it stays out of reach on 2 cores, and a "
+              "longer run that gets below it: the G2P entries of the "
               "[experiments log](design.md#experiments-log).", ""]
     return lines
 
