@@ -10,8 +10,9 @@ import pytest
 import torch
 from helpers import TOK, make_model, source_batch
 
+from transformer_tiny import export as export_module
 from transformer_tiny.attention_maps import cross_attention_maps
-from transformer_tiny.checkpoint import load_checkpoint
+from transformer_tiny.checkpoint import load_checkpoint, save_checkpoint
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig
 from transformer_tiny.data import DataModule, draw_inputs
 from transformer_tiny.decoding import greedy_decode, predict
@@ -19,6 +20,7 @@ from transformer_tiny.export import (
     DECODER_FILE,
     ENCODER_FILE,
     OnnxSeq2Seq,
+    export_id,
     export_onnx,
     is_own_graph,
     onnx_greedy,
@@ -146,6 +148,39 @@ def test_exports_replace_only_their_own_files(untrained_run, tmp_path):
         assert [p.name for p in mine.iterdir()] == [name]
         assert (mine / name).read_bytes() == b"mine"
         assert not is_own_graph(mine / name) and not is_own_manifest(mine / name)
+
+
+def test_an_export_stopped_between_its_graphs_is_refused_then_replaced(untrained_run, tmp_path,
+                                                                       monkeypatch):
+    """A stop after the encoder (a kill, or an error in the decoder's graph) leaves graphs of two
+    models: they are refused together, the page folder keeps no manifest of the earlier model,
+    and the next export takes the folder."""
+    model, cfg, _ = load_checkpoint(untrained_run)
+    other = tmp_path / "other"
+    torch.manual_seed(1)
+    save_checkpoint(other, "best", Seq2SeqTransformer(cfg.model), cfg, {"step": 0})
+    assert export_id(load_checkpoint(other)[0]) != export_id(model) == export_id(model)
+    out = tmp_path / "model"
+    export_web(untrained_run, out)
+    write_graph = export_module._export_graph
+
+    def stopped_at_decoder(module, inputs, path, *args, **kwargs):
+        if path.name == DECODER_FILE:
+            raise KeyboardInterrupt
+        write_graph(module, inputs, path, *args, **kwargs)
+
+    monkeypatch.setattr(export_module, "_export_graph", stopped_at_decoder)
+    with pytest.raises(KeyboardInterrupt):
+        export_web(other, out)
+    assert not (out / MANIFEST).exists()
+    with pytest.raises(ValueError, match="come from two different exports"):
+        OnnxSeq2Seq(out)
+    monkeypatch.undo()
+    paths = export_web(other, out)
+    assert json.loads(paths["manifest"].read_text())["checkpoint"].endswith("other/best.json")
+    src = source_batch([2, 5])
+    assert np.array_equal(onnx_greedy(out, src), greedy_decode(load_checkpoint(other)[0],
+                                                               src).numpy())
 
 
 # ----------------------------------------------------------------------------- a trained model

@@ -17,13 +17,15 @@ features, ``L`` decoder layers, ``V`` vocabulary entries):
 The graphs are traced by PyTorch's TorchScript-based exporter (``torch.onnx.export(...,
 dynamo=False)``) through the model's own ``encode`` and decoder layers, so they compute what
 PyTorch computes on CPU. Each file carries the model config as metadata (``config``), which
-:class:`OnnxSeq2Seq` reads back. Needs the ``[onnx]`` extra (``onnx``, ``onnxruntime``).
+:class:`OnnxSeq2Seq` reads back, and the export's :func:`export_id`, which it checks is the
+same in both. Needs the ``[onnx]`` extra (``onnx``, ``onnxruntime``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import warnings
 from collections.abc import Callable
@@ -112,10 +114,20 @@ def _example_inputs(cfg: ModelConfig) -> tuple[Tensor, tuple[Tensor, ...]]:
     return src, (*step, *kv, *past)
 
 
+def export_id(model: Seq2SeqTransformer) -> str:
+    """SHA-256 of the model's config and weights. Both graphs of an export carry it, so graphs of
+    two exports (one stopped between its two files) are never run together."""
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(model.cfg), sort_keys=True).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _export_graph(module: nn.Module, inputs: tuple[Tensor, ...], path: Path, cfg: ModelConfig,
-                  **kwargs: Any) -> None:
-    """Trace ``module`` on ``inputs`` to ONNX, add the model config and special ids as metadata,
-    check the graph, and write it to ``path`` atomically."""
+                  export: str, **kwargs: Any) -> None:
+    """Trace ``module`` on ``inputs`` to ONNX, add the model config, the special ids and the
+    ``export`` id as metadata, check the graph, and write it to ``path`` atomically."""
     onnx = require("onnx", "onnx", "ONNX export")
 
     tmp = path.with_name(f".{path.name}.export{TEMP_SUFFIX}")
@@ -130,7 +142,7 @@ def _export_graph(module: nn.Module, inputs: tuple[Tensor, ...], path: Path, cfg
     finally:
         tmp.unlink(missing_ok=True)
     meta = {"format": FORMAT, "config": json.dumps(dataclasses.asdict(cfg)),
-            "special_ids": json.dumps(SPECIAL_IDS)}
+            "special_ids": json.dumps(SPECIAL_IDS), "export": export}
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -197,11 +209,12 @@ def write_graphs(checkpoint_or_model: str | Path | Seq2SeqTransformer, out_dir: 
               *_layer_names("past", n)]
     dec_out = ["logits", *_layer_names("present", n), *(f"attn_{i}" for i in range(n))]
     paths = {"encoder": out / ENCODER_FILE, "decoder_step": out / DECODER_FILE}
-    _export_graph(EncoderForExport(model), (src,), paths["encoder"], cfg, opset_version=opset,
-                  input_names=["src"], output_names=enc_out,
+    export = export_id(model)
+    _export_graph(EncoderForExport(model), (src,), paths["encoder"], cfg, export,
+                  opset_version=opset, input_names=["src"], output_names=enc_out,
                   dynamic_axes={"src": src_len, "src_mask": mask_axes, "states": src_len,
                                 **{k: cross_axes for k in enc_out[2:]}})
-    _export_graph(DecoderStepForExport(model), step_inputs, paths["decoder_step"], cfg,
+    _export_graph(DecoderStepForExport(model), step_inputs, paths["decoder_step"], cfg, export,
                   opset_version=opset, input_names=dec_in, output_names=dec_out,
                   dynamic_axes={"token": batch, "char": batch, "offset": batch,
                                 "src_mask": mask_axes, "logits": batch,
@@ -224,9 +237,14 @@ class OnnxSeq2Seq:
         self.encoder, self.decoder = (
             ort.InferenceSession(str(model_dir / f), opts, providers=["CPUExecutionProvider"])
             for f in (ENCODER_FILE, DECODER_FILE))
-        meta = self.decoder.get_modelmeta().custom_metadata_map
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{model_dir / DECODER_FILE} is not a transformer_tiny ONNX export")
+        enc_meta, meta = (s.get_modelmeta().custom_metadata_map
+                          for s in (self.encoder, self.decoder))
+        for name, m in ((ENCODER_FILE, enc_meta), (DECODER_FILE, meta)):
+            if m.get("format") != FORMAT:
+                raise ValueError(f"{model_dir / name} is not a transformer_tiny ONNX export")
+        if enc_meta.get("export") != meta.get("export"):
+            raise ValueError(f"{model_dir}: {ENCODER_FILE} and {DECODER_FILE} come from two "
+                             "different exports (one stopped midway?): export again")
         self.cfg = ModelConfig(**json.loads(meta["config"]))
 
     def encode(self, src: np.ndarray) -> dict[str, np.ndarray]:

@@ -100,6 +100,9 @@ def export_web(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Path]:
     model, cfg, info = load_checkpoint(checkpoint, "cpu")
     # the manifest is made before a graph is written: an error leaves the earlier export whole
     text = json_text(manifest(cfg, info, resolve_checkpoint(checkpoint).as_posix()))
+    # the earlier manifest goes first: a stop while the graphs are written leaves none, which
+    # the page reports, rather than one that describes another model's graphs
+    (Path(out_dir) / MANIFEST).unlink(missing_ok=True)
     paths = write_graphs(model, out_dir)
     paths["manifest"] = Path(out_dir) / MANIFEST
     atomic_write_text(paths["manifest"], text)
