@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,14 @@ from helpers import TINY, make_model, run_main, source_batch, target_batch, weig
 from transformer_tiny.checkpoint import (
     FORMAT,
     CheckpointError,
+    announce_files,
     check_optimizer_groups,
     expected_trainer_state,
     load_checkpoint,
     pack_trainer_state,
     resolve_checkpoint,
     save_checkpoint,
+    tensors_sha256,
     unpack_trainer_state,
 )
 from transformer_tiny.cli.infer import infer_main
@@ -328,6 +331,18 @@ def test_restored_optimizer_keeps_the_hyperparameters_it_was_built_with():
     assert float(resumed.state_dict()["state"][0]["step"]) == 2.0
 
 
+def test_packing_the_trainer_state_warns_nothing():
+    """Saving ``last`` packs the optimizer's tensors as they are: no copy-construction warning
+    on the user's terminal at every save."""
+    _, opt = adamw_after_steps(0, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensors, _ = pack_trainer_state(opt)
+    for idx, state in opt.state_dict()["state"].items():
+        for name, value in state.items():
+            assert torch.equal(tensors[f"opt.{idx}.{name}"], value), (idx, name)
+
+
 def test_cuda_rng_state_is_saved_and_restored_only_where_cuda_is(monkeypatch):
     _, opt = adamw_after_steps(0, 1)
     cuda_state = torch.arange(16, dtype=torch.uint8)
@@ -341,6 +356,14 @@ def test_cuda_rng_state_is_saved_and_restored_only_where_cuda_is(monkeypatch):
     assert restored == []  # saved on a machine without CUDA: nothing to restore
     unpack_trainer_state(opt, tensors, meta)
     assert len(restored) == 1 and torch.equal(restored[0], cuda_state)
+
+    def wrong_size(state):  # CUDA's answer to a hostile state of another length
+        raise RuntimeError("RNG state is wrong size")
+
+    monkeypatch.setattr(torch.cuda, "set_rng_state", wrong_size)
+    with pytest.raises(CheckpointError, match=r"^trainer state does not fit this run: RNG state "
+                                              r"is wrong size$"):
+        unpack_trainer_state(opt, {**tensors, "rng.cuda": cuda_state[:3]}, meta)
 
 
 def test_trainer_state_expects_the_dtypes_safetensors_writes_for_rng_states():
@@ -396,3 +419,15 @@ def test_a_run_with_only_last_json_says_so(saved, tmp_path):
                                               r"pass it, or resume the run with --resume$"):
         load_checkpoint(tmp_path)
     assert load_checkpoint(tmp_path / "last.json")[1] is not None
+
+
+def test_a_checkpoint_whose_next_save_stopped_after_announcing_its_files_still_loads(saved):
+    """A save stopped right after it announced its files (a kill) leaves the JSON naming the
+    earlier files, untouched: the earlier model still loads."""
+    model, cfg, path = saved
+    other = make_model(seed=1, dtype=torch.float32).state_dict()
+    announce_files(path, [tensors_sha256(other)])
+    assert "announced_sha256" in read_json(path) and "config" in read_json(path)
+    loaded, loaded_cfg, info = load_checkpoint(path)
+    assert loaded_cfg == cfg and info["step"] == 7
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())

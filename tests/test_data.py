@@ -116,13 +116,17 @@ def test_heldout_split_is_the_same_in_every_process_and_version():
                     192]
 
 
-def test_too_few_strings_in_the_slice_is_a_clear_error():
+@pytest.mark.parametrize("heldout, where", [(True, "in the held-out slice"),
+                                            (False, "outside the held-out slice"),
+                                            (None, "outside the excluded set")])
+def test_too_few_strings_in_the_slice_is_a_clear_error(heldout, where):
     # 'digits' of length 1: ten strings, all excluded, so no allowed string exists; the search
-    # stops with an error instead of looping forever.
+    # stops with an error, saying where it looked, instead of looping forever.
     cfg = DataConfig(alphabet="digits", min_len=1, max_len=1, **SMALL)
     everything = {str(d) for d in range(10)}
-    with pytest.raises(ValueError, match="too few strings"):
-        draw_inputs(cfg, 5, seed=0, heldout=True, exclude=everything)
+    with pytest.raises(ValueError) as e:
+        draw_inputs(cfg, 5, seed=0, heldout=heldout, exclude=everything)
+    assert str(e.value) == f"cannot draw 5 reverse inputs of lengths 1-1 {where}: too few strings"
 
 
 def _drawing(monkeypatch, allowed: dict[int, str]) -> itertools.count:

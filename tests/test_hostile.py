@@ -227,6 +227,7 @@ HOSTILE: dict[str, Callable[[Path], None]] = {
     "header not JSON": raw_weights(lambda b: b[:8] + b"\xff" * (len(b) - 8)),
     "data offsets beyond the file": raw_weights(lambda b: b[:-64]),
     "weights empty": raw_weights(lambda b: b""),
+    "a header of no tensors": raw_weights(lambda b: (2).to_bytes(8, "little") + b"{}"),
     "two tensors sharing bytes": raw_weights(aliased),
     "a tensor's offsets shorter than its shape": raw_weights(shortened),
 }
@@ -292,6 +293,9 @@ REASONS: dict[str, str] = {
     "data offsets beyond the file": r"weights <weights> are [\d,]+ bytes; the header implies "
                                     r"[\d,]+",
     "weights empty": "weights <weights> are truncated or not a safetensors file",
+    # "{}", the shortest header: a safetensors file, without the model's tensors
+    "a header of no tensors": r"weights <weights> do not fit the config: missing tensor "
+                              r"'byte_embed\.weight'",
     "two tensors sharing bytes": r"weights <weights>: tensor 'enc_norm\.weight' has bad data "
                                  "offsets",
     "a tensor's offsets shorter than its shape": r"weights <weights>: tensor 'head\.bias' has "
@@ -400,6 +404,16 @@ def test_weights_whose_header_has_an_odd_length_still_load(hostile_dir):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_weights_with_safetensors_metadata_still_load(hostile_dir):
+    """A weights file may carry safetensors' free-form ``__metadata__`` (as those written with
+    ``metadata={"format": "pt"}`` do): it is no tensor, and the weights load."""
+    before = load_checkpoint(hostile_dir)[0].state_dict()
+    rehash(hostile_dir, save_safetensors(weights(hostile_dir), metadata={"format": "pt"}))
+    assert b'"__metadata__"' in (hostile_dir / info_of(hostile_dir)["weights"]).read_bytes()
+    after = load_checkpoint(hostile_dir)[0].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
 def test_weights_of_the_wrong_size_are_refused_naming_both_sizes(hostile_dir):
     path = hostile_dir / info_of(hostile_dir)["weights"]
     size = path.stat().st_size
@@ -422,6 +436,20 @@ def test_a_header_entry_of_any_length_fits_a_1d_expectation_and_no_other_rank_do
                 f"state x do not fit the config: tensor 'a' has shape {shape}, "
                 "the config implies 1-D")):
             check_header(bad, expected, set(), "state x")
+
+
+def test_tensors_with_no_elements_fit_their_shapes_and_read_back_empty(tmp_path):
+    """A dimension of size 0 is a valid safetensors shape: such a tensor fits an expectation of
+    that shape, or of any 1-D shape, and reads back empty beside the others."""
+    blob = save_safetensors({"a": torch.zeros(0, dtype=torch.uint8), "b": torch.ones(2, 3),
+                             "z": torch.zeros(0, 3)})
+    path = tmp_path / "x-0000001.state.safetensors"
+    path.write_bytes(blob)
+    expected = {"a": (None, "U8"), "b": ((2, 3), "F32"), "z": ((0, 3), "F32")}
+    got = safe_files.read_safetensors(path, "trainer state", expected, set(),
+                                      hashlib.sha256(blob).hexdigest(), "x.json")
+    assert {k: tuple(v.shape) for k, v in got.items()} == {"a": (0,), "b": (2, 3), "z": (0, 3)}
+    assert torch.equal(got["b"], torch.ones(2, 3))
 
 
 @pytest.mark.slow

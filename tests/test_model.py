@@ -84,7 +84,8 @@ def test_cached_decode_shapes(scheme):
         assert isinstance(cache, LayerCache)
         assert cache.k.shape == cache.v.shape == (2, model.cfg.n_heads, 3,
                                                   model.cfg.d_model // model.cfg.n_heads)
-    with pytest.raises(ValueError):  # after the first step, one token per row
+    with pytest.raises(ValueError, match=r"^a cached decode step after the first takes one "
+                                         r"token per row$"):
         model.decode(tgt[:, :2], memory, use_cache=True)
 
 

@@ -308,6 +308,12 @@ def test_output_room_is_per_token_times_the_source_plus_a_margin():
     assert all(get_task(n).output_room is None for n in ALL_TASKS)  # the decoders' default
 
 
+def test_the_pairs_task_knows_no_answers_of_its_own():
+    with pytest.raises(ValueError, match=r"^task pairs: the expected outputs come from the data "
+                                         r"files$"):
+        get_task("pairs").solve("abc")
+
+
 # ----------------------------------------------------------------------------- hard slices
 def carries(text: str) -> int:
     """The longest run of places that carry in ``a+b``."""

@@ -36,6 +36,7 @@ from transformer_tiny.tasks import get_task
 from transformer_tiny.tokenizer import EOS_ID, PAD_ID, ByteTokenizer
 from transformer_tiny.train_eval import (
     learning_rate,
+    make_optimizer,
     sequence_loss,
     train,
     training_autocast,
@@ -128,6 +129,25 @@ def test_bf16_loss_and_gradients_agree_with_float32():
     torch.testing.assert_close(loss16, loss32, rtol=2e-2, atol=0)
     assert not torch.equal(grad16, grad32)  # it did run in the lower precision
     assert torch.nn.functional.cosine_similarity(grad16, grad32, dim=0) > 0.99
+
+
+def test_adamw_decays_the_matrices_only_not_the_embeddings_biases_or_norms():
+    """With zero gradients an AdamW step only applies the decoupled weight decay: each weight
+    matrix shrinks by ``lr * weight_decay``; the token and byte-offset embeddings, the biases and
+    the norms do not move."""
+    model = make_model(dtype=torch.float32, eval_mode=False)
+    opt = make_optimizer(model, TrainConfig(lr=0.1, weight_decay=0.3))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    params = dict(model.named_parameters())
+    moved = {n for n, p in params.items() if not torch.equal(p, before[n])}
+    assert {"head.weight", "encoder.0.attn.in_proj.weight", "decoder.1.ff.net.2.weight"} <= moved
+    assert moved == {n for n, p in params.items()
+                     if p.dim() == 2 and n not in ("embed.weight", "byte_embed.weight")}
+    for n in moved:
+        close(params[n].detach(), before[n] * (1 - 0.1 * 0.3), atol=1e-7)
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -293,6 +313,17 @@ def test_progress_of_the_wrong_type_or_range_is_refused(key, value):
         Progress.from_dict({**good, key: value})
 
 
+@pytest.mark.parametrize("key", ["step", "epoch", "batch", "best", "loss_sum", "history"])
+def test_progress_without_a_key_takes_its_default(key):
+    """A checkpoint's progress may lack a key (written by an older version): the key takes its
+    default, the others are kept."""
+    good = {"step": 3, "epoch": 1, "batch": 2, "best": 0.5, "loss_sum": 1.25,
+            "history": [{"epoch": 1, "step": 3}]}
+    partial = {k: v for k, v in good.items() if k != key}
+    assert Progress.from_dict(partial) == Progress(**partial)
+    assert getattr(Progress.from_dict(partial), key) == getattr(Progress(), key)
+
+
 @pytest.mark.parametrize("save_every, lasts", [(0, [4, 8]), (3, [3, 4, 6, 8])])
 def test_last_is_saved_every_save_every_steps_and_at_each_epoch_end(save_every, lasts, tmp_path,
                                                                    monkeypatch):
@@ -341,6 +372,22 @@ def test_each_epoch_line_estimates_the_time_left_from_this_run_s_epochs(tmp_path
     assert lines[0].endswith("1,234 tok/s  effective batch 8  30 s  about 60 s to go")
     assert lines[1].endswith("1,234 tok/s  effective batch 8  50 s  about 25 s to go")
     assert lines[2].endswith("1,234 tok/s  effective batch 8  90 s")
+
+
+def test_the_estimate_is_shown_with_a_single_step_left(tmp_path, capsys):
+    cfg = tiny_config(tmp_path, epochs=2, train_samples=8, progress=True)  # one step an epoch
+    with open_trainer(cfg) as run:
+        run.train_epoch()
+        run.end_epoch(1234.0, 30.0)
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("epoch 1: ")
+    assert line.endswith("1,234 tok/s  effective batch 8  30 s  about 30 s to go")
+
+
+def test_each_epoch_records_the_seconds_since_the_run_began(tmp_path):
+    summary = train(tiny_config(tmp_path, epochs=2))
+    elapsed = [r["elapsed_s"] for r in read_metrics(tmp_path)]
+    assert 0 <= elapsed[0] <= elapsed[1] <= summary["seconds"] + 0.1
 
 
 def test_an_epoch_resumed_with_no_batch_left_shows_no_speed_and_no_estimate(tmp_path, capsys):

@@ -298,9 +298,9 @@ def unpack_trainer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
     try:
         opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
     except (KeyError, ValueError, RuntimeError, TypeError) as e:
         raise CheckpointError(f"trainer state does not fit this run: {e}") from None
     for group, hyper in zip(opt.param_groups, built, strict=True):
         group.update(hyper)
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
