@@ -31,6 +31,7 @@ from transformer_tiny.checkpoint import (
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.config import ModelConfig, RunConfig
 from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.safe_files import read_safetensors
 from transformer_tiny.utils import atomic_write_json
 
 
@@ -376,6 +377,26 @@ def test_trainer_state_expects_the_dtypes_safetensors_writes_for_rng_states():
     assert optional == {"rng.cuda"}
     assert {k: expected[k][1] for k in optional | {"rng.torch"}} == \
         {k: header[k]["dtype"] for k in ("rng.torch", "rng.cuda")}
+
+
+@pytest.mark.parametrize("size", [16, 3])
+def test_a_cuda_rng_state_of_another_size_is_refused_on_reading(size, tmp_path):
+    """CUDA takes its RNG state lazily, so a state of the wrong size would fail only at the first
+    save, after training; reading the checkpoint refuses it instead."""
+    from safetensors.torch import save
+
+    expected, optional = expected_trainer_state([])
+    blob = save({"rng.torch": torch.get_rng_state(),
+                 "rng.cuda": torch.zeros(size, dtype=torch.uint8)})
+    path = tmp_path / "last-0000001.state.safetensors"
+    path.write_bytes(blob)
+    args = (path, "trainer state", expected, optional, hashlib.sha256(blob).hexdigest(),
+            "last.json")
+    if size == 16:  # torch.cuda.get_rng_state()'s size
+        assert read_safetensors(*args)["rng.cuda"].shape == (16,)
+    else:
+        with pytest.raises(CheckpointError, match=r"'rng\.cuda'"):
+            read_safetensors(*args)
 
 
 @pytest.mark.parametrize("groups", [[1], ["params"], [{"params": 3}], [{}], {"params": []}])

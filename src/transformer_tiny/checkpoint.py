@@ -263,11 +263,14 @@ def pack_trainer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, {"param_groups": sd["param_groups"]}
 
 
+CUDA_RNG_BYTES = 16  # CUDA's Philox generator state: its seed and offset, 8 bytes each
+
+
 def expected_trainer_state(params: list[torch.Tensor]) -> tuple[Expected, set[str]]:
     """What :func:`pack_trainer_state` writes for an AdamW over ``params`` (in the order of its
     groups), and the optional names."""
     expected: Expected = {"rng.torch": (tuple(torch.get_rng_state().shape), "U8"),
-                          "rng.cuda": (None, "U8")}
+                          "rng.cuda": ((CUDA_RNG_BYTES,), "U8")}
     for idx, p in enumerate(params):
         expected.update({f"opt.{idx}.step": ((), "F32"),
                          f"opt.{idx}.exp_avg": (tuple(p.shape), "F32"),
