@@ -19,18 +19,18 @@ from transformer_tiny.decoding import greedy_decode, predict
 from transformer_tiny.export import (
     DECODER_FILE,
     ENCODER_FILE,
-    OnnxSeq2Seq,
+    MANIFEST,
     export_id,
     export_onnx,
     is_own_graph,
-    onnx_greedy,
-    onnx_predict,
+    is_own_manifest,
 )
 from transformer_tiny.model import Seq2SeqTransformer
+from transformer_tiny.onnx_decoding import OnnxSeq2Seq, onnx_greedy, onnx_predict
 from transformer_tiny.positions import CharState, decoder_positions
 from transformer_tiny.rundir import RunDirError
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from transformer_tiny.web import MANIFEST, export_web, is_own_manifest
+from transformer_tiny.web import export_web
 from transformer_tiny.web import manifest as manifest_of
 
 
@@ -139,9 +139,11 @@ def test_exports_replace_only_their_own_files(untrained_run, tmp_path):
     assert all(is_own_graph(paths[k]) for k in ("encoder", "decoder_step"))
     assert is_own_manifest(paths["manifest"]) and not is_own_graph(paths["manifest"])
     export_onnx(untrained_run, out)  # an earlier export of ours: rewritten
-    for name, check in ((ENCODER_FILE, export_onnx), (MANIFEST, export_web)):
-        mine = tmp_path / name
-        mine.mkdir()
+    assert not (out / MANIFEST).exists()  # it described the graphs replaced: never kept stale
+    for k, (name, check) in enumerate(((ENCODER_FILE, export_onnx), (MANIFEST, export_web),
+                                       (MANIFEST, export_onnx))):
+        mine = tmp_path / f"{k}" / name
+        mine.mkdir(parents=True)
         (mine / name).write_bytes(b"mine")
         with pytest.raises(RunDirError, match=f"holds {name}, which is not from an export"):
             check(untrained_run, mine)

@@ -1,4 +1,4 @@
-"""Export to ONNX: the encoder and one cached decoder step, and a greedy loop on onnxruntime.
+"""Export to ONNX: the encoder and one cached decoder step, written to a folder.
 
 Two graphs, both with a dynamic batch size and dynamic lengths (``nh`` heads of size ``hs``, ``C``
 features, ``L`` decoder layers, ``V`` vocabulary entries):
@@ -16,9 +16,12 @@ features, ``L`` decoder layers, ``V`` vocabulary entries):
 
 The graphs are traced by PyTorch's TorchScript-based exporter (``torch.onnx.export(...,
 dynamo=False)``) through the model's own ``encode`` and decoder layers, so they compute what
-PyTorch computes on CPU. Each file carries the model config as metadata (``config``), which
-:class:`OnnxSeq2Seq` reads back, and the export's :func:`export_id`, which it checks is the
-same in both. Needs the ``[onnx]`` extra (``onnx``, ``onnxruntime``).
+PyTorch computes on CPU. Each file carries the model config as metadata (``config``) and the
+export's :func:`export_id`; :mod:`~transformer_tiny.onnx_decoding` reads the config back, checks
+that both graphs carry the same id, and decodes with them on onnxruntime. A page export
+(:mod:`~transformer_tiny.web`) adds ``model.json`` beside them; writing new graphs removes it
+first, so that it never describes other graphs. Needs the ``[onnx]`` extra (``onnx``,
+``onnxruntime``).
 """
 
 from __future__ import annotations
@@ -28,36 +31,37 @@ import dataclasses
 import hashlib
 import json
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .attention import LayerCache, MultiHeadAttention, padding_mask
 from .attention_maps import capture_cross_attention
 from .checkpoint import load_checkpoint
-from .decoding import batches_by_length, decode_steps, output_room
 from .extras import require
 from .model import Memory, Seq2SeqTransformer
 from .model_config import ModelConfig
-from .positions import CharState
+from .onnx_decoding import (  # noqa: F401  (the runner is also imported from here)
+    DECODER_FILE,
+    ENCODER_FILE,
+    FORMAT,
+    OnnxSeq2Seq,
+    layer_names,
+    onnx_greedy,
+    onnx_predict,
+)
 from .rundir import claim_output_dir
 from .safe_files import CheckpointError, read_regular
-from .tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_IDS, ByteTokenizer
+from .tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_IDS
 from .utils import TEMP_SUFFIX, atomic_write_bytes
 
-FORMAT = "transformer_tiny.onnx/1"
-ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder_step.onnx"
 OPSET = 17
 MAX_GRAPH_BYTES = 2 << 30  # protobuf's limit on one message
-
-
-def _layer_names(prefix: str, n_layers: int) -> list[str]:
-    """``[prefix_k_0, prefix_v_0, prefix_k_1, ...]``: one key and one value name per layer."""
-    return [f"{prefix}_{kv}_{i}" for i in range(n_layers) for kv in ("k", "v")]
+WEB_FORMAT = "transformer_tiny.web/1"
+MANIFEST = "model.json"  # a page export's description of its graphs (web.py)
+MAX_MANIFEST_BYTES = 1 << 20  # what export_web writes is a few hundred bytes
 
 
 class EncoderForExport(nn.Module):
@@ -120,7 +124,7 @@ def export_id(model: Seq2SeqTransformer) -> str:
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(model.cfg), sort_keys=True).encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -164,14 +168,24 @@ def is_own_graph(path: Path) -> bool:
     return any(p.key == "format" and p.value == FORMAT for p in proto.metadata_props)
 
 
-GRAPH_CHECKS = {ENCODER_FILE: is_own_graph, DECODER_FILE: is_own_graph}
+def is_own_manifest(path: Path) -> bool:
+    """Whether ``path`` is a ``model.json`` that a page export wrote (a regular file)."""
+    try:
+        contents = json.loads(read_regular(path, MAX_MANIFEST_BYTES, "model.json"))
+    except (CheckpointError, ValueError, RecursionError):
+        return False
+    return isinstance(contents, dict) and contents.get("format") == WEB_FORMAT
+
+
+EXPORT_CHECKS = {ENCODER_FILE: is_own_graph, DECODER_FILE: is_own_graph,
+                 MANIFEST: is_own_manifest}
 EXPORT = "an export of this package"
 
 
 def claim_export_dir(out_dir: str | Path) -> None:
     """Refuse (:class:`~transformer_tiny.rundir.RunDirError`) a folder holding files that an
     export did not write: see :func:`~transformer_tiny.rundir.claim_output_dir`."""
-    claim_output_dir(Path(out_dir), GRAPH_CHECKS, EXPORT)
+    claim_output_dir(Path(out_dir), EXPORT_CHECKS, EXPORT)
 
 
 def export_onnx(checkpoint_or_model: str | Path | Seq2SeqTransformer, out_dir: str | Path,
@@ -201,13 +215,16 @@ def write_graphs(checkpoint_or_model: str | Path | Seq2SeqTransformer, out_dir: 
     cfg, n = model.cfg, model.cfg.n_dec_layers
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # a page's manifest describes the graphs about to be replaced: a stop while they are written
+    # leaves none, which the page reports, rather than one that describes other graphs
+    (out / MANIFEST).unlink(missing_ok=True)
     src, step_inputs = _example_inputs(cfg)
     batch, src_len = {0: "batch"}, {0: "batch", 1: "src_len"}
     cross_axes, mask_axes = {0: "batch", 2: "src_len"}, {0: "batch", 3: "src_len"}
-    enc_out = ["src_mask", "states", *_layer_names("cross", n)]
-    dec_in = ["token", "char", "offset", "src_mask", *_layer_names("cross", n),
-              *_layer_names("past", n)]
-    dec_out = ["logits", *_layer_names("present", n), *(f"attn_{i}" for i in range(n))]
+    enc_out = ["src_mask", "states", *layer_names("cross", n)]
+    dec_in = ["token", "char", "offset", "src_mask", *layer_names("cross", n),
+              *layer_names("past", n)]
+    dec_out = ["logits", *layer_names("present", n), *(f"attn_{i}" for i in range(n))]
     paths = {"encoder": out / ENCODER_FILE, "decoder_step": out / DECODER_FILE}
     export = export_id(model)
     _export_graph(EncoderForExport(model), (src,), paths["encoder"], cfg, export,
@@ -218,98 +235,8 @@ def write_graphs(checkpoint_or_model: str | Path | Seq2SeqTransformer, out_dir: 
                   opset_version=opset, input_names=dec_in, output_names=dec_out,
                   dynamic_axes={"token": batch, "char": batch, "offset": batch,
                                 "src_mask": mask_axes, "logits": batch,
-                                **{k: cross_axes for k in _layer_names("cross", n)},
-                                **{k: {0: "batch", 2: "past_len"} for k in _layer_names("past", n)},
+                                **{k: cross_axes for k in layer_names("cross", n)},
+                                **{k: {0: "batch", 2: "past_len"} for k in layer_names("past", n)},
                                 **{k: {0: "batch", 2: "total_len"} for k in dec_out[1:2 * n + 1]},
                                 **{k: {0: "batch", 2: "src_len"} for k in dec_out[2 * n + 1:]}})
     return paths
-
-
-class OnnxSeq2Seq:
-    """The two exported graphs on onnxruntime (CPU), with the config they were exported from."""
-
-    def __init__(self, model_dir: str | Path, threads: int = 0):
-        ort = require("onnxruntime", "onnx", "running an ONNX export")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads  # 0: onnxruntime's default
-        opts.log_severity_level = 3  # errors only
-        model_dir = Path(model_dir)
-        self.encoder, self.decoder = (
-            ort.InferenceSession(str(model_dir / f), opts, providers=["CPUExecutionProvider"])
-            for f in (ENCODER_FILE, DECODER_FILE))
-        enc_meta, meta = (s.get_modelmeta().custom_metadata_map
-                          for s in (self.encoder, self.decoder))
-        for name, m in ((ENCODER_FILE, enc_meta), (DECODER_FILE, meta)):
-            if m.get("format") != FORMAT:
-                raise ValueError(f"{model_dir / name} is not a transformer_tiny ONNX export")
-        if enc_meta.get("export") != meta.get("export"):
-            raise ValueError(f"{model_dir}: {ENCODER_FILE} and {DECODER_FILE} come from two "
-                             "different exports (one stopped midway?): export again")
-        self.cfg = ModelConfig(**json.loads(meta["config"]))
-
-    def encode(self, src: np.ndarray) -> dict[str, np.ndarray]:
-        """``src (B, S)`` int64 -> the encoder's outputs by name."""
-        names = [o.name for o in self.encoder.get_outputs()]
-        return dict(zip(names, self.encoder.run(None, {"src": src}), strict=True))
-
-    def step(self, token: np.ndarray, chars: CharState, memory: dict[str, np.ndarray],
-             past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """One decoder step: the new token of each row, ``token (B,)``, whose row stands at
-        ``chars`` (:class:`~transformer_tiny.positions.CharState`, with the token fed) ->
-        ``logits (B, V)`` and the grown caches."""
-        n = self.cfg.n_dec_layers
-        char, offset = (t[:, None].numpy() for t in chars.predicted())  # (B, 1) each
-        feed: dict[str, Any] = {"token": token[:, None], "char": char, "offset": offset,
-                                "src_mask": memory["src_mask"]}
-        feed.update({k: memory[k] for k in _layer_names("cross", n)})
-        feed.update(zip(_layer_names("past", n), past, strict=True))
-        logits, *present = self.decoder.run(None, feed)[: 2 * n + 1]  # then the attention
-        return logits, present
-
-
-def onnx_greedy(runner: OnnxSeq2Seq | str | Path, src: np.ndarray | Tensor,
-                max_new_tokens: int | None = None) -> np.ndarray:
-    """Batched greedy decoding on onnxruntime, step for step as
-    :func:`transformer_tiny.decoding.greedy_decode` with the KV cache.
-
-    ``src (B, S)``: right-padded ``BOS x EOS`` ids. Returns ``(B, L)`` int64 generated ids (BOS
-    excluded; PAD after a row's EOS). ``max_new_tokens`` defaults as in PyTorch
-    (:func:`~transformer_tiny.decoding.default_max_new_tokens`).
-    """
-    runner = runner if isinstance(runner, OnnxSeq2Seq) else OnnxSeq2Seq(runner)
-    src = src.cpu().numpy() if isinstance(src, Tensor) else np.asarray(src)
-    src = src.astype(np.int64)
-    batch, src_len = src.shape
-    cfg = runner.cfg
-    cfg.check_positions(src_len)
-    steps = decode_steps(max_new_tokens, src_len, cfg)
-    memory = runner.encode(src)
-    hs = cfg.head_size
-    past = [np.zeros((batch, cfg.n_heads, 0, hs), np.float32) for _ in range(2 * cfg.n_dec_layers)]
-    history = np.full((batch, 1), BOS_ID, dtype=np.int64)
-    chars = CharState.of(torch.from_numpy(history))
-    finished = np.zeros(batch, dtype=bool)
-    for _ in range(steps):
-        logits, past = runner.step(history[:, -1], chars, memory, past)
-        nxt = np.where(finished, PAD_ID, logits.argmax(axis=-1)).astype(np.int64)  # (B,)
-        history = np.concatenate([history, nxt[:, None]], axis=1)
-        chars = chars.advance(torch.from_numpy(nxt))
-        finished |= nxt == EOS_ID
-        if finished.all():
-            break
-    return history[:, 1:]
-
-
-def onnx_predict(runner: OnnxSeq2Seq | str | Path, texts: list[str], batch_size: int = 128,
-                 max_new_tokens: int | Callable[[int], int] | None = None) -> list[str]:
-    """Greedy outputs for ``texts`` on onnxruntime, batched by similar length, with
-    ``max_new_tokens`` as :func:`transformer_tiny.decoding.predict` takes it (a number, a
-    task's ``output_room``, or None)."""
-    runner = runner if isinstance(runner, OnnxSeq2Seq) else OnnxSeq2Seq(runner)
-    tok = ByteTokenizer()
-    results = [""] * len(texts)
-    for rows, src in batches_by_length(texts, batch_size, runner.cfg):
-        out = onnx_greedy(runner, src, output_room(max_new_tokens, src.size(1), runner.cfg))
-        for i, ids in zip(rows, out.tolist(), strict=True):
-            results[i] = tok.decode(ids)
-    return results

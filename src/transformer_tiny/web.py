@@ -8,7 +8,6 @@ its sum), and which cross-attention heads count positions from the end of the in
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from .arithmetic import add_width
 from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import RunConfig
 from .decoding import OUTPUT_MARGIN
-from .export import EXPORT, GRAPH_CHECKS, write_graphs
+from .export import MANIFEST, WEB_FORMAT, claim_export_dir, write_graphs
 from .inputs import (
     DEFAULT_TEXT,
     characters_changed,
@@ -25,15 +24,9 @@ from .inputs import (
     seen_input_bytes,
 )
 from .positions import end_heads
-from .rundir import claim_output_dir
-from .safe_files import CheckpointError, read_regular
 from .tasks import OutputRoom, task_for
 from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
 from .utils import atomic_write_text, json_text
-
-WEB_FORMAT = "transformer_tiny.web/1"
-MANIFEST = "model.json"
-MAX_MANIFEST_BYTES = 1 << 20  # what export_web writes is a few hundred bytes
 
 
 def _formats(cfg: RunConfig) -> tuple[dict[str, Any] | None, str | None]:
@@ -77,32 +70,15 @@ def manifest(cfg: RunConfig, info: dict[str, Any], source: str) -> dict[str, Any
     }
 
 
-def is_own_manifest(path: Path) -> bool:
-    """Whether ``path`` is a ``model.json`` that :func:`export_web` wrote (a regular file)."""
-    try:
-        contents = json.loads(read_regular(path, MAX_MANIFEST_BYTES, "model.json"))
-    except (CheckpointError, ValueError, RecursionError):
-        return False
-    return isinstance(contents, dict) and contents.get("format") == WEB_FORMAT
-
-
-def claim_web_dir(out_dir: str | Path) -> None:
-    """Refuse (:class:`~transformer_tiny.rundir.RunDirError`) a folder holding files that an
-    export did not write: see :func:`~transformer_tiny.rundir.claim_output_dir`."""
-    claim_output_dir(Path(out_dir), {**GRAPH_CHECKS, MANIFEST: is_own_manifest}, EXPORT)
-
-
 def export_web(checkpoint: str | Path, out_dir: str | Path) -> dict[str, Path]:
     """Write ``encoder.onnx``, ``decoder_step.onnx`` and ``model.json`` of ``checkpoint`` to
-    ``out_dir``, which must be missing, empty or an earlier export (:func:`claim_web_dir`);
-    returns their paths."""
-    claim_web_dir(out_dir)
+    ``out_dir``, which must be missing, empty or an earlier export
+    (:func:`~transformer_tiny.export.claim_export_dir`); returns their paths."""
+    claim_export_dir(out_dir)
     model, cfg, info = load_checkpoint(checkpoint, "cpu")
-    # the manifest is made before a graph is written: an error leaves the earlier export whole
+    # the manifest is made before any file is touched: an error in it leaves the earlier export
+    # whole (write_graphs then removes the earlier manifest before it writes a graph)
     text = json_text(manifest(cfg, info, resolve_checkpoint(checkpoint).as_posix()))
-    # the earlier manifest goes first: a stop while the graphs are written leaves none, which
-    # the page reports, rather than one that describes another model's graphs
-    (Path(out_dir) / MANIFEST).unlink(missing_ok=True)
     paths = write_graphs(model, out_dir)
     paths["manifest"] = Path(out_dir) / MANIFEST
     atomic_write_text(paths["manifest"], text)

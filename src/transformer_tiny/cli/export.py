@@ -13,12 +13,13 @@ from ..checkpoint import resolve_checkpoint
 from ..config import RunConfig
 from ..data import DataModule
 from ..decoding import predict
-from ..export import OnnxSeq2Seq, claim_export_dir, export_onnx, onnx_predict
+from ..export import MANIFEST, claim_export_dir, export_onnx
 from ..extras import require
+from ..onnx_decoding import OnnxSeq2Seq, onnx_predict
 from ..rundir import RunDirError
 from ..tasks import Task, task_for
 from ..tokenizer import ByteTokenizer
-from ..web import MANIFEST, claim_web_dir, export_web
+from ..web import export_web
 from .common import (
     Parser,
     UsageError,
@@ -73,9 +74,8 @@ def _claim_out(args: argparse.Namespace) -> Path:
     files that an export did not write (the error names the flag)."""
     flag = "--web" if args.web else "--out"
     out = Path(args.web or args.out or resolve_checkpoint(args.checkpoint).parent / "onnx")
-    claim = claim_web_dir if args.web else claim_export_dir
     try:
-        claim(out)
+        claim_export_dir(out)
     except RunDirError as e:
         raise UsageError(f"{flag} {e}") from None
     return out
