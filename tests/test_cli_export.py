@@ -16,9 +16,8 @@ from transformer_tiny.cli.export import export_main
 from transformer_tiny.config import DataConfig, RunConfig
 from transformer_tiny.data import DataModule
 from transformer_tiny.decoding import predict
-from transformer_tiny.export import DECODER_FILE, ENCODER_FILE
+from transformer_tiny.export import DECODER_FILE, ENCODER_FILE, MANIFEST
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
-from transformer_tiny.web import MANIFEST
 
 
 def test_export_command(untrained_run, tmp_path, capsys):

@@ -111,7 +111,7 @@ function argmax(values) {
 }
 
 /** Greedy decoding with the KV cache, one step per call of the decoder-step graph, as
- * export.onnx_greedy does for one row. Calls onStep({ids, attention}) after every step;
+ * onnx_decoding.onnx_greedy does for one row. Calls onStep({ids, attention}) after every step;
  * attention[layer] is a Float32Array (n_heads x S) of that step. Returns the ids before EOS. */
 export async function greedy(sessions, manifest, src, onStep) {
   const { n_layers: n, n_heads: nh, head_size: hs } = manifest;
