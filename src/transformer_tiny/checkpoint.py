@@ -11,13 +11,12 @@ Loading treats a checkpoint as untrusted input (people hand each other run folde
 unpickled: tensors come through safetensors and everything else through JSON. Before anything is
 allocated, the JSON's size and config are checked (the config has upper bounds, see
 :mod:`~transformer_tiny.config` and :mod:`~transformer_tiny.model_config`, among them
-``MAX_PARAMETERS`` of the model it describes,
-counted from its sizes). The files it names must be plain file names of the form the saver
-writes, in the JSON's own folder, and regular files (symbolic links are not followed). The
-safetensors header (names, shapes, dtypes) must be exactly the model's, and the file exactly as
-long as that header says, before its payload is read; the payload is hashed in chunks against
-the SHA-256 the JSON records. Weights must be float32 and finite. Every failure is a one-line
-:class:`CheckpointError`.
+``MAX_PARAMETERS`` of the model it describes, counted from its sizes). The files it names must be
+plain file names of the form the saver writes, in the JSON's own folder, and regular files (symbolic
+links are not followed). The safetensors header (names, shapes, dtypes) must be exactly the model's,
+and the file exactly as long as that header says, before its payload is read; the payload is hashed
+in chunks against the SHA-256 the JSON records. Weights must be float32 and finite. Every failure is
+a one-line :class:`CheckpointError`.
 """
 
 from __future__ import annotations
