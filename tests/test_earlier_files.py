@@ -71,6 +71,16 @@ def test_a_checkpoint_that_is_not_json_is_refused_before_a_file_is_written(tmp_p
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
+@pytest.mark.parametrize("key", ["config", "weights", "tokenizer", "announced_sha256"])
+def test_a_meta_holding_a_key_the_saver_writes_is_refused_before_a_file_is_written(tmp_path, key):
+    run = _run(tmp_path / "run", 16)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    model, cfg, _ = load_checkpoint(run)
+    with pytest.raises(ValueError, match=f"meta may not hold '{key}': save_checkpoint writes it"):
+        save_checkpoint(run, "best", model, cfg, {"step": 7, key: "x"})
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
 def test_text_and_json_hold_a_lone_surrogate_escaped():
     assert text_bytes("é\udcff") == "é".encode() + b"\\udcff"
     assert json_text({"a": "é"}) == '{"a": "é"}'  # readable while UTF-8 can hold it

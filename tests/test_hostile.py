@@ -286,7 +286,7 @@ REASONS: dict[str, str] = {
     "a tensor missing": r"weights <weights> do not fit the config: missing tensor 'head\.bias'",
     "an extra tensor": "weights <weights> do not fit the config: unexpected tensor 'evil'",
     "a tensor of the wrong shape": r"weights <weights> do not fit the config: tensor "
-                                   r"'head\.bias' has shape \[7\], the config implies \[259\]",
+                                   r"'head\.bias' has shape \[7\], expected \[259\]",
     "header length 2**60": "weights <weights> are truncated or not a safetensors file",
     "header not JSON": "weights <weights> are unreadable: bad safetensors header",
     # the sizes themselves: test_weights_of_the_wrong_size_are_refused_naming_both_sizes
@@ -434,7 +434,7 @@ def test_a_header_entry_of_any_length_fits_a_1d_expectation_and_no_other_rank_do
         bad["a"]["shape"] = shape
         with pytest.raises(CheckpointError, match=re.escape(
                 f"state x do not fit the config: tensor 'a' has shape {shape}, "
-                "the config implies 1-D")):
+                "expected 1-D")):
             check_header(bad, expected, set(), "state x")
 
 

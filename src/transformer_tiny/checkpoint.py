@@ -115,17 +115,25 @@ def named_files(json_path: Path) -> set[str]:
     return {n for n in names if isinstance(n, str) and _DATA_FILE.fullmatch(n)}
 
 
+SAVER_KEYS = frozenset({"format", "weights", "weights_sha256", "state", "state_sha256", "config",
+                        "tokenizer", "announced_sha256"})
+
+
 def save_checkpoint(run_dir: str | Path, name: str, model: torch.nn.Module, cfg: RunConfig,
                     meta: dict[str, Any], trainer_state: dict[str, torch.Tensor] | None = None,
                     weights_name: str | None = None) -> Path:
     """Write the weights (and ``trainer_state``), then ``run_dir/name.json``; returns its path.
 
-    ``meta`` (JSON-serialisable, with an integer ``step``) is stored in the JSON as it is. The
-    weights file is ``NAME-STEP.safetensors`` unless ``weights_name`` says otherwise.
+    ``meta`` (JSON-serialisable, with an integer ``step``) is stored in the JSON as it is; it may
+    not hold the keys the saver writes itself (:data:`SAVER_KEYS`). The weights file is
+    ``NAME-STEP.safetensors`` unless ``weights_name`` says otherwise.
     """
     run_dir = Path(run_dir)
     json_path = run_dir / f"{name}.json"
-    json_text({**meta, "config": cfg.to_dict()})  # not JSON: fail before any file is written
+    taken = sorted(SAVER_KEYS & set(meta))  # a bad meta fails before any file is written
+    if taken:
+        raise ValueError(f"meta may not hold {taken[0]!r}: save_checkpoint writes it")
+    json_text({**meta, "config": cfg.to_dict()})  # not JSON: fail here too
     previous = named_files(json_path)
     stem = f"{name}-{int(meta.get('step', 0)):07d}"
     info: dict[str, Any] = {"format": FORMAT, "weights": weights_name or f"{stem}.safetensors"}

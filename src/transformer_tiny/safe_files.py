@@ -103,7 +103,7 @@ def check_header(header: Any, expected: Expected, optional: set[str], where: str
         if not ok or (shape is not None and tuple(got_shape) != shape) or \
                 (shape is None and len(got_shape) != 1):
             raise CheckpointError(f"{where} do not fit the config: tensor {key!r} has shape "
-                                  f"{got_shape}, the config implies "
+                                  f"{got_shape}, expected "
                                   f"{list(shape) if shape is not None else '1-D'}")
         width = np.dtype(_DTYPES[dtype]).itemsize * math.prod(got_shape)
         if not (isinstance(offsets, list) and len(offsets) == 2 and
