@@ -152,6 +152,17 @@ def test_exports_replace_only_their_own_files(untrained_run, tmp_path):
         assert not is_own_graph(mine / name) and not is_own_manifest(mine / name)
 
 
+def test_writing_graphs_removes_a_page_manifest_but_never_a_foreign_model_json(untrained_run,
+                                                                              tmp_path):
+    out = tmp_path / "model"
+    export_web(untrained_run, out)
+    export_module.write_graphs(untrained_run, out)  # unclaimed: the page's manifest still goes
+    assert not (out / MANIFEST).exists()
+    (out / MANIFEST).write_text('{"mine": 1}')
+    export_module.write_graphs(untrained_run, out)
+    assert (out / MANIFEST).read_text() == '{"mine": 1}'
+
+
 def test_an_export_stopped_between_its_graphs_is_refused_then_replaced(untrained_run, tmp_path,
                                                                        monkeypatch):
     """A stop after the encoder (a kill, or an error in the decoder's graph) leaves graphs of two

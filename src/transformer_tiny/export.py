@@ -217,7 +217,8 @@ def write_graphs(checkpoint_or_model: str | Path | Seq2SeqTransformer, out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     # a page's manifest describes the graphs about to be replaced: a stop while they are written
     # leaves none, which the page reports, rather than one that describes other graphs
-    (out / MANIFEST).unlink(missing_ok=True)
+    if is_own_manifest(out / MANIFEST):
+        (out / MANIFEST).unlink()
     src, step_inputs = _example_inputs(cfg)
     batch, src_len = {0: "batch"}, {0: "batch", 1: "src_len"}
     cross_axes, mask_axes = {0: "batch", 2: "src_len"}, {0: "batch", 3: "src_len"}
