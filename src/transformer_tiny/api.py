@@ -131,14 +131,14 @@ class TinyModel:
         or an alphabet changed since) gives a ``UserWarning``, as ``eval.py`` warns."""
         references, from_split = None, inputs is None
         buckets = bucket_list(buckets)
-        if not from_split:
-            inputs = text_list(inputs)
         if from_split:
             inputs, references = self._split(split)
-        elif self._task.reads_files:
-            raise ValueError("a pairs model knows no answers of its own: evaluate() scores the "
-                             "held-out split of its files; for another file of pairs, "
-                             "eval.py --test-file")
+        else:
+            inputs = text_list(inputs)
+            if self._task.reads_files:
+                raise ValueError("a pairs model knows no answers of its own: evaluate() scores "
+                                 "the held-out split of its files; for another file of pairs, "
+                                 "eval.py --test-file")
         if not inputs:
             where = f"the {split} set holds none" if from_split else "an empty list"
             raise ValueError(f"nothing to evaluate: {where}")

@@ -26,7 +26,6 @@ from torch import Tensor, nn
 from .attention import LayerCache, MultiHeadAttention, padding_mask
 from .model_config import ModelConfig
 from .positions import (
-    MAX_CHAR_BYTES,
     CharState,
     Rotation,
     additive_positions,
@@ -38,7 +37,7 @@ from .positions import (
     source_positions,
     two_way_rotation,
 )
-from .tokenizer import PAD_ID
+from .tokenizer import MAX_CHAR_BYTES, PAD_ID
 
 
 # ----------------------------------------------------------------------------- layers
@@ -96,7 +95,9 @@ class DecoderLayer(nn.Module):
         values over the source, ``(B, nh, S, hs)`` each; ``src_mask (B, 1, 1, S)`` or None, as
         for :class:`EncoderLayer`; ``cache``: the self-attention keys and values of the tokens
         fed before (cached decoding); ``rot (B, T, 1, hs/2)``: the rope rotation."""
-        # A single new token (cached decoding) may see every earlier one: no mask needed.
+        # Causal self-attention needs no padding mask: targets are right-padded, so a real token
+        # only sees real tokens before it, and the loss ignores the PAD positions' outputs. A single
+        # new token (cached decoding) may see every earlier one: no mask at all.
         x = x + self.drop(self.self_attn(self.norm1(x), causal=x.size(1) > 1, cache=cache,
                                          rot=rot))
         x = x + self.drop(self.cross_attn(self.norm2(x), kv=memory_kv, mask=src_mask, rot=rot))
@@ -113,7 +114,8 @@ class Memory:
     themselves; ``caches``: per-layer self-attention caches for incremental decoding;
     ``length``: decoder tokens consumed so far; ``chars``: the character position reached (it
     places the next step's token); ``padded``: whether any source row is padded (if none is,
-    attention over the source needs no mask at all).
+    attention over the source needs no mask at all; always True in an exported graph, which
+    must handle padding).
     """
 
     states: Tensor
@@ -218,18 +220,18 @@ class Seq2SeqTransformer(nn.Module):
         kept in ``memory.caches``, the character position in ``memory.chars``.
         """
         T = tgt.size(1)
-        start = memory.length if use_cache else 0
-        # The last of the T tokens predicts the next one, at position start + T: T + 1 positions.
-        self.cfg.check_positions(start + T + 1, what="output")
-        if not use_cache or start == 0:
+        fed = memory.length if use_cache else 0  # decoder tokens fed before these
+        # The last of the T tokens predicts the next one, at position fed + T: T + 1 positions.
+        self.cfg.check_positions(fed + T + 1, what="output")
+        if use_cache and fed:  # one new token per row: the character state moves on by it
+            if T > 1:
+                raise ValueError("a cached decode step after the first takes one token per row")
+            memory.chars = memory.chars.advance(tgt[:, 0])
+            char, offset = (t[:, None] for t in memory.chars.predicted())  # (B, 1) each
+        else:  # the whole prefix, BOS first
             char, offset = decoder_positions(tgt)  # (B, T) each
             if use_cache:
                 memory.chars = CharState.of(tgt)
-        elif T > 1:
-            raise ValueError("a cached decode step after the first takes one token per row")
-        else:
-            memory.chars = memory.chars.advance(tgt[:, 0])
-            char, offset = (t[:, None] for t in memory.chars.predicted())
         logits = self.decode_at(tgt, char, offset, memory, use_cache)
         if use_cache:
             memory.length += T

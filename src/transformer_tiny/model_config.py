@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config_checks import at_most, check, check_types, config_field, positive
-from .tokenizer import VOCAB_SIZE
+from .tokenizer import MAX_CHAR_BYTES, VOCAB_SIZE
 
 POSITION_SCHEMES = ("sinusoidal", "rope")
 ATTENTION_IMPLS = ("auto", "sdpa", "math")
@@ -70,7 +70,7 @@ class ModelConfig:
         attention = 4 * c * c + 4 * c  # fused q/k/v projection and the output projection
         encoder_layer = attention + feed_forward + 2 * 2 * c  # 2 norms
         decoder_layer = 2 * attention + feed_forward + 3 * 2 * c  # 3 norms
-        embeddings = v * c + 4 * c  # bytes, and the offset inside a character (MAX_CHAR_BYTES)
+        embeddings = (v + MAX_CHAR_BYTES) * c  # bytes, and the offset inside a character
         return (embeddings + self.n_enc_layers * encoder_layer + self.n_dec_layers * decoder_layer
                 + 2 * 2 * c + c * v + v)  # the final norms and the output layer
 

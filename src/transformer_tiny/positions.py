@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .tokenizer import PAD_ID, VOCAB_SIZE
+from .tokenizer import MAX_CHAR_BYTES, PAD_ID, VOCAB_SIZE
 
 
 def exporting() -> bool:
@@ -82,9 +82,6 @@ def position_indices(n_tokens: int, batch: int, max_positions: int, randomized: 
     # than in a uniformly random subset.)
     draws = (torch.rand(batch, n_tokens, device=device) * (width - n_tokens + 1)).long()
     return offset + draws.sort(dim=-1).values + torch.arange(n_tokens, device=device)
-
-
-MAX_CHAR_BYTES = 4  # UTF-8 encodes a code point in 1 to 4 bytes
 
 
 # Bytes of the character each id starts, read from its high bits: 1 for ASCII, 0 for

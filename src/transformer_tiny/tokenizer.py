@@ -26,6 +26,7 @@ BOS_ID = 257
 EOS_ID = 258
 VOCAB_SIZE = 259
 SPECIAL_IDS = {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID}
+MAX_CHAR_BYTES = 4  # UTF-8 encodes a code point in 1 to 4 bytes
 
 
 class ByteTokenizer:
