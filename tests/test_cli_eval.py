@@ -46,13 +46,14 @@ def test_eval_json(run_dir):
     (["--file", ""], "error: argument --file: must not be empty"),
     (["--checkpoint", ""], "error: argument --checkpoint: must not be empty"),
     (["--samples", "0"], "error: --samples must be > 0"),
+    (["--beam", "65"], "error: argument --beam: must be in [1, 64]"),
     (["--split", "train"], "error: argument --split: invalid choice: 'train'"),
     # longer than the model supports: refused by check_buckets before any string is drawn
     (["--lengths", "100-100"], "error: --lengths go up to 100 characters; this model takes "
                                "inputs of at most 46 bytes"),
 ], ids=["missing-file", "directory", "reversed-range", "bad-range", "alphabet",
         "alphabet-without-lengths", "split-with-lengths", "split-with-file", "empty-file",
-        "empty-checkpoint", "samples", "split", "too-long"])
+        "empty-checkpoint", "samples", "beam", "split", "too-long"])
 def test_eval_bad_arguments(untrained_run, argv, message, capsys):
     assert call_cli(eval_main, ["--checkpoint", str(untrained_run), *argv]) == 2
     assert one_error_line(capsys).startswith(message)

@@ -30,7 +30,7 @@ from transformer_tiny.decoding import (
     _trim,
     batches_by_length,
     beam_search,
-    default_max_new_tokens,
+    decode_steps,
     greedy_decode,
     normalized_score,
     output_length,
@@ -178,9 +178,10 @@ def test_scoring_helpers_agree_with_the_forward_pass():
                                        [5, 6, 7, 8]])).tolist() == [3, 1, 4]
 
 
-def test_default_max_new_tokens_is_src_len_plus_16_capped_at_max_positions_minus_1():
+def test_default_decode_steps_are_src_len_plus_16_capped_at_max_positions_minus_1():
     cfg = ModelConfig(**TINY)  # 64 positions
-    assert [default_max_new_tokens(n, cfg) for n in (0, 5, 47, 48, 60)] == [16, 21, 63, 63, 63]
+    assert [decode_steps(None, n, cfg) for n in (0, 5, 47, 48, 60)] == [16, 21, 63, 63, 63]
+    assert decode_steps(7, 60, cfg) == 7  # one given is kept
 
 
 def test_normalized_score_divides_by_length_to_the_alpha_in_the_logprobs_precision():

@@ -45,16 +45,13 @@ OUTPUT_MARGIN = 16  # output tokens allowed beyond the source's length by defaul
 MAX_BEAM = 64  # the widest beam the commands and predict() accept
 
 
-def default_max_new_tokens(src_len: int, cfg: ModelConfig) -> int:
-    """Room for an output as long as a source of ``src_len`` tokens plus a margin, within the
-    model's positions."""
-    return min(src_len + OUTPUT_MARGIN, cfg.max_new_tokens)
-
-
 def decode_steps(max_new_tokens: int | None, src_len: int, cfg: ModelConfig) -> int:
-    """The decoding steps to run for sources of ``src_len`` tokens: ``max_new_tokens``, or the
-    default (:func:`default_max_new_tokens`) if it is None."""
-    return default_max_new_tokens(src_len, cfg) if max_new_tokens is None else max_new_tokens
+    """The decoding steps to run for sources of ``src_len`` tokens: ``max_new_tokens``, or by
+    default room for an output as long as the source plus a margin, within the model's
+    positions."""
+    if max_new_tokens is None:
+        return min(src_len + OUTPUT_MARGIN, cfg.max_new_tokens)
+    return max_new_tokens
 
 
 @inference

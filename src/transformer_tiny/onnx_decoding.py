@@ -82,7 +82,7 @@ def onnx_greedy(runner: OnnxSeq2Seq | str | Path, src: np.ndarray | Tensor,
 
     ``src (B, S)``: right-padded ``BOS x EOS`` ids. Returns ``(B, L)`` int64 generated ids (BOS
     excluded; PAD after a row's EOS). ``max_new_tokens`` defaults as in PyTorch
-    (:func:`~transformer_tiny.decoding.default_max_new_tokens`).
+    (:func:`~transformer_tiny.decoding.decode_steps`).
     """
     runner = runner if isinstance(runner, OnnxSeq2Seq) else OnnxSeq2Seq(runner)
     src = src.cpu().numpy() if isinstance(src, Tensor) else np.asarray(src)

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import DEVICES, SECTIONS, ConfigError, RunConfig
+from ..decoding import MAX_BEAM
 from ..inputs import longest_input, widest_input_character
 from ..model import Seq2SeqTransformer
 from ..utils import pick_device, set_threads
@@ -143,6 +144,23 @@ def nonempty(text: str) -> str:
     return text
 
 
+def beam_width(text: str) -> int:
+    """``--beam``: an integer in ``[1, MAX_BEAM]``."""
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 1 <= k <= MAX_BEAM:
+        raise argparse.ArgumentTypeError(f"must be in [1, {MAX_BEAM}]")
+    return k
+
+
+def add_beam_argument(p: argparse.ArgumentParser) -> None:
+    """``--beam K`` of the commands that decode."""
+    p.add_argument("--beam", type=beam_width, default=1, metavar="K",
+                   help=f"beam width, 1 to {MAX_BEAM} (default: 1, greedy)")
+
+
 def add_checkpoint_arguments(p: argparse.ArgumentParser, device: bool = True) -> None:
     """The flags of every command that reads a trained model: ``--checkpoint`` (and
     ``--device``)."""
@@ -157,8 +175,6 @@ def load_model(args: argparse.Namespace
                ) -> tuple[Seq2SeqTransformer, RunConfig, dict[str, Any]]:
     """The model, config and checkpoint info of ``args.checkpoint`` on ``args.device``, with
     one thread per core; a missing checkpoint says how to train one."""
-    if not args.checkpoint:
-        raise UsageError("--checkpoint must name a run folder or a checkpoint .json")
     set_threads(0)
     try:
         return load_checkpoint(args.checkpoint, pick_device(args.device))

@@ -12,7 +12,6 @@ from typing import Any
 
 from ..config import DATA_LIMITS, DataConfig, RunConfig, build_config
 from ..data import HeldOutSet, bucket_inputs, hard_inputs, held_out_set
-from ..decoding import MAX_BEAM
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
 from ..tasks import task_for
 from ..utils import json_text
@@ -20,6 +19,7 @@ from .common import (
     MAX_SAMPLES,
     Parser,
     UsageError,
+    add_beam_argument,
     add_checkpoint_arguments,
     check_buckets,
     load_model,
@@ -51,8 +51,7 @@ def _parser(prog: str | None) -> Parser:
     p.add_argument("--test-file", metavar="FILE", type=nonempty,
                    help="task pairs: evaluate on every input<TAB>output line (or .jsonl) of FILE "
                         f"(at most {DATA_LIMITS['test_samples']:,} inputs)")
-    p.add_argument("--beam", type=int, default=1, metavar="K",
-                   help=f"beam width, 1 to {MAX_BEAM} (default: 1, greedy)")
+    add_beam_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     return p
 
@@ -123,8 +122,6 @@ def _check_arguments(args: argparse.Namespace) -> None:
     before the model is loaded (sets ``args.split`` and ``args.buckets``)."""
     if args.samples <= 0 or args.examples < 0:
         raise UsageError("--samples must be > 0 and --examples >= 0")
-    if not 1 <= args.beam <= MAX_BEAM:
-        raise UsageError(f"--beam must be in [1, {MAX_BEAM}]")
     if not 0 <= args.hard <= MAX_SAMPLES:
         raise UsageError(f"--hard must be in [0, {MAX_SAMPLES}]")
     given = {"--file": args.file, "--lengths": args.lengths, "--test-file": args.test_file}

@@ -9,14 +9,13 @@ import sys
 from collections.abc import Sequence
 
 from ..api import TinyModel
-from ..checkpoint import seen_bytes
-from ..config import ModelConfig, RunConfig
-from ..decoding import MAX_BEAM, OUTPUT_MARGIN
-from ..inputs import unseen_characters
+from ..config import ModelConfig
+from ..decoding import OUTPUT_MARGIN
 from ..tasks import task_for
 from .common import (
     Parser,
     UsageError,
+    add_beam_argument,
     add_checkpoint_arguments,
     check_texts,
     for_terminal,
@@ -37,20 +36,18 @@ def _parser(prog: str | None) -> Parser:
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="output length limit in bytes (default: the task's room, for most "
                         f"tasks the input's bytes + 2 + {OUTPUT_MARGIN})")
-    p.add_argument("--beam", type=int, default=1, metavar="K",
-                   help=f"beam width, 1 to {MAX_BEAM} (default: 1, greedy)")
+    add_beam_argument(p)
     p.add_argument("--json", action="store_true",
                    help="one line of ASCII JSON per answer (input, output, ended, valid_utf8), "
                         "even for an output that holds a line break")
     return p
 
 
-def warn_unseen(texts: list[str], cfg: RunConfig, seen: list[int] | None = None) -> None:
+def warn_unseen(texts: list[str], model: TinyModel) -> None:
     """A warning for each input that holds characters the model never saw in training (it is
-    answered anyway: the user may want to see what happens); ``seen``: the training inputs'
-    bytes the checkpoint records (None: those of its alphabet)."""
+    answered anyway: the user may want to see what happens)."""
     for n, text in enumerate(texts, 1):
-        new = unseen_characters(text, cfg.data, seen)
+        new = model.unseen_characters(text)
         if new:
             names = ", ".join(one_line(repr(c)) for c in new[:5])
             more = ", ..." if len(new) > 5 else ""
@@ -60,8 +57,6 @@ def warn_unseen(texts: list[str], cfg: RunConfig, seen: list[int] | None = None)
 
 def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = _parser(prog).parse_args(argv)
-    if not 1 <= args.beam <= MAX_BEAM:
-        raise UsageError(f"--beam must be in [1, {MAX_BEAM}]")
     model, cfg, info = load_model(args)
     if args.text is not None:
         check_texts(args.text)
@@ -69,13 +64,16 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
         read_lines(sys.stdin.buffer, "stdin", cfg.model.max_input_bytes)
     if not texts:
         return 0
-    task = task_for(cfg.data)  # the warning is of what the model reads (add's padding applied)
-    warn_unseen([task.model_input(t) for t in texts], cfg, seen_bytes(info))
+    task = task_for(cfg.data)
+    for text in texts:  # a text outside the task's format (add's) fails before any warning
+        task.model_input(text)
+    tiny = TinyModel(model, cfg, info)
+    warn_unseen(texts, tiny)  # of what the model reads (add's spaces dropped)
     limit = model.cfg.max_new_tokens
     if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
         raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
     shown = for_terminal if sys.stdout.isatty() else str
-    answers = TinyModel(model, cfg, info).answers(texts, args.beam, args.max_new_tokens)
+    answers = tiny.answers(texts, args.beam, args.max_new_tokens)
     for n, (text, answer) in enumerate(zip(texts, answers, strict=True), 1):
         output = answer.text
         if not answer.valid_utf8:  # its invalid bytes as U+FFFD
