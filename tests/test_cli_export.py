@@ -96,7 +96,7 @@ def test_export_says_when_nothing_was_verified(tmp_path, capsys):
     model = make_model(dtype=torch.float32)
     cfg = RunConfig(model.cfg, DataConfig(task="pairs", train_file=str(data),
                                           val_file=str(tmp_path / "val.tsv")))
-    assert DataModule(cfg.data, cfg.model.max_positions).test_inputs == []  # the premise
+    assert DataModule(cfg.data, cfg.model.max_input_bytes).test_inputs == []  # the premise
     save_checkpoint(tmp_path / "run", "best", model, cfg, {"step": 0})
     argv = ["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "onnx")]
     assert call_cli(export_main, argv) == 0

@@ -191,7 +191,7 @@ def test_two_ranks_together_train_on_every_string_of_the_epoch_once(tmp_path, mo
         with open_trainer(cfg, OneRank(rank=rank, world=2)) as run:
             run.train_epoch()
     assert [len(strings) for strings in trained] == [16, 16]  # 2 batches each
-    epoch = DataModule(cfg.data, cfg.model.max_positions).train_dataset(0).inputs
+    epoch = DataModule(cfg.data, cfg.model.max_input_bytes).train_dataset(0).inputs
     assert sorted(trained[0] + trained[1]) == sorted(epoch)
 
 

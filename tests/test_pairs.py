@@ -19,7 +19,7 @@ from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
-from transformer_tiny.config import ConfigError, DataConfig
+from transformer_tiny.config import ConfigError, DataConfig, ModelConfig
 from transformer_tiny.data import DataModule
 from transformer_tiny.heldout import hash_fraction
 from transformer_tiny.metrics import edit_errors, evaluate
@@ -205,7 +205,7 @@ def test_val_and_test_files_replace_the_slices(tmp_path):
     train = words_file(tmp_path, 200)
     val = write(tmp_path / "val.tsv", b"w00001\tx\nnew\ty\n")
     cfg = DataConfig(task="pairs", train_file=str(train), val_file=str(val), val_samples=10)
-    dm = DataModule(cfg, 64)
+    dm = DataModule(cfg, 62)
     assert dm.val_inputs == ["w00001", "new"] and dm.references("val") == [["x"], ["y"]]
     assert "w00001" not in {x for x, _ in dm.pairs.train}  # never trained on a val input
     assert [r.role for r in dm.pairs.files] == ["train", "val"]
@@ -270,13 +270,14 @@ def test_pairs_must_fit_the_model_s_positions_with_bos_and_eos(tmp_path):
     fits = "".join(f"{i:08d}\t{i:08d}\n" for i in range(20))  # 8 bytes each way
     ok = write(tmp_path / "ok.tsv", fits.encode())
     cfg = DataConfig(task="pairs", train_file=str(ok))
-    dm = DataModule(cfg, 10)
+    max_input_bytes = ModelConfig(max_positions=10).max_input_bytes  # BOS and EOS take 2
+    dm = DataModule(cfg, max_input_bytes)
     assert len(dm.pairs.train) + len(dm.val_inputs) + len(dm.test_inputs) == 20  # every pair
     for line, reason in [("123456789\tx\n", "input of 9 bytes, this model takes at most 8"),
                          ("x\t123456789\n", "output of 9 bytes, this model writes at most 8")]:
         long = write(tmp_path / "long.tsv", (fits + line).encode())
         with pytest.raises(PairsError, match=f"long.tsv line 21: {reason}"):
-            DataModule(DataConfig(task="pairs", train_file=str(long)), 10)
+            DataModule(DataConfig(task="pairs", train_file=str(long)), max_input_bytes)
 
 
 def test_lone_surrogates_from_json_escapes_are_read_and_recorded_as_bytes(tmp_path):
@@ -449,7 +450,7 @@ def test_generator_flags_do_not_change_the_pairs_data(tmp_path):
     f = str(words_file(tmp_path, 300))
 
     def data(**flags) -> tuple:
-        dm = DataModule(DataConfig(task="pairs", train_file=f, **flags), 64)
+        dm = DataModule(DataConfig(task="pairs", train_file=f, **flags), 62)
         return dm.pairs, dm.train_size, [(e.src, e.tgt) for e in dm.train_dataset(0).examples]
 
     assert data(min_len=20, max_len=30, alphabet="digits", hard_share=1.0,
@@ -464,7 +465,7 @@ def test_eval_rejects_test_file_for_generated_tasks(untrained_run, capsys, tmp_p
 
 def test_each_epoch_batches_the_same_pairs_in_a_new_order(tmp_path):
     cfg = DataConfig(task="pairs", train_file=str(words_file(tmp_path, 300)))
-    dm = DataModule(cfg, 64)
+    dm = DataModule(cfg, 62)
 
     def batches(epoch: int) -> list[tuple[bytes, ...]]:
         return [tuple(bytes(i for i in row.tolist() if i < 256) for row in b["src"])

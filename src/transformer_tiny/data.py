@@ -203,15 +203,15 @@ def held_out_set(cfg: DataConfig, split: str, max_input_bytes: int,
 
 
 class DataModule:
-    """Builds the datasets and loaders for one :class:`DataConfig`. ``max_positions`` is the
+    """Builds the datasets and loaders for one :class:`DataConfig`. ``max_input_bytes`` is the
     model's (pairs read from files must fit it)."""
 
-    def __init__(self, cfg: DataConfig, max_positions: int = ModelConfig().max_positions):
+    def __init__(self, cfg: DataConfig, max_input_bytes: int = ModelConfig().max_input_bytes):
         self.cfg = cfg
         self.pairs: PairSplits | None = None
         self._train_set: PairDataset | None = None
         if task_for(cfg).reads_files:
-            self.pairs = pair_splits(cfg, max_positions - 2)
+            self.pairs = pair_splits(cfg, max_input_bytes)
             self.val_inputs, self.test_inputs = list(self.pairs.val), list(self.pairs.test)
         else:
             self.val_inputs, self.test_inputs = heldout_inputs(cfg)

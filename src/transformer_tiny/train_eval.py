@@ -124,7 +124,7 @@ class Trainer:
 
     def _build(self, resume: bool, tensorboard: bool) -> None:
         cfg, ctx = self.cfg, self.ctx
-        self.dm = DataModule(cfg.data, cfg.model.max_positions)  # reads and checks pairs files
+        self.dm = DataModule(cfg.data, cfg.model.max_input_bytes)  # reads and checks pairs files
         if self.dm.pairs is not None and ctx.is_main:
             for note in self.dm.pairs.notes:  # bad lines skipped, an empty test split
                 print(f"warning: {note}", file=sys.stderr)

@@ -85,10 +85,16 @@ def _held_out(data: DataConfig, split: str, cfg: RunConfig, info: dict[str, Any]
     return held
 
 
+def _asks_hard_slice(args: argparse.Namespace) -> bool:
+    """Whether ``--hard`` asks for the task's hard slice: with the held-out set only (not
+    ``--file`` or ``--lengths``)."""
+    return not (args.file or args.lengths) and args.hard > 0
+
+
 def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
-    """Scores on the task's hard slice, with the held-out set only (not --file or --lengths)."""
+    """Scores on the task's hard slice, if asked for and the task has one."""
     task = task_for(cfg.data)
-    if args.file or args.lengths or not args.hard or task.make_hard is None:
+    if not _asks_hard_slice(args) or task.make_hard is None:
         return None
     result = evaluate(model, hard_inputs(cfg.data, args.hard), task, beam=args.beam)
     return {"description": task.hard, "exact_match": result.exact_match,
@@ -179,5 +185,4 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
 def _lacks_hard_slice(args: argparse.Namespace, cfg: RunConfig) -> bool:
     """Whether ``--hard`` asked for a slice that the (toy) task does not have."""
     task = task_for(cfg.data)
-    held_out = not (args.file or args.lengths)
-    return held_out and args.hard > 0 and task.make_hard is None and not task.reads_files
+    return _asks_hard_slice(args) and task.make_hard is None and not task.reads_files

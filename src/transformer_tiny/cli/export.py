@@ -83,7 +83,7 @@ def _claim_out(args: argparse.Namespace) -> Path:
 
 def _held_out(cfg: RunConfig, n: int) -> list[str]:
     """The first ``n`` held-out test inputs; none (and no data read) when ``n`` is 0."""
-    return DataModule(cfg.data, cfg.model.max_positions).test_inputs[:n] if n else []
+    return DataModule(cfg.data, cfg.model.max_input_bytes).test_inputs[:n] if n else []
 
 
 def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
