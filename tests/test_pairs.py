@@ -41,7 +41,7 @@ def write(path, data: bytes):
 
 def test_reads_tsv_with_crlf(tmp_path):
     f = write(tmp_path / "p.tsv", b"cat\tK AE T\r\nread\tR IY D\nread\tR EH D\nx\t a b ")
-    pairs, record = read_pairs(f, "train", 100, 100)
+    pairs, record = read_pairs(f, "train", 100)
     assert pairs == [("cat", "K AE T"), ("read", "R IY D"), ("read", "R EH D"), ("x", " a b ")]
     assert (record.lines, record.pairs, record.skipped) == (4, 4, 0)
     assert record.size == f.stat().st_size
@@ -54,7 +54,7 @@ def test_reads_tsv_with_crlf(tmp_path):
 def test_a_byte_order_mark_and_empty_lines_are_not_pairs(tmp_path, name, first):
     second = b"dog\tD AO G" if name == "p.tsv" else b'{"input": "dog", "output": "D AO G"}'
     f = write(tmp_path / name, b"\xef\xbb\xbf" + first + b"\n\n" + second + b"\r\n\r\n")
-    pairs, record = read_pairs(f, "train", 100, 100)
+    pairs, record = read_pairs(f, "train", 100)
     assert pairs == [("cat", "K AE T"), ("dog", "D AO G")]  # no U+FEFF in the first input
     assert (record.lines, record.pairs, record.skipped) == (4, 2, 0)
 
@@ -62,7 +62,7 @@ def test_a_byte_order_mark_and_empty_lines_are_not_pairs(tmp_path, name, first):
 def test_reads_json_lines(tmp_path):
     lines = [{"input": "héllo", "output": "olléh"}, {"input": "a", "output": ""}]
     f = write(tmp_path / "p.jsonl", "\n".join(json.dumps(x) for x in lines).encode())
-    assert read_pairs(f, "train", 100, 100)[0] == [("héllo", "olléh"), ("a", "")]
+    assert read_pairs(f, "train", 100)[0] == [("héllo", "olléh"), ("a", "")]
 
 
 TINY = ["--d-model", "16", "--n-heads", "2", "--n-dec-layers", "1", "--d-ff", "16",
@@ -91,9 +91,9 @@ BAD_LINES = [
 def test_bad_line_names_file_and_line(tmp_path, name, data, line, reason):
     f = write(tmp_path / name, data)
     with pytest.raises(PairsError, match=f"line {line}: .*{re.escape(reason)}") as e:
-        read_pairs(f, "train", 40, 40)
+        read_pairs(f, "train", 40)
     assert str(f) in str(e.value)
-    pairs, record = read_pairs(f, "train", 40, 40, skip_bad=True)
+    pairs, record = read_pairs(f, "train", 40, skip_bad=True)
     assert record.skipped == 1 and record.pairs == len(pairs) == record.lines - 1
 
 
@@ -123,14 +123,14 @@ def test_skip_bad_lines_reports_how_many(tmp_path, capsys):
 def test_only_a_line_that_looks_like_json_gets_the_jsonl_hint(tmp_path):
     for body, hinted in [(b"no tab", False), (b'  {"input": "a", "output": "b"}', True)]:
         with pytest.raises(PairsError) as e:
-            read_pairs(write(tmp_path / "p.json", body), "train", 40, 40)
+            read_pairs(write(tmp_path / "p.json", body), "train", 40)
         assert ("must be named *.jsonl" in str(e.value)) == hinted
 
 
 def test_skipped_lines_are_named_in_the_note_the_first_three(tmp_path):
     good = b"".join(f"w{i}\tx{i}\n".encode() for i in range(200))
     f = write(tmp_path / "p.tsv", good + b"no tab\n\xff\tx\n\ta\nb\tc\td\nlast\n")
-    _, record = read_pairs(f, "train", 40, 40, skip_bad=True)
+    _, record = read_pairs(f, "train", 40, skip_bad=True)
     assert record.skipped == 5 and record.bad_lines == (
         "line 201: no tab between input and output", "line 202: invalid UTF-8 at byte 0",
         "line 203: empty input")
@@ -147,7 +147,7 @@ def test_skipped_lines_are_named_in_the_note_the_first_three(tmp_path):
     with pytest.raises(PairsError, match=re.escape(
             "no pairs (2 bad lines skipped: line 1: no tab between input and output (JSON "
             "Lines files must be named *.jsonl); line 2: no tab")):
-        read_pairs(write(tmp_path / "d.json", b'{"input": "a"}\n{}\n'), "train", 40, 40,
+        read_pairs(write(tmp_path / "d.json", b'{"input": "a"}\n{}\n'), "train", 40,
                    skip_bad=True)
 
 
@@ -157,16 +157,16 @@ def test_file_larger_than_free_memory_is_refused_unread(tmp_path, monkeypatch):
     with f.open("wb") as out:
         out.truncate(2**30)  # sparse: 1 GiB that takes no disk, 12 GiB once read
     with pytest.raises(PairsError) as e:
-        read_pairs(f, "train", 100, 100)
+        read_pairs(f, "train", 100)
     assert str(e.value) == (f"{f}: 1.0 GiB of pairs do not fit in the 3.0 GiB of memory free "
                             "here (pairs are held in memory)")
 
 
 def test_missing_or_empty_file(tmp_path):
     with pytest.raises(PairsError, match="no such file"):
-        read_pairs(tmp_path / "nope.tsv", "train", 10, 10)
+        read_pairs(tmp_path / "nope.tsv", "train", 10)
     with pytest.raises(PairsError, match="no pairs"):
-        read_pairs(write(tmp_path / "e.tsv", b""), "train", 10, 10)
+        read_pairs(write(tmp_path / "e.tsv", b""), "train", 10)
 
 
 def test_config_ties_files_to_the_pairs_task():

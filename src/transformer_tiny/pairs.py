@@ -133,20 +133,20 @@ def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
     return source, target
 
 
-def _check_lengths(source: str, target: str, max_input: int, max_output: int) -> None:
+def _check_lengths(source: str, target: str, max_bytes: int) -> None:
     n_in = len(source.encode("utf-8", "surrogatepass"))
     n_out = len(target.encode("utf-8", "surrogatepass"))
-    if n_in > max_input:
-        raise ValueError(f"input of {n_in} bytes, this model takes at most {max_input}")
-    if n_out > max_output:
-        raise ValueError(f"output of {n_out} bytes, this model writes at most {max_output}")
+    if n_in > max_bytes:
+        raise ValueError(f"input of {n_in} bytes, this model takes at most {max_bytes}")
+    if n_out > max_bytes:
+        raise ValueError(f"output of {n_out} bytes, this model writes at most {max_bytes}")
 
 
-def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
+def read_pairs(path: str | Path, role: str, max_bytes: int,
                skip_bad: bool = False) -> tuple[list[tuple[str, str]], PairFile]:
     """The ``(input, output)`` pairs of the file at ``path``, in file order, and its record.
 
-    ``max_input``/``max_output`` are the longest input and output in UTF-8 bytes. A bad line
+    ``max_bytes`` is the longest input and output in UTF-8 bytes (the model's). A bad line
     raises :class:`PairsError` (``"FILE line N: reason"``), or is counted in
     ``PairFile.skipped`` with ``skip_bad`` (the first ones kept in ``PairFile.bad_lines``).
     Empty lines and a UTF-8 byte order mark at the start are ignored. A file without a single
@@ -159,7 +159,7 @@ def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
     _check_size(path, size)
     jsonl = path.suffix.lower() == ".jsonl"
     # A line longer than this cannot hold a pair that fits (JSON escapes take up to 6 bytes).
-    limit = (6 if jsonl else 1) * (max_input + max_output) + 64
+    limit = (6 if jsonl else 1) * 2 * max_bytes + 64
     digest, pairs, bad, skipped, line = hashlib.sha256(), [], [], 0, 0
     with path.open("rb") as f:
         while raw := f.readline(limit + 1):
@@ -175,7 +175,7 @@ def read_pairs(path: str | Path, role: str, max_input: int, max_output: int,
                 if not complete:
                     raise ValueError(f"longer than {limit} bytes")
                 pair = _parse(body, jsonl)
-                _check_lengths(*pair, max_input, max_output)
+                _check_lengths(*pair, max_bytes)
             except ValueError as e:
                 if not skip_bad:
                     raise PairsError(f"{path} line {line}: {e}") from None
@@ -225,8 +225,7 @@ class PairSplits:
 
 
 def _read(cfg: DataConfig, role: str, max_bytes: int) -> tuple[list[tuple[str, str]], PairFile]:
-    return read_pairs(getattr(cfg, f"{role}_file"), role, max_bytes, max_bytes,
-                      cfg.skip_bad_lines)
+    return read_pairs(getattr(cfg, f"{role}_file"), role, max_bytes, cfg.skip_bad_lines)
 
 
 def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int,
