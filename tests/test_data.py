@@ -116,9 +116,10 @@ def test_heldout_split_is_the_same_in_every_process_and_version():
                     192]
 
 
-@pytest.mark.parametrize("heldout, where", [(True, "in the held-out slice"),
-                                            (False, "outside the held-out slice"),
-                                            (None, "outside the excluded set")])
+@pytest.mark.parametrize("heldout, where", [
+    (True, "in the held-out slice and not among 10 excluded strings"),
+    (False, "outside the held-out slice and not among 10 excluded strings"),
+    (None, "outside the excluded set")])
 def test_too_few_strings_in_the_slice_is_a_clear_error(heldout, where):
     # 'digits' of length 1: ten strings, all excluded, so no allowed string exists; the search
     # stops with an error, saying where it looked, instead of looping forever.
@@ -127,6 +128,15 @@ def test_too_few_strings_in_the_slice_is_a_clear_error(heldout, where):
     with pytest.raises(ValueError) as e:
         draw_inputs(cfg, 5, seed=0, heldout=heldout, exclude=everything)
     assert str(e.value) == f"cannot draw 5 reverse inputs of lengths 1-1 {where}: too few strings"
+
+
+def test_a_slice_empty_without_an_exclusion_says_no_word_of_one():
+    cfg = DataConfig(alphabet="digits", min_len=1, max_len=1, **SMALL)
+    assert not any(is_heldout(str(d), cfg.data_seed) for d in range(10))  # the premise
+    with pytest.raises(ValueError) as e:
+        draw_inputs(cfg, 5, seed=0, heldout=True)
+    assert str(e.value) == ("cannot draw 5 reverse inputs of lengths 1-1 in the held-out slice: "
+                            "too few strings")
 
 
 def _drawing(monkeypatch, allowed: dict[int, str]) -> itertools.count:

@@ -66,6 +66,8 @@ def draw_inputs(cfg: DataConfig, n: int, seed: int, heldout: bool | None = None,
         if attempts > 1000 * n + 100_000 or (candidates == 0 and attempts > 100_000):
             where = {True: "in the held-out slice", False: "outside the held-out slice",
                      None: "outside the excluded set"}[heldout]
+            if exclude and heldout is not None:
+                where += f" and not among {len(exclude):,} excluded strings"
             raise ValueError(f"cannot draw {n} {task.name} inputs of lengths {lo}-{hi} {where}: "
                              "too few strings")
         if text in exclude or (heldout is not None and is_heldout(text, cfg.data_seed) != heldout):
