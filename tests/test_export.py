@@ -163,6 +163,14 @@ def test_writing_graphs_removes_a_page_manifest_but_never_a_foreign_model_json(u
     assert (out / MANIFEST).read_text() == '{"mine": 1}'
 
 
+def test_onnx_predict_takes_a_list_of_texts_as_predict_does(untrained_run, tmp_path):
+    export_onnx(untrained_run, tmp_path)
+    assert len(onnx_predict(tmp_path, ["ab", "c"])) == 2
+    for bad in ("hello", [b"ab"]):  # one str is no list of its characters
+        with pytest.raises(TypeError, match="texts must be an iterable of str"):
+            onnx_predict(tmp_path, bad)
+
+
 def test_an_export_stopped_between_its_graphs_is_refused_then_replaced(untrained_run, tmp_path,
                                                                        monkeypatch):
     """A stop after the encoder (a kill, or an error in the decoder's graph) leaves graphs of two

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .decoding import batches_by_length, decode_steps, output_room
+from .decoding import batches_by_length, decode_steps, output_room, text_list
 from .extras import require
 from .model_config import ModelConfig
 from .positions import CharState
@@ -112,7 +112,10 @@ def onnx_predict(runner: OnnxSeq2Seq | str | Path, texts: list[str], batch_size:
                  max_new_tokens: int | Callable[[int], int] | None = None) -> list[str]:
     """Greedy outputs for ``texts`` on onnxruntime, batched by similar length, with
     ``max_new_tokens`` as :func:`transformer_tiny.decoding.predict` takes it (a number, a
-    task's ``output_room``, or None)."""
+    task's ``output_room``, or None). Texts in and out are the model's own, as for ``predict``:
+    a task with a format of its own (``add``) reads ``00095+00007``, not ``95+7``
+    (``Task.model_input`` and ``Task.shown`` convert)."""
+    texts = text_list(texts)
     runner = runner if isinstance(runner, OnnxSeq2Seq) else OnnxSeq2Seq(runner)
     tok = ByteTokenizer()
     results = [""] * len(texts)
