@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from helpers import call_cli, one_error_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -149,3 +150,26 @@ def test_lengths_are_checked_in_characters_of_the_widest_byte_count(alphabet, lo
     ("runs/nope", " --out runs/nope"), ("my runs/x/last.json", " --out 'my runs/x'")])
 def test_the_hint_for_a_missing_checkpoint_trains_into_its_folder(checkpoint, hint):
     assert train_hint(checkpoint) == TRAIN_HINT + hint
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError(),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
+                 "memory: you tried to allocate 2148532224 bytes. Error code 12"),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+])
+def test_running_out_of_memory_is_one_error_line(error, capsys):
+    def main(argv):
+        raise error
+
+    assert call_cli(main, []) == 2
+    assert one_error_line(capsys) == ("error: out of memory: try fewer or shorter inputs, a "
+                                      "narrower --beam or, to train, a smaller --batch-size")
+
+
+def test_another_runtime_error_is_a_bug_and_keeps_its_traceback():
+    def main(argv):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        call_cli(main, [])

@@ -202,3 +202,16 @@ def test_the_held_out_set_scored_by_default_is_the_test_set(untrained_run, capsy
                                     "--examples", str(len(inputs)), *argv]) == 0
         report = json.loads(capsys.readouterr().out)
         assert sorted(e["input"] for e in report["examples"]) == sorted(inputs)
+
+
+def test_lengths_beyond_an_add_model_s_numbers_are_refused_in_its_own_terms(tmp_path, capsys):
+    model = make_model(dtype=torch.float32)
+    save_checkpoint(tmp_path, "best", model,
+                    RunConfig(model.cfg, DataConfig(task="add", max_len=11)), {"step": 0})
+    argv = ["--checkpoint", str(tmp_path), "--samples", "2", "--json"]
+    assert call_cli(eval_main, [*argv, "--lengths", "12-20"]) == 2
+    assert one_error_line(capsys) == ("error: --lengths go up to 20 characters; this add model "
+                                      "reads inputs of at most 11 characters (the format it was "
+                                      "trained on)")
+    assert call_cli(eval_main, [*argv, "--lengths", "1-11"]) == 0  # its own lengths: scored
+    assert json.loads(capsys.readouterr().out)["n"] == 2

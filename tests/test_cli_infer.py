@@ -235,3 +235,16 @@ def test_closed_standard_streams_are_no_traceback(untrained_run, monkeypatch, ca
     assert capsys.readouterr().err == "error: standard output is closed\n"
     monkeypatch.setattr(sys, "stderr", None)
     assert run_cli(infer_main, [*argv, "--text", "ab"]) == 2  # and nowhere to say so
+
+
+def test_a_text_that_starts_with_a_dash_is_a_text(untrained_run, capsys):
+    """``--text -1+2`` (argparse would take ``-1+2`` for a flag) and ``--text --`` (which
+    argparse drops from ``--text=--``) reach the model as the texts they are."""
+    argv = ["--checkpoint", str(untrained_run), "--json", "--max-new-tokens", "2"]
+    texts = ["-1+2", "--", "--json", "-"]
+    assert call_cli(infer_main, [*argv, "--text", texts[0], "--text", texts[1],
+                                 "--text=--json", "--text", texts[3]]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["input"] for line in out] == texts
+    assert call_cli(infer_main, [*argv, "--text"]) == 2  # still a value to give
+    assert one_error_line(capsys) == "error: argument --text: expected one argument"

@@ -364,3 +364,21 @@ def test_predict_decodes_at_most_batch_size_rows_at_a_time_with_the_cache_by_def
     calls.clear()
     assert predict(model, ["x", "yy", "zzz"], batch_size=2, use_cache=False) == [([97], True)] * 3
     assert calls == [(2, False), (1, False)]
+
+
+def test_beam_search_decodes_as_many_rows_at_a_time_as_greedy_decoding(monkeypatch):
+    """A beam of K holds K rows per text: batches of ``batch_size // K`` texts (at least one),
+    so that a wide beam needs no more memory than greedy decoding's batch."""
+    texts = []
+
+    def recording_beam_search(model, src, beam, *args, **kwargs):
+        texts.append(src.size(0))
+        return beam_search(model, src, beam, *args, **kwargs)
+
+    monkeypatch.setattr("transformer_tiny.decoding.beam_search", recording_beam_search)
+    model = chain_model([BOS_ID, 97, EOS_ID])
+    assert predict(model, ["x"] * 40, beam=4) == [([97], True)] * 40
+    assert texts == [32, 8]  # 128 rows: 32 texts of 4
+    texts.clear()
+    assert predict(model, ["x"] * 3, beam=64, batch_size=16) == [([97], True)] * 3
+    assert texts == [1, 1, 1]

@@ -13,6 +13,8 @@ from transformer_tiny.config import DataConfig, RunConfig
 from transformer_tiny.inputs import DEFAULT_TEXT
 from transformer_tiny.metrics import EvalResult
 from transformer_tiny.plots import (
+    accuracy_by_length,
+    default_buckets,
     default_text,
     draw,
     plot_accuracy_by_length,
@@ -44,6 +46,17 @@ def test_accuracy_by_length_png(tmp_path):
                for lo, hi, e, c in [(1, 8, 1.0, 1.0), (9, 16, 0.9, 0.97), (17, 64, 0.2, 0.6)]}
     result = EvalResult(0.7, 0.86, 30, buckets)
     assert_png(plot_accuracy_by_length(result, tmp_path / "l.png", trained_up_to=16))
+
+
+def test_accuracy_by_length_keeps_add_within_the_numbers_its_model_reads():
+    """An add model's format is sized by its training lengths: the picture's default lengths
+    stop there (longer strings hold numbers it refuses), while reverse's go 4x longer."""
+    model, cfg = _small_model_and_config(task="add", max_len=11)
+    assert default_buckets(cfg) == [(1, 3), (4, 6), (7, 9), (10, 11)]
+    result = accuracy_by_length(model, cfg, default_buckets(cfg), samples=2)  # no format error
+    assert result.n == 2 * len(default_buckets(cfg))
+    _, reverse = _small_model_and_config(max_len=8, alphabet="printable")
+    assert default_buckets(reverse)[-2:] == [(9, 16), (17, 32)]
 
 
 def _small_model_and_config(**data):

@@ -220,12 +220,14 @@ def predict(model: Seq2SeqTransformer, texts: list[str],
 
     ``max_new_tokens`` is a number, or a function of a batch's source length in tokens (a
     task's ``output_room``), either kept within the model's positions; None: the decoders'
-    default. ``use_cache`` applies to greedy decoding (beam search always uses the cache)."""
+    default. ``use_cache`` applies to greedy decoding (beam search always uses the cache).
+    ``batch_size`` rows are decoded at a time: ``batch_size // beam`` texts with beam search."""
     texts = text_list(texts)
     check_decoding_options(beam, max_new_tokens)
     device = next(model.parameters()).device
     results: list[tuple[list[int], bool]] = [([], False) for _ in texts]
-    for rows, src in batches_by_length(texts, batch_size, model.cfg):
+    # beam search decodes ``beam`` rows per text: as many rows at a time as greedy decoding
+    for rows, src in batches_by_length(texts, max(1, batch_size // beam), model.cfg):
         room = output_room(max_new_tokens, src.size(1), model.cfg)
         if beam > 1:
             out = beam_search(model, src.to(device), beam, room)

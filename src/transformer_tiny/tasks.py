@@ -58,7 +58,10 @@ class Task:
     ``output_room`` (an :class:`OutputRoom`: source length in tokens -> output tokens to allow)
     replaces the decoders' default room (the source length plus a margin) for a task with
     longer outputs. ``reads_files`` marks the task whose inputs and outputs come from data
-    files (``pairs``): it neither draws inputs nor solves them.
+    files (``pairs``): it neither draws inputs nor solves them. ``max_input_chars`` bounds the
+    inputs of a task whose format is sized by its training lengths (``add``: numbers of at most
+    as many digits as it was trained on), set by ``configure``; None: only the model's positions
+    bound them.
     """
 
     name: str
@@ -73,6 +76,7 @@ class Task:
     hard: str = ""
     output_room: OutputRoom | None = None
     reads_files: bool = False
+    max_input_chars: int | None = None
 
     def model_input(self, text: str) -> str:
         """``text`` as the model reads it (``ValueError`` if it cannot be)."""
@@ -225,7 +229,8 @@ register_task(Task("parens", f"{BALANCED!r} or {UNBALANCED!r}: do the brackets {
 
 
 def _bind_add(cfg: Any) -> Task:
-    return replace(ADD, prepare=partial(pad_numbers, width=add_width(cfg)))
+    width = add_width(cfg)
+    return replace(ADD, prepare=partial(pad_numbers, width=width), max_input_chars=2 * width + 1)
 
 
 ADD = register_task(Task("add", "the sum of two decimal numbers a+b (zero-padded for the model)",

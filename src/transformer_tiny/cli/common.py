@@ -26,6 +26,7 @@ from ..config import DEVICES, SECTIONS, ConfigError, RunConfig
 from ..decoding import MAX_BEAM
 from ..inputs import longest_input, widest_input_character
 from ..model import Seq2SeqTransformer
+from ..tasks import task_for
 from ..utils import pick_device, set_threads
 
 DEFAULT_RUN = "runs/quickstart"
@@ -38,10 +39,34 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """``ArgumentParser`` whose errors are one line (no usage dump) and exit code 2."""
+    """``ArgumentParser`` whose errors are one line (no usage dump) and exit code 2, and whose
+    ``--text`` takes a value that starts with a dash (``--text -1+2``, ``--text --``), which
+    argparse would read as a flag."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        args = list(sys.argv[1:] if args is None else args)
+        glued, i = [], 0
+        while i < len(args):
+            if args[i] == "--":  # the rest are positional: as they are
+                glued += args[i:]
+                break
+            if args[i] == "--text" and i + 1 < len(args) and args[i + 1].startswith("-"):
+                glued.append(f"--text={args[i + 1]}")
+                i += 2
+                continue
+            glued.append(args[i])
+            i += 1
+        parsed, rest = super().parse_known_args(glued, namespace)
+        # argparse drops a value "--" (``--text=--``), leaving []: it was the text "--"
+        text = getattr(parsed, "text", None)
+        if isinstance(text, list):
+            parsed.text = "--" if text == [] else ["--" if t == [] else t for t in text]
+        return parsed, rest
 
 
 def one_line(message: str) -> str:
@@ -82,9 +107,23 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except (UsageError, ConfigError, CheckpointError, ValueError, OSError) as e:
         print(f"error: {one_line(error_message(e))}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as e:
+        if not out_of_memory(e):
+            raise  # a bug: its traceback is what finds it
+        print("error: out of memory: try fewer or shorter inputs, a narrower --beam or, to "
+              "train, a smaller --batch-size", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` says that memory ran out: Python's ``MemoryError``, or PyTorch's failed
+    allocation on a CPU (a ``RuntimeError``) or a GPU (``torch.OutOfMemoryError``)."""
+    text = str(e)
+    return isinstance(e, MemoryError) or "can't allocate memory" in text or \
+        "out of memory" in text.lower()
 
 
 def _is_utf8(stream: Any) -> bool:
@@ -242,12 +281,17 @@ def check_buckets(buckets: list[tuple[int, int]], cfg: RunConfig, samples: int,
     """``--lengths`` (in characters of the task's alphabet, or of ``alphabet``) and ``--samples``
     within what the model can take, checked before any string is drawn."""
     data = replace(cfg.data, alphabet=alphabet) if alphabet else cfg.data
+    top = max((hi for _, hi in buckets), default=0)
+    bound = task_for(data).max_input_chars
+    if bound is not None and top > bound:
+        raise UsageError(f"--lengths go up to {top} characters; this {data.task} model reads "
+                         f"inputs of at most {bound} characters (the format it was trained on)")
     widest, longest = widest_input_character(data), longest_input(data, cfg.model.max_input_bytes)
-    if buckets and max(hi for _, hi in buckets) > longest:
+    if top > longest:
         width = "1 byte" if widest == 1 else f"up to {widest} bytes"
-        raise UsageError(f"--lengths go up to {max(hi for _, hi in buckets)} characters; this "
-                         f"model takes inputs of at most {cfg.model.max_input_bytes} bytes, "
-                         f"and a character takes {width}: at most {longest} characters")
+        raise UsageError(f"--lengths go up to {top} characters; this model takes inputs of at "
+                         f"most {cfg.model.max_input_bytes} bytes, and a character takes "
+                         f"{width}: at most {longest} characters")
     if not 0 < samples <= MAX_SAMPLES:
         raise UsageError(f"--samples must be in [1, {MAX_SAMPLES}]")
 
