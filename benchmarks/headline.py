@@ -176,9 +176,10 @@ def measure(row: str, run: Runner) -> dict[str, Any]:
             result[name] = train_result(stdout, seconds)
         elif script == "scripts/eval.py":
             result[name] = eval_result(stdout)
-        else:  # text_corpus.py: "wrote N lines to FILE"
-            wrote = re.search(r"wrote (\d+) lines", stdout)
-            result[name] = {"lines": int(wrote.group(1)) if wrote else None}
+        else:  # text_corpus.py: "wrote N lines of A-B characters to FILE"
+            wrote = re.search(r"wrote (\d+) lines of (\d+)-(\d+) characters", stdout)
+            result[name] = {"lines": int(wrote.group(1)),
+                            "chars": [int(wrote.group(2)), int(wrote.group(3))]} if wrote else {}
         print(f"  {seconds:6.1f} s  {command}", flush=True)
     return {**result, **EXTRA.get(row, {})}
 

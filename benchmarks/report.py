@@ -89,8 +89,12 @@ def headline_rows(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
         elif name in EVALUATED:
             e = r["eval"]
             what = EVALUATED[name].format(langs=" ".join(r.get("languages", [])))
-            out.append([f"{what}: {e['n']:,} lines, {span(list(e['buckets']))} characters",
-                        code(r["commands"]), evaluated(e)])
+            chars = r.get("corpus", {}).get("chars")  # the lines' real lengths, where recorded
+            lengths = (f"length buckets {span(list(e['buckets']))}" if not chars else
+                       f"{chars[0]:,} characters" if chars[0] == chars[1] else
+                       f"{chars[0]:,}-{chars[1]:,} characters")
+            out.append([f"{what}: {e['n']:,} lines, {lengths}", code(r["commands"]),
+                        evaluated(e)])
     return out
 
 

@@ -126,7 +126,8 @@ def main() -> int:
     args = p.parse_args()
     lines = KINDS[args.kind](args.min_len, args.max_len, args.n, random.Random(args.seed))
     atomic_write_text(args.out, "".join(line + "\n" for line in lines))
-    print(f"wrote {len(lines)} lines to {args.out}")
+    sizes = sorted(len(line) for line in lines) or [0]
+    print(f"wrote {len(lines)} lines of {sizes[0]}-{sizes[-1]} characters to {args.out}")
     return 0
 
 
