@@ -27,7 +27,7 @@ from transformer_tiny.brackets import (
     parens_input,
 )
 from transformer_tiny.config import DataConfig
-from transformer_tiny.inputs import unseen_characters
+from transformer_tiny.inputs import check_input_room, longest_input, unseen_characters
 from transformer_tiny.tasks import (
     TASKS,
     Task,
@@ -446,3 +446,16 @@ def test_carry_chain_carries_every_digit_into_every_two_digit_number_ending_in_9
     drawn = set(carry_sums(2))
     assert all((10 * x + 9, y) in drawn or (y, 10 * x + 9) in drawn
                for x in range(10) for y in range(1, 10))  # each about 20 times or more
+
+
+def test_add_s_own_bound_limits_what_it_reads_not_what_it_trains_on():
+    """An add model reads numbers of at most its training width (11 characters for max_len 11
+    or 12); the training check is of bytes only, so max_len 12 still trains."""
+    for max_len in (11, 12):
+        data = DataConfig(task="add", max_len=max_len)
+        assert longest_input(data, 4096) == 11
+        check_input_room(data, 4096)  # no error
+    assert longest_input(DataConfig(alphabet="printable"), 4096) == 4096  # reverse: bytes only
+    with pytest.raises(ValueError, match="max_len 13: inputs of up to 13 characters of up to 1 "
+                                         "bytes need 15 positions, this model has 12"):
+        check_input_room(DataConfig(task="add", max_len=13), 10)

@@ -54,9 +54,13 @@ def longest_input(data: Any, max_input_bytes: int) -> int:
     """The most characters an input of ``data`` (a ``DataConfig``) may have and surely fit a
     model taking ``max_input_bytes`` (each of them may be the alphabet's widest) and the task's
     format (``Task.max_input_chars``)."""
-    fits = max_input_bytes // widest_input_character(data)
+    fits = _fitting_characters(data, max_input_bytes)
     bound = task_for(data).max_input_chars
     return fits if bound is None else min(fits, bound)
+
+
+def _fitting_characters(data: Any, max_input_bytes: int) -> int:
+    return max_input_bytes // widest_input_character(data)
 
 
 def check_input_room(data: Any, max_input_bytes: int) -> None:
@@ -65,8 +69,9 @@ def check_input_room(data: Any, max_input_bytes: int) -> None:
     training, not when the first such string is drawn, perhaps an epoch later."""
     if input_characters(data)[1] is None:
         return  # pairs read from files: every line is checked as it is read
-    widest = widest_input_character(data)
-    if data.max_len > max_input_bytes // widest:
+    # the bytes only: a task's own bound (Task.max_input_chars) follows its training lengths
+    if data.max_len > _fitting_characters(data, max_input_bytes):
+        widest = widest_input_character(data)
         raise ValueError(f"max_len {data.max_len}: inputs of up to {data.max_len} characters "
                          f"of up to {widest} bytes need {data.max_len * widest + 2} positions, "
                          f"this model has {max_input_bytes + 2} (max_positions)")
