@@ -204,14 +204,16 @@ def test_the_held_out_set_scored_by_default_is_the_test_set(untrained_run, capsy
         assert sorted(e["input"] for e in report["examples"]) == sorted(inputs)
 
 
-def test_lengths_beyond_an_add_model_s_numbers_are_refused_in_its_own_terms(tmp_path, capsys):
+@pytest.mark.parametrize("max_len", [11, 12])
+def test_lengths_beyond_an_add_model_s_numbers_are_refused_in_its_own_terms(tmp_path, capsys,
+                                                                           max_len):
     model = make_model(dtype=torch.float32)
     save_checkpoint(tmp_path, "best", model,
-                    RunConfig(model.cfg, DataConfig(task="add", max_len=11)), {"step": 0})
+                    RunConfig(model.cfg, DataConfig(task="add", max_len=max_len)), {"step": 0})
     argv = ["--checkpoint", str(tmp_path), "--samples", "2", "--json"]
-    assert call_cli(eval_main, [*argv, "--lengths", "12-20"]) == 2
+    assert call_cli(eval_main, [*argv, "--lengths", f"{max_len + 1}-20"]) == 2
     assert one_error_line(capsys) == ("error: --lengths go up to 20 characters; this add model "
-                                      "reads inputs of at most 11 characters (the format it was "
-                                      "trained on)")
-    assert call_cli(eval_main, [*argv, "--lengths", "1-11"]) == 0  # its own lengths: scored
+                                      "reads no inputs longer than its training ones, at most "
+                                      f"{max_len} characters")
+    assert call_cli(eval_main, [*argv, "--lengths", f"1-{max_len}"]) == 0  # its own: scored
     assert json.loads(capsys.readouterr().out)["n"] == 2

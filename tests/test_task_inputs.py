@@ -448,12 +448,13 @@ def test_carry_chain_carries_every_digit_into_every_two_digit_number_ending_in_9
                for x in range(10) for y in range(1, 10))  # each about 20 times or more
 
 
-def test_add_s_own_bound_limits_what_it_reads_not_what_it_trains_on():
-    """An add model reads numbers of at most its training width (11 characters for max_len 11
-    or 12); the training check is of bytes only, so max_len 12 still trains."""
+def test_add_models_read_inputs_up_to_their_training_lengths():
+    """An add model's format holds numbers of at most its training width: inputs are drawn for
+    it up to its training lengths, whatever they are (max_len 12 draws 11-character inputs),
+    and the training check is of bytes only."""
     for max_len in (11, 12):
         data = DataConfig(task="add", max_len=max_len)
-        assert longest_input(data, 4096) == 11
+        assert longest_input(data, 4096) == max_len
         check_input_room(data, 4096)  # no error
     assert longest_input(DataConfig(alphabet="printable"), 4096) == 4096  # reverse: bytes only
     with pytest.raises(ValueError, match="max_len 13: inputs of up to 13 characters of up to 1 "

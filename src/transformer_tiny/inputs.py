@@ -52,11 +52,10 @@ def widest_input_character(cfg: Any) -> int:
 
 def longest_input(data: Any, max_input_bytes: int) -> int:
     """The most characters an input of ``data`` (a ``DataConfig``) may have and surely fit a
-    model taking ``max_input_bytes`` (each of them may be the alphabet's widest) and the task's
-    format (``Task.max_input_chars``)."""
+    model taking ``max_input_bytes`` (each of them may be the alphabet's widest), and the task's
+    format (no more than the training lengths, for ``Task.within_training_lengths``)."""
     fits = _fitting_characters(data, max_input_bytes)
-    bound = task_for(data).max_input_chars
-    return fits if bound is None else min(fits, bound)
+    return min(fits, data.max_len) if task_for(data).within_training_lengths else fits
 
 
 def _fitting_characters(data: Any, max_input_bytes: int) -> int:
@@ -69,7 +68,7 @@ def check_input_room(data: Any, max_input_bytes: int) -> None:
     training, not when the first such string is drawn, perhaps an epoch later."""
     if input_characters(data)[1] is None:
         return  # pairs read from files: every line is checked as it is read
-    # the bytes only: a task's own bound (Task.max_input_chars) follows its training lengths
+    # the bytes only: a task's own bound (Task.within_training_lengths) is the training lengths
     if data.max_len > _fitting_characters(data, max_input_bytes):
         widest = widest_input_character(data)
         raise ValueError(f"max_len {data.max_len}: inputs of up to {data.max_len} characters "

@@ -58,10 +58,9 @@ class Task:
     ``output_room`` (an :class:`OutputRoom`: source length in tokens -> output tokens to allow)
     replaces the decoders' default room (the source length plus a margin) for a task with
     longer outputs. ``reads_files`` marks the task whose inputs and outputs come from data
-    files (``pairs``): it neither draws inputs nor solves them. ``max_input_chars`` bounds the
-    inputs of a task whose format is sized by its training lengths (``add``: numbers of at most
-    as many digits as it was trained on), set by ``configure``; None: only the model's positions
-    bound them.
+    files (``pairs``): it neither draws inputs nor solves them. ``within_training_lengths`` marks
+    a task whose model reads no input longer than its training ones (``add``, whose format holds
+    numbers of at most as many digits as it was trained on): its inputs are not drawn longer.
     """
 
     name: str
@@ -76,7 +75,7 @@ class Task:
     hard: str = ""
     output_room: OutputRoom | None = None
     reads_files: bool = False
-    max_input_chars: int | None = None
+    within_training_lengths: bool = False
 
     def model_input(self, text: str) -> str:
         """``text`` as the model reads it (``ValueError`` if it cannot be)."""
@@ -229,11 +228,10 @@ register_task(Task("parens", f"{BALANCED!r} or {UNBALANCED!r}: do the brackets {
 
 
 def _bind_add(cfg: Any) -> Task:
-    width = add_width(cfg)
-    return replace(ADD, prepare=partial(pad_numbers, width=width), max_input_chars=2 * width + 1)
+    return replace(ADD, prepare=partial(pad_numbers, width=add_width(cfg)))
 
 
 ADD = register_task(Task("add", "the sum of two decimal numbers a+b (zero-padded for the model)",
                          add_answer, add_input, configure=_bind_add, present=strip_zeros,
                          characters=string.digits + "+", make_hard=carry_chain,
-                         hard="carry chains of every length, and 0"))
+                         hard="carry chains of every length, and 0", within_training_lengths=True))

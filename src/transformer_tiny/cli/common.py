@@ -50,6 +50,8 @@ class Parser(argparse.ArgumentParser):
                          namespace: argparse.Namespace | None = None
                          ) -> tuple[argparse.Namespace, list[str]]:
         args = list(sys.argv[1:] if args is None else args)
+        if "--text" not in self._option_string_actions:  # a command without --text: as given
+            return super().parse_known_args(args, namespace)
         glued, i = [], 0
         while i < len(args):
             if args[i] == "--":  # the rest are positional: as they are
@@ -282,10 +284,10 @@ def check_buckets(buckets: list[tuple[int, int]], cfg: RunConfig, samples: int,
     within what the model can take, checked before any string is drawn."""
     data = replace(cfg.data, alphabet=alphabet) if alphabet else cfg.data
     top = max((hi for _, hi in buckets), default=0)
-    bound = task_for(data).max_input_chars
-    if bound is not None and top > bound:
-        raise UsageError(f"--lengths go up to {top} characters; this {data.task} model reads "
-                         f"inputs of at most {bound} characters (the format it was trained on)")
+    if task_for(data).within_training_lengths and top > data.max_len:
+        raise UsageError(f"--lengths go up to {top} characters; this {data.task} model reads no "
+                         f"inputs longer than its training ones, at most {data.max_len} "
+                         "characters")
     widest, longest = widest_input_character(data), longest_input(data, cfg.model.max_input_bytes)
     if top > longest:
         width = "1 byte" if widest == 1 else f"up to {widest} bytes"

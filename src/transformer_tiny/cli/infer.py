@@ -29,7 +29,8 @@ def _parser(prog: str | None) -> Parser:
     p = Parser(prog=prog,
                description="Run a trained model on --text strings or on lines from stdin.")
     p.add_argument("--text", action="append", metavar="TEXT",
-                   help="input string (repeatable); without it, each line of stdin. At most "
+                   help="input string (repeatable; one that starts with a dash is a text too: "
+                        "--text -1+2); without it, each line of stdin. At most "
                         "the model's max_positions - 2 bytes: "
                         f"{ModelConfig().max_input_bytes:,} with the default config")
     add_checkpoint_arguments(p)
