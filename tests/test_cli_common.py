@@ -157,6 +157,8 @@ def test_the_hint_for_a_missing_checkpoint_trains_into_its_folder(checkpoint, hi
     RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
                  "memory: you tried to allocate 2148532224 bytes. Error code 12"),
     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    Exception("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running "
+              "FusedMatMul node. ... Failed to allocate memory for requested buffer of size 17"),
 ])
 def test_running_out_of_memory_is_one_error_line(error, capsys):
     def main(argv):
@@ -167,9 +169,11 @@ def test_running_out_of_memory_is_one_error_line(error, capsys):
                                       "narrower --beam or, to train, a smaller --batch-size")
 
 
-def test_another_runtime_error_is_a_bug_and_keeps_its_traceback():
+@pytest.mark.parametrize("error", [RuntimeError("mat1 and mat2 shapes cannot be multiplied"),
+                                   TypeError("unsupported operand"), Exception("FAIL")])
+def test_another_error_is_a_bug_and_keeps_its_traceback(error):
     def main(argv):
-        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+        raise error
 
-    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+    with pytest.raises(type(error)):
         call_cli(main, [])

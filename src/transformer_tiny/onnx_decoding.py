@@ -40,7 +40,7 @@ class OnnxSeq2Seq:
         ort = require("onnxruntime", "onnx", "running an ONNX export")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads  # 0: onnxruntime's default
-        opts.log_severity_level = 3  # errors only
+        opts.log_severity_level = 4  # no log lines: a failure raises, its message says it all
         model_dir = Path(model_dir)
         self.encoder, self.decoder = (
             ort.InferenceSession(str(model_dir / f), opts, providers=["CPUExecutionProvider"])

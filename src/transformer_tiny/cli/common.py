@@ -109,7 +109,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except (UsageError, ConfigError, CheckpointError, ValueError, OSError) as e:
         print(f"error: {one_line(error_message(e))}", file=sys.stderr)
         return 2
-    except (MemoryError, RuntimeError) as e:
+    except Exception as e:  # only running out of memory is expected here
         if not out_of_memory(e):
             raise  # a bug: its traceback is what finds it
         print("error: out of memory: try fewer or shorter inputs, a narrower --beam or, to "
@@ -121,11 +121,13 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
 
 
 def out_of_memory(e: BaseException) -> bool:
-    """Whether ``e`` says that memory ran out: Python's ``MemoryError``, or PyTorch's failed
-    allocation on a CPU (a ``RuntimeError``) or a GPU (``torch.OutOfMemoryError``)."""
-    text = str(e)
-    return isinstance(e, MemoryError) or "can't allocate memory" in text or \
-        "out of memory" in text.lower()
+    """Whether ``e`` says that memory ran out: Python's ``MemoryError``, PyTorch's failed
+    allocation on a CPU (a ``RuntimeError``) or a GPU (``torch.OutOfMemoryError``), or
+    onnxruntime's (its ``Fail``)."""
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or any(
+        words in text for words in ("can't allocate memory", "out of memory",
+                                    "failed to allocate memory"))
 
 
 def _is_utf8(stream: Any) -> bool:
