@@ -9,6 +9,7 @@ import json
 import os
 import re
 import warnings
+from dataclasses import replace
 
 import pytest
 from helpers import call_cli, chain_model, one_error_line
@@ -20,7 +21,7 @@ from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import ConfigError, DataConfig, ModelConfig
-from transformer_tiny.data import DataModule
+from transformer_tiny.data import DataModule, held_out_set
 from transformer_tiny.heldout import hash_fraction
 from transformer_tiny.metrics import edit_errors, evaluate
 from transformer_tiny.pairs import (
@@ -210,6 +211,32 @@ def test_val_and_test_files_replace_the_slices(tmp_path):
     assert "w00001" not in {x for x, _ in dm.pairs.train}  # never trained on a val input
     assert [r.role for r in dm.pairs.files] == ["train", "val"]
     assert dm.train_size == len(dm.pairs.train)
+
+
+@pytest.mark.parametrize("own", ["val", "test"])
+def test_a_slice_leaves_out_the_inputs_of_the_other_split_s_own_file(tmp_path, own):
+    """With only a --val-file (or only a --test-file), the other split's slice of the training
+    file drops that file's inputs, in training and in eval alike: no input is in both."""
+    cfg0 = DataConfig(task="pairs", train_file=str(words_file(tmp_path)), val_samples=10**5,
+                      test_samples=10**5)
+    slice_ = "test" if own == "val" else "val"
+    in_slice = sorted(getattr(pair_splits(cfg0, 100), slice_))[:5]  # the premise: 5 of them
+    own_file = write(tmp_path / f"{own}.tsv", "".join(f"{x}\tz\n" for x in in_slice).encode())
+    cfg = replace(cfg0, **{f"{own}_file": str(own_file)})
+    splits = pair_splits(cfg, 100)
+    assert set(getattr(splits, own)) == set(in_slice)
+    assert not set(splits.val) & set(splits.test)
+    held = held_out_set(cfg, slice_, 100, {})  # as eval.py reads it after training
+    assert set(held.inputs) == set(getattr(splits, slice_))
+    assert [f.role for f in splits.files] == ["train", own]  # each file recorded once
+
+
+def test_inputs_in_both_own_files_are_a_note(tmp_path):
+    both = write(tmp_path / "both.tsv", b"a\tb\nc\td\n")
+    cfg = DataConfig(task="pairs", train_file=str(words_file(tmp_path, 200)),
+                     val_file=str(both), test_file=str(both))
+    assert f"2 inputs are in both {both} and {both}: the test set scores inputs that chose " \
+           "the best checkpoint" in pair_splits(cfg, 62).notes
 
 
 def test_capped_held_out_inputs_are_chosen_by_hash_and_change_with_the_data_seed(tmp_path):

@@ -233,9 +233,9 @@ def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int,
                    ) -> tuple[dict[str, list[str]], list[PairFile]]:
     """Input -> accepted outputs of ``split`` (``"val"`` or ``"test"``) and the records of the
     files read: the split's own file when the config names one, else its slice of the training
-    file by the hash of the input (:data:`PAIR_SLICES`: half of the held-out slice each), so
-    that an input never lands in two splits. At most ``val_samples``/``test_samples`` inputs,
-    chosen by hash."""
+    file by the hash of the input (:data:`PAIR_SLICES`: half of the held-out slice each), less
+    the inputs of the other split's own file, so that an input never lands in two splits. At
+    most ``val_samples``/``test_samples`` inputs, chosen by hash."""
     records = []
     if getattr(cfg, f"{split}_file"):
         pairs, record = _read(cfg, split, max_bytes)
@@ -246,6 +246,12 @@ def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int,
             records.append(record)
         lo, hi = PAIR_SLICES[split]
         pairs = [p for p in train if lo <= hash_fraction(p[0], cfg.data_seed) < hi]
+        other = "test" if split == "val" else "val"
+        if getattr(cfg, f"{other}_file"):
+            taken, record = _read(cfg, other, max_bytes)
+            records.append(record)
+            inputs = {source for source, _ in taken}
+            pairs = [p for p in pairs if p[0] not in inputs]
     grouped = group_outputs(pairs)
     keep = sorted(grouped, key=lambda x: hash_fraction(x, cfg.data_seed + 1))
     keep = set(keep[:getattr(cfg, f"{split}_samples")])
@@ -274,8 +280,13 @@ def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     if not kept:
         raise PairsError(f"{cfg.train_file}: no training pairs left after the held-out sets")
     seen = sorted(set("".join(x for x, _ in kept).encode("utf-8", "surrogatepass")))
-    files = [train_record, *val_records, *test_records]
+    files = list({(r.role, r.name): r for r in [train_record, *val_records, *test_records]}
+                 .values())  # a split's own file is also read to keep it out of the other's slice
     notes = [r.skip_note() for r in files if r.skipped]
+    both = len(val.keys() & test.keys())  # only when both have files of their own
+    if both:
+        notes.append(f"{both} inputs are in both {cfg.val_file} and {cfg.test_file}: the test "
+                     "set scores inputs that chose the best checkpoint")
     if not test:  # only a slice can be empty: a --test-file without pairs is an error
         notes.append(f"no test pairs: none of the {len(group_outputs(train))} inputs of "
                      f"{cfg.train_file} falls in the test slice, so eval.py has no test set; "
