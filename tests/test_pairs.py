@@ -79,6 +79,8 @@ BAD_LINES = [
      "no tab between input and output (JSON Lines files must be named *.jsonl)"),
     ("p.tsv", b"ok\tfine\n\xff\xfe\tx\n", 2, "invalid UTF-8"),
     ("p.tsv", b"\tempty input\nok\tfine\n", 1, "empty input"),
+    ("p.tsv", b"ok\tfine\n" + "ab\tba".encode("utf-16-le") + b"\n", 2,
+     "this looks like UTF-16 (NUL bytes between the characters): save the file as UTF-8"),
     ("p.tsv", b"ok\tfine\n" + b"a" * 50 + b"\tb\n", 2, "input of 50 bytes"),
     ("p.tsv", b"ok\tfine\nok\t" + b"b" * 50 + b"\n", 2, "output of 50 bytes"),
     ("p.tsv", b"ok\tfine\n" + b"a" * 5000 + b"\n", 2, "longer than"),
@@ -533,3 +535,28 @@ def test_train_warns_when_the_test_slice_is_empty(tmp_path, capsys):
     warnings = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning:")]
     assert warnings == [f"warning: no test pairs: none of the 6 inputs of {f} falls in the test "
                         "slice, so eval.py has no test set; give more pairs or a --test-file"]
+
+
+def test_a_utf16_file_is_refused_as_such_and_a_nul_in_utf8_text_is_data(tmp_path):
+    for codec in ("utf-16", "utf-16-le", "utf-16-be"):
+        f = write(tmp_path / f"{codec}.tsv", "abc\tcba\nde\ted\n".encode(codec))
+        with pytest.raises(PairsError, match="line 1: this looks like UTF-16"):
+            read_pairs(f, "train", 40)
+    f = write(tmp_path / "nul.tsv", b"a\x00b\tb\x00a\n")
+    assert read_pairs(f, "train", 40)[0] == [("a\x00b", "b\x00a")]
+
+
+def test_training_outputs_longer_than_decoding_allows_are_a_note(tmp_path):
+    """The pairs task decodes at most 4 tokens per input token + 16: an output beyond that is
+    learned but never written whole, which training says (eval.py would score it 0)."""
+    words = "".join(f"w{i:03d}\t{'x' * (4 * 6 + 16 + (i % 2))}\n" for i in range(400))
+    cfg = DataConfig(task="pairs", train_file=str(write(tmp_path / "long.tsv", words.encode())))
+    dm = DataModule(cfg, 100)
+    n = sum(y == "x" * 41 for _, y in dm.pairs.train)  # 4 * (4 + 2) + 16 = 40 bytes fit
+    assert 0 < n < len(dm.pairs.train)
+    assert f"{n} training outputs are longer than decoding allows for their inputs (4 bytes " \
+           "per input token + 16): eval.py scores them cut short; infer.py --max-new-tokens " \
+           "allows more" in dm.pairs.notes
+    short = write(tmp_path / "short.tsv", words.replace("x" * 41, "x" * 40).encode())
+    assert not any("longer than decoding" in note for note in
+                   DataModule(replace(cfg, train_file=str(short)), 100).pairs.notes)

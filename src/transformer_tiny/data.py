@@ -204,6 +204,21 @@ def held_out_set(cfg: DataConfig, split: str, max_input_bytes: int,
     return HeldOutSet(test if split == "test" else val, None, [], notes)
 
 
+def _outputs_beyond_room(pairs: list[tuple[str, str]], room: Any) -> list[str]:
+    """A note if some training outputs are longer than the decoders allow for their inputs
+    (``room``, a task's ``OutputRoom``): the model would learn them and never write them whole."""
+    if room is None:
+        return []
+
+    def size(text: str) -> int:
+        return len(text.encode("utf-8", "surrogatepass"))
+
+    n = sum(size(y) > room(size(x) + 2) for x, y in pairs)  # + 2: BOS and EOS
+    return [f"{n} training outputs are longer than decoding allows for their inputs "
+            f"({room.per_token} bytes per input token + {room.plus}): eval.py scores them "
+            "cut short; infer.py --max-new-tokens allows more"] if n else []
+
+
 class DataModule:
     """Builds the datasets and loaders for one :class:`DataConfig`. ``max_input_bytes`` is the
     model's (pairs read from files must fit it)."""
@@ -214,6 +229,7 @@ class DataModule:
         self._train_set: PairDataset | None = None
         if task_for(cfg).reads_files:
             self.pairs = pair_splits(cfg, max_input_bytes)
+            self.pairs.notes += _outputs_beyond_room(self.pairs.train, task_for(cfg).output_room)
             self.val_inputs, self.test_inputs = list(self.pairs.val), list(self.pairs.test)
         else:
             self.val_inputs, self.test_inputs = heldout_inputs(cfg)

@@ -105,8 +105,18 @@ def _check_size(path: Path, size: int) -> None:
                          f"{free / 2**30:.1f} GiB of memory free here (pairs are held in memory)")
 
 
+def _looks_utf16(body: bytes) -> bool:
+    """Whether a line's bytes look like UTF-16 text (a NUL byte beside each ASCII character):
+    valid UTF-8 to the byte, and garbage as text."""
+    nuls = body.count(0)
+    return nuls >= 2 and 3 * nuls >= len(body)
+
+
 def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
     """One line -> ``(input, output)``; ``ValueError`` says what is wrong with it."""
+    if _looks_utf16(body):
+        raise ValueError("this looks like UTF-16 (NUL bytes between the characters): save the "
+                         "file as UTF-8")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
