@@ -181,6 +181,8 @@ def test_a_model_that_fails_to_load_says_so(url, browser):
     page = open_page(browser, url, "?model=no-such-folder")
     assert page.evaluate("document.body.dataset.state") == "error"
     assert "Could not load the model from no-such-folder/" in page.text_content("#error")
+    assert page.text_content("#error").endswith(  # the export that would make the folder
+        "Export one with python scripts/export.py --checkpoint RUN --web web/no-such-folder.")
 
 
 def test_the_page_labels_the_task_and_alphabet_it_shows(url, browser):
@@ -218,6 +220,8 @@ def test_run_before_a_model_is_ready_stays_on_the_page(url, browser):
     assert page.url.endswith("?model=no-such-folder")
     assert page.input_value("#input") == "mississippi"
     assert "Could not load the model from no-such-folder/" in page.text_content("#error")
+    assert page.text_content("#error").endswith(  # the export that would make the folder
+        "Export one with python scripts/export.py --checkpoint RUN --web web/no-such-folder.")
 
 
 def test_enter_runs_and_shift_enter_starts_a_new_line(site, url, browser):
@@ -239,14 +243,26 @@ def test_enter_runs_and_shift_enter_starts_a_new_line(site, url, browser):
 def test_a_model_from_another_site_or_with_a_broken_manifest_is_refused(site, url, browser):
     page = open_page(browser, url, "?model=//example.invalid/m")
     assert "the model folder must be on this site" in page.text_content("#error")
-    broken = site / "broken"
-    if not broken.exists():
-        shutil.copytree(site / "model", broken)
-        manifest = json.loads((broken / "model.json").read_text())
-        manifest["n_layers"] = 10**9  # a tab would hang building as many menu entries
-        (broken / "model.json").write_text(json.dumps(manifest))
-    page = open_page(browser, url, "?model=broken")
-    assert "model.json: n_layers is missing or invalid" in page.text_content("#error")
+    n = json.loads((site / "model" / "model.json").read_text())["n_layers"]
+    cases = {  # a change to model.json -> the page's message
+        "n_layers": ({"n_layers": 10**9}, "n_layers is missing or invalid"),  # a menu entry each
+        "layers": ({"n_layers": n + 1}, f"n_layers is {n + 1}, the graphs have {n}"),
+        "head_size": ({"head_size": None}, "head_size is missing or invalid"),
+        "ids": ({"special_ids": {"pad": 256, "bos": 256, "eos": 256}},
+                "special_ids is missing or invalid"),
+        "format": ({"input_format": {"kind": "add"}}, "input_format is missing or invalid"),
+        "alphabet": ({"alphabet": None}, "alphabet is missing or invalid"),
+        "null": (None, "model.json: not a JSON object"),
+    }
+    for name, (change, message) in cases.items():
+        broken = site / f"broken-{name}"
+        if not broken.exists():
+            shutil.copytree(site / "model", broken)
+            manifest = json.loads((broken / "model.json").read_text())
+            manifest = None if change is None else {**manifest, **change}
+            (broken / "model.json").write_text(json.dumps(manifest))
+        page = open_page(browser, url, f"?model=broken-{name}")
+        assert message in page.text_content("#error"), name
 
 
 def test_the_first_input_is_one_the_task_takes(site, url, browser):

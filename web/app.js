@@ -32,11 +32,19 @@ const isCount = (x, lo, hi) => Number.isInteger(x) && x >= lo && x <= hi;
 
 /** The fields of model.json the page relies on, each checked: an error names the first bad one. */
 function checkManifest(m) {
+  if (m === null || typeof m !== "object" || Array.isArray(m)) {
+    throw new Error("model.json: not a JSON object");
+  }
+  const format = m.input_format;
+  const ids = m.special_ids;
   const checks = {
     format: m.format === "transformer_tiny.web/1",
     task: typeof m.task === "string",
+    task_description: typeof m.task_description === "string",
+    alphabet: typeof m.alphabet === "string",
     n_layers: isCount(m.n_layers, 1, 64),
     n_heads: isCount(m.n_heads, 1, 256),
+    head_size: isCount(m.head_size, 2, 4096),
     end_heads: Array.isArray(m.end_heads) && m.end_heads.every((h) => isCount(h, 0, m.n_heads - 1)),
     training_lengths: m.training_lengths === null || (Array.isArray(m.training_lengths) &&
       m.training_lengths.length === 2 && m.training_lengths.every((n) => isCount(n, 0, 1 << 16))),
@@ -44,8 +52,12 @@ function checkManifest(m) {
     max_input_bytes: isCount(m.max_input_bytes, 1, m.max_positions - 2),
     output_room: m.output_room !== null && typeof m.output_room === "object" &&
       isCount(m.output_room.per_token, 0, 64) && isCount(m.output_room.plus, 0, 65536),
-    special_ids: m.special_ids !== null && typeof m.special_ids === "object" &&
-      ["pad", "bos", "eos"].every((k) => isCount(m.special_ids[k], 256, 258)),
+    special_ids: ids !== null && typeof ids === "object" &&
+      ["pad", "bos", "eos"].every((k) => isCount(ids[k], 256, 258)) &&
+      new Set([ids.pad, ids.bos, ids.eos]).size === 3,
+    input_format: format === null ||
+      (typeof format === "object" && format.kind === "add" && isCount(format.width, 1, 4096)),
+    output_format: m.output_format === null || m.output_format === "strip_zeros",
   };
   const bad = Object.keys(checks).find((key) => !checks[key]);
   if (bad) throw new Error(`model.json: ${bad} is missing or invalid`);
@@ -63,6 +75,11 @@ async function loadModel(folder) {
     ort.InferenceSession.create(new URL("encoder.onnx", base).href, options),
     ort.InferenceSession.create(new URL("decoder_step.onnx", base).href, options),
   ]);
+  // the graphs must be the ones model.json describes: one cache input per decoder layer
+  const layers = decoder.inputNames.filter((name) => /^past_k_\d+$/.test(name)).length;
+  if (layers !== manifest.n_layers) {
+    throw new Error(`model.json: n_layers is ${manifest.n_layers}, the graphs have ${layers}`);
+  }
   return { manifest, sessions: { encoder, decoder } };
 }
 
@@ -121,18 +138,26 @@ function draw() {
     return;
   }
   const { inputs, outputs, rows } = matrix();
-  const cell = Math.max(4, Math.min(22, Math.floor(720 / Math.max(inputs.length, outputs.length))));
+  // cells of 1-22 pixels: a 4,096-character input still fits a canvas the browser draws
+  const cell = Math.max(1, Math.min(22, Math.floor(720 / Math.max(inputs.length, outputs.length))));
   const margin = cell >= 12 ? 28 : 4;
   canvas.width = margin + cell * inputs.length;
   canvas.height = margin + cell * outputs.length;
   Object.assign(canvas.dataset, { rows: outputs.length, cols: inputs.length, cell, margin });
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
+  // one pixel per weight, then scaled up without smoothing: fast at any size
+  const pixels = new ImageData(inputs.length, outputs.length);
   rows.forEach((row, r) => row.forEach((w, c) => {
     const v = Math.round(255 * Math.min(1, Math.max(0, w)));
-    ctx.fillStyle = `rgb(${v}, ${Math.round(v * 0.8)}, ${Math.round(90 + 0.4 * (255 - v))})`;
-    ctx.fillRect(margin + c * cell, margin + r * cell, cell, cell);
+    pixels.data.set([v, Math.round(v * 0.8), Math.round(90 + 0.4 * (255 - v)), 255],
+                    4 * (r * inputs.length + c));
   }));
+  const small = document.createElement("canvas");
+  [small.width, small.height] = [inputs.length, outputs.length];
+  small.getContext("2d").putImageData(pixels, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(small, margin, margin, cell * inputs.length, cell * outputs.length);
   if (margin > 4) {
     ctx.fillStyle = "#222";
     ctx.font = `${Math.min(14, cell - 4)}px monospace`;
@@ -186,7 +211,8 @@ async function decode(id) {
   page.outIds = result.ids;
   $("output").textContent = shown(page.manifest, decodeBytes(result.ids));
   $("output").dataset.ids = result.ids.join(",");
-  $("time").textContent = `${result.ids.length} tokens in ${ms.toFixed(0)} ms` +
+  const tokens = result.ids.length === 1 ? "1 token" : `${result.ids.length} tokens`;
+  $("time").textContent = `${tokens} in ${ms.toFixed(0)} ms` +
     (result.ended ? "" : " (the output hit its length limit before its end)") +
     (validUtf8(result.ids) ? "" : " (not valid UTF-8: shown with U+FFFD)");
   draw();
@@ -223,8 +249,10 @@ async function main() {
   try {
     Object.assign(page, await loadModel(folder));
   } catch (e) {
-    showError(`Could not load the model from ${folder}/: ${e.message}. Export one with ` +
-      "python scripts/export.py --web web/model (or run make web).");
+    const dir = folder.replace(/\/+$/, "");  // the page's folders are under web/
+    const hint = dir === "model" ? "python scripts/export.py --web web/model (or run make web)"
+      : `python scripts/export.py --checkpoint RUN --web web/${dir}`;
+    showError(`Could not load the model from ${dir}/: ${e.message}. Export one with ${hint}.`);
     setState("error");
     return;
   }
