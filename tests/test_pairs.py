@@ -161,8 +161,8 @@ def test_file_larger_than_free_memory_is_refused_unread(tmp_path, monkeypatch):
         out.truncate(2**30)  # sparse: 1 GiB that takes no disk, 12 GiB once read
     with pytest.raises(PairsError) as e:
         read_pairs(f, "train", 100)
-    assert str(e.value) == (f"{f}: 1.0 GiB of pairs do not fit in the 3.0 GiB of memory free "
-                            "here (pairs are held in memory)")
+    assert str(e.value) == (f"{f}: 1.0 GiB of pairs need about 12.0 GiB of memory, 3.0 GiB is "
+                            "free here (pairs are held in memory)")
 
 
 def test_missing_or_empty_file(tmp_path):
@@ -560,3 +560,27 @@ def test_training_outputs_longer_than_decoding_allows_are_a_note(tmp_path):
     short = write(tmp_path / "short.tsv", words.replace("x" * 41, "x" * 40).encode())
     assert not any("longer than decoding" in note for note in
                    DataModule(replace(cfg, train_file=str(short)), 100).pairs.notes)
+
+
+def test_eval_reads_held_out_files_with_the_run_s_skip_bad_lines_and_says_so(tmp_path):
+    test = write(tmp_path / "t.tsv", b"ab\tba\nno tab here\ncd\tdc\n")
+    cfg = DataConfig(task="pairs", train_file=str(words_file(tmp_path, 200)),
+                     test_file=str(test), skip_bad_lines=True)
+    held = held_out_set(cfg, "test", 62, {})
+    assert held.inputs == ["ab", "cd"]
+    assert held.notes == [f"skipped 1 bad line of {test} (2 pairs read): line 2: no tab between "
+                          "input and output"]
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b'[{"input": "a", "output": "b"}]\n', "no tab between input and output (a JSON array? "
+                                           "pairs files take JSON Lines, one object per line, "
+                                           "named *.jsonl)"),
+    (b"ab\tba\rcd\tdc\r", "more than one tab (outputs with tabs: use JSON Lines) (line ends of "
+                          "CR only? save the file with LF or CRLF line ends)"),
+    (b"abba\rcddc\r", "no tab between input and output (line ends of CR only? save the file "
+                     "with LF or CRLF line ends)"),
+])
+def test_a_json_array_or_cr_line_ends_get_a_hint(tmp_path, data, reason):
+    with pytest.raises(PairsError, match=re.escape(f"line 1: {reason}")):
+        read_pairs(write(tmp_path / "p.tsv", data), "train", 40)

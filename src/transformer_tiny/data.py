@@ -195,8 +195,9 @@ def held_out_set(cfg: DataConfig, split: str, max_input_bytes: int,
     if a file changed since training; a generated task: a note if its alphabet did."""
     if task_for(cfg).reads_files:
         held, files = held_out_pairs(cfg, split, max_input_bytes)
+        skipped = [f.skip_note() for f in files if f.skipped]  # --skip-bad-lines: as in training
         return HeldOutSet(list(held), list(held.values()), files,
-                          changed_notes(info.get("data_files"), files))
+                          changed_notes(info.get("data_files"), files) + skipped)
     changed = characters_changed(cfg, info)
     notes = [] if changed is None else [
         f"{changed}; the {split} set is drawn from today's, not the one held out in training"]

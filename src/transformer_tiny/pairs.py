@@ -101,8 +101,9 @@ def changed_notes(recorded: Any, files: list[PairFile]) -> list[str]:
 def _check_size(path: Path, size: int) -> None:
     free = free_memory()
     if free is not None and size * MEMORY_PER_FILE_BYTE > free:
-        raise PairsError(f"{path}: {size / 2**30:.1f} GiB of pairs do not fit in the "
-                         f"{free / 2**30:.1f} GiB of memory free here (pairs are held in memory)")
+        raise PairsError(f"{path}: {size / 2**30:.1f} GiB of pairs need about "
+                         f"{size * MEMORY_PER_FILE_BYTE / 2**30:.1f} GiB of memory, "
+                         f"{free / 2**30:.1f} GiB is free here (pairs are held in memory)")
 
 
 def _looks_utf16(body: bytes) -> bool:
@@ -110,6 +111,17 @@ def _looks_utf16(body: bytes) -> bool:
     valid UTF-8 to the byte, and garbage as text."""
     nuls = body.count(0)
     return nuls >= 2 and 3 * nuls >= len(body)
+
+
+def _tsv_hint(text: str) -> str:
+    """What a line that is no ``input<TAB>output`` may be instead, if it looks like it."""
+    if text.lstrip().startswith("{"):
+        return " (JSON Lines files must be named *.jsonl)"
+    if text.lstrip().startswith("["):
+        return " (a JSON array? pairs files take JSON Lines, one object per line, named *.jsonl)"
+    if "\r" in text:
+        return " (line ends of CR only? save the file with LF or CRLF line ends)"
+    return ""
 
 
 def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
@@ -133,11 +145,10 @@ def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
     else:
         source, tab, target = text.partition("\t")
         if not tab:
-            hint = " (JSON Lines files must be named *.jsonl)" if text.lstrip().startswith("{") \
-                else ""
-            raise ValueError(f"no tab between input and output{hint}")
+            raise ValueError(f"no tab between input and output{_tsv_hint(text)}")
         if "\t" in target:
-            raise ValueError("more than one tab (outputs with tabs: use JSON Lines)")
+            raise ValueError("more than one tab (outputs with tabs: use JSON Lines)"
+                             + _tsv_hint(text))
     if not source:
         raise ValueError("empty input")
     return source, target
