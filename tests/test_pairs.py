@@ -542,8 +542,12 @@ def test_a_utf16_file_is_refused_as_such_and_a_nul_in_utf8_text_is_data(tmp_path
         f = write(tmp_path / f"{codec}.tsv", "abc\tcba\nde\ted\n".encode(codec))
         with pytest.raises(PairsError, match="line 1: this looks like UTF-16"):
             read_pairs(f, "train", 40)
-    f = write(tmp_path / "nul.tsv", b"a\x00b\tb\x00a\n")
-    assert read_pairs(f, "train", 40)[0] == [("a\x00b", "b\x00a")]
+    f = write(tmp_path / "nul.tsv", b"a\x00b\tb\x00a\nab\t\x00\x00\n\x00\x00\x00\ty\n")
+    assert read_pairs(f, "train", 40)[0] == [("a\x00b", "b\x00a"), ("ab", "\x00\x00"),
+                                             ("\x00\x00\x00", "y")]
+    mixed = write(tmp_path / "mixed.tsv", "héllo\tolléh\n".encode("utf-16-le"))
+    with pytest.raises(PairsError, match="line 1: this looks like UTF-16"):
+        read_pairs(mixed, "train", 40)
 
 
 def test_training_outputs_longer_than_decoding_allows_are_a_note(tmp_path):

@@ -44,7 +44,7 @@ function checkManifest(m) {
     alphabet: typeof m.alphabet === "string",
     n_layers: isCount(m.n_layers, 1, 64),
     n_heads: isCount(m.n_heads, 1, 256),
-    head_size: isCount(m.head_size, 2, 4096),
+    head_size: isCount(m.head_size, 1, 4096),
     end_heads: Array.isArray(m.end_heads) && m.end_heads.every((h) => isCount(h, 0, m.n_heads - 1)),
     training_lengths: m.training_lengths === null || (Array.isArray(m.training_lengths) &&
       m.training_lengths.length === 2 && m.training_lengths.every((n) => isCount(n, 0, 1 << 16))),

@@ -107,10 +107,12 @@ def _check_size(path: Path, size: int) -> None:
 
 
 def _looks_utf16(body: bytes) -> bool:
-    """Whether a line's bytes look like UTF-16 text (a NUL byte beside each ASCII character):
-    valid UTF-8 to the byte, and garbage as text."""
-    nuls = body.count(0)
-    return nuls >= 2 and 3 * nuls >= len(body)
+    """Whether a line's bytes look like UTF-16 text: valid UTF-8 to the byte, and garbage as
+    text. Its ASCII characters are a byte and a NUL each: three in four bytes of one parity
+    (even or odd places) or more are NUL, at least three, and (almost) none of the other's."""
+    even, odd = body[0::2], body[1::2]
+    return any(mine.count(0) >= 3 and 4 * mine.count(0) >= 3 * len(mine) and
+               4 * other.count(0) <= mine.count(0) for mine, other in ((even, odd), (odd, even)))
 
 
 def _tsv_hint(text: str) -> str:
