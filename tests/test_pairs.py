@@ -588,3 +588,19 @@ def test_eval_reads_held_out_files_with_the_run_s_skip_bad_lines_and_says_so(tmp
 def test_a_json_array_or_cr_line_ends_get_a_hint(tmp_path, data, reason):
     with pytest.raises(PairsError, match=re.escape(f"line 1: {reason}")):
         read_pairs(write(tmp_path / "p.tsv", data), "train", 40)
+
+
+def test_pair_splits_reads_each_file_once(tmp_path, monkeypatch):
+    calls = []
+    real = pairs_module.read_pairs
+
+    def counting(path, role, *args, **kwargs):
+        calls.append(role)
+        return real(path, role, *args, **kwargs)
+
+    monkeypatch.setattr(pairs_module, "read_pairs", counting)
+    val = write(tmp_path / "val.tsv", b"a\tb\n")  # the test slice leaves its inputs out
+    cfg = DataConfig(task="pairs", train_file=str(words_file(tmp_path, 200)), val_file=str(val))
+    splits = pair_splits(cfg, 62)
+    assert calls == ["train", "val"]
+    assert [f.role for f in splits.files] == ["train", "val"]

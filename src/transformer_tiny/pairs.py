@@ -110,6 +110,8 @@ def _looks_utf16(body: bytes) -> bool:
     """Whether a line's bytes look like UTF-16 text: valid UTF-8 to the byte, and garbage as
     text. Its ASCII characters are a byte and a NUL each: three in four bytes of one parity
     (even or odd places) or more are NUL, at least three, and (almost) none of the other's."""
+    if body.count(0) < 3:  # nearly every line: no slicing
+        return False
     even, odd = body[0::2], body[1::2]
     return any(mine.count(0) >= 3 and 4 * mine.count(0) >= 3 * len(mine) and
                4 * other.count(0) <= mine.count(0) for mine, other in ((even, odd), (odd, even)))
@@ -247,34 +249,37 @@ class PairSplits:
     notes: list[str] = field(default_factory=list)  # one line each, without "warning: "
 
 
-def _read(cfg: DataConfig, role: str, max_bytes: int) -> tuple[list[tuple[str, str]], PairFile]:
-    return read_pairs(getattr(cfg, f"{role}_file"), role, max_bytes, cfg.skip_bad_lines)
+Read = dict[str, tuple[list[tuple[str, str]], PairFile]]  # role -> a file's pairs and record
 
 
-def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int,
-                   train: list[tuple[str, str]] | None = None
+def _read(cfg: DataConfig, role: str, max_bytes: int, read: Read) -> list[tuple[str, str]]:
+    """The pairs of the ``role`` file, read once: ``read`` keeps them with the file's record."""
+    if role not in read:
+        read[role] = read_pairs(getattr(cfg, f"{role}_file"), role, max_bytes,
+                                cfg.skip_bad_lines)
+    return read[role][0]
+
+
+def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int, read: Read | None = None
                    ) -> tuple[dict[str, list[str]], list[PairFile]]:
     """Input -> accepted outputs of ``split`` (``"val"`` or ``"test"``) and the records of the
     files read: the split's own file when the config names one, else its slice of the training
     file by the hash of the input (:data:`PAIR_SLICES`: half of the held-out slice each), less
     the inputs of the other split's own file, so that an input never lands in two splits. At
-    most ``val_samples``/``test_samples`` inputs, chosen by hash."""
-    records = []
+    most ``val_samples``/``test_samples`` inputs, chosen by hash. ``read``: the files read
+    so far (this call adds those it reads), each read once; the records are of all of them."""
+    read = {} if read is None else read
     if getattr(cfg, f"{split}_file"):
-        pairs, record = _read(cfg, split, max_bytes)
-        records.append(record)
+        pairs = _read(cfg, split, max_bytes, read)
     else:
-        if train is None:
-            train, record = _read(cfg, "train", max_bytes)
-            records.append(record)
         lo, hi = PAIR_SLICES[split]
-        pairs = [p for p in train if lo <= hash_fraction(p[0], cfg.data_seed) < hi]
+        pairs = [p for p in _read(cfg, "train", max_bytes, read)
+                 if lo <= hash_fraction(p[0], cfg.data_seed) < hi]
         other = "test" if split == "val" else "val"
         if getattr(cfg, f"{other}_file"):
-            taken, record = _read(cfg, other, max_bytes)
-            records.append(record)
-            inputs = {source for source, _ in taken}
+            inputs = {source for source, _ in _read(cfg, other, max_bytes, read)}
             pairs = [p for p in pairs if p[0] not in inputs]
+    records = [record for _, record in read.values()]
     grouped = group_outputs(pairs)
     keep = sorted(grouped, key=lambda x: hash_fraction(x, cfg.data_seed + 1))
     keep = set(keep[:getattr(cfg, f"{split}_samples")])
@@ -286,9 +291,10 @@ def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     pair of the training file whose input is in neither held-out set (nor in their slices).
     No validation pair is an error; no test pair (``eval.py`` would have nothing to score) and
     bad lines skipped are ``notes``."""
-    train, train_record = _read(cfg, "train", max_bytes)
-    val, val_records = held_out_pairs(cfg, "val", max_bytes, train)
-    test, test_records = held_out_pairs(cfg, "test", max_bytes, train)
+    read: Read = {}
+    train = _read(cfg, "train", max_bytes, read)
+    val, _ = held_out_pairs(cfg, "val", max_bytes, read)
+    test, _ = held_out_pairs(cfg, "test", max_bytes, read)
     if not val:
         raise PairsError(f"{cfg.train_file}: no validation pairs: none of its "
                          f"{len(group_outputs(train))} inputs falls in the validation slice; "
@@ -303,8 +309,7 @@ def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     if not kept:
         raise PairsError(f"{cfg.train_file}: no training pairs left after the held-out sets")
     seen = sorted(set("".join(x for x, _ in kept).encode("utf-8", "surrogatepass")))
-    files = list({(r.role, r.name): r for r in [train_record, *val_records, *test_records]}
-                 .values())  # a split's own file is also read to keep it out of the other's slice
+    files = [record for _, record in read.values()]  # each file once, train first
     notes = [r.skip_note() for r in files if r.skipped]
     both = len(val.keys() & test.keys())  # only when both have files of their own
     if both:
