@@ -170,7 +170,9 @@ def test_heatmap_draws_the_models_attention(site, url, browser):
 
 def test_over_limit_input_shows_its_message(url, browser):
     page = open_page(browser, url)
+    assert page.get_attribute("#output", "data-ids")  # the first input's answer
     assert type_and_run(page, "é" * 32) == "error"  # 64 bytes; the model takes 62
+    assert page.get_attribute("#output", "data-ids") is None  # not the last answer's ids
     assert page.is_visible("#error")
     assert "input too long: 64 bytes, this model supports at most 62" in \
         page.text_content("#error")
@@ -243,11 +245,14 @@ def test_enter_runs_and_shift_enter_starts_a_new_line(site, url, browser):
 def test_a_model_from_another_site_or_with_a_broken_manifest_is_refused(site, url, browser):
     page = open_page(browser, url, "?model=//example.invalid/m")
     assert "the model folder must be on this site" in page.text_content("#error")
-    n = json.loads((site / "model" / "model.json").read_text())["n_layers"]
+    shipped = json.loads((site / "model" / "model.json").read_text())
+    n, nh, hs = shipped["n_layers"], shipped["n_heads"], shipped["head_size"]
     cases = {  # a change to model.json -> the page's message
         "n_layers": ({"n_layers": 10**9}, "n_layers is missing or invalid"),  # a menu entry each
         "layers": ({"n_layers": n + 1}, f"n_layers is {n + 1}, the graphs have {n}"),
         "head_size": ({"head_size": None}, "head_size is missing or invalid"),
+        "heads": ({"n_heads": nh + 1}, f"n_heads is {nh + 1}, the graphs have {nh}"),
+        "head-size": ({"head_size": hs * 2}, f"head_size is {hs * 2}, the graphs have {hs}"),
         "ids": ({"special_ids": {"pad": 256, "bos": 256, "eos": 256}},
                 "special_ids is missing or invalid"),
         "format": ({"input_format": {"kind": "add"}}, "input_format is missing or invalid"),
@@ -275,6 +280,7 @@ def test_the_first_input_is_one_the_task_takes(site, url, browser):
     assert page.evaluate("document.body.dataset.state") == "done", page.text_content("#error")
     assert page.input_value("#input") == json.loads((site / "add" / "model.json").read_text())[
         "example"]
+    assert "takes two numbers of at most 5 digits." in page.text_content("#model-info")
     # as infer.py: spaces around the numbers are dropped, so they are no unseen character
     assert type_and_run(page, "1 + 2") == "done", page.text_content("#error")
     assert not page.is_visible("#note")
@@ -312,3 +318,9 @@ def test_the_page_notes_unseen_characters_and_invalid_output_as_infer_does(site,
     assert type_and_run(page, "mississippi") == "done"
     assert not page.is_visible("#note")
     assert "not valid UTF-8: shown with U+FFFD" in page.text_content("#time")
+    page.evaluate("document.body.dataset.state = 'typing'")
+    page.evaluate("document.getElementById('input').value = 'a\\ud800b'")  # a lone surrogate
+    page.click("#run")
+    assert settled(page) == "done"
+    assert "lone surrogate, which is no character: the page reads it as U+FFFD" in \
+        page.text_content("#note")

@@ -80,6 +80,14 @@ async function loadModel(folder) {
   if (layers !== manifest.n_layers) {
     throw new Error(`model.json: n_layers is ${manifest.n_layers}, the graphs have ${layers}`);
   }
+  // and each cache is (B, nh, T, hs) with the heads model.json gives
+  const cache = decoder.inputMetadata.find((x) => x.name === "past_k_0");
+  const [, nh, , hs] = cache && cache.shape ? cache.shape : [];
+  for (const [key, size] of [["n_heads", nh], ["head_size", hs]]) {
+    if (Number.isInteger(size) && size !== manifest[key]) {
+      throw new Error(`model.json: ${key} is ${manifest[key]}, the graphs have ${size}`);
+    }
+  }
   return { manifest, sessions: { encoder, decoder } };
 }
 
@@ -87,9 +95,10 @@ function describe(m) {
   const lengths = m.training_lengths;  // null for a model trained on files of pairs
   const trained = lengths ? `; trained on inputs of ${lengths[0]}-${lengths[1]} characters` : "";
   const size = m.alphabet_size ? ` (${m.alphabet_size.toLocaleString("en")} characters)` : "";
+  const takes = m.input_format ? `two numbers of at most ${m.input_format.width} digits`
+    : `up to ${m.max_input_bytes.toLocaleString("en")} bytes`;
   $("model-info").textContent = `task ${m.task}: ${m.task_description}. Alphabet: ` +
-    `${m.alphabet}${size}${trained}; takes up to ` +
-    `${m.max_input_bytes.toLocaleString("en")} bytes. Checkpoint: ${m.checkpoint}`;
+    `${m.alphabet}${size}${trained}; takes ${takes}. Checkpoint: ${m.checkpoint}`;
   $("task").textContent = m.task;
   $("alphabet").textContent = m.alphabet;
   const layer = $("layer");
@@ -179,6 +188,7 @@ async function decode(id) {
   page.steps = [];
   page.outIds = [];
   $("output").textContent = "";
+  delete $("output").dataset.ids;
   $("time").textContent = "";
   let input;  // what the model reads: the task's input format applied (add's padding)
   try {
@@ -191,8 +201,12 @@ async function decode(id) {
     return;
   }
   const unseen = unseenCharacters(page.manifest, input);
-  showNote(unseen.length ? "Holds characters this model never saw in training: " +
-    `${unseen.map((c) => JSON.stringify(c)).join(", ")}; its answer is a guess.` : "");
+  showNote([
+    text.isWellFormed() ? "" : "Holds a lone surrogate, which is no character: the page reads " +
+      "it as U+FFFD.",
+    unseen.length ? "Holds characters this model never saw in training: " +
+      `${unseen.map((c) => JSON.stringify(c)).join(", ")}; its answer is a guess.` : "",
+  ].filter(Boolean).join(" "));
   const t0 = performance.now();
   let result;
   try {
