@@ -233,6 +233,19 @@ def test_a_slice_leaves_out_the_inputs_of_the_other_split_s_own_file(tmp_path, o
     assert [f.role for f in splits.files] == ["train", own]  # each file recorded once
 
 
+def test_training_inputs_that_a_held_out_file_holds_are_a_note(tmp_path):
+    """They are left out of training (an input is in one split only): the user hears how many."""
+    train = words_file(tmp_path, 200)
+    some = write(tmp_path / "some.tsv", b"w00001\tx\nw00002\tx\nnew\tx\n")
+    cfg = DataConfig(task="pairs", train_file=str(train), test_file=str(some))
+    splits = pair_splits(cfg, 62)
+    assert f"2 inputs of {train} are also in {some}: training leaves them out" in splits.notes
+    assert not {"w00001", "w00002"} & {x for x, _ in splits.train}
+    cfg = DataConfig(task="pairs", train_file=str(train), val_file=str(train), val_samples=10)
+    assert f"10 inputs of {train} are also in {train}: training leaves them out" in \
+        pair_splits(cfg, 62).notes
+
+
 def test_inputs_in_both_own_files_are_a_note(tmp_path):
     both = write(tmp_path / "both.tsv", b"a\tb\nc\td\n")
     cfg = DataConfig(task="pairs", train_file=str(words_file(tmp_path, 200)),

@@ -286,6 +286,24 @@ def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int, read: Read | Non
     return {x: outputs for x, outputs in grouped.items() if x in keep}, records
 
 
+def _overlap_notes(cfg: DataConfig, train: list[tuple[str, str]], val: dict[str, list[str]],
+                   test: dict[str, list[str]]) -> list[str]:
+    """Notes on inputs that the held-out sets' own files share with the training file (which
+    training leaves out) and with each other."""
+    notes = []
+    train_inputs = {x for x, _ in train}
+    for path, held in ((cfg.val_file, val), (cfg.test_file, test)):
+        taken = len(train_inputs & held.keys()) if path else 0
+        if taken:
+            notes.append(f"{taken} inputs of {cfg.train_file} are also in {path}: training "
+                         "leaves them out")
+    both = len(val.keys() & test.keys())  # only when both have files of their own
+    if both:
+        notes.append(f"{both} inputs are in both {cfg.val_file} and {cfg.test_file}: the test "
+                     "set scores inputs that chose the best checkpoint")
+    return notes
+
+
 def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     """All of the ``pairs`` task's data (:func:`held_out_pairs`); training gets every distinct
     pair of the training file whose input is in neither held-out set (nor in their slices).
@@ -310,11 +328,7 @@ def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
         raise PairsError(f"{cfg.train_file}: no training pairs left after the held-out sets")
     seen = sorted(set("".join(x for x, _ in kept).encode("utf-8", "surrogatepass")))
     files = [record for _, record in read.values()]  # each file once, train first
-    notes = [r.skip_note() for r in files if r.skipped]
-    both = len(val.keys() & test.keys())  # only when both have files of their own
-    if both:
-        notes.append(f"{both} inputs are in both {cfg.val_file} and {cfg.test_file}: the test "
-                     "set scores inputs that chose the best checkpoint")
+    notes = [r.skip_note() for r in files if r.skipped] + _overlap_notes(cfg, train, val, test)
     if not test:  # only a slice can be empty: a --test-file without pairs is an error
         notes.append(f"no test pairs: none of the {len(group_outputs(train))} inputs of "
                      f"{cfg.train_file} falls in the test slice, so eval.py has no test set; "
