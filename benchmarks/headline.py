@@ -63,6 +63,12 @@ ROWS: dict[str, list[tuple[str, str]]] = {  # row: [(name of the result, command
     "ascii-1000": [("corpus", f"{CORPUS} ascii --min-len 1000 --max-len 1000 --n 100 "
                               "--out runs/ascii-1000.txt"),
                    ("eval", f"{EVAL} --file runs/ascii-1000.txt")],
+    "ascii-3000": [("corpus", f"{CORPUS} ascii --min-len 3000 --max-len 3000 --n 30 "
+                              "--out runs/ascii-3000.txt"),
+                   ("eval", f"{EVAL} --file runs/ascii-3000.txt")],
+    "ascii-4000": [("corpus", f"{CORPUS} ascii --min-len 4000 --max-len 4000 --n 30 "
+                              "--out runs/ascii-4000.txt"),
+                   ("eval", f"{EVAL} --file runs/ascii-4000.txt")],
     "mixed": [("corpus", f"{CORPUS} mixed --min-len 1000 --max-len 1300 --n 100 "
                          "--out runs/mixed.txt"),
               ("eval", f"{EVAL} --file runs/mixed.txt")],

@@ -51,6 +51,8 @@ EVALUATED = {  # headline row -> what its evaluation measures
                     "generator)",
     "ascii-500": "random printable ASCII, 500 characters",
     "ascii-1000": "random printable ASCII, 1,000 characters",
+    "ascii-3000": "random printable ASCII, 3,000 characters",
+    "ascii-4000": "random printable ASCII, 4,000 characters (the limit is 4,096 bytes)",
     "mixed": "long lines that switch script: pieces of the translated messages, three in four "
              "from languages not written in Latin script, 2-4 bytes per character",
     "lengths": "lengths never seen in training (random strings over the training alphabet)",
@@ -64,6 +66,8 @@ def training(t: dict[str, Any]) -> str:
 
 def evaluated(e: dict[str, Any]) -> str:
     text = f"exact match {em(e['exact_match'])} ({e['correct']:,}/{e['n']:,})"
+    if e["exact_match"] < 1:
+        text += f", per-character accuracy {e['char_accuracy']:.5f}"
     misses = ", ".join(f"{b['n'] - b['correct']} of {k} characters"
                        for k, b in e["buckets"].items() if b["correct"] < b["n"])
     return text + (f"; missed: {misses}" if misses else "") + \
