@@ -1,5 +1,20 @@
 """A from-scratch encoder-decoder Transformer (pre-norm): layers, memory and the model.
 
+How it reads and writes: :meth:`Seq2SeqTransformer.encode` embeds the input bytes and runs the
+encoder layers (self-attention over the whole input, then a feed-forward network); the result,
+with each decoder layer's cross-attention keys and values computed from it once, is the
+:class:`Memory`. :meth:`~Seq2SeqTransformer.decode` embeds the output bytes so far and runs the
+decoder layers: causal self-attention (a token sees itself and the tokens before it, never a
+later one), cross-attention over the memory, a feed-forward network; a last linear layer gives
+the logits of the next byte at every position. Training feeds the whole reference output at
+once, shifted right by BOS ("teacher forcing"); decoding (:mod:`transformer_tiny.decoding`)
+feeds one token at a time and keeps each layer's self-attention keys and values in a cache, so
+that a step costs one token's work, not the whole prefix's.
+
+Shapes: ``B`` batch rows, ``S`` input tokens, ``T`` decoder tokens, ``C`` = d_model, ``nh``
+heads of ``hs`` = head_size (``C = nh * hs``), ``K`` entries of a position table, ``P`` =
+max_positions.
+
 Attention and masks (boolean, ``True`` = may attend) live in :mod:`transformer_tiny.attention`;
 position schemes (sinusoidal, rope; either with randomized indices) in
 :mod:`transformer_tiny.positions`.
@@ -10,7 +25,8 @@ Where it departs from the base model of Vaswani et al. (2017), "Attention is all
   without a long warm-up;
 - **GELU** in the feed-forward network instead of ReLU;
 - **byte tokens with character positions**: a position counts characters, not bytes, and a
-  second embedding (``byte_embed``) tells the bytes of one character apart by their offset in it;
+  second embedding (``byte_embed``) tells the bytes of one character apart by an offset in it
+  (0-3): an input token's own offset; for a decoder token, that of the byte it predicts;
 - **rotary positions** by default, and cross-attention keys placed from the start of the input
   for half of the heads and from its end for the other half (so "the t-th character from the
   end" is one fixed rotation, whatever the length);
@@ -116,6 +132,9 @@ class Memory:
     places the next step's token); ``padded``: whether any source row is padded (if none is,
     attention over the source needs no mask at all; always True in an exported graph, which
     must handle padding).
+
+    ``encode`` fills the first four; ``decode(..., use_cache=True)`` advances ``caches``,
+    ``length`` and ``chars`` in place, so that one memory serves one decoding run.
     """
 
     states: Tensor
@@ -149,21 +168,24 @@ class Memory:
 class Seq2SeqTransformer(nn.Module):
     """Encoder-decoder Transformer over byte ids (see the module docstring for conventions).
 
-    ``forward(src (B, S), tgt_in (B, T)) -> logits (B, T, vocab)``. ``encode`` and ``decode`` are
-    separate so that decoding loops (``transformer_tiny.decoding``) can reuse the memory and, with
-    ``use_cache=True``, feed one token at a time.
+    ``forward(src (B, S), tgt (B, T)) -> logits (B, T, vocab)``, ``tgt`` the decoder input
+    ``BOS y`` for a reference output ``y`` (trained to predict ``y EOS``; :mod:`.data`).
+    ``encode`` and ``decode`` are separate so that decoding loops
+    (``transformer_tiny.decoding``) can reuse the memory and, with ``use_cache=True``, feed one
+    token at a time.
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=PAD_ID)
-        # the embedding of a byte's offset inside its character (0-3), not of the byte itself
+        # the embedding of a byte offset inside a character (0-3), not of a byte: an input
+        # token's own offset; a decoder token's, that of the byte it predicts
         self.byte_embed = nn.Embedding(MAX_CHAR_BYTES, cfg.d_model)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_dec_layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size)  # the output layer: C -> logits
         self.drop = dropout_layer(cfg.dropout)
         table = rope_table(cfg.max_positions, cfg.head_size, cfg.rope_stride)  # (P, hs/2, 2)
         self.register_buffer("rope_cos_sin", table, persistent=False)  # rotary angles, not saved
@@ -177,9 +199,9 @@ class Seq2SeqTransformer(nn.Module):
         return char if positions is None else positions.gather(1, char)
 
     def _embed(self, ids: Tensor, offset: Tensor) -> Tensor:
-        """Token embedding plus the embedding of each byte's offset inside its character. The
-        positions functions give offsets 0-3; the clamp guards callers of :meth:`decode_at` (an
-        exported decoder step) that pass their own."""
+        """Token embedding plus the embedding of ``offset``, a byte offset inside a character
+        (see ``byte_embed``). The positions functions give offsets 0-3; the clamp guards callers
+        of :meth:`decode_at` (an exported decoder step) that pass their own."""
         return self.embed(ids) + self.byte_embed(offset.clamp(max=MAX_CHAR_BYTES - 1))
 
     def encode(self, src: Tensor, positions: Tensor | None = None) -> Memory:
@@ -261,6 +283,8 @@ class Seq2SeqTransformer(nn.Module):
         """Teacher-forced logits ``(B, T, vocab)`` for ``src (B, S)`` and ``tgt (B, T)``."""
         self.cfg.check_positions(src.size(1))
         self.cfg.check_positions(tgt.size(1) + 1, what="output")  # as in decode
+        # One table for both sides: rotary cross-attention compares a decoder token's position
+        # with the input's, so both must be drawn from the same randomized indices.
         n = max(src.size(1), tgt.size(1) + 1)  # positions shared by the encoder and decoder
         positions = None  # the character indices themselves
         if self._randomized():
