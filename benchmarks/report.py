@@ -68,8 +68,9 @@ def evaluated(e: dict[str, Any]) -> str:
     text = f"exact match {em(e['exact_match'])} ({e['correct']:,}/{e['n']:,})"
     if e["exact_match"] < 1:
         text += f", per-character accuracy {e['char_accuracy']:.5f}"
-    misses = ", ".join(f"{b['n'] - b['correct']} of {k} characters"
+    misses = ", ".join(f"{b['n'] - b['correct']} lines of {k} characters"
                        for k, b in e["buckets"].items() if b["correct"] < b["n"])
+    misses = misses if len(e["buckets"]) > 1 else ""  # one bucket: the count above says it
     return text + (f"; missed: {misses}" if misses else "") + \
         (f"; by length: {by_bucket(e)}" if len(e["buckets"]) > 1 else "")
 
@@ -256,7 +257,7 @@ def g2p(path: Path, prov: Provenance) -> list[str]:
               "(dropout, weight averaging, larger batches and models, depth moved to the "
               "encoder, ensembles of runs), why it stays out of reach on 2 cores, and a "
               "longer run that gets below it: the G2P entries of the "
-              "[experiments log](design.md#experiments-log).", ""]
+              "[experiments](experiments.md#spelling-to-pronunciation).", ""]
     return lines
 
 
