@@ -26,7 +26,7 @@ from transformer_tiny.data import (
     length_grouped_batches,
 )
 from transformer_tiny.heldout import HELDOUT_FRACTION, hash_fraction, is_heldout
-from transformer_tiny.tasks import task_for
+from transformer_tiny.tasks import TASKS, OutputRoom, Task, register_task, task_for
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -39,6 +39,31 @@ def test_determinism_from_data_seed():
     other = DataModule(DataConfig(**SMALL, data_seed=99))
     assert other.val_inputs != a.val_inputs and other.test_inputs != a.test_inputs
     assert other.train_dataset(0).inputs != a.train_dataset(0).inputs
+
+
+def test_a_task_whose_outputs_outgrow_the_decoders_room_is_a_note():
+    """A task a user adds, writing each character three times: its outputs pass the default
+    room (the source's length + 16 tokens) from 8 characters on, which training says; with an
+    ``output_room`` of its own, nothing to say."""
+    triple = register_task(Task("triple", "each character three times",
+                                lambda text: "".join(c * 3 for c in text)))
+    try:
+        cfg = DataConfig(task="triple", alphabet="digits", min_len=1, max_len=12, val_samples=50,
+                         test_samples=50)
+        dm = DataModule(cfg)
+        held = dm.val_inputs + dm.test_inputs
+        n = sum(3 * len(x) > len(x) + 2 + 16 for x in held)
+        assert 0 < n < len(held)
+        assert dm.notes == [f"{n} held-out outputs are longer than decoding allows for their "
+                            "inputs (1 byte per input token + 16): eval.py scores them cut "
+                            "short; infer.py --max-new-tokens allows more; give the task an "
+                            "output_room (docs/tasks.md)"]
+        TASKS["triple"] = replace(triple, output_room=OutputRoom(per_token=3, plus=0))
+        assert DataModule(cfg).notes == []
+        for name in ALL_TASKS:  # the built-in tasks fit their room
+            assert DataModule(DataConfig(task=name)).notes == [], name
+    finally:
+        TASKS.pop("triple", None)
 
 
 @pytest.mark.parametrize("name", ALL_TASKS)

@@ -26,10 +26,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from .alphabets import ALPHABETS
 from .config import DataConfig, ModelConfig
+from .decoding import OUTPUT_MARGIN
 from .heldout import is_heldout
 from .inputs import characters_changed
 from .pairs import PairFile, PairSplits, changed_notes, held_out_pairs, pair_splits
-from .tasks import Task, get_task, task_for
+from .tasks import OutputRoom, Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
 _SPLIT_SALT = {"val": 1, "test": 2, "train": 3, "train-hard": 4}
@@ -205,19 +206,21 @@ def held_out_set(cfg: DataConfig, split: str, max_input_bytes: int,
     return HeldOutSet(test if split == "test" else val, None, [], notes)
 
 
-def _outputs_beyond_room(pairs: list[tuple[str, str]], room: Any) -> list[str]:
-    """A note if some training outputs are longer than the decoders allow for their inputs
-    (``room``, a task's ``OutputRoom``): the model would learn them and never write them whole."""
-    if room is None:
-        return []
+def _outputs_beyond_room(pairs: list[tuple[str, str]], task: Task, which: str) -> list[str]:
+    """A note if some outputs (``which``: of what) are longer than the decoders allow for their
+    inputs (the task's ``output_room``, else the source's length plus a margin): the model
+    would learn them and never write them whole."""
+    room = task.output_room or OutputRoom(per_token=1, plus=OUTPUT_MARGIN)
 
     def size(text: str) -> int:
         return len(text.encode("utf-8", "surrogatepass"))
 
     n = sum(size(y) > room(size(x) + 2) for x, y in pairs)  # + 2: BOS and EOS
-    return [f"{n} training outputs are longer than decoding allows for their inputs "
-            f"({room.per_token} bytes per input token + {room.plus}): eval.py scores them "
-            "cut short; infer.py --max-new-tokens allows more"] if n else []
+    fix = "" if task.reads_files else "; give the task an output_room (docs/tasks.md)"
+    return [f"{n} {which} outputs are longer than decoding allows for their inputs "
+            f"({room.per_token} byte{'s' * (room.per_token != 1)} per input token + "
+            f"{room.plus}): eval.py scores them "
+            f"cut short; infer.py --max-new-tokens allows more{fix}"] if n else []
 
 
 class DataModule:
@@ -228,12 +231,17 @@ class DataModule:
         self.cfg = cfg
         self.pairs: PairSplits | None = None
         self._train_set: PairDataset | None = None
-        if task_for(cfg).reads_files:
+        task = task_for(cfg)
+        if task.reads_files:
             self.pairs = pair_splits(cfg, max_input_bytes)
-            self.pairs.notes += _outputs_beyond_room(self.pairs.train, task_for(cfg).output_room)
+            self.notes = self.pairs.notes + _outputs_beyond_room(self.pairs.train, task,
+                                                                 "training")
             self.val_inputs, self.test_inputs = list(self.pairs.val), list(self.pairs.test)
         else:
             self.val_inputs, self.test_inputs = heldout_inputs(cfg)
+            held = self.val_inputs + self.test_inputs  # drawn as training draws its strings
+            self.notes = _outputs_beyond_room([(x, task.solve(x)) for x in held], task,
+                                              "held-out")
 
     def references(self, split: str) -> list[list[str]] | None:
         """The accepted outputs of each ``split`` input for pairs read from files (None for a
