@@ -84,7 +84,7 @@ BAD_LINES = [
     ("p.tsv", b"ok\tfine\n" + b"a" * 50 + b"\tb\n", 2, "input of 50 bytes"),
     ("p.tsv", b"ok\tfine\nok\t" + b"b" * 50 + b"\n", 2, "output of 50 bytes"),
     ("p.tsv", b"ok\tfine\n" + b"a" * 5000 + b"\n", 2, "longer than"),
-    ("p.jsonl", b'{"input": "a", "output": "b"}\n{"input": "a"\n', 2, "not a JSON object"),
+    ("p.jsonl", b'{"input": "a", "output": "b"}\n{"input": "a"\n', 2, "not valid JSON"),
     ("p.jsonl", b'{"input": "a", "output": 3}\n{"input": "a", "output": "b"}', 1,
      "string fields"),
 ]
@@ -235,15 +235,31 @@ def test_a_slice_leaves_out_the_inputs_of_the_other_split_s_own_file(tmp_path, o
 
 def test_training_inputs_that_a_held_out_file_holds_are_a_note(tmp_path):
     """They are left out of training (an input is in one split only): the user hears how many."""
-    train = words_file(tmp_path, 200)
+    train = words_file(tmp_path)
     some = write(tmp_path / "some.tsv", b"w00001\tx\nw00002\tx\nnew\tx\n")
     cfg = DataConfig(task="pairs", train_file=str(train), test_file=str(some))
     splits = pair_splits(cfg, 62)
     assert f"2 inputs of {train} are also in {some}: training leaves them out" in splits.notes
     assert not {"w00001", "w00002"} & {x for x, _ in splits.train}
-    cfg = DataConfig(task="pairs", train_file=str(train), val_file=str(train), val_samples=10)
-    assert f"10 inputs of {train} are also in {train}: training leaves them out" in \
-        pair_splits(cfg, 62).notes
+    # all of a held-out file's inputs are left out, not only those its capped set samples
+    part = write(tmp_path / "part.tsv", b"".join(f"w{i:05d}\tx\n".encode() for i in range(500)))
+    cfg = DataConfig(task="pairs", train_file=str(train), test_file=str(part), test_samples=10)
+    splits = pair_splits(cfg, 62)
+    assert len(splits.test) == 10
+    assert f"500 inputs of {train} are also in {part}: training leaves them out" in splits.notes
+    assert not {x for x, _ in splits.train} & {f"w{i:05d}" for i in range(500)}
+    with pytest.raises(PairsError, match="no training pairs left after the held-out sets"):
+        pair_splits(replace(cfg, val_file=str(train)), 62)  # every input is a validation one
+
+
+def test_a_slice_emptied_by_the_other_split_s_file_says_so(tmp_path):
+    train = words_file(tmp_path, 200)
+    cfg = DataConfig(task="pairs", train_file=str(train), test_file=str(train))
+    in_slice = len(pair_splits(DataConfig(task="pairs", train_file=str(train)), 62).val)
+    with pytest.raises(PairsError, match=re.escape(
+            f"{train}: no validation pairs: the {in_slice} inputs of its validation slice are "
+            f"all in {train}; give more pairs or a --val-file")):
+        pair_splits(cfg, 62)
 
 
 def test_inputs_in_both_own_files_are_a_note(tmp_path):
@@ -391,8 +407,16 @@ def test_commands_end_to_end(tmp_path, capsys):
     assert "--split picks a held-out set: --test-file scores other" in capsys.readouterr().err
     assert call_cli(eval_main, ["--checkpoint", str(run), "--test-file", str(other),
                                 "--json"]) == 0
-    scored = json.loads(capsys.readouterr().out)
-    assert (scored["n"], scored["source"]) == (1, f"pairs of {other}")
+    out, err = capsys.readouterr()
+    assert (json.loads(out)["n"], json.loads(out)["source"]) == (1, f"pairs of {other}")
+    assert "warning" not in err  # abc: never trained on
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--test-file", str(data),
+                                "--json"]) == 0  # the training file itself
+    splits = pair_splits(DataConfig(task="pairs", train_file=str(data)), 40)
+    trained = len({x for x, _ in splits.train})
+    assert 0 < trained < 600
+    assert f"warning: {trained:,} of the 600 inputs of {data} are among those the model " \
+        f"trained on (from {data}): their scores say little" in capsys.readouterr().err
     assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "w00042"]) == 0
     out, err = capsys.readouterr()
     assert out.count("\n") == 1 and "never saw" not in err  # w00042: all seen in training
@@ -477,7 +501,7 @@ def test_an_empty_test_slice_is_a_note(tmp_path):
     f = write(tmp_path / "small.tsv", b"".join(f"{w}\tx\n".encode() for w in val + rest))
     splits = pair_splits(DataConfig(task="pairs", train_file=str(f)), 40)
     assert splits.val and not splits.test and len(splits.train) == 5
-    assert splits.notes == [f"no test pairs: none of the 6 inputs of {f} falls in the test "
+    assert splits.notes == [f"{f}: no test pairs: none of its 6 inputs falls in the test "
                             "slice, so eval.py has no test set; give more pairs or a --test-file"]
     held = write(tmp_path / "held.tsv", b"a\tb\n")
     cfg = DataConfig(task="pairs", train_file=str(f), test_file=str(held))
@@ -546,7 +570,7 @@ def test_train_warns_when_the_test_slice_is_empty(tmp_path, capsys):
     assert call_cli(train_main, [*TINY, "--task", "pairs", "--train-file", str(f),
                                  "--out", str(tmp_path / "run")]) == 0
     warnings = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning:")]
-    assert warnings == [f"warning: no test pairs: none of the 6 inputs of {f} falls in the test "
+    assert warnings == [f"warning: {f}: no test pairs: none of its 6 inputs falls in the test "
                         "slice, so eval.py has no test set; give more pairs or a --test-file"]
 
 
@@ -573,10 +597,10 @@ def test_training_outputs_longer_than_decoding_allows_are_a_note(tmp_path):
     assert 0 < n < len(dm.pairs.train)
     assert f"{n} training outputs are longer than decoding allows for their inputs (4 bytes " \
            "per input token + 16): eval.py scores them cut short; infer.py --max-new-tokens " \
-           "allows more" in dm.pairs.notes
+           "allows more" in dm.notes
     short = write(tmp_path / "short.tsv", words.replace("x" * 41, "x" * 40).encode())
     assert not any("longer than decoding" in note for note in
-                   DataModule(replace(cfg, train_file=str(short)), 100).pairs.notes)
+                   DataModule(replace(cfg, train_file=str(short)), 100).notes)
 
 
 def test_eval_reads_held_out_files_with_the_run_s_skip_bad_lines_and_says_so(tmp_path):
@@ -601,6 +625,23 @@ def test_eval_reads_held_out_files_with_the_run_s_skip_bad_lines_and_says_so(tmp
 def test_a_json_array_or_cr_line_ends_get_a_hint(tmp_path, data, reason):
     with pytest.raises(PairsError, match=re.escape(f"line 1: {reason}")):
         read_pairs(write(tmp_path / "p.tsv", data), "train", 40)
+
+
+ARRAY = "(a JSON array? pairs files take JSON Lines, one object per line, named *.jsonl)"
+CR = "(line ends of CR only? save the file with LF or CRLF line ends)"
+ROWS = [{"input": f"word{i}", "output": f"{i}"} for i in range(300)]
+
+
+@pytest.mark.parametrize("name, data, reason", [  # files as large as a user's: one long line
+    ("p.tsv", "".join(f"w{i}\t{i}\r" for i in range(3000)).encode(), f"longer than 144 bytes {CR}"),
+    ("p.json", json.dumps(ROWS).encode(), f"longer than 144 bytes {ARRAY}"),
+    ("p.jsonl", json.dumps(ROWS).encode(), f"longer than 544 bytes {ARRAY}"),
+    ("p.jsonl", json.dumps(ROWS[:2]).encode(), f'"input" and "output" {ARRAY}'),
+    ("p.jsonl", json.dumps(ROWS[:2], indent=2).encode(), f"not valid JSON {ARRAY}"),
+])
+def test_a_long_line_or_a_json_lines_file_gets_the_hint_too(tmp_path, name, data, reason):
+    with pytest.raises(PairsError, match="line 1: " + ".*" + re.escape(reason)):
+        read_pairs(write(tmp_path / name, data), "train", 40)
 
 
 def test_pair_splits_reads_each_file_once(tmp_path, monkeypatch):

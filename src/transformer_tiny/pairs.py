@@ -39,6 +39,7 @@ MEMORY_PER_FILE_BYTE = 12  # Python strings, tuples and token lists of a pair, p
 
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, which some editors write first
 
+SPLIT_NAMES = {"val": "validation", "test": "test"}
 SHOWN_BAD_LINES = 3  # skipped lines that a warning names, with their reasons
 
 
@@ -117,9 +118,9 @@ def _looks_utf16(body: bytes) -> bool:
                4 * other.count(0) <= mine.count(0) for mine, other in ((even, odd), (odd, even)))
 
 
-def _tsv_hint(text: str) -> str:
-    """What a line that is no ``input<TAB>output`` may be instead, if it looks like it."""
-    if text.lstrip().startswith("{"):
+def _hint(text: str, jsonl: bool) -> str:
+    """What a bad line may be instead of a pair, if it looks like it."""
+    if text.lstrip().startswith("{") and not jsonl:
         return " (JSON Lines files must be named *.jsonl)"
     if text.lstrip().startswith("["):
         return " (a JSON array? pairs files take JSON Lines, one object per line, named *.jsonl)"
@@ -141,18 +142,19 @@ def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
         try:
             obj = json.loads(text)
         except (json.JSONDecodeError, RecursionError):
-            raise ValueError("not a JSON object") from None
+            raise ValueError("not valid JSON" + _hint(text, jsonl)) from None
         if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str)
                                                 for k in ("input", "output")):
-            raise ValueError('expected an object with string fields "input" and "output"')
+            raise ValueError('expected an object with string fields "input" and "output"'
+                             + _hint(text, jsonl))
         source, target = obj["input"], obj["output"]
     else:
         source, tab, target = text.partition("\t")
         if not tab:
-            raise ValueError(f"no tab between input and output{_tsv_hint(text)}")
+            raise ValueError(f"no tab between input and output{_hint(text, jsonl)}")
         if "\t" in target:
             raise ValueError("more than one tab (outputs with tabs: use JSON Lines)"
-                             + _tsv_hint(text))
+                             + _hint(text, jsonl))
     if not source:
         raise ValueError("empty input")
     return source, target
@@ -198,7 +200,8 @@ def read_pairs(path: str | Path, role: str, max_bytes: int,
                 continue
             try:
                 if not complete:
-                    raise ValueError(f"longer than {limit} bytes")
+                    start = body.decode("utf-8", "replace")
+                    raise ValueError(f"longer than {limit} bytes{_hint(start, jsonl)}")
                 pair = _parse(body, jsonl)
                 _check_lengths(*pair, max_bytes)
             except ValueError as e:
@@ -286,17 +289,22 @@ def held_out_pairs(cfg: DataConfig, split: str, max_bytes: int, read: Read | Non
     return {x: outputs for x, outputs in grouped.items() if x in keep}, records
 
 
-def _overlap_notes(cfg: DataConfig, train: list[tuple[str, str]], val: dict[str, list[str]],
+def _own_inputs(read: Read, split: str) -> set[str]:
+    """Every input of ``split``'s own file (none if it has none), not only those sampled."""
+    return {x for x, _ in read[split][0]} if split in read else set()
+
+
+def _overlap_notes(cfg: DataConfig, read: Read, val: dict[str, list[str]],
                    test: dict[str, list[str]]) -> list[str]:
     """Notes on inputs that the held-out sets' own files share with the training file (which
     training leaves out) and with each other."""
     notes = []
-    train_inputs = {x for x, _ in train}
-    for path, held in ((cfg.val_file, val), (cfg.test_file, test)):
-        taken = len(train_inputs & held.keys()) if path else 0
+    train_inputs = {x for x, _ in read["train"][0]}
+    for split in ("val", "test"):
+        taken = len(train_inputs & _own_inputs(read, split))
         if taken:
-            notes.append(f"{taken} inputs of {cfg.train_file} are also in {path}: training "
-                         "leaves them out")
+            notes.append(f"{taken} inputs of {cfg.train_file} are also in "
+                         f"{getattr(cfg, f'{split}_file')}: training leaves them out")
     both = len(val.keys() & test.keys())  # only when both have files of their own
     if both:
         notes.append(f"{both} inputs are in both {cfg.val_file} and {cfg.test_file}: the test "
@@ -304,9 +312,22 @@ def _overlap_notes(cfg: DataConfig, train: list[tuple[str, str]], val: dict[str,
     return notes
 
 
+def _empty_slice(cfg: DataConfig, split: str, train: list[tuple[str, str]]) -> str:
+    """Why the ``split`` slice of the training file holds no input."""
+    lo, hi = PAIR_SLICES[split]
+    inputs = group_outputs(train)
+    in_slice = sum(lo <= hash_fraction(x, cfg.data_seed) < hi for x in inputs)
+    other = "test" if split == "val" else "val"
+    if in_slice:  # all of them in the other split's own file
+        return (f"the {in_slice} inputs of its {SPLIT_NAMES[split]} slice are all in "
+                f"{getattr(cfg, f'{other}_file')}")
+    return f"none of its {len(inputs)} inputs falls in the {SPLIT_NAMES[split]} slice"
+
+
 def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     """All of the ``pairs`` task's data (:func:`held_out_pairs`); training gets every distinct
-    pair of the training file whose input is in neither held-out set (nor in their slices).
+    pair of the training file whose input is in neither held-out split: neither in a slice nor
+    in a split's own file (all of it, not only the inputs sampled from it).
     No validation pair is an error; no test pair (``eval.py`` would have nothing to score) and
     bad lines skipped are ``notes``."""
     read: Read = {}
@@ -314,23 +335,34 @@ def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     val, _ = held_out_pairs(cfg, "val", max_bytes, read)
     test, _ = held_out_pairs(cfg, "test", max_bytes, read)
     if not val:
-        raise PairsError(f"{cfg.train_file}: no validation pairs: none of its "
-                         f"{len(group_outputs(train))} inputs falls in the validation slice; "
-                         "give more pairs or a --val-file")
+        raise PairsError(f"{cfg.train_file}: no validation pairs: "
+                         f"{_empty_slice(cfg, 'val', train)}; give more pairs or a --val-file")
     slices = [PAIR_SLICES[s] for s in ("val", "test") if not getattr(cfg, f"{s}_file")]
+    held = _own_inputs(read, "val") | _own_inputs(read, "test")
 
     def trains(x: str) -> bool:
         h = hash_fraction(x, cfg.data_seed)
-        return x not in val and x not in test and not any(lo <= h < hi for lo, hi in slices)
+        return x not in held and not any(lo <= h < hi for lo, hi in slices)
 
     kept = [p for p in dict.fromkeys(train) if trains(p[0])]
     if not kept:
         raise PairsError(f"{cfg.train_file}: no training pairs left after the held-out sets")
     seen = sorted(set("".join(x for x, _ in kept).encode("utf-8", "surrogatepass")))
     files = [record for _, record in read.values()]  # each file once, train first
-    notes = [r.skip_note() for r in files if r.skipped] + _overlap_notes(cfg, train, val, test)
+    notes = [r.skip_note() for r in files if r.skipped] + _overlap_notes(cfg, read, val, test)
     if not test:  # only a slice can be empty: a --test-file without pairs is an error
-        notes.append(f"no test pairs: none of the {len(group_outputs(train))} inputs of "
-                     f"{cfg.train_file} falls in the test slice, so eval.py has no test set; "
-                     "give more pairs or a --test-file")
+        notes.append(f"{cfg.train_file}: no test pairs: {_empty_slice(cfg, 'test', train)}, so "
+                     "eval.py has no test set; give more pairs or a --test-file")
     return PairSplits(kept, val, test, files, seen, notes)
+
+
+def trained_on_note(cfg: DataConfig, inputs: list[str], path: str, max_bytes: int) -> str | None:
+    """A note if some of ``inputs`` (read from ``path``) are among those a run with ``cfg``
+    trained on (its training file read again): their scores say little about new inputs."""
+    try:
+        trained = {x for x, _ in pair_splits(cfg, max_bytes).train}
+    except PairsError as e:
+        return f"cannot tell which inputs of {path} the model trained on: {e}"
+    n = sum(x in trained for x in inputs)
+    return (f"{n:,} of the {len(inputs):,} inputs of {path} are among those the model trained "
+            f"on (from {cfg.train_file}): their scores say little about new inputs") if n else None

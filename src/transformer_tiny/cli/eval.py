@@ -13,6 +13,7 @@ from typing import Any
 from ..config import DATA_LIMITS, DataConfig, RunConfig, build_config
 from ..data import HeldOutSet, bucket_inputs, hard_inputs, held_out_set
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
+from ..pairs import trained_on_note
 from ..tasks import task_for
 from ..utils import json_text
 from .common import (
@@ -74,6 +75,10 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
               "them are scored, chosen by hash", file=sys.stderr)
     if not held.inputs:
         raise UsageError(f"task pairs: the {source} holds no pairs")
+    if args.test_file:
+        note = trained_on_note(cfg.data, held.inputs, args.test_file, cfg.model.max_input_bytes)
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
     return held.inputs, held.references or [], source
 
 
