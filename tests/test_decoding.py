@@ -15,6 +15,7 @@ from helpers import (
     SURROGATE_BYTES,
     TINY,
     TOK,
+    bigram_model,
     chain_model,
     close,
     greedy_trap_model,
@@ -213,13 +214,27 @@ def test_beam_one_is_greedy(seed):
 @pytest.mark.parametrize("beam", [2, 4])
 @pytest.mark.parametrize("seed", range(4))
 def test_beam_never_scores_below_greedy(seed, beam):
-    # Random models put real mass on EOS, so hypotheses of many lengths compete.
-    model = make_model(seed=seed, dtype=torch.float64)
+    # EOS raised until some greedy rows end early: finished hypotheses of many lengths compete
     src = source_batch(LENGTHS, seed=seed)
+    model = stopping_model(src, seed=seed, dtype=torch.float64)
     greedy = greedy_decode(model, src, 12)
     out = beam_search(model, src, beam, max_new_tokens=12)
     assert out.shape[0] == src.shape[0]
+    assert any(EOS_ID in row for row in out.tolist())  # some hypotheses finished
     assert torch.all(score(model, src, out) >= score(model, src, greedy) - 1e-9)
+
+
+def test_beam_normalises_scores_by_length():
+    """BOS -> s (0.5) or w (0.45); s -> EOS; w -> x -> y -> z -> EOS. Greedy, and beam search
+    on raw log-probabilities, write "s"; normalised by length^0.6 (log 0.45 / 5^0.6 against
+    log 0.5 / 2^0.6), "wxyz" scores higher."""
+    s, w, x, y, z = (ord(c) for c in "swxyz")
+    model = bigram_model({BOS_ID: {s: math.log(0.5), w: math.log(0.45)}, s: {EOS_ID: 0.0},
+                          w: {x: 0.0}, x: {y: 0.0}, y: {z: 0.0}, z: {EOS_ID: 0.0}})
+    src = source_batch([3, 5])
+    assert greedy_decode(model, src, 8).tolist() == [[s, EOS_ID]] * 2
+    assert beam_search(model, src, 3, 8).tolist() == [[w, x, y, z, EOS_ID]] * 2
+    assert math.log(0.45) / 5 ** 0.6 > math.log(0.5) / 2 ** 0.6
 
 
 def test_beam_rows_stop_at_eos_and_pad_after():

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -139,13 +138,16 @@ def test_a_shared_model_save_stopped_midway_is_taken_by_the_next_save(
         old.save_pretrained(folder)
     for model, renames in zip((new, other), stops, strict=False):
         _stopped_save(model, folder, renames, monkeypatch)
-    try:
-        answers = transformer_tiny.load(folder).predict(["ab", "xyz"])
-        assert answers in [m.predict(["ab", "xyz"]) for m in (old, new, other)]
-    except CheckpointError as e:
-        # weights beside a config.json that names others (or none yet): refused, clearly
-        assert re.search(r"weights .* do not (match|fit the config)|names no model yet: the "
-                         r"save that wrote it was stopped midway|^no checkpoint at", str(e)), e
+    # A save stopped before its weights' rename (the third) leaves config.json naming the
+    # earlier model's weights, which load whole; one stopped after it, weights beside a
+    # config.json that names others (or, in a first save, none yet): refused, clearly.
+    if not first and 3 not in stops:
+        assert transformer_tiny.load(folder).predict(["ab", "xyz"]) == old.predict(["ab", "xyz"])
+    else:
+        with pytest.raises(CheckpointError, match=r"weights .* do not (match|fit the config)|"
+                           r"names no model yet: the save that wrote it was stopped midway|"
+                           r"^no checkpoint at"):
+            transformer_tiny.load(folder)
     new.save_pretrained(folder)
     assert _same_weights(folder, _run(tmp_path / "b2", 32))
     assert "announced_sha256" not in json.loads((folder / "config.json").read_text())
