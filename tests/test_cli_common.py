@@ -182,3 +182,16 @@ def test_another_error_is_a_bug_and_keeps_its_traceback(error):
 
     with pytest.raises(type(error)):
         call_cli(main, [])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "5"], "error: unrecognized arguments: --data 5"),  # not --data-seed 5
+    (["--train_file", "x"], "error: unrecognized arguments: --train_file x (did you mean "
+                            "--train-file?)"),
+    (["--epoch=3"], "error: unrecognized arguments: --epoch=3 (did you mean --epochs?)"),
+    (["--zzz"], "error: unrecognized arguments: --zzz"),
+])
+def test_a_flag_is_spelled_whole_and_a_near_miss_gets_a_hint(tmp_path, capsys, argv, message):
+    assert call_cli(train_main, [*argv, "--out", str(tmp_path / "run")]) == 2
+    assert one_error_line(capsys) == message
+    assert not (tmp_path / "run").exists()

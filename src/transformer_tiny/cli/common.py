@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import contextlib
+import difflib
 import os
 import shlex
 import sys
@@ -43,8 +44,26 @@ class Parser(argparse.ArgumentParser):
     ``--text`` takes a value that starts with a dash (``--text -1+2``, ``--text --``), which
     argparse would read as a flag."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # spelled whole: --data is no --data-seed
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
+        raise UsageError(message + self._did_you_mean(message))
+
+    def _did_you_mean(self, message: str) -> str:
+        """``" (did you mean --train-file?)"`` for the first unrecognized flag close to one of
+        ours (``--train_file``, ``--epoch``), else ``""``."""
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        ours = [o for o in self._option_string_actions if o.startswith("--")]
+        for word in message.removeprefix("unrecognized arguments:").split():
+            flag = word.split("=")[0].replace("_", "-")
+            if flag.startswith("--"):
+                close = difflib.get_close_matches(flag, ours, n=1, cutoff=0.75)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return ""
 
     def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                          namespace: argparse.Namespace | None = None
