@@ -66,6 +66,16 @@ def test_eval_file_not_utf8(untrained_run, tmp_path, capsys):
     assert "not valid UTF-8 (line 2" in one_error_line(capsys)
 
 
+def test_every_line_of_a_file_is_in_a_length_bucket_an_empty_one_too(untrained_run, tmp_path,
+                                                                     capsys):
+    (tmp_path / "lines.txt").write_text("aabbcc\nhello\n\nxyz\n")
+    argv = ["--checkpoint", str(untrained_run), "--file", str(tmp_path / "lines.txt"), "--json"]
+    assert call_cli(eval_main, argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 4 == sum(b["n"] for b in result["buckets"].values())
+    assert next(iter(result["buckets"])).startswith("0-")
+
+
 def test_hard_slice_is_reported_beside_the_test_set(untrained_run, capsys):
     argv = ["--checkpoint", str(untrained_run), "--hard", "20", "--examples", "0"]
     assert call_cli(eval_main, [*argv, "--json"]) == 0

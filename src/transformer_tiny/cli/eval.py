@@ -118,7 +118,8 @@ def _inputs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
         if not inputs:
             raise UsageError(f"{args.file} has no lines")
         longest = max(len(x) for x in inputs)
-        buckets = args.buckets or even_buckets(1, longest)
+        shortest = 0 if "" in inputs else 1  # an empty line is scored: it has a bucket too
+        buckets = args.buckets or even_buckets(shortest, longest)
         return inputs, buckets, f"lines of {args.file}"
     if args.buckets:
         check_buckets(args.buckets, cfg, args.samples, args.alphabet)
