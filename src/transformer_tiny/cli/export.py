@@ -16,6 +16,7 @@ from ..decoding import predict
 from ..export import MANIFEST, claim_export_dir, export_onnx
 from ..extras import require
 from ..onnx_decoding import OnnxSeq2Seq, onnx_predict
+from ..pairs import PairsError
 from ..rundir import RunDirError
 from ..tasks import Task, task_for
 from ..tokenizer import ByteTokenizer
@@ -82,8 +83,15 @@ def _claim_out(args: argparse.Namespace) -> Path:
 
 
 def _held_out(cfg: RunConfig, n: int) -> list[str]:
-    """The first ``n`` held-out test inputs; none (and no data read) when ``n`` is 0."""
-    return DataModule(cfg.data, cfg.model.max_input_bytes).test_inputs[:n] if n else []
+    """The first ``n`` held-out test inputs; none (and no data read) when ``n`` is 0. A pairs
+    file that cannot be read is an error that says how to export without it."""
+    if not n:
+        return []
+    try:
+        return DataModule(cfg.data, cfg.model.max_input_bytes).test_inputs[:n]
+    except PairsError as e:
+        raise UsageError(f"{e} (the check of the export reads the test split from the "
+                         "training data; --verify 0 exports without it)") from None
 
 
 def export_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
