@@ -227,3 +227,10 @@ def test_lengths_beyond_an_add_model_s_numbers_are_refused_in_its_own_terms(tmp_
                                       f"{max_len} characters")
     assert call_cli(eval_main, [*argv, "--lengths", f"1-{max_len}"]) == 0  # its own: scored
     assert json.loads(capsys.readouterr().out)["n"] == 2
+
+
+def test_skip_bad_lines_is_for_pairs_models(untrained_run, capsys):
+    assert call_cli(eval_main, ["--checkpoint", str(untrained_run), "--skip-bad-lines",
+                                "true"]) == 2
+    assert one_error_line(capsys) == "error: --skip-bad-lines is for task pairs; this model is " \
+        "task reverse"

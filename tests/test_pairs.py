@@ -658,3 +658,19 @@ def test_pair_splits_reads_each_file_once(tmp_path, monkeypatch):
     splits = pair_splits(cfg, 62)
     assert calls == ["train", "val"]
     assert [f.role for f in splits.files] == ["train", "val"]
+
+
+def test_eval_skips_the_bad_lines_of_a_test_file_when_asked(tmp_path, capsys):
+    data, run = words_file(tmp_path, 300), tmp_path / "run"
+    assert call_cli(train_main, [*TINY, "--task", "pairs", "--train-file", str(data),
+                                 "--out", str(run)]) == 0  # trained without --skip-bad-lines
+    test = write(tmp_path / "test.tsv", b"abc\tcba\nno tab\nxy\tyx\n")
+    capsys.readouterr()
+    argv = ["--checkpoint", str(run), "--test-file", str(test), "--json"]
+    assert call_cli(eval_main, argv) == 2
+    assert one_error_line(capsys) == f"error: {test} line 2: no tab between input and output"
+    assert call_cli(eval_main, [*argv, "--skip-bad-lines", "true"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["n"] == 2
+    assert f"warning: skipped 1 bad line of {test} (2 pairs read): line 2: no tab" in err
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--skip-bad-lines", "false"]) == 0

@@ -156,7 +156,8 @@ def _is_utf8(stream: Any) -> bool:
         return False
 
 
-def _parse_bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
+    """A flag's ``true``/``false`` (also 1/0, yes/no, on/off)."""
     low = text.lower()
     if low in ("1", "true", "yes", "on"):
         return True
@@ -174,10 +175,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, sections: tuple[str, .
     for section in sections:
         group = parser.add_argument_group(f"{section} config")
         for f in fields(SECTIONS[section]):
-            kind = {"int": int, "float": float, "str": str, "bool": _parse_bool}[str(f.type)]
+            kind = {"int": int, "float": float, "str": str, "bool": parse_bool}[str(f.type)]
             choices = f.metadata.get("choices")
             choices = choices() if callable(choices) else choices
-            default = str(f.default).lower() if kind is _parse_bool else f.default
+            default = str(f.default).lower() if kind is parse_bool else f.default
             group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"{section}.{f.name}",
                                type=kind, default=None, choices=choices,
                                metavar=None if choices else _METAVARS[str(f.type)],

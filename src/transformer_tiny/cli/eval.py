@@ -25,6 +25,7 @@ from .common import (
     check_buckets,
     load_model,
     nonempty,
+    parse_bool,
     parse_buckets,
     read_lines,
 )
@@ -52,6 +53,9 @@ def _parser(prog: str | None) -> Parser:
     p.add_argument("--test-file", metavar="FILE", type=nonempty,
                    help="task pairs: evaluate on every input<TAB>output line (or .jsonl) of FILE "
                         f"(at most {DATA_LIMITS['test_samples']:,} inputs)")
+    p.add_argument("--skip-bad-lines", type=parse_bool, metavar="{true,false}",
+                   help="task pairs: skip the lines of the files read that cannot be pairs, "
+                        "with a warning (default: as the run was trained)")
     add_beam_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     return p
@@ -64,6 +68,8 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
     if args.file or args.lengths:
         raise UsageError("task pairs: evaluate on a file of pairs with --test-file")
     data = cfg.data  # the files and the held-out split of training
+    if args.skip_bad_lines is not None:
+        data = replace(data, skip_bad_lines=args.skip_bad_lines)
     if args.test_file:  # all of another file, not the training run's number of test inputs
         data = replace(data, test_file=args.test_file, test_samples=DATA_LIMITS["test_samples"])
     split = "test" if args.test_file else args.split
@@ -166,6 +172,8 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     if args.alphabet is not None:
         build_config(cfg.to_dict(), {"data": {"alphabet": args.alphabet}})  # validates the name
     references = None
+    if args.skip_bad_lines is not None and not task_for(cfg.data).reads_files:
+        raise UsageError(f"--skip-bad-lines is for task pairs; this model is task {cfg.data.task}")
     if task_for(cfg.data).reads_files:
         inputs, references, source = _pairs(args, cfg, info)
         buckets = even_buckets(1, max(len(x) for x in inputs))
