@@ -420,6 +420,9 @@ def test_commands_end_to_end(tmp_path, capsys):
     assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "w00042"]) == 0
     out, err = capsys.readouterr()
     assert out.count("\n") == 1 and "never saw" not in err  # w00042: all seen in training
+    assert call_cli(infer_main, ["--checkpoint", str(run), "--text", ""]) == 0
+    assert "warning: input 1 is empty: this model never saw an empty input in training" in \
+        capsys.readouterr().err
     assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "wé9x"]) == 0
     assert "never saw in training: 'é', 'x'" in capsys.readouterr().err
     assert transformer_tiny.load(run).unseen_characters("w9é") == ["é"]

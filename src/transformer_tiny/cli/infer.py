@@ -48,6 +48,9 @@ def warn_unseen(texts: list[str], model: TinyModel) -> None:
     """A warning for each input that holds characters the model never saw in training (it is
     answered anyway: the user may want to see what happens)."""
     for n, text in enumerate(texts, 1):
+        if not text and model.task.reads_files:  # pairs files hold no empty input
+            print(f"warning: input {n} is empty: this model never saw an empty input in "
+                  "training", file=sys.stderr)
         new = model.unseen_characters(text)
         if new:
             names = ", ".join(one_line(repr(c)) for c in new[:5])
