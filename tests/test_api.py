@@ -19,6 +19,7 @@ from transformer_tiny.checkpoint import CheckpointError, save_checkpoint
 from transformer_tiny.cli.export import export_main
 from transformer_tiny.config import ConfigError, DataConfig, ModelConfig, RunConfig
 from transformer_tiny.data import draw_inputs, heldout_inputs
+from transformer_tiny.inputs import unseen_characters
 from transformer_tiny.pretrained import example_input, model_card, training_command
 from transformer_tiny.tasks import task_for
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
@@ -196,6 +197,14 @@ def test_model_card_example_is_an_input_the_task_takes(data):
     example = example_input(data)
     task_for(data).model_input(example)  # add's format check raises on an input it cannot take
     assert f"model.predict([{json.dumps(example)}])" in model_card(cfg, {})
+
+
+@pytest.mark.parametrize("alphabet", ["digits", "letters", "printable", "unicode"])
+def test_the_example_input_holds_only_characters_the_model_saw(alphabet):
+    data = DataConfig(alphabet=alphabet)
+    example = example_input(data)
+    assert example and unseen_characters(example, data) == []
+    assert (example == "Hello_2025") == (alphabet in ("printable", "unicode"))
 
 
 def test_model_card_training_command_is_quoted_and_names_files_only():

@@ -32,13 +32,13 @@ DEFAULT_TEXT = "Hello, world!"  # the first input of the pictures and of the bro
 
 
 def example_input(cfg: Any, text: str = "Hello_2025") -> str | None:
-    """An input to show for the task of ``cfg`` (a ``DataConfig``): one the task draws itself
-    when it reads characters of its own (``add``, ``parens``), ``text`` otherwise; None for
-    pairs read from files."""
+    """An input to show for the task of ``cfg`` (a ``DataConfig``): ``text`` if the training
+    inputs hold its characters, else one the task draws (``add``, ``parens``, a ``digits``
+    model); None for pairs read from files."""
     alphabet, characters = input_characters(cfg)
     if characters is None:
         return None
-    if alphabet == OWN_CHARACTERS:
+    if alphabet == OWN_CHARACTERS or not set(text) <= set(characters):
         short = max(cfg.min_len, min(cfg.max_len, 12))  # short, within the training lengths
         return task_for(cfg).make_input(random.Random(0), characters, cfg.min_len, short)
     return text
