@@ -71,7 +71,8 @@ def test_evaluate_one_input_and_the_result_as_a_dict():
 def test_evaluate_decodes_up_to_max_new_tokens_or_else_the_tasks_output_room():
     model = chain_model([BOS_ID, ord("a"), ord("a")])  # writes "a" forever
     pairs = task_for(DataConfig(task="pairs", train_file="x.tsv"))  # 4 * source tokens + 16
-    short = evaluate(model, ["xy"], pairs, n_examples=1, max_new_tokens=3, references=[["aaa"]])
+    short = evaluate(model, ["xy"], pairs, n_examples=1, max_new_tokens=3,
+                     references=[["bbb", "aaa", "aab"]])  # the example shows the answer matched
     assert short.examples == [{"input": "xy", "target": "aaa", "pred": "aaa"}]
     assert (short.exact_match, short.char_accuracy) == (1.0, 1.0)
     # "xy" is 4 tokens with BOS and EOS: the pairs task leaves 4 * 4 + 16 = 32 ...

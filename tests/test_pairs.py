@@ -87,6 +87,8 @@ BAD_LINES = [
     ("p.jsonl", b'{"input": "a", "output": "b"}\n{"input": "a"\n', 2, "not valid JSON"),
     ("p.jsonl", b'{"input": "a", "output": 3}\n{"input": "a", "output": "b"}', 1,
      "string fields"),
+    ("p.jsonl", b'{"input": "a", "output": "b"}\n{"input": "a", "output": "b", "input": "c"}\n',
+     2, 'the field "input" appears twice'),
 ]
 
 

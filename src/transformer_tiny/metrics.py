@@ -122,7 +122,7 @@ def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
                 per_bucket[f"{lo}-{hi}"].append(score)
     total = _summary(scores)
     ordered = [f"{lo}-{hi}" for lo, hi in bucket_edges or [] if f"{lo}-{hi}" in per_bucket]
-    examples = [{"input": x, "target": r[0], "pred": p}
+    examples = [{"input": x, "target": max(r, key=lambda ref: char_accuracy(p, ref)), "pred": p}
                 for x, r, p in list(zip(inputs, references, preds, strict=True))[:n_examples]]
     return EvalResult(total["exact_match"], total["char_accuracy"], len(inputs),
                       {k: _summary(per_bucket[k]) for k in ordered}, examples,

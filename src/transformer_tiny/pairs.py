@@ -129,6 +129,15 @@ def _hint(text: str, jsonl: bool) -> str:
     return ""
 
 
+def _object_once(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose ``input`` and ``output`` appear once each (JSON would keep the last)."""
+    keys = [key for key, _ in items]
+    twice = next((key for key in ("input", "output") if keys.count(key) > 1), None)
+    if twice:
+        raise ValueError(f'the field "{twice}" appears twice')
+    return dict(items)
+
+
 def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
     """One line -> ``(input, output)``; ``ValueError`` says what is wrong with it."""
     if _looks_utf16(body):
@@ -140,7 +149,7 @@ def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
         raise ValueError(f"invalid UTF-8 at byte {e.start}") from None
     if jsonl:
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, object_pairs_hook=_object_once)
         except (json.JSONDecodeError, RecursionError):
             raise ValueError("not valid JSON" + _hint(text, jsonl)) from None
         if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str)
