@@ -54,7 +54,7 @@ class Limits:
 class Answer:
     """One output: its ``text``, whether the model ``ended`` it (False: it was cut at the length
     limit), and whether its bytes are strict UTF-8 (``valid_utf8``). Valid output is the task's
-    answer (its ``present`` applied); other output is only decoded, as
+    answer (:meth:`Task.shown`); other output is only decoded, as
     :meth:`ByteTokenizer.decode` does (a lone surrogate is kept; it cannot be printed)."""
 
     text: str
@@ -146,7 +146,7 @@ class TinyModel:
 
     def _split(self, split: str) -> tuple[list[str], list[list[str]] | None]:
         """The inputs of a held-out ``split`` and, for pairs, their accepted outputs (read from
-        the files as ``eval.py`` reads them: only the split's own slice or file)."""
+        the files as ``eval.py`` reads them: :func:`~transformer_tiny.data.held_out_set`)."""
         data = self._config.data
         if split not in ("test", "val", "hard"):
             raise ValueError(f"split must be 'test', 'val' or 'hard', got {split!r}")

@@ -191,12 +191,15 @@ class HeldOutSet:
 
 def held_out_set(cfg: DataConfig, split: str, max_input_bytes: int,
                  info: dict[str, Any]) -> HeldOutSet:
-    """The ``split`` (``"val"`` or ``"test"``) of a model trained with ``cfg`` whose checkpoint
-    is ``info``. Pairs read from files: only the split's own file or slice is read, with a note
-    if a file changed since training; a generated task: a note if its alphabet did."""
+    """The ``split`` (``"val"`` or ``"test"``) of the data ``cfg`` describes (a run's, or one
+    with another test file or bad-line setting) for the model whose checkpoint is ``info``.
+    Pairs read from files: the split's own file, or its slice of the training file (and the
+    other split's own file, whose inputs the slice leaves out), with a note if a file changed
+    since training and one for the bad lines skipped; a generated task: a note if its alphabet
+    changed."""
     if task_for(cfg).reads_files:
         held, files = held_out_pairs(cfg, split, max_input_bytes)
-        skipped = [f.skip_note() for f in files if f.skipped]  # --skip-bad-lines: as in training
+        skipped = [f.skip_note() for f in files if f.skipped]  # with cfg.skip_bad_lines
         return HeldOutSet(list(held), list(held.values()), files,
                           changed_notes(info.get("data_files"), files) + skipped)
     changed = characters_changed(cfg, info)

@@ -112,18 +112,20 @@ def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
     room = max_new_tokens if max_new_tokens is not None else task.output_room
     preds = [tok.decode(ids) for ids, _ in predict(model, model_inputs, room, beam=beam)]
     per_bucket: dict[str, list[tuple[bool, float]]] = defaultdict(list)
-    scores, edits = [], [0, 0, 0, 0]
+    scores, nearest, edits = [], [], [0, 0, 0, 0]
     for text, refs, pred in zip(inputs, references, preds, strict=True):
-        score = (pred in refs, max(char_accuracy(pred, r) for r in refs))
+        best = max(refs, key=lambda ref: char_accuracy(pred, ref))  # the one matched, if any
+        score = (pred in refs, char_accuracy(pred, best))
         scores.append(score)
+        nearest.append(best)
         edits = [a + b for a, b in zip(edits, edit_errors(pred, refs), strict=True)]
         for lo, hi in bucket_edges or []:
             if lo <= len(text) <= hi:
                 per_bucket[f"{lo}-{hi}"].append(score)
     total = _summary(scores)
     ordered = [f"{lo}-{hi}" for lo, hi in bucket_edges or [] if f"{lo}-{hi}" in per_bucket]
-    examples = [{"input": x, "target": max(r, key=lambda ref: char_accuracy(p, ref)), "pred": p}
-                for x, r, p in list(zip(inputs, references, preds, strict=True))[:n_examples]]
+    examples = [{"input": x, "target": t, "pred": p}
+                for x, t, p in list(zip(inputs, nearest, preds, strict=True))[:n_examples]]
     return EvalResult(total["exact_match"], total["char_accuracy"], len(inputs),
                       {k: _summary(per_bucket[k]) for k in ordered}, examples,
                       edits[0] / max(1, edits[1]), edits[2] / max(1, edits[3]))

@@ -1,5 +1,7 @@
-"""``scripts/eval.py`` / ``transformer-tiny eval``: exact match and per-character accuracy of a
-checkpoint on its held-out set, on fresh strings of other lengths, or on the lines of a file."""
+"""``scripts/eval.py`` / ``transformer-tiny eval``: exact match, per-character accuracy and
+token and character error rates of a checkpoint on its held-out set (with the task's hard
+slice), on fresh strings of other lengths, on the lines of a file, or, for task pairs, on
+another file of pairs (``--test-file``)."""
 
 from __future__ import annotations
 
