@@ -15,6 +15,7 @@ import pytest
 from helpers import call_cli, chain_model, one_error_line
 
 import transformer_tiny
+from transformer_tiny import pair_files
 from transformer_tiny import pairs as pairs_module
 from transformer_tiny.checkpoint import load_checkpoint
 from transformer_tiny.cli.eval import eval_main
@@ -24,13 +25,8 @@ from transformer_tiny.config import ConfigError, DataConfig, ModelConfig
 from transformer_tiny.data import DataModule, held_out_set
 from transformer_tiny.heldout import hash_fraction
 from transformer_tiny.metrics import edit_errors, evaluate
-from transformer_tiny.pairs import (
-    PAIR_SLICES,
-    PairsError,
-    group_outputs,
-    pair_splits,
-    read_pairs,
-)
+from transformer_tiny.pair_files import PairsError, read_pairs
+from transformer_tiny.pairs import PAIR_SLICES, group_outputs, pair_splits
 from transformer_tiny.tasks import task_for
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
 
@@ -157,7 +153,7 @@ def test_skipped_lines_are_named_in_the_note_the_first_three(tmp_path):
 
 
 def test_file_larger_than_free_memory_is_refused_unread(tmp_path, monkeypatch):
-    monkeypatch.setattr(pairs_module, "free_memory", lambda: 3 * 2**30)  # 3 GiB free
+    monkeypatch.setattr(pair_files, "free_memory", lambda: 3 * 2**30)  # 3 GiB free
     f = tmp_path / "big.tsv"
     with f.open("wb") as out:
         out.truncate(2**30)  # sparse: 1 GiB that takes no disk, 12 GiB once read
@@ -549,21 +545,21 @@ def test_each_epoch_batches_the_same_pairs_in_a_new_order(tmp_path):
 
 
 def test_changed_files_match_role_and_name_without_folders():
-    record = pairs_module.PairFile("train", "/data/words.tsv", 10, "aa", 1, 1, 0)
-    other = pairs_module.PairFile("test", "/data/other.tsv", 10, "bb", 1, 1, 0)
+    record = pair_files.PairFile("train", "/data/words.tsv", 10, "aa", 1, 1, 0)
+    other = pair_files.PairFile("test", "/data/other.tsv", 10, "bb", 1, 1, 0)
     old = [{"role": "train", "name": "words.tsv", "sha256": "aa"}]  # a name kept as given
-    assert pairs_module.changed_files(old, [record, other]) == []  # other: not recorded
+    assert pair_files.changed_files(old, [record, other]) == []  # other: not recorded
     changed = [{"role": "train", "name": "data/words.tsv", "sha256": "cc"}]
-    assert pairs_module.changed_files(changed, [record]) == [record]
+    assert pair_files.changed_files(changed, [record]) == [record]
     # One name in two roles: each file is compared with its own role's record.
     both = [{"role": "val", "name": "/b/w.tsv", "sha256": "bb"},
             {"role": "train", "name": "/a/w.tsv", "sha256": "aa"}]
-    val = pairs_module.PairFile("val", "/b/w.tsv", 10, "bb", 1, 1, 0)
-    train = pairs_module.PairFile("train", "/a/w.tsv", 10, "aa", 1, 1, 0)
-    assert pairs_module.changed_files(both, [val, train]) == []
+    val = pair_files.PairFile("val", "/b/w.tsv", 10, "bb", 1, 1, 0)
+    train = pair_files.PairFile("train", "/a/w.tsv", 10, "aa", 1, 1, 0)
+    assert pair_files.changed_files(both, [val, train]) == []
     for hostile in (None, "x", [1, None, {"role": 3}], [{"role": ["train"], "name": {}}],
                     [{"role": "train", "name": ["words.tsv"], "sha256": [1]}]):
-        assert pairs_module.changed_files(hostile, [record]) == []  # unhashable: no TypeError
+        assert pair_files.changed_files(hostile, [record]) == []  # unhashable: no TypeError
 
 
 def test_train_warns_when_the_test_slice_is_empty(tmp_path, capsys):

@@ -29,7 +29,8 @@ from .config import DataConfig, ModelConfig
 from .decoding import OUTPUT_MARGIN
 from .heldout import is_heldout
 from .inputs import characters_changed
-from .pairs import PairFile, PairSplits, changed_notes, held_out_pairs, pair_splits
+from .pair_files import PairFile, changed_notes
+from .pairs import PairSplits, held_out_pairs, pair_splits
 from .tasks import OutputRoom, Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 

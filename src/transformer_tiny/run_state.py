@@ -27,7 +27,8 @@ from .checkpoint import (
 )
 from .config import ConfigError, RunConfig, TrainConfig, build_config
 from .inputs import characters_changed, inputs_record
-from .pairs import PairsError, PairSplits, changed_files
+from .pair_files import PairsError, changed_files
+from .pairs import PairSplits
 
 
 @dataclass
@@ -122,7 +123,7 @@ class Resumed:
 
     def check_same_data(self, pairs: PairSplits | None) -> None:
         """A ``pairs`` run resumes only on the files it began with: one that changed since is a
-        :class:`~transformer_tiny.pairs.PairsError` naming it."""
+        :class:`~transformer_tiny.pair_files.PairsError` naming it."""
         changed = changed_files(self.data_files, pairs.files if pairs is not None else [])
         if changed:
             raise PairsError(f"{changed[0].name} changed since the run began (its SHA-256 "

@@ -133,7 +133,7 @@ def _from_files(text: str) -> str:
     raise ValueError("task pairs: the expected outputs come from the data files")
 
 
-# Pairs read from files (pairs.py, data.py): any input and output; room for outputs 4x longer.
+# Pairs read from files (pair_files.py, pairs.py): any input and output; room for outputs 4x longer.
 register_task(Task("pairs", "input-output pairs read from --train-file", _from_files,
                    output_room=OutputRoom(per_token=4, plus=16), reads_files=True))
 

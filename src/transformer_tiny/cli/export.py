@@ -16,7 +16,7 @@ from ..decoding import predict
 from ..export import MANIFEST, claim_export_dir, export_onnx
 from ..extras import require
 from ..onnx_decoding import OnnxSeq2Seq, onnx_predict
-from ..pairs import PairsError
+from ..pair_files import PairsError
 from ..rundir import RunDirError
 from ..tasks import Task, task_for
 from ..tokenizer import ByteTokenizer
