@@ -26,12 +26,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from .alphabets import ALPHABETS
 from .config import DataConfig, ModelConfig
-from .decoding import OUTPUT_MARGIN
 from .heldout import is_heldout
 from .inputs import characters_changed
 from .pair_files import PairFile, changed_notes
 from .pairs import PairSplits, held_out_pairs, pair_splits
-from .tasks import OutputRoom, Task, get_task, task_for
+from .tasks import Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
 _SPLIT_SALT = {"val": 1, "test": 2, "train": 3, "train-hard": 4}
@@ -214,7 +213,7 @@ def _outputs_beyond_room(pairs: list[tuple[str, str]], task: Task, which: str) -
     """A note if some outputs (``which``: of what) are longer than the decoders allow for their
     inputs (the task's ``output_room``, else the source's length plus a margin): the model
     would learn them and never write them whole."""
-    room = task.output_room or OutputRoom(per_token=1, plus=OUTPUT_MARGIN)
+    room = task.room
 
     def size(text: str) -> int:
         return len(text.encode("utf-8", "surrogatepass"))

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .model import Seq2SeqTransformer
 from .model_config import ModelConfig
+from .tasks import DEFAULT_ROOM
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 
 
@@ -41,7 +42,6 @@ def inference(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return wrapper
 
 
-OUTPUT_MARGIN = 16  # output tokens allowed beyond the source's length by default
 MAX_BEAM = 64  # the widest beam the commands and predict() accept
 
 
@@ -50,7 +50,7 @@ def decode_steps(max_new_tokens: int | None, src_len: int, cfg: ModelConfig) -> 
     default room for an output as long as the source plus a margin, within the model's
     positions."""
     if max_new_tokens is None:
-        return min(src_len + OUTPUT_MARGIN, cfg.max_new_tokens)
+        return min(DEFAULT_ROOM(src_len), cfg.max_new_tokens)
     return max_new_tokens
 
 
@@ -176,8 +176,8 @@ def batches_by_length(texts: list[str], batch_size: int,
         yield rows, tok.pad_batch([encoded[i] for i in rows], bos=True, eos=True)[0]
 
 
-def output_room(max_new_tokens: int | Callable[[int], int] | None, src_tokens: int,
-                cfg: ModelConfig) -> int | None:
+def room_steps(max_new_tokens: int | Callable[[int], int] | None, src_tokens: int,
+               cfg: ModelConfig) -> int | None:
     """The steps to allow for a batch of sources of ``src_tokens`` tokens: ``max_new_tokens``, or
     its value for that length if it is a function (a task's ``output_room``), within the
     model's positions; None (the decoders' default) stays None."""
@@ -228,7 +228,7 @@ def predict(model: Seq2SeqTransformer, texts: list[str],
     results: list[tuple[list[int], bool]] = [([], False) for _ in texts]
     # beam search decodes ``beam`` rows per text: as many rows at a time as greedy decoding
     for rows, src in batches_by_length(texts, max(1, batch_size // beam), model.cfg):
-        room = output_room(max_new_tokens, src.size(1), model.cfg)
+        room = room_steps(max_new_tokens, src.size(1), model.cfg)
         if beam > 1:
             out = beam_search(model, src.to(device), beam, room)
         else:

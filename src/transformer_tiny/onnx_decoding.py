@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .decoding import batches_by_length, decode_steps, output_room, text_list
+from .decoding import batches_by_length, decode_steps, room_steps, text_list
 from .extras import require
 from .model_config import ModelConfig
 from .positions import CharState
@@ -120,7 +120,7 @@ def onnx_predict(runner: OnnxSeq2Seq | str | Path, texts: list[str], batch_size:
     tok = ByteTokenizer()
     results = [""] * len(texts)
     for rows, src in batches_by_length(texts, batch_size, runner.cfg):
-        out = onnx_greedy(runner, src, output_room(max_new_tokens, src.size(1), runner.cfg))
+        out = onnx_greedy(runner, src, room_steps(max_new_tokens, src.size(1), runner.cfg))
         for i, ids in zip(rows, out.tolist(), strict=True):
             results[i] = tok.decode(ids)
     return results

@@ -26,17 +26,22 @@ from .alphabets import random_string
 from .arithmetic import add_answer, add_input, add_width, carry_chain, pad_numbers, strip_zeros
 from .brackets import BALANCED, BRACKETS, UNBALANCED, deep_brackets, parens_answer, parens_input
 
+OUTPUT_MARGIN = 16  # output tokens allowed beyond the source's length by default
+
 
 @dataclass(frozen=True)
 class OutputRoom:
     """Output tokens to allow for a source of ``n`` tokens (BOS and EOS included):
-    ``per_token * n + plus``."""
+    ``per_token * n + plus``. The decoders' default is :data:`DEFAULT_ROOM`."""
 
     per_token: int
     plus: int
 
     def __call__(self, src_tokens: int) -> int:
         return self.per_token * src_tokens + self.plus
+
+
+DEFAULT_ROOM = OutputRoom(per_token=1, plus=OUTPUT_MARGIN)  # the source's length plus a margin
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,11 @@ class Task:
     output_room: OutputRoom | None = None
     reads_files: bool = False
     within_training_lengths: bool = False
+
+    @property
+    def room(self) -> OutputRoom:
+        """The output room its outputs get: its ``output_room``, else :data:`DEFAULT_ROOM`."""
+        return self.output_room or DEFAULT_ROOM
 
     def model_input(self, text: str) -> str:
         """``text`` as the model reads it (``ValueError`` if it cannot be)."""

@@ -14,7 +14,6 @@ from typing import Any
 from .arithmetic import add_width
 from .checkpoint import load_checkpoint, resolve_checkpoint, seen_bytes
 from .config import RunConfig
-from .decoding import OUTPUT_MARGIN
 from .export import MANIFEST, WEB_FORMAT, claim_export_dir, write_graphs
 from .inputs import (
     DEFAULT_TEXT,
@@ -24,7 +23,7 @@ from .inputs import (
     seen_input_bytes,
 )
 from .positions import end_heads
-from .tasks import OutputRoom, task_for
+from .tasks import task_for
 from .tokenizer import SPECIAL_IDS, VOCAB_SIZE
 from .utils import atomic_write_text, json_text
 
@@ -45,7 +44,7 @@ def manifest(cfg: RunConfig, info: dict[str, Any], source: str) -> dict[str, Any
     input_format, output_format = _formats(cfg)
     alphabet, characters = input_characters(cfg.data)
     from_end = list(end_heads(m.n_heads)) if m.position_scheme == "rope" else []
-    room = task.output_room or OutputRoom(per_token=1, plus=OUTPUT_MARGIN)  # the decoders' own
+    room = task.room
     metrics = info.get("metrics") if isinstance(info.get("metrics"), dict) else {}
     seen = seen_input_bytes(cfg.data, seen_bytes(info))
     return {

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 
 from ..api import TinyModel
 from ..config import ModelConfig
-from ..decoding import OUTPUT_MARGIN
-from ..tasks import task_for
+from ..tasks import OUTPUT_MARGIN, task_for
 from .common import (
     Parser,
     UsageError,
