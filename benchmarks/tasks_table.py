@@ -31,10 +31,10 @@ from transformer_tiny.api import TinyModel  # noqa: E402
 from transformer_tiny.checkpoint import load_checkpoint  # noqa: E402
 from transformer_tiny.cli.common import (  # noqa: E402
     Parser,
-    UsageError,
     add_config_arguments,
     overrides_from_args,
 )
+from transformer_tiny.cli.errors import UsageError  # noqa: E402
 from transformer_tiny.config import SECTIONS, build_config  # noqa: E402
 from transformer_tiny.data import bucket_inputs, hard_inputs, heldout_inputs  # noqa: E402
 from transformer_tiny.metrics import evaluate  # noqa: E402

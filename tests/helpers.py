@@ -169,7 +169,7 @@ MAX_POSITIONS = 64  # the tiny model takes at most 62 input bytes
 
 def call_cli(main, argv: list[str], stdin: bytes = b"") -> int:
     """Run a command in-process through ``run_cli`` with ``stdin`` as its standard input."""
-    from transformer_tiny.cli.common import run_cli
+    from transformer_tiny.cli.errors import run_cli
 
     old = sys.stdin
     sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")

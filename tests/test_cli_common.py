@@ -12,7 +12,8 @@ from helpers import call_cli, one_error_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transformer_tiny.cli.common import TRAIN_HINT, UsageError, check_buckets, train_hint
+from transformer_tiny.cli.common import TRAIN_HINT, check_buckets, train_hint
+from transformer_tiny.cli.errors import UsageError
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.infer import infer_main
 from transformer_tiny.cli.train import train_main

@@ -172,7 +172,7 @@ def test_a_file_whose_name_is_not_utf8_is_printed_escaped(untrained_run, tmp_pat
     must be strict UTF-8, after the evaluation, rather than failing there."""
     import io
 
-    from transformer_tiny.cli.common import run_cli
+    from transformer_tiny.cli.errors import run_cli
 
     name = tmp_path / os.fsdecode(b"f\xff.txt")
     name.write_text("ab\ncd\n")
@@ -189,7 +189,7 @@ def test_an_output_that_cannot_hold_the_report_is_an_error_not_an_escaped_report
     (a Windows pipe) is an error line, not a report silently rewritten (invalid JSON)."""
     import io
 
-    from transformer_tiny.cli.common import run_cli
+    from transformer_tiny.cli.errors import run_cli
 
     (tmp_path / "cjk.txt").write_text("中文\n", encoding="utf-8")
     out = io.TextIOWrapper(io.BytesIO(), encoding=encoding, write_through=True)

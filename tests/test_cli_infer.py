@@ -225,7 +225,7 @@ def test_help_states_the_input_limit(capsys):
 def test_closed_standard_streams_are_no_traceback(untrained_run, monkeypatch, capsys):
     """Started with a standard stream closed (``<&-``, ``>&-``, ``2>&-``), which Python gives as
     None: a closed input reads as empty, a closed output is one error line."""
-    from transformer_tiny.cli.common import run_cli
+    from transformer_tiny.cli.errors import run_cli
 
     argv = ["--checkpoint", str(untrained_run)]
     monkeypatch.setattr(sys, "stdin", None)

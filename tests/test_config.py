@@ -11,12 +11,8 @@ import pytest
 import torch
 from helpers import make_model
 
-from transformer_tiny.cli.common import (
-    Parser,
-    UsageError,
-    add_config_arguments,
-    overrides_from_args,
-)
+from transformer_tiny.cli.common import Parser, add_config_arguments, overrides_from_args
+from transformer_tiny.cli.errors import UsageError
 from transformer_tiny.config import (
     MAX_DATA_SEED,
     MAX_SEED,

@@ -34,7 +34,7 @@ LAUNCHER = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {src!r})
     from transformer_tiny import train_eval
-    from transformer_tiny.cli.common import run_cli
+    from transformer_tiny.cli.errors import run_cli
     from transformer_tiny.cli.train import train_main
 
     built = []

@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from .common import UsageError, run_cli
+from .errors import UsageError, run_cli
 
 COMMAND = "transformer-tiny"
 COMMANDS = {  # name: (module, function, description)

@@ -1,42 +1,33 @@
 """What the commands share: the argument parser, the shared flags (one per config field, and the
-checkpoint's), loading a checkpoint, reading input lines, and turning every expected failure into
-one ``error:`` line and exit code 2.
-
-Library modules raise ordinary exceptions (``ValueError``, ``OSError``, ``ConfigError``,
-``CheckpointError``); only the commands decide how they reach the user.
+checkpoint's), loading a checkpoint, and reading input lines and length buckets. How a failure
+reaches the user: :mod:`transformer_tiny.cli.errors`.
 """
 
 from __future__ import annotations
 
 import argparse
-import codecs
-import contextlib
 import difflib
-import os
 import shlex
 import sys
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import fields, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..config import DEVICES, SECTIONS, ConfigError, RunConfig
+from ..config import DEVICES, SECTIONS, RunConfig
 from ..decoding import MAX_BEAM
 from ..inputs import longest_input, widest_input_character
 from ..model import Seq2SeqTransformer
 from ..tasks import task_for
 from ..utils import pick_device, set_threads
+from .errors import UsageError
 
 DEFAULT_RUN = "runs/quickstart"
 MAX_SAMPLES = 100_000  # the most strings a command draws per length bucket, or for --hard
 TRAIN_HINT = "train one first: python scripts/train.py --epochs 3 --batch-size 128"
-
-
-class UsageError(Exception):
-    """A user-facing error: printed as one line, exit code 2."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -88,72 +79,6 @@ class Parser(argparse.ArgumentParser):
         if isinstance(text, list):
             parsed.text = "--" if text == [] else ["--" if t == [] else t for t in text]
         return parsed, rest
-
-
-def one_line(message: str) -> str:
-    """``message`` as one printable line: its first line, control characters escaped."""
-    first = message.strip().splitlines()[0] if message.strip() else ""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in first)
-
-
-def error_message(e: BaseException) -> str:
-    """What the user reads for an expected failure ``e``."""
-    if isinstance(e, UnicodeError):
-        return f"text cannot be encoded: {e.reason}"
-    if isinstance(e, OSError) and e.filename is not None:
-        return f"{e.strerror or e}: {e.filename}"
-    return one_line(str(e)) or type(e).__name__
-
-
-def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run ``main`` and turn expected failures into one ``error:`` line and exit code 2."""
-    if sys.stderr is None:  # started with its standard error closed: errors go nowhere
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (open as long as the process)
-    if sys.stdin is None:  # closed: read as an empty input, as from /dev/null
-        sys.stdin = open(os.devnull)  # noqa: SIM115
-    if sys.stdout is None:
-        print("error: standard output is closed", file=sys.stderr)
-        return 2
-    if _is_utf8(sys.stdout):  # then only a lone surrogate cannot be written: a file name that
-        # is not UTF-8, printed escaped as standard error prints it (other encodings stay strict)
-        with contextlib.suppress(AttributeError, ValueError):
-            sys.stdout.reconfigure(errors="backslashreplace")
-    try:
-        return main(argv)
-    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
-        # nothing left for Python to flush at exit (unless stdout is not a file: in-process)
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE: the status of a Unix tool stopped by a closed pipe
-    except (UsageError, ConfigError, CheckpointError, ValueError, OSError) as e:
-        print(f"error: {one_line(error_message(e))}", file=sys.stderr)
-        return 2
-    except Exception as e:  # only running out of memory is expected here
-        if not out_of_memory(e):
-            raise  # a bug: its traceback is what finds it
-        print("error: out of memory: try fewer or shorter inputs, a narrower --beam or, to "
-              "train, a smaller --batch-size", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-
-
-def out_of_memory(e: BaseException) -> bool:
-    """Whether ``e`` says that memory ran out: Python's ``MemoryError``, PyTorch's failed
-    allocation on a CPU (a ``RuntimeError``) or a GPU (``torch.OutOfMemoryError``), or
-    onnxruntime's (its ``Fail``)."""
-    text = str(e).lower()
-    return isinstance(e, MemoryError) or any(
-        words in text for words in ("can't allocate memory", "out of memory",
-                                    "failed to allocate memory"))
-
-
-def _is_utf8(stream: Any) -> bool:
-    try:
-        return codecs.lookup(stream.encoding).name == "utf-8"
-    except (AttributeError, LookupError, TypeError):
-        return False
 
 
 def parse_bool(text: str) -> bool:

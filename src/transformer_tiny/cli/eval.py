@@ -21,7 +21,6 @@ from ..utils import json_text
 from .common import (
     MAX_SAMPLES,
     Parser,
-    UsageError,
     add_beam_argument,
     add_checkpoint_arguments,
     check_buckets,
@@ -31,6 +30,7 @@ from .common import (
     parse_buckets,
     read_lines,
 )
+from .errors import UsageError
 
 
 def _parser(prog: str | None) -> Parser:

@@ -21,14 +21,8 @@ from ..rundir import RunDirError
 from ..tasks import Task, task_for
 from ..tokenizer import ByteTokenizer
 from ..web import export_web
-from .common import (
-    Parser,
-    UsageError,
-    add_checkpoint_arguments,
-    check_texts,
-    load_model,
-    nonempty,
-)
+from .common import Parser, add_checkpoint_arguments, check_texts, load_model, nonempty
+from .errors import UsageError
 
 
 def _parser(prog: str | None) -> Parser:

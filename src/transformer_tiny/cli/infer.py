@@ -13,15 +13,14 @@ from ..config import ModelConfig
 from ..tasks import OUTPUT_MARGIN, task_for
 from .common import (
     Parser,
-    UsageError,
     add_beam_argument,
     add_checkpoint_arguments,
     check_texts,
     for_terminal,
     load_model,
-    one_line,
     read_lines,
 )
+from .errors import UsageError, one_line
 
 
 def _parser(prog: str | None) -> Parser:

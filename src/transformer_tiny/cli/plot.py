@@ -12,7 +12,6 @@ from ..inputs import DEFAULT_TEXT
 from ..plots import PLOTS, draw, drawable, new_figure
 from .common import (
     Parser,
-    UsageError,
     add_checkpoint_arguments,
     check_buckets,
     check_texts,
@@ -20,6 +19,7 @@ from .common import (
     nonempty,
     parse_buckets,
 )
+from .errors import UsageError
 
 
 def _parser(prog: str | None) -> Parser:
