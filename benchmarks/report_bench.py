@@ -86,8 +86,8 @@ def bench_findings(data: dict[str, Any]) -> list[str]:
         theirs = (f"is at {u['reached']:.1%} after its {u['cap_s'] / 60:g} minutes"
                   if u["seconds"] is None else f"reaches it after {u['seconds']} s")
         out.append(f"- **Time to accuracy**: our recipe {ours}; the tutorial's recipe {theirs}.")
-    return [*out, "", "Why, and what was tried and not adopted: "
-            "[design.md](design.md#training-and-decoding-speed).", ""]
+    return [*out, "", "Why: [design.md](design.md#training-and-decoding-speed); what was tried "
+            "and not adopted: [experiments.md](experiments.md#speed).", ""]
 
 
 def benchmark(path: Path, prov: Provenance) -> list[str]:

@@ -78,7 +78,7 @@ def overrides_from_command(command: str) -> dict[str, dict[str, Any]]:
     ``{"data": {"max_len": 16}}``; every section is present. A flag that is not a config field
     is a ``ValueError`` naming the command."""
     words = shlex.split(command)
-    p = Parser(allow_abbrev=False)
+    p = Parser()
     add_config_arguments(p, tuple(SECTIONS))
     try:
         given = overrides_from_args(p.parse_args(words[words.index("scripts/train.py") + 1:]))

@@ -205,6 +205,8 @@ def test_the_example_input_holds_only_characters_the_model_saw(alphabet):
     example = example_input(data)
     assert example and unseen_characters(example, data) == []
     assert (example == "Hello_2025") == (alphabet in ("printable", "unicode"))
+    short = DataConfig(alphabet=alphabet, min_len=1, max_len=4)  # Hello_2025 is 10 characters
+    assert 1 <= len(example_input(short)) <= 4
 
 
 def test_model_card_training_command_is_quoted_and_names_files_only():

@@ -74,6 +74,11 @@ def test_every_line_of_a_file_is_in_a_length_bucket_an_empty_one_too(untrained_r
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 4 == sum(b["n"] for b in result["buckets"].values())
     assert next(iter(result["buckets"])).startswith("0-")
+    assert call_cli(eval_main, [*argv, "--lengths", "0-0,1-5"]) == 0  # a file's lines may be ""
+    out, err = capsys.readouterr()
+    assert [b["n"] for b in json.loads(out)["buckets"].values()] == [1, 2]
+    assert err == f"warning: 1 line falls in no --lengths bucket ({tmp_path / 'lines.txt'}): " \
+        "counted in the total only\n"  # aabbcc, of 6 characters
 
 
 def test_hard_slice_is_reported_beside_the_test_set(untrained_run, capsys):

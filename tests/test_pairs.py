@@ -415,6 +415,12 @@ def test_commands_end_to_end(tmp_path, capsys):
     assert 0 < trained < 600
     assert f"warning: {trained:,} of the 600 inputs of {data} are among those the model " \
         f"trained on (from {data}): their scores say little" in capsys.readouterr().err
+    saved = data.read_bytes()
+    data.write_bytes(saved[: len(saved) // 2])  # the training file changed since
+    assert call_cli(eval_main, ["--checkpoint", str(run), "--test-file", str(other)]) == 0
+    assert f"warning: cannot tell which inputs of {other} the model trained on: {data} changed " \
+        "since training" in capsys.readouterr().err
+    data.write_bytes(saved)
     assert call_cli(infer_main, ["--checkpoint", str(run), "--text", "w00042"]) == 0
     out, err = capsys.readouterr()
     assert out.count("\n") == 1 and "never saw" not in err  # w00042: all seen in training

@@ -295,6 +295,9 @@ def test_a_pairs_model_is_described_without_the_generator_s_lengths(site, url, b
     assert page.evaluate("document.body.dataset.state") == "done", page.text_content("#error")
     info = page.text_content("#model-info")
     assert info.startswith("task pairs: ") and "trained on inputs" not in info
+    assert type_and_run(page, "") == "done", page.text_content("#error")  # as infer.py warns
+    assert "this model never saw an empty input in training" in page.text_content("#note")
+    assert type_and_run(page, "ab") == "done" and not page.is_visible("#note")
 
 
 def test_the_page_notes_unseen_characters_and_invalid_output_as_infer_does(site, url, browser):

@@ -147,6 +147,10 @@ function draw() {
     return;
   }
   const { inputs, outputs, rows } = matrix();
+  if (!inputs.length) {  // an empty input: no column to draw
+    canvas.width = canvas.height = 0;
+    return;
+  }
   // cells of 1-22 pixels: a 4,096-character input still fits a canvas the browser draws
   const cell = Math.max(1, Math.min(22, Math.floor(720 / Math.max(inputs.length, outputs.length))));
   const margin = cell >= 12 ? 28 : 4;
@@ -202,8 +206,11 @@ async function decode(id) {
   }
   const unseen = unseenCharacters(page.manifest, input);
   showNote([
-    text.isWellFormed() ? "" : "Holds a lone surrogate, which is no character: the page reads " +
-      "it as U+FFFD.",
+    /\p{Cs}/u.test(text) ? "Holds a lone surrogate, which is no character: the page reads " +
+      "it as U+FFFD." : "",  // (a pair of surrogates is one character to a /u expression)
+    // a model of pairs read from files (no training lengths) never trains on an empty input
+    text === "" && page.manifest.training_lengths === null ?
+      "An empty input: this model never saw an empty input in training." : "",
     unseen.length ? "Holds characters this model never saw in training: " +
       `${unseen.map((c) => JSON.stringify(c)).join(", ")}; its answer is a guess.` : "",
   ].filter(Boolean).join(" "));

@@ -32,13 +32,14 @@ DEFAULT_TEXT = "Hello, world!"  # the first input of the pictures and of the bro
 
 
 def example_input(cfg: Any, text: str = "Hello_2025") -> str | None:
-    """An input to show for the task of ``cfg`` (a ``DataConfig``): ``text`` if the training
-    inputs hold its characters, else one the task draws (``add``, ``parens``, a ``digits``
-    model); None for pairs read from files."""
+    """An input to show for the task of ``cfg`` (a ``DataConfig``): ``text`` if a training input
+    could be it (its characters and length), else one the task draws (``add``, ``parens``, a
+    ``digits`` model); None for pairs read from files."""
     alphabet, characters = input_characters(cfg)
     if characters is None:
         return None
-    if alphabet == OWN_CHARACTERS or not set(text) <= set(characters):
+    fits = set(text) <= set(characters) and cfg.min_len <= len(text) <= cfg.max_len
+    if alphabet == OWN_CHARACTERS or not fits:
         short = max(cfg.min_len, min(cfg.max_len, 12))  # short, within the training lengths
         return task_for(cfg).make_input(random.Random(0), characters, cfg.min_len, short)
     return text

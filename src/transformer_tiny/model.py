@@ -133,8 +133,8 @@ class Memory:
     attention over the source needs no mask at all; always True in an exported graph, which
     must handle padding).
 
-    ``encode`` fills the first four; ``decode(..., use_cache=True)`` advances ``caches``,
-    ``length`` and ``chars`` in place, so that one memory serves one decoding run.
+    ``encode`` fills the first four and ``padded``; ``decode(..., use_cache=True)`` advances
+    ``caches``, ``length`` and ``chars`` in place, so that one memory serves one decoding run.
     """
 
     states: Tensor

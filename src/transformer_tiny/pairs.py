@@ -11,10 +11,11 @@ does any input of a split's own file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .config import DataConfig
 from .heldout import HELDOUT_FRACTION, hash_fraction
-from .pair_files import PairFile, PairsError, read_pairs
+from .pair_files import PairFile, PairsError, changed_files, read_pairs
 
 SPLIT_NAMES = {"val": "validation", "test": "test"}
 
@@ -110,7 +111,8 @@ def _overlap_notes(cfg: DataConfig, files_read: FilesRead, val: dict[str, list[s
     for split in ("val", "test"):
         taken = len(train_inputs & _own_inputs(files_read, split))
         if taken:
-            notes.append(f"{taken} inputs of {cfg.train_file} are also in "
+            inputs = "input" if taken == 1 else "inputs"
+            notes.append(f"{taken} {inputs} of {cfg.train_file} are also in "
                          f"{getattr(cfg, f'{split}_file')}: training leaves them out")
     both = len(val.keys() & test.keys())  # only when both have files of their own
     if both:
@@ -160,13 +162,20 @@ def pair_splits(cfg: DataConfig, max_bytes: int) -> PairSplits:
     return PairSplits(kept, val, test, files, seen, notes)
 
 
-def trained_on_note(cfg: DataConfig, inputs: list[str], path: str, max_bytes: int) -> str | None:
+def trained_on_note(cfg: DataConfig, inputs: list[str], path: str, max_bytes: int,
+                    recorded: Any) -> str | None:
     """A note if some of ``inputs`` (read from ``path``) are among those a run with ``cfg``
-    trained on (its training file read again): their scores say little about new inputs."""
+    trained on (its files read again, and checked against ``recorded``, the checkpoint's
+    ``data_files``): their scores say little about new inputs."""
     try:
-        trained = inputs_of(pair_splits(cfg, max_bytes).train)
+        splits = pair_splits(cfg, max_bytes)
     except PairsError as e:
         return f"cannot tell which inputs of {path} the model trained on: {e}"
+    changed = changed_files(recorded, splits.files)
+    if changed:
+        return (f"cannot tell which inputs of {path} the model trained on: {changed[0].name} "
+                "changed since training")
+    trained = inputs_of(splits.train)
     n = sum(x in trained for x in inputs)
     return (f"{n:,} of the {len(inputs):,} inputs of {path} are among those the model trained "
             f"on (from {cfg.train_file}): their scores say little about new inputs") if n else None

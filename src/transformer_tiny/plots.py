@@ -28,8 +28,9 @@ CURVE_FIELDS = ("step", "train_loss", "val_exact_match", "val_char_accuracy")  #
 
 
 def default_text(cfg: RunConfig) -> str:
-    """The input whose cross-attention is drawn unless one is given: :data:`DEFAULT_TEXT`, or
-    an input of the task's own format (``add``, ``parens``)."""
+    """The input whose cross-attention is drawn unless one is given: :data:`DEFAULT_TEXT`, or one
+    the task draws when its training inputs could not hold that (``add``, ``parens``, a
+    ``digits`` model; :func:`~transformer_tiny.inputs.example_input`)."""
     return example_input(cfg.data, DEFAULT_TEXT) or DEFAULT_TEXT
 
 

@@ -245,9 +245,10 @@ def check_buckets(buckets: list[tuple[int, int]], cfg: RunConfig, samples: int,
         raise UsageError(f"--samples must be in [1, {MAX_SAMPLES}]")
 
 
-def parse_buckets(text: str) -> list[tuple[int, int]]:
-    """``--lengths`` text ``"1-8,9-16"`` -> ``[(1, 8), (9, 16)]``. Each starts at 1 or more, and
-    no length is in two of them (a string would be counted twice)."""
+def parse_buckets(text: str, empty: bool = False) -> list[tuple[int, int]]:
+    """``--lengths`` text ``"1-8,9-16"`` -> ``[(1, 8), (9, 16)]``. Each starts at 1 or more (0
+    with ``empty``: the lines of a file may be empty), and no length is in two of them (a string
+    would be counted twice)."""
     try:
         edges = [tuple(int(x) for x in part.split("-")) for part in text.split(",")]
     except ValueError:
@@ -255,9 +256,9 @@ def parse_buckets(text: str) -> list[tuple[int, int]]:
     if not all(len(e) == 2 and 0 <= e[0] <= e[1] for e in edges):
         raise UsageError(f"--lengths must look like 1-8,9-16; got {text!r}")
     buckets = [(lo, hi) for lo, hi in edges]
-    if min(lo for lo, _ in buckets) < 1:
-        raise UsageError(f"--lengths start at 1 (a string has at least one character); got "
-                         f"{text!r}")
+    if min(lo for lo, _ in buckets) < (0 if empty else 1):
+        raise UsageError(f"--lengths start at 1 (a fresh string has at least one character; "
+                         f"the lines of a --file may start at 0); got {text!r}")
     for (lo, hi), (next_lo, next_hi) in pairwise(sorted(buckets)):
         if next_lo <= hi:
             both = f"{lo}-{hi} twice" if (lo, hi) == (next_lo, next_hi) else \

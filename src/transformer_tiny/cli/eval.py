@@ -84,7 +84,8 @@ def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
     if not held.inputs:
         raise UsageError(f"task pairs: the {source} holds no pairs")
     if args.test_file:
-        note = trained_on_note(cfg.data, held.inputs, args.test_file, cfg.model.max_input_bytes)
+        note = trained_on_note(cfg.data, held.inputs, args.test_file, cfg.model.max_input_bytes,
+                               info.get("data_files"))
         if note:
             print(f"warning: {note}", file=sys.stderr)
     return held.inputs, held.references or [], source
@@ -128,6 +129,11 @@ def _inputs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
         longest = max(len(x) for x in inputs)
         shortest = 0 if "" in inputs else 1  # an empty line is scored: it has a bucket too
         buckets = args.buckets or even_buckets(shortest, longest)
+        outside = sum(not any(lo <= len(x) <= hi for lo, hi in buckets) for x in inputs)
+        if outside:
+            lines = "1 line falls" if outside == 1 else f"{outside} lines fall"
+            print(f"warning: {lines} in no --lengths bucket ({args.file}): counted in the total "
+                  "only", file=sys.stderr)
         return inputs, buckets, f"lines of {args.file}"
     if args.buckets:
         check_buckets(args.buckets, cfg, args.samples, args.alphabet)
@@ -151,7 +157,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.alphabet is not None and args.lengths is None:
         raise UsageError("--alphabet is for the fresh strings of --lengths")
     args.split = args.split or "test"
-    args.buckets = parse_buckets(args.lengths) if args.lengths is not None else None
+    args.buckets = None if args.lengths is None else parse_buckets(args.lengths,
+                                                                   empty=args.file is not None)
 
 
 def _print_table(task: str, source: str, result: EvalResult) -> None:

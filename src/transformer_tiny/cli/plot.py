@@ -28,7 +28,8 @@ def _parser(prog: str | None) -> Parser:
     add_checkpoint_arguments(p)
     p.add_argument("--text", metavar="TEXT",
                    help="input whose cross-attention is drawn (default: "
-                   f"{DEFAULT_TEXT!r}, or an input of the task's own format)")
+                   f"{DEFAULT_TEXT!r}, or one the task draws if its training inputs could not "
+                   "hold that)")
     p.add_argument("--out", metavar="DIR", type=nonempty,
                    help="folder for the PNGs (default: the run "
                    "folder's plots/)")
