@@ -12,11 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import DATA_LIMITS, DataConfig, RunConfig, build_config
+from ..config import DATA_LIMITS, DataConfig, RunConfig
 from ..data import HeldOutSet, bucket_inputs, hard_inputs, held_out_set
 from ..metrics import Buckets, EvalResult, evaluate, even_buckets
 from ..pairs import trained_on_note
-from ..tasks import task_for
+from ..tasks import Task, task_for
 from ..utils import json_text
 from .common import (
     MAX_SAMPLES,
@@ -64,83 +64,98 @@ def _parser(prog: str | None) -> Parser:
 
 
 def _pairs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
-           ) -> tuple[list[str], list[list[str]], str]:
-    """Inputs and accepted outputs of the ``pairs`` task: ``--test-file``, or the split of the
-    files the checkpoint was trained on (with a warning if they changed since)."""
-    if args.file or args.lengths:
-        raise UsageError("task pairs: evaluate on a file of pairs with --test-file")
+           ) -> tuple[list[str], list[list[str]], Buckets, str]:
+    """Inputs and accepted outputs of the ``pairs`` task, their length buckets and where they
+    came from: ``--test-file``, or the split of the files the checkpoint was trained on (with a
+    warning if they changed since)."""
     data = cfg.data  # the files and the held-out split of training
     if args.skip_bad_lines is not None:
         data = replace(data, skip_bad_lines=args.skip_bad_lines)
     if args.test_file:  # all of another file, not the training run's number of test inputs
         data = replace(data, test_file=args.test_file, test_samples=DATA_LIMITS["test_samples"])
     split = "test" if args.test_file else args.split
-    held = _held_out(data, split, cfg, info)
+    held = _held_out(data, split, cfg.model.max_input_bytes, info)
     source = f"pairs of {args.test_file}" if args.test_file else f"{split} set"
-    n = len(held.inputs)
-    if args.test_file and held.files[0].inputs > n:  # past the limit of a test set
-        print(f"warning: {args.test_file} holds {held.files[0].inputs:,} inputs: {n:,} of "
-              "them are scored, chosen by hash", file=sys.stderr)
     if not held.inputs:
         raise UsageError(f"task pairs: the {source} holds no pairs")
     if args.test_file:
-        note = trained_on_note(cfg.data, held.inputs, args.test_file, cfg.model.max_input_bytes,
-                               info.get("data_files"))
-        if note:
-            print(f"warning: {note}", file=sys.stderr)
-    return held.inputs, held.references or [], source
+        _warn_of_test_file(args.test_file, held, cfg, info)
+    buckets = even_buckets(1, max(len(x) for x in held.inputs))
+    return held.inputs, held.references or [], buckets, source
 
 
-def _held_out(data: DataConfig, split: str, cfg: RunConfig, info: dict[str, Any]) -> HeldOutSet:
+def _warn_of_test_file(path: str, held: HeldOutSet, cfg: RunConfig, info: dict[str, Any]) -> None:
+    """Warnings on a ``--test-file``: more inputs than a test set takes, inputs trained on."""
+    record = next(f for f in held.files if f.role == "test")
+    n = len(held.inputs)
+    if record.inputs > n:  # past the limit of a test set
+        print(f"warning: {path} holds {record.inputs:,} inputs: {n:,} of them are scored, "
+              "chosen by hash", file=sys.stderr)
+    note = trained_on_note(cfg.data, held.inputs, path, cfg.model.max_input_bytes,
+                           info.get("data_files"))
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+
+
+def _held_out(data: DataConfig, split: str, max_input_bytes: int, info: dict[str, Any]
+              ) -> HeldOutSet:
     """:func:`~transformer_tiny.data.held_out_set`, its notes printed as warnings."""
-    held = held_out_set(data, split, cfg.model.max_input_bytes, info)
+    held = held_out_set(data, split, max_input_bytes, info)
     for note in held.notes:
         print(f"warning: {note}", file=sys.stderr)
     return held
 
 
-def _asks_hard_slice(args: argparse.Namespace) -> bool:
-    """Whether ``--hard`` asks for the task's hard slice: with the held-out set only (not
-    ``--file`` or ``--lengths``)."""
-    return not (args.file or args.lengths) and args.hard > 0
-
-
-def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict | None:
-    """Scores on the task's hard slice, if asked for and the task has one."""
+def _hard_slice(args: argparse.Namespace, model, cfg: RunConfig) -> dict:
+    """Scores on the task's hard slice (``--hard`` strings of it)."""
     task = task_for(cfg.data)
-    if not _asks_hard_slice(args) or task.make_hard is None:
-        return None
     result = evaluate(model, hard_inputs(cfg.data, args.hard), task, beam=args.beam)
     return {"description": task.hard, "exact_match": result.exact_match,
             "char_accuracy": result.char_accuracy, "n": result.n}
 
 
+def _file_lines(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Buckets]:
+    """The lines of ``--file`` and their length buckets (``--lengths``, or four even ones); a
+    warning counts the lines that fall in none."""
+    with Path(args.file).open("rb") as f:
+        inputs = read_lines(f, args.file, cfg.model.max_input_bytes)
+    if not inputs:
+        raise UsageError(f"{args.file} has no lines")
+    shortest = 0 if "" in inputs else 1  # an empty line is scored: it has a bucket too
+    buckets = args.buckets or even_buckets(shortest, max(len(x) for x in inputs))
+    outside = sum(not any(lo <= len(x) <= hi for lo, hi in buckets) for x in inputs)
+    if outside:
+        lines = "1 line falls" if outside == 1 else f"{outside} lines fall"
+        print(f"warning: {lines} in no --lengths bucket ({args.file}): counted in the total "
+              "only", file=sys.stderr)
+    return inputs, buckets
+
+
 def _inputs(args: argparse.Namespace, cfg: RunConfig, info: dict[str, Any]
-            ) -> tuple[list[str], Buckets, str]:
-    """The strings to score, their length buckets, and a description of where they came from."""
-    if args.test_file:
-        raise UsageError(f"--test-file is for task pairs; this model is task {cfg.data.task} "
-                         "(--file scores the lines of a file)")
+            ) -> tuple[list[str], None, Buckets, str]:
+    """The strings of a generated task to score (their answers are the task's), their length
+    buckets, and where they came from."""
     if args.file:
-        with Path(args.file).open("rb") as f:
-            inputs = read_lines(f, args.file, cfg.model.max_input_bytes)
-        if not inputs:
-            raise UsageError(f"{args.file} has no lines")
-        longest = max(len(x) for x in inputs)
-        shortest = 0 if "" in inputs else 1  # an empty line is scored: it has a bucket too
-        buckets = args.buckets or even_buckets(shortest, longest)
-        outside = sum(not any(lo <= len(x) <= hi for lo, hi in buckets) for x in inputs)
-        if outside:
-            lines = "1 line falls" if outside == 1 else f"{outside} lines fall"
-            print(f"warning: {lines} in no --lengths bucket ({args.file}): counted in the total "
-                  "only", file=sys.stderr)
-        return inputs, buckets, f"lines of {args.file}"
+        inputs, buckets = _file_lines(args, cfg)
+        return inputs, None, buckets, f"lines of {args.file}"
     if args.buckets:
         check_buckets(args.buckets, cfg, args.samples, args.alphabet)
         inputs = bucket_inputs(cfg.data, args.buckets, args.samples, alphabet=args.alphabet)
-        return inputs, args.buckets, f"{args.samples} fresh strings per bucket"
-    inputs = _held_out(cfg.data, args.split, cfg, info).inputs
-    return inputs, even_buckets(cfg.data.min_len, cfg.data.max_len), f"{args.split} set"
+        return inputs, None, args.buckets, f"{args.samples} fresh strings per bucket"
+    inputs = _held_out(cfg.data, args.split, cfg.model.max_input_bytes, info).inputs
+    buckets = even_buckets(cfg.data.min_len, cfg.data.max_len)
+    return inputs, None, buckets, f"{args.split} set"
+
+
+def _check_task_flags(args: argparse.Namespace, task: Task) -> None:
+    """The flags that go with one kind of task only: pairs read from files, or generated."""
+    if task.reads_files and (args.file or args.lengths):
+        raise UsageError("task pairs: evaluate on a file of pairs with --test-file")
+    if not task.reads_files and args.test_file:
+        raise UsageError(f"--test-file is for task pairs; this model is task {task.name} "
+                         "(--file scores the lines of a file)")
+    if not task.reads_files and args.skip_bad_lines is not None:
+        raise UsageError(f"--skip-bad-lines is for task pairs; this model is task {task.name}")
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -178,19 +193,14 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     args = _parser(prog).parse_args(argv)
     _check_arguments(args)
     model, cfg, info = load_model(args)
-    if args.alphabet is not None:
-        build_config(cfg.to_dict(), {"data": {"alphabet": args.alphabet}})  # validates the name
-    references = None
-    if args.skip_bad_lines is not None and not task_for(cfg.data).reads_files:
-        raise UsageError(f"--skip-bad-lines is for task pairs; this model is task {cfg.data.task}")
-    if task_for(cfg.data).reads_files:
-        inputs, references, source = _pairs(args, cfg, info)
-        buckets = even_buckets(1, max(len(x) for x in inputs))
-    else:
-        inputs, buckets, source = _inputs(args, cfg, info)
-    result = evaluate(model, inputs, task_for(cfg.data), buckets, args.examples,
-                      references=references, beam=args.beam)
-    hard = _hard_slice(args, model, cfg)
+    task = task_for(cfg.data)
+    _check_task_flags(args, task)
+    inputs, references, buckets, source = (_pairs if task.reads_files else _inputs)(args, cfg,
+                                                                                    info)
+    result = evaluate(model, inputs, task, buckets, args.examples, references=references,
+                      beam=args.beam)
+    asks_hard = args.hard > 0 and not (args.file or args.lengths)  # with the held-out set only
+    hard = _hard_slice(args, model, cfg) if asks_hard and task.make_hard else None
     if args.json:
         extra = {"hard": hard} if hard else {}
         print(json_text({"checkpoint": args.checkpoint, "task": cfg.data.task,
@@ -200,12 +210,6 @@ def eval_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int
     if hard:
         print(f"\nhard slice ({hard['description']}): exact match {hard['exact_match']:.4f}   "
               f"per-character accuracy {hard['char_accuracy']:.4f} ({hard['n']} strings)")
-    elif _lacks_hard_slice(args, cfg):
+    elif asks_hard and not task.reads_files:  # a toy task without a slice
         print(f"\nno hard slice: task {cfg.data.task} registers none (make_hard in tasks.py)")
     return 0
-
-
-def _lacks_hard_slice(args: argparse.Namespace, cfg: RunConfig) -> bool:
-    """Whether ``--hard`` asked for a slice that the (toy) task does not have."""
-    task = task_for(cfg.data)
-    return _asks_hard_slice(args) and task.make_hard is None and not task.reads_files
