@@ -70,22 +70,27 @@ def _finite(value: Any) -> bool:
         return False
 
 
+def data_record(cfg: RunConfig, pairs: PairSplits | None,
+                seen_before: list[int] | None = None) -> dict[str, Any]:
+    """What a checkpoint records of the training data, never the data itself: the records of
+    the files a ``pairs`` run read, or the characters a generated task draws from (so that a
+    later change to an alphabet is noticed); and the bytes of the training inputs, with
+    ``seen_before`` (those of a resumed run, whose alphabet may have changed since it began)."""
+    if pairs is not None:
+        return {"data_files": [f.to_dict() for f in pairs.files],
+                "input_bytes": pairs.input_bytes}
+    record = inputs_record(cfg.data)
+    record["input_bytes"] = sorted({*record.get("input_bytes", []), *(seen_before or [])})
+    return record
+
+
 def save_run_checkpoint(out: Path, name: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
-                        cfg: RunConfig, progress: Progress, pairs: PairSplits | None,
-                        seen_before: list[int] | None = None) -> None:
-    """Write checkpoint ``name``; ``last`` also carries the trainer state needed to resume. The
-    records of the files a ``pairs`` run read go with it, never the data; so do the bytes of
-    the training inputs, with ``seen_before`` (those of a resumed run, whose alphabet may have
-    changed since it began)."""
+                        cfg: RunConfig, progress: Progress, data: dict[str, Any]) -> None:
+    """Write checkpoint ``name`` with ``data``, the run's :func:`data_record`; ``last`` also
+    carries the trainer state needed to resume."""
     metrics = progress.history[-1] if progress.history else {}
     meta = {"step": progress.step, "epoch": progress.epoch, "metrics": metrics,
-            "progress": dataclasses.asdict(progress)}
-    if pairs is not None:
-        meta["data_files"] = [f.to_dict() for f in pairs.files]
-        meta["input_bytes"] = pairs.input_bytes
-    else:  # the characters drawn from, so that a later change to an alphabet is noticed
-        meta.update(inputs_record(cfg.data))
-        meta["input_bytes"] = sorted({*meta.get("input_bytes", []), *(seen_before or [])})
+            "progress": dataclasses.asdict(progress), **data}
     tensors = None
     if name == "last":
         tensors, meta["optimizer"] = pack_trainer_state(opt)

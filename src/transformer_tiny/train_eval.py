@@ -26,7 +26,7 @@ from .inputs import check_input_room
 from .logs import RunLog
 from .metrics import evaluate
 from .model import Seq2SeqTransformer
-from .run_state import Progress, read_last, save_run_checkpoint
+from .run_state import Progress, data_record, read_last, save_run_checkpoint
 from .rundir import claim_run_dir
 from .tasks import task_for
 from .tokenizer import PAD_ID
@@ -140,14 +140,15 @@ class Trainer:
         if resume:
             last = read_last(self.out, self.model, parameter_groups(self.model, cfg.train))
         self.opt = make_optimizer(self.model, cfg.train)
-        self.progress, self.seen_before = Progress(), None
+        self.progress, seen_before = Progress(), None
         if last is not None:
             last.check_same_data(self.dm.pairs)
             if last.changed_characters is not None and ctx.is_main:
                 print(f"warning: {last.changed_characters}; the run goes on with today's",
                       file=sys.stderr)
             last.restore(self.opt)
-            self.progress, self.seen_before = last.progress, last.input_bytes
+            self.progress, seen_before = last.progress, last.input_bytes
+        self.data_record = data_record(cfg, self.dm.pairs, seen_before)  # in every checkpoint
         self.first_step = self.progress.step  # where this process started (for the ETA)
         self.train_model = ctx.wrap(self.model)  # DistributedDataParallel with several processes
         if ctx.is_main:
@@ -162,7 +163,7 @@ class Trainer:
                                 "training stopped, the last good checkpoint is kept")
         for name in names:
             save_run_checkpoint(self.out, name, self.model, self.opt, self.cfg, self.progress,
-                                self.dm.pairs, self.seen_before)
+                                self.data_record)
 
     def close(self) -> None:
         """Close the logs and let another run use the folder."""
