@@ -20,7 +20,7 @@ from transformer_tiny.alphabets import ALPHABETS
 from transformer_tiny.cli.eval import eval_main
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from transformer_tiny.inputs import characters_changed, inputs_record
+from transformer_tiny.inputs import characters_changed, characters_record
 from transformer_tiny.pretrained import model_card
 from transformer_tiny.train_eval import train
 from transformer_tiny.web import manifest
@@ -60,17 +60,17 @@ def test_a_run_records_the_bytes_and_the_hash_of_its_alphabet(run):
 def test_the_hash_follows_how_often_each_character_is_drawn_not_only_which(monkeypatch):
     """``unicode`` weights ASCII up: the same characters drawn in another mix are another test
     set, so they must give another hash; a task with its own characters ignores the alphabet."""
-    digits = inputs_record(DataConfig(alphabet="digits"))
+    digits = characters_record(DataConfig(alphabet="digits"))
     assert digits["input_bytes"] == list(b"0123456789")
     assert digits["characters_sha256"] == hashlib.sha256(string.digits.encode()).hexdigest()
     monkeypatch.setitem(ALPHABETS, "digits", string.digits + "0" * 10)  # 0 drawn 11 times as often
-    reweighted = inputs_record(DataConfig(alphabet="digits"))
+    reweighted = characters_record(DataConfig(alphabet="digits"))
     assert reweighted["input_bytes"] == digits["input_bytes"]
     assert reweighted["characters_sha256"] != digits["characters_sha256"]
     monkeypatch.undo()
-    assert inputs_record(DataConfig(task="add", alphabet="unicode")) == \
-        inputs_record(DataConfig(task="add", alphabet="digits"))
-    assert inputs_record(DataConfig(task="pairs", train_file="x.tsv")) == {}
+    assert characters_record(DataConfig(task="add", alphabet="unicode")) == \
+        characters_record(DataConfig(task="add", alphabet="digits"))
+    assert characters_record(DataConfig(task="pairs", train_file="x.tsv")) == {}
 
 
 @pytest.mark.parametrize(("recorded", "changed"), [
@@ -83,7 +83,7 @@ def test_characters_changed_compares_with_the_record(recorded, changed):
     info = {} if recorded is None else {"characters_sha256": recorded}
     note = characters_changed(cfg, info)
     assert (note is None) if changed is None else note.startswith(changed)
-    assert characters_changed(cfg, inputs_record(cfg)) is None
+    assert characters_changed(cfg, characters_record(cfg)) is None
     add = DataConfig(task="add")
     assert characters_changed(add, {"characters_sha256": OTHER}).startswith(
         "task add's characters changed")
@@ -126,7 +126,7 @@ def test_resume_warns_when_the_alphabet_changed_and_goes_on(run, tmp_path, capsy
         "records others); the run goes on with today's\n" in err
     info = json.loads((old / "last.json").read_text())
     assert info["epoch"] == 2
-    assert info["characters_sha256"] == inputs_record(DataConfig(alphabet="printable"))[
+    assert info["characters_sha256"] == characters_record(DataConfig(alphabet="printable"))[
         "characters_sha256"]  # the checkpoints now record what the run trains on
     assert info["input_bytes"] == [1, *sorted(set(ALPHABETS["printable"].encode()))]
     assert transformer_tiny.load(old / "last.json").unseen_characters("\x01z\x02") == ["\x02"]
@@ -181,7 +181,7 @@ def test_card_and_page_do_not_describe_todays_alphabet_after_it_changed(run, tmp
     info = json.loads((tmp_path / "old" / "best.json").read_text())
     cfg = transformer_tiny.load(run).config
     assert manifest(cfg, info, "best.json")["alphabet_size"] is None
-    info["characters_sha256"] = inputs_record(cfg.data)["characters_sha256"]
+    info["characters_sha256"] = characters_record(cfg.data)["characters_sha256"]
     assert manifest(cfg, info, "best.json")["alphabet_size"] == len(ALPHABETS["printable"])
 
 
@@ -190,4 +190,4 @@ def test_the_card_after_a_change_names_a_task_s_own_characters():
     card = model_card(cfg, {}, {"characters_sha256": OTHER})
     assert "over task add's characters as they were when it was trained;" in card
     assert "own characters" not in card and "(11 characters)" not in card
-    assert "(11 characters)" in model_card(cfg, {}, inputs_record(cfg.data))
+    assert "(11 characters)" in model_card(cfg, {}, characters_record(cfg.data))

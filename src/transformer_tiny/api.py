@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import inputs_records, load_checkpoint, resolve_checkpoint, seen_bytes
+from .checkpoint import load_checkpoint, recorded_characters, resolve_checkpoint, seen_bytes
 from .config import SECTIONS, ConfigError, RunConfig, build_config
 from .data import hard_inputs, held_out_set
 from .decoding import predict, text_list
@@ -172,7 +172,7 @@ class TinyModel:
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``."""
         return save_pretrained(self._model, self._config, self.metrics, folder,
-                               inputs_records(self._info))
+                               recorded_characters(self._info))
 
     @classmethod
     def from_pretrained(cls, folder_or_repo_id: str | Path) -> TinyModel:

@@ -211,7 +211,7 @@ def seen_bytes(info: dict[str, Any]) -> list[int] | None:
     return seen if ok else None
 
 
-def inputs_records(info: dict[str, Any]) -> dict[str, Any]:
+def recorded_characters(info: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint records of its training inputs' characters (:func:`seen_bytes` and
     the characters' SHA-256), to be kept by a checkpoint written from it; a malformed entry is
     left out, as if it were not recorded."""

@@ -86,7 +86,7 @@ def unseen_characters(text: str, cfg: Any, seen_bytes: Any = None) -> list[str]:
     """The characters of ``text`` (each once, in order) that hold a byte no training input of
     ``cfg`` (a ``DataConfig``) ever held: the model reads bytes, so a character made of bytes it
     has seen, in other characters, is not new to it. ``seen_bytes`` (the bytes of the training
-    inputs that a checkpoint records, :func:`inputs_record`) replaces the alphabet's."""
+    inputs that a checkpoint records, :func:`characters_record`) replaces the alphabet's."""
     seen = seen_input_bytes(cfg, seen_bytes)
     if seen is None:
         return []  # the inputs came from files the checkpoint does not describe
@@ -108,7 +108,7 @@ def _bytes_of(chars: str) -> frozenset[int]:
     return frozenset(chars.encode("utf-8", "surrogatepass"))
 
 
-def inputs_record(cfg: Any) -> dict[str, Any]:
+def characters_record(cfg: Any) -> dict[str, Any]:
     """What a checkpoint records of the characters that the inputs of ``cfg`` (a ``DataConfig``)
     are drawn from: their bytes, and a SHA-256 of the characters as drawn (each as often as its
     alphabet holds it). A later version of an alphabet then changes neither the characters the
@@ -123,11 +123,11 @@ def inputs_record(cfg: Any) -> dict[str, Any]:
 
 def characters_changed(cfg: Any, info: dict[str, Any]) -> str | None:
     """A note if the characters that the inputs of ``cfg`` are drawn from are not those the
-    checkpoint ``info`` recorded (:func:`inputs_record`): the alphabet changed since training,
+    checkpoint ``info`` recorded (:func:`characters_record`): the alphabet changed since training,
     so its held-out sets are not those held out then. None if they are the same, or if the
     checkpoint records none (written before the record existed)."""
     recorded = info.get("characters_sha256")
-    now = inputs_record(cfg).get("characters_sha256")
+    now = characters_record(cfg).get("characters_sha256")
     if not isinstance(recorded, str) or now is None or recorded == now:
         return None
     name = input_characters(cfg)[0]

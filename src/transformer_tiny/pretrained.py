@@ -135,7 +135,7 @@ def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, A
                     folder: str | Path, inputs: dict[str, Any] | None = None) -> Path:
     """Write ``folder/config.json``, ``model.safetensors`` and ``README.md``; returns the
     folder. ``inputs``: what the checkpoint records of its training inputs' characters
-    (:func:`~transformer_tiny.checkpoint.inputs_records`; kept, so that the shared model still
+    (:func:`~transformer_tiny.checkpoint.recorded_characters`; kept, so that the shared model still
     knows which characters it never saw). A folder that
     holds other files than an earlier shared model of ours, or in which one of those files
     changed since it was written (an edited model card), is refused

@@ -26,7 +26,7 @@ from .checkpoint import (
     unpack_trainer_state,
 )
 from .config import ConfigError, RunConfig, TrainConfig, build_config
-from .inputs import characters_changed, inputs_record
+from .inputs import characters_changed, characters_record
 from .pair_files import PairsError, changed_files
 from .pairs import PairSplits
 
@@ -79,7 +79,7 @@ def data_record(cfg: RunConfig, pairs: PairSplits | None,
     if pairs is not None:
         return {"data_files": [f.to_dict() for f in pairs.files],
                 "input_bytes": pairs.input_bytes}
-    record = inputs_record(cfg.data)
+    record = characters_record(cfg.data)
     record["input_bytes"] = sorted({*record.get("input_bytes", []), *(seen_before or [])})
     return record
 
