@@ -44,6 +44,16 @@ from transformer_tiny.utils import set_threads  # noqa: E402
 QUICKSTART = "python scripts/train.py --epochs 3 --batch-size 128"
 CORPUS = "python benchmarks/text_corpus.py"
 EVAL = "python scripts/eval.py"
+
+
+def ascii_lines(chars: int, lines: int) -> list[tuple[str, str]]:
+    """A row: ``lines`` random printable ASCII lines of exactly ``chars`` characters, scored."""
+    path = f"runs/ascii-{chars}.txt"
+    return [("corpus", f"{CORPUS} ascii --min-len {chars} --max-len {chars} --n {lines} "
+                       f"--out {path}"),
+            ("eval", f"{EVAL} --file {path}")]
+
+
 ROWS: dict[str, list[tuple[str, str]]] = {  # row: [(name of the result, command), ...]
     "quickstart": [("train", QUICKSTART)],
     "ascii": [("train", f"{QUICKSTART} --alphabet printable --out runs/ascii")],  # back to back
@@ -57,18 +67,10 @@ ROWS: dict[str, list[tuple[str, str]]] = {  # row: [(name of the result, command
                      ("eval", f"{EVAL} --file runs/english-long.txt")],
     "ascii-random": [("corpus", f"{CORPUS} ascii --max-len 128 --out runs/ascii.txt"),
                      ("eval", f"{EVAL} --file runs/ascii.txt")],
-    "ascii-500": [("corpus", f"{CORPUS} ascii --min-len 500 --max-len 500 --n 100 "
-                             "--out runs/ascii-500.txt"),
-                  ("eval", f"{EVAL} --file runs/ascii-500.txt")],
-    "ascii-1000": [("corpus", f"{CORPUS} ascii --min-len 1000 --max-len 1000 --n 100 "
-                              "--out runs/ascii-1000.txt"),
-                   ("eval", f"{EVAL} --file runs/ascii-1000.txt")],
-    "ascii-3000": [("corpus", f"{CORPUS} ascii --min-len 3000 --max-len 3000 --n 30 "
-                              "--out runs/ascii-3000.txt"),
-                   ("eval", f"{EVAL} --file runs/ascii-3000.txt")],
-    "ascii-4000": [("corpus", f"{CORPUS} ascii --min-len 4000 --max-len 4000 --n 30 "
-                              "--out runs/ascii-4000.txt"),
-                   ("eval", f"{EVAL} --file runs/ascii-4000.txt")],
+    "ascii-500": ascii_lines(500, 100),
+    "ascii-1000": ascii_lines(1000, 100),
+    "ascii-3000": ascii_lines(3000, 30),
+    "ascii-4000": ascii_lines(4000, 30),
     "mixed": [("corpus", f"{CORPUS} mixed --min-len 1000 --max-len 1300 --n 100 "
                          "--out runs/mixed.txt"),
               ("eval", f"{EVAL} --file runs/mixed.txt")],
