@@ -242,13 +242,23 @@ def test_evaluate_refuses_what_it_cannot_score(untrained_run, untrained_pairs_ru
     (["abc"], [(1.0, 2)], TypeError, "buckets must be"),
     (["abc"], [(True, 2)], TypeError, "buckets must be"),
     (["abc"], [(1, True)], TypeError, "buckets must be"),
-    (["abc"], [(5, 1)], ValueError, r"bucket \(5, 1\): needs 1 <= lo <= hi"),
-    (["abc"], [(0, 4)], ValueError, r"bucket \(0, 4\)"),
+    (["abc"], [(5, 1)], ValueError, r"bucket \(5, 1\): needs 0 <= lo <= hi"),
+    (["abc"], [(-1, 4)], ValueError, r"bucket \(-1, 4\)"),
 ])
 def test_evaluate_refuses_inputs_and_buckets_of_the_wrong_kind(untrained_run, inputs, buckets,
                                                               error, match):
     with pytest.raises(error, match=match):
         transformer_tiny.load(untrained_run).evaluate(inputs, buckets=buckets)
+
+
+def test_evaluate_buckets_an_empty_input_and_counts_those_in_no_bucket(untrained_run):
+    model = transformer_tiny.load(untrained_run)
+    with pytest.warns(UserWarning, match="^1 input falls in no length bucket: counted in the "
+                                         "total only$"):
+        result = model.evaluate(["", "ab", "abcdefg"], buckets=[(0, 0), (1, 5)])
+    assert result.n == 3 and [b["n"] for b in result.buckets.values()] == [1, 1]
+    with pytest.raises(ValueError, match=r"bucket \(0, 4\): needs 1 <= lo <= hi"):
+        model.plot("unused", buckets=[(0, 4)])  # fresh strings have a character at least
 
 
 def test_evaluate_takes_any_iterable_and_buckets_as_lists(untrained_run):

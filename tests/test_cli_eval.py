@@ -77,8 +77,11 @@ def test_every_line_of_a_file_is_in_a_length_bucket_an_empty_one_too(untrained_r
     assert call_cli(eval_main, [*argv, "--lengths", "0-0,1-5"]) == 0  # a file's lines may be ""
     out, err = capsys.readouterr()
     assert [b["n"] for b in json.loads(out)["buckets"].values()] == [1, 2]
-    assert err == f"warning: 1 line falls in no --lengths bucket ({tmp_path / 'lines.txt'}): " \
+    assert err == f"warning: {tmp_path / 'lines.txt'}: 1 input falls in no length bucket: " \
         "counted in the total only\n"  # aabbcc, of 6 characters
+    assert call_cli(eval_main, [*argv, "--lengths", "1-5", "--alphabet", "digits"]) == 2
+    assert one_error_line(capsys) == "error: --alphabet is for the fresh strings of --lengths; " \
+        "--file scores its own lines"
 
 
 def test_hard_slice_is_reported_beside_the_test_set(untrained_run, capsys):

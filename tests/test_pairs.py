@@ -88,6 +88,11 @@ BAD_LINES = [
 ]
 
 
+def test_a_nested_object_may_repeat_its_keys(tmp_path):
+    line = b'{"input": "ab", "output": "ba", "meta": {"input": 1, "input": 2}}\n'
+    assert read_pairs(write(tmp_path / "p.jsonl", line), "train", 40)[0] == [("ab", "ba")]
+
+
 @pytest.mark.parametrize("name, data, line, reason", BAD_LINES)
 def test_bad_line_names_file_and_line(tmp_path, name, data, line, reason):
     f = write(tmp_path / name, data)

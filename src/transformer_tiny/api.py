@@ -29,7 +29,7 @@ from .data import hard_inputs, held_out_set
 from .decoding import predict, text_list
 from .extras import require
 from .inputs import input_characters, unseen_characters
-from .metrics import EvalResult, bucket_list, evaluate
+from .metrics import EvalResult, bucket_list, evaluate, outside_buckets
 from .plots import draw, drawable
 from .pretrained import save_pretrained
 from .run_state import resumed_config
@@ -130,7 +130,7 @@ class TinyModel:
         slice). A held-out split that may differ from the one held out in training (a pairs file
         or an alphabet changed since) gives a ``UserWarning``, as ``eval.py`` warns."""
         references, from_split = None, inputs is None
-        buckets = bucket_list(buckets)
+        buckets = bucket_list(buckets, empty=not from_split)
         if from_split:
             inputs, references = self._split(split)
         else:
@@ -142,6 +142,9 @@ class TinyModel:
         if not inputs:
             where = f"the {split} set holds none" if from_split else "an empty list"
             raise ValueError(f"nothing to evaluate: {where}")
+        note = outside_buckets(inputs, buckets) if buckets else None
+        if note:
+            warnings.warn(note, UserWarning, stacklevel=2)
         return evaluate(self._model, inputs, self._task, buckets, references=references)
 
     def _split(self, split: str) -> tuple[list[str], list[list[str]] | None]:

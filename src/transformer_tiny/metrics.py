@@ -36,9 +36,10 @@ def even_buckets(lo: int, hi: int, n: int = 4) -> Buckets:
     return [(a, min(hi, a + step - 1)) for a in range(lo, hi + 1, step)]
 
 
-def bucket_list(buckets: Any) -> Buckets | None:
-    """``buckets`` (None, or ``(lo, hi)`` pairs of ints with ``1 <= lo <= hi``) as a list of
-    tuples; ``TypeError`` or ``ValueError`` naming what is wrong otherwise."""
+def bucket_list(buckets: Any, empty: bool = False) -> Buckets | None:
+    """``buckets`` (None, or ``(lo, hi)`` pairs of ints with ``1 <= lo <= hi``; ``0 <= lo`` with
+    ``empty``, for inputs given that may be ``""``) as a list of tuples; ``TypeError`` or
+    ``ValueError`` naming what is wrong otherwise."""
     if buckets is None:
         return None
     try:
@@ -48,10 +49,21 @@ def bucket_list(buckets: Any) -> Buckets | None:
         pairs = [(operator.index(lo), operator.index(hi)) for lo, hi in items]
     except (TypeError, ValueError):  # not pairs, or not integers (NumPy's are)
         raise TypeError(f"buckets must be (lo, hi) pairs of ints, got {buckets!r}") from None
+    first = 0 if empty else 1
     for lo, hi in pairs:
-        if not 1 <= lo <= hi:
-            raise ValueError(f"bucket ({lo}, {hi}): needs 1 <= lo <= hi")
+        if not first <= lo <= hi:
+            raise ValueError(f"bucket ({lo}, {hi}): needs {first} <= lo <= hi")
     return pairs
+
+
+def outside_buckets(inputs: list[str], buckets: Buckets) -> str | None:
+    """A note if some ``inputs`` fall in none of the length ``buckets`` (they count in the
+    totals only)."""
+    n = sum(not any(lo <= len(x) <= hi for lo, hi in buckets) for x in inputs)
+    if not n:
+        return None
+    return ("1 input falls" if n == 1 else f"{n} inputs fall") + " in no length bucket: " \
+        "counted in the total only"
 
 
 def edit_errors(pred: str, references: Sequence[str]) -> tuple[int, int, int, int]:
@@ -100,8 +112,10 @@ def evaluate(model: Seq2SeqTransformer, inputs: list[str], task: str | Task,
 
     ``task`` is a :class:`Task` (``tasks.task_for(cfg.data)`` binds a run's task options) or a
     registered name (default options). ``references`` gives the accepted outputs of each input
-    instead (pairs read from files): an output is exact if it is any of them, and is scored
-    against the nearest. Buckets are by input length in characters.
+    instead (pairs read from files): an output is exact if it is any of them; its per-character
+    accuracy (and the example's target) is that of the one it matches best position by
+    position, its error rates those of the one fewest edits away. Buckets are by input length
+    in characters.
     """
     if isinstance(task, str):
         task = get_task(task)

@@ -122,13 +122,18 @@ def _hint(text: str, jsonl: bool) -> str:
     return ""
 
 
-def _object_once(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose ``input`` and ``output`` appear once each (JSON would keep the last)."""
+class _Fields(dict):
+    """A JSON object, with the first of ``input`` and ``output`` that it holds twice (JSON
+    would keep the last, silently)."""
+
+    twice: str | None = None
+
+
+def _fields(items: list[tuple[str, Any]]) -> _Fields:
+    obj = _Fields(items)
     keys = [key for key, _ in items]
-    twice = next((key for key in ("input", "output") if keys.count(key) > 1), None)
-    if twice:
-        raise ValueError(f'the field "{twice}" appears twice')
-    return dict(items)
+    obj.twice = next((key for key in ("input", "output") if keys.count(key) > 1), None)
+    return obj
 
 
 def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
@@ -142,13 +147,15 @@ def _parse(body: bytes, jsonl: bool) -> tuple[str, str]:
         raise ValueError(f"invalid UTF-8 at byte {e.start}") from None
     if jsonl:
         try:
-            obj = json.loads(text, object_pairs_hook=_object_once)
+            obj = json.loads(text, object_pairs_hook=_fields)
         except (json.JSONDecodeError, RecursionError):
             raise ValueError("not valid JSON" + _hint(text, jsonl)) from None
         if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str)
                                                 for k in ("input", "output")):
             raise ValueError('expected an object with string fields "input" and "output"'
                              + _hint(text, jsonl))
+        if obj.twice:  # of the line's own object (a nested one may repeat its keys)
+            raise ValueError(f'the field "{obj.twice}" appears twice')
         source, target = obj["input"], obj["output"]
     else:
         source, tab, target = text.partition("\t")

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import DATA_LIMITS, DataConfig, RunConfig
 from ..data import HeldOutSet, bucket_inputs, hard_inputs, held_out_set
-from ..metrics import Buckets, EvalResult, evaluate, even_buckets
+from ..metrics import Buckets, EvalResult, evaluate, even_buckets, outside_buckets
 from ..pairs import trained_on_note
 from ..tasks import Task, task_for
 from ..utils import json_text
@@ -42,7 +42,8 @@ def _parser(prog: str | None) -> Parser:
     p.add_argument("--file", metavar="FILE", type=nonempty,
                    help="evaluate on the lines of this UTF-8 text file")
     p.add_argument("--lengths", metavar="LO-HI,...",
-                   help="fresh strings in these length buckets, e.g. 33-64,65-128")
+                   help="fresh strings in these length buckets, e.g. 33-64,65-128 (with --file: "
+                        "the buckets of its lines, which may start at 0)")
     p.add_argument("--samples", type=int, default=200, metavar="N",
                    help="strings per bucket with --lengths (default: %(default)s)")
     p.add_argument("--alphabet", metavar="NAME", type=nonempty,
@@ -123,11 +124,9 @@ def _file_lines(args: argparse.Namespace, cfg: RunConfig) -> tuple[list[str], Bu
         raise UsageError(f"{args.file} has no lines")
     shortest = 0 if "" in inputs else 1  # an empty line is scored: it has a bucket too
     buckets = args.buckets or even_buckets(shortest, max(len(x) for x in inputs))
-    outside = sum(not any(lo <= len(x) <= hi for lo, hi in buckets) for x in inputs)
-    if outside:
-        lines = "1 line falls" if outside == 1 else f"{outside} lines fall"
-        print(f"warning: {lines} in no --lengths bucket ({args.file}): counted in the total "
-              "only", file=sys.stderr)
+    note = outside_buckets(inputs, buckets)
+    if note:
+        print(f"warning: {args.file}: {note}", file=sys.stderr)
     return inputs, buckets
 
 
@@ -151,11 +150,11 @@ def _check_task_flags(args: argparse.Namespace, task: Task) -> None:
     """The flags that go with one kind of task only: pairs read from files, or generated."""
     if task.reads_files and (args.file or args.lengths):
         raise UsageError("task pairs: evaluate on a file of pairs with --test-file")
+    if not task.reads_files and args.skip_bad_lines is not None:
+        raise UsageError(f"--skip-bad-lines is for task pairs; this model is task {task.name}")
     if not task.reads_files and args.test_file:
         raise UsageError(f"--test-file is for task pairs; this model is task {task.name} "
                          "(--file scores the lines of a file)")
-    if not task.reads_files and args.skip_bad_lines is not None:
-        raise UsageError(f"--skip-bad-lines is for task pairs; this model is task {task.name}")
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -169,8 +168,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
     other = next((flag for flag, value in given.items() if value is not None), None)
     if args.split is not None and other:
         raise UsageError(f"--split picks a held-out set: {other} scores other strings")
-    if args.alphabet is not None and args.lengths is None:
-        raise UsageError("--alphabet is for the fresh strings of --lengths")
+    if args.alphabet is not None and (args.lengths is None or args.file):
+        raise UsageError("--alphabet is for the fresh strings of --lengths" +
+                         ("; --file scores its own lines" if args.file else ""))
     args.split = args.split or "test"
     args.buckets = None if args.lengths is None else parse_buckets(args.lengths,
                                                                    empty=args.file is not None)
