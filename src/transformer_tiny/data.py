@@ -219,11 +219,13 @@ def _outputs_beyond_room(pairs: list[tuple[str, str]], task: Task, which: str) -
         return len(text.encode("utf-8", "surrogatepass"))
 
     n = sum(size(y) > room(size(x) + 2) for x, y in pairs)  # + 2: BOS and EOS
+    if not n:
+        return []
+    per_token = f"{room.per_token} byte{'s' * (room.per_token != 1)} per input token"
     fix = "" if task.reads_files else "; give the task an output_room (docs/tasks.md)"
     return [f"{n} {which} outputs are longer than decoding allows for their inputs "
-            f"({room.per_token} byte{'s' * (room.per_token != 1)} per input token + "
-            f"{room.plus}): eval.py scores them "
-            f"cut short; infer.py --max-new-tokens allows more{fix}"] if n else []
+            f"({per_token} + {room.plus}): eval.py scores them cut short; infer.py "
+            f"--max-new-tokens allows more{fix}"]
 
 
 class DataModule:
