@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from helpers import call_cli, chain_model, make_model, surrogate_model
+from helpers import call_cli, chain_model, greedy_trap_model, make_model, surrogate_model
 
 import transformer_tiny
 from transformer_tiny.checkpoint import CheckpointError, save_checkpoint
@@ -259,6 +259,19 @@ def test_evaluate_buckets_an_empty_input_and_counts_those_in_no_bucket(untrained
     assert result.n == 3 and [b["n"] for b in result.buckets.values()] == [1, 1]
     with pytest.raises(ValueError, match=r"bucket \(0, 4\): needs 1 <= lo <= hi"):
         model.plot("unused", buckets=[(0, 4)])  # fresh strings have a character at least
+
+
+def test_evaluate_decodes_with_a_beam_and_shows_examples(untrained_run):
+    """The greedy trap (helpers): greedy writes "ac" whatever the input, a beam "b"."""
+    trap = greedy_trap_model()
+    model = transformer_tiny.TinyModel(trap, RunConfig(trap.cfg, DataConfig(task="copy")))
+    greedy, beam = model.evaluate(["b", "ab"], examples=2), model.evaluate(["b", "ab"], beam=3)
+    assert (greedy.exact_match, beam.exact_match) == (0.0, 0.5)  # copy: "b" is right for "b"
+    assert [e["pred"] for e in greedy.examples] == ["ac", "ac"] and beam.examples == []
+    with pytest.raises(ValueError, match="examples must be an int >= 0"):
+        transformer_tiny.load(untrained_run).evaluate(["abc"], examples=-1)
+    with pytest.raises(ValueError, match="beam"):
+        transformer_tiny.load(untrained_run).evaluate(["abc"], beam=0)
 
 
 def test_evaluate_takes_any_iterable_and_buckets_as_lists(untrained_run):

@@ -124,11 +124,16 @@ class TinyModel:
         return unseen_characters(text, self._config.data, seen_bytes(self._info))
 
     def evaluate(self, inputs: list[str] | None = None, split: str = "test",
-                 buckets: list[tuple[int, int]] | None = None) -> EvalResult:
+                 buckets: list[tuple[int, int]] | None = None, beam: int = 1,
+                 examples: int = 0) -> EvalResult:
         """Exact match and per-character accuracy on ``inputs`` (default: the held-out
         ``split``, ``"test"`` or ``"val"``, of the training data, or ``"hard"``, the task's hard
-        slice). A held-out split that may differ from the one held out in training (a pairs file
-        or an alphabet changed since) gives a ``UserWarning``, as ``eval.py`` warns."""
+        slice), decoded greedily or with beam search (``beam > 1``), as ``eval.py`` scores them;
+        ``examples``: how many inputs, with their answer and output, the result shows. A
+        held-out split that may differ from the one held out in training (a pairs file or an
+        alphabet changed since) gives a ``UserWarning``, as ``eval.py`` warns."""
+        if not isinstance(examples, int) or isinstance(examples, bool) or examples < 0:
+            raise ValueError(f"examples must be an int >= 0, got {examples!r}")
         references, from_split = None, inputs is None
         buckets = bucket_list(buckets, empty=not from_split)
         if from_split:
@@ -145,7 +150,8 @@ class TinyModel:
         note = outside_buckets(inputs, buckets) if buckets else None
         if note:
             warnings.warn(note, UserWarning, stacklevel=2)
-        return evaluate(self._model, inputs, self._task, buckets, references=references)
+        return evaluate(self._model, inputs, self._task, buckets, examples,
+                        references=references, beam=beam)
 
     def _split(self, split: str) -> tuple[list[str], list[list[str]] | None]:
         """The inputs of a held-out ``split`` and, for pairs, their accepted outputs (read from
