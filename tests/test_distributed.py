@@ -33,7 +33,7 @@ LAUNCHER = textwrap.dedent("""
     import hashlib, json, os, sys
     from pathlib import Path
     sys.path.insert(0, {src!r})
-    from transformer_tiny import train_eval
+    from transformer_tiny import distributed, train_eval
     from transformer_tiny.cli.errors import run_cli
     from transformer_tiny.cli.train import train_main
 
@@ -43,13 +43,24 @@ LAUNCHER = textwrap.dedent("""
             super().__init__(*args, **kwargs)
             built.append(self)
     train_eval.Seq2SeqTransformer = Recorded
+
+    def threads():  # the names of this process's threads
+        tasks = Path("/proc/self/task")
+        return [(t / "comm").read_text().strip() for t in tasks.iterdir()] if tasks.exists() else []
+
+    left = []  # the threads left as the process group is left
+    leave = distributed.cleanup
+    def recorded_cleanup():
+        leave()
+        left.extend(threads())
+    distributed.cleanup = recorded_cleanup
     root, rank = Path(os.environ["REPLICA_ROOT"]), int(os.environ["RANK"])
     os.chdir(root / f"rank{{rank}}")
     code = run_cli(train_main, sys.argv[1:])
     digest = hashlib.sha256()
     for name, tensor in sorted(built[-1].state_dict().items()):
         digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
-    (root / f"rank{{rank}}.json").write_text(json.dumps({{"code": code,
+    (root / f"rank{{rank}}.json").write_text(json.dumps({{"code": code, "threads": left,
                                                            "sha256": digest.hexdigest()}}))
     sys.exit(code)
 """)
@@ -88,6 +99,9 @@ def torchrun(root: Path, args: list[str]) -> subprocess.CompletedProcess:
 def replica_hashes(root: Path) -> list[str]:
     reports = [json.loads((root / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["code"] for r in reports] == [0, 0]
+    # The process group ended as it was left: none of gloo's threads is left to abort the exit.
+    assert all(r["threads"] for r in reports)  # the group was left (the main thread at least)
+    assert [[t for t in r["threads"] if "gloo" in t] for r in reports] == [[], []]
     return [r["sha256"] for r in reports]
 
 

@@ -11,6 +11,7 @@ changes: one process, no process group.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,6 +107,10 @@ def setup(device: torch.device) -> DistContext:
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
+        # DistributedDataParallel imports torch._dynamo when first built; imported after the
+        # group exists, it keeps the group alive past destroy_process_group, and gloo's threads
+        # then run until the interpreter exits, where they can abort the process. Before, not.
+        importlib.import_module("torch._dynamo")
         dist.init_process_group(backend=backend, rank=rank, world_size=world)
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device,
                        dist.get_backend())
@@ -116,8 +121,9 @@ def process_group(device: torch.device) -> Iterator[DistContext]:
     """:func:`setup` for the length of a ``with`` block, then leave the group it joined.
 
     The group is destroyed explicitly, after a last barrier when the block ends normally, while
-    the model and the interpreter are still alive: left to the end of the process, ``gloo``'s
-    worker threads can outlive the tensors they hold and abort the process as it exits.
+    the interpreter is still alive: left to the end of the process, ``gloo``'s worker threads
+    can abort the process as it exits. Let go of the ``DistributedDataParallel`` wrapper inside
+    the block (it holds the group): the group and its threads then end with the block.
     """
     joined = not dist.is_initialized()
     ctx = setup(device)

@@ -113,7 +113,7 @@ class Trainer:
     def __init__(self, cfg: RunConfig, ctx: DistContext, resume: bool, tensorboard: bool,
                  overwrite: bool = False):
         self.cfg, self.ctx, self.out = cfg, ctx, Path(cfg.train.out)
-        self.lock = self.log = None
+        self.lock = self.log = self.train_model = None
         if ctx.is_main:  # only the main process writes: it checks and locks the folder
             self.lock = claim_run_dir(self.out, overwrite)
         try:
@@ -166,7 +166,9 @@ class Trainer:
                                 self.data_record)
 
     def close(self) -> None:
-        """Close the logs and let another run use the folder."""
+        """Close the logs, let another run use the folder and let go of the
+        ``DistributedDataParallel`` wrapper (its hold on the process group ends with it)."""
+        self.train_model = None
         if self.log is not None:
             self.log.close()
         if self.lock is not None:
