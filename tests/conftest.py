@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pytest
 import torch
 from helpers import MAX_POSITIONS, run_main
+from hypothesis import settings
 
 from transformer_tiny.cli.train import train_main
 from transformer_tiny.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -22,6 +23,11 @@ from transformer_tiny.train_eval import train
 
 # The models here are tiny: one thread is as fast as two.
 torch.set_num_threads(1)
+
+# No time limit per Hypothesis example: on a loaded machine one stall of a quarter second would
+# fail a property that holds.
+settings.register_profile("no-deadline", deadline=None)
+settings.load_profile("no-deadline")
 
 
 @pytest.hookimpl(wrapper=True)

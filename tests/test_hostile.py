@@ -539,12 +539,13 @@ def test_overwrite_and_retraining_keep_every_file_they_did_not_write(tmp_path):
 def test_two_runs_into_one_folder(tmp_path):
     out = tmp_path / "run"
     first = subprocess.Popen([sys.executable, "scripts/train.py", *TINY_RUN, "--out", str(out),
-                              "--train-samples", "20000", "--epochs", "1"], cwd=ROOT,
+                              "--train-samples", "20000", "--epochs", "2"], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = out / ".transformer-tiny.lock"
     deadline = time.monotonic() + 60
     while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert first.poll() is None, "the first run ended before the second began"
     second = train(out)
     assert first.wait(timeout=300) == 0, first.stderr.read()
     assert second.returncode == 2

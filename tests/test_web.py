@@ -88,6 +88,16 @@ def browser():
         chromium.close()
 
 
+@pytest.fixture(autouse=True)
+def close_pages(request):
+    """Close a test's pages after it: each holds its model's sessions (hundreds of MB), and the
+    module opens some 25."""
+    yield
+    if "browser" in request.fixturenames:
+        for context in request.getfixturevalue("browser").contexts:
+            context.close()
+
+
 def settled(page) -> str:
     page.wait_for_function("['done', 'error'].includes(document.body.dataset.state)",
                            timeout=60_000)
