@@ -21,7 +21,7 @@ from transformer_tiny.config import ConfigError, DataConfig, ModelConfig, RunCon
 from transformer_tiny.data import draw_inputs, heldout_inputs
 from transformer_tiny.inputs import unseen_characters
 from transformer_tiny.pretrained import example_input, model_card, training_command
-from transformer_tiny.tasks import task_for
+from transformer_tiny.tasks import TASKS, Task, register_task, task_for
 from transformer_tiny.tokenizer import BOS_ID, EOS_ID
 
 
@@ -207,6 +207,19 @@ def test_the_example_input_holds_only_characters_the_model_saw(alphabet):
     assert (example == "Hello_2025") == (alphabet in ("printable", "unicode"))
     short = DataConfig(alphabet=alphabet, min_len=1, max_len=4)  # Hello_2025 is 10 characters
     assert 1 <= len(example_input(short)) <= 4
+
+
+def test_model_card_of_a_task_of_ones_own_says_its_code_is_needed():
+    for name in ("reverse", "add", "sort"):  # built in
+        assert "not one of transformer-tiny's own" not in model_card(
+            RunConfig(data=DataConfig(task=name)), {})
+    register_task(Task("echo-for-a-card", "repeat the string", lambda text: text))
+    try:
+        card = model_card(RunConfig(data=DataConfig(task="echo-for-a-card")), {})
+    finally:
+        TASKS.pop("echo-for-a-card", None)
+    assert ("- the task `echo-for-a-card` is not one of transformer-tiny's own: run the code "
+            "that registers it (`register_task`) before `transformer_tiny.load`") in card
 
 
 def test_model_card_training_command_is_quoted_and_names_files_only():

@@ -29,7 +29,7 @@ from .checkpoint import (
 from .config import FILE_FIELDS, SECTIONS, RunConfig
 from .inputs import OWN_CHARACTERS, characters_changed, example_input, input_characters
 from .rundir import claim_output_dir
-from .tasks import task_for
+from .tasks import BUILT_IN, task_for
 from .utils import atomic_write_bytes, text_bytes
 
 MODEL_CARD = "README.md"
@@ -128,7 +128,16 @@ def model_card(cfg: RunConfig, metrics: dict[str, Any], inputs: dict[str, Any] |
         "## Limits", "",
         f"- inputs of at most {cfg.model.max_input_bytes:,} UTF-8 bytes",
         f"- {unseen}",
+        *_own_task_note(task.name),
         "", "## License", "", "MIT", ""])
+
+
+def _own_task_note(name: str) -> list[str]:
+    """A task registered by the user's own code: the card says that code is needed."""
+    if name in BUILT_IN:
+        return []
+    return [f"- the task `{name}` is not one of transformer-tiny's own: run the code that "
+            "registers it (`register_task`) before `transformer_tiny.load`"]
 
 
 def save_pretrained(model: torch.nn.Module, cfg: RunConfig, metrics: dict[str, Any],

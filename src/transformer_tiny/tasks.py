@@ -245,3 +245,7 @@ ADD = register_task(Task("add", "the sum of two decimal numbers a+b (zero-padded
                          add_answer, add_input, configure=_bind_add, present=strip_zeros,
                          characters=string.digits + "+", make_hard=carry_chain,
                          hard="carry chains of every length, and 0", within_training_lengths=True))
+
+# The tasks of this module; any other is registered by its user's own code, which must run again
+# wherever its checkpoints are loaded.
+BUILT_IN = frozenset(TASKS)
