@@ -89,6 +89,18 @@ def test_infer_shows_surrogate_output_with_replacement_chars(tmp_path):
     assert output_lines(proc) == ["\ufffd" * 3]
 
 
+def test_a_bad_max_new_tokens_is_the_one_line_before_any_input_is_read(tmp_path, capsys):
+    model = chain_model([BOS_ID, *b"ab", EOS_ID])
+    cfg = RunConfig(model=model.cfg, data=DataConfig(alphabet="digits"))
+    save_checkpoint(tmp_path, "best", model, cfg, {})
+    limit = model.cfg.max_new_tokens
+    for text in ("\x00", "é"):  # inputs that are warned of: never seen in training
+        argv = ["--checkpoint", str(tmp_path), "--text", text, "--max-new-tokens"]
+        for bad in ("0", str(limit + 1)):
+            assert call_cli(infer_main, [*argv, bad]) == 2
+            assert capsys.readouterr() == ("", f"error: --max-new-tokens must be in [1, {limit}]\n")
+
+
 def test_infer_warns_when_an_output_is_cut(tmp_path, capsys):
     model = chain_model([BOS_ID, *b"abcd", EOS_ID])
     save_checkpoint(tmp_path, "best", model, RunConfig(model=model.cfg), {})

@@ -60,6 +60,9 @@ def warn_unseen(texts: list[str], model: TinyModel) -> None:
 def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = _parser(prog).parse_args(argv)
     model, cfg, info = load_model(args)
+    limit = model.cfg.max_new_tokens  # checked before any input is read or warned of
+    if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
+        raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
     if args.text is not None:
         check_texts(args.text)
     texts = args.text if args.text is not None else \
@@ -71,9 +74,6 @@ def infer_main(argv: Sequence[str] | None = None, prog: str | None = None) -> in
         task.model_input(text)
     tiny = TinyModel(model, cfg, info)
     warn_unseen(texts, tiny)  # of what the model reads (add's spaces dropped)
-    limit = model.cfg.max_new_tokens
-    if args.max_new_tokens is not None and not 1 <= args.max_new_tokens <= limit:
-        raise UsageError(f"--max-new-tokens must be in [1, {limit}]")
     shown = for_terminal if sys.stdout.isatty() else str
     answers = tiny.answers(texts, args.beam, args.max_new_tokens)
     for n, (text, answer) in enumerate(zip(texts, answers, strict=True), 1):
