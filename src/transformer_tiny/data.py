@@ -30,7 +30,7 @@ from .heldout import is_heldout
 from .inputs import characters_changed
 from .pair_files import PairFile, changed_notes
 from .pairs import PairSplits, held_out_pairs, pair_splits
-from .tasks import Task, get_task, task_for
+from .tasks import BUILT_IN, Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
 _SPLIT_SALT = {"val": 1, "test": 2, "train": 3, "train-hard": 4}
@@ -228,6 +228,26 @@ def _outputs_beyond_room(pairs: list[tuple[str, str]], task: Task, which: str) -
             f"--max-new-tokens allows more{fix}"]
 
 
+def _options_not_taken(cfg: DataConfig, task: Task) -> list[str]:
+    """A note for each option of ``cfg`` set away from its default that ``task`` takes no
+    notice of: saved with the run, it would say what did not happen."""
+    default, name = DataConfig(), task.name
+    ignored = {  # option -> why the task ignores it
+        "alphabet": "its inputs come from its files" if task.reads_files else
+                    "its inputs are made of its own characters" if task.characters else None,
+        "shift": "only task shift shifts letters" if name in BUILT_IN and name != "shift"
+                 else None,  # a task of the user's own may read it
+        "hard_share": "its inputs come from its files" if task.reads_files else None,
+        "train_samples": "it trains on every pair of its files" if task.reads_files else None,
+        "min_len": "its inputs come from its files" if task.reads_files else None,
+        "max_len": "its inputs come from its files" if task.reads_files else None,
+        "skip_bad_lines": None if task.reads_files else "it reads no files",
+    }
+    return [f"task {name} takes no notice of {option}={getattr(cfg, option)!r}: {why}"
+            for option, why in ignored.items()
+            if why and getattr(cfg, option) != getattr(default, option)]
+
+
 class DataModule:
     """Builds the datasets and loaders for one :class:`DataConfig`. ``max_input_bytes`` is the
     model's (pairs read from files must fit it)."""
@@ -247,6 +267,7 @@ class DataModule:
             held = self.val_inputs + self.test_inputs  # drawn as training draws its strings
             self.notes = _outputs_beyond_room([(x, task.solve(x)) for x in held], task,
                                               "held-out")
+        self.notes = _options_not_taken(cfg, task) + self.notes
 
     def references(self, split: str) -> list[list[str]] | None:
         """The accepted outputs of each ``split`` input for pairs read from files (None for a

@@ -126,7 +126,7 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         self.dm = DataModule(cfg.data, cfg.model.max_input_bytes)  # reads and checks pairs files
         if ctx.is_main:
-            for note in self.dm.notes:  # bad lines skipped, an empty test split, long outputs
+            for note in self.dm.notes:  # ignored options, bad lines skipped, long outputs...
                 print(f"warning: {note}", file=sys.stderr)
         examples = self.dm.train_size
         self.steps_per_epoch = math.ceil(examples / cfg.train.batch_size) // ctx.world
