@@ -24,6 +24,7 @@ from transformer_tiny.data import (
     hard_inputs,
     heldout_inputs,
     length_grouped_batches,
+    options_not_taken,
 )
 from transformer_tiny.heldout import HELDOUT_FRACTION, hash_fraction, is_heldout
 from transformer_tiny.tasks import TASKS, OutputRoom, Task, register_task, task_for
@@ -66,9 +67,9 @@ def test_a_task_whose_outputs_outgrow_the_decoders_room_is_a_note():
         TASKS.pop("triple", None)
 
 
-def test_options_a_task_takes_no_notice_of_are_notes(tmp_path):
+def test_options_a_task_takes_no_notice_of_are_named(tmp_path):
     def notes(**fields):
-        return [n for n in DataModule(DataConfig(**fields)).notes if "takes no notice" in n]
+        return options_not_taken(DataConfig(**fields))
 
     assert notes(task="shift", shift=7, alphabet="letters", hard_share=0.5) == []  # all used
     assert notes(task="reverse", alphabet="digits", train_samples=64) == []

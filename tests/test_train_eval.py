@@ -257,6 +257,16 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
         [[r[k] for k in same] for r in read_metrics(reference)]
 
 
+def test_an_option_the_task_ignores_is_named_when_the_run_begins_not_on_resume(tmp_path,
+                                                                                capsys):
+    argv = [*SMALL, "--out", str(tmp_path / "run"), "--shift", "5"]
+    assert call_cli(train_main, [*argv, "--epochs", "1"]) == 0
+    said = "warning: task reverse takes no notice of shift=5: only task shift shifts letters\n"
+    assert capsys.readouterr().err == said
+    assert call_cli(train_main, [*argv, "--resume", "--epochs", "2"]) == 0
+    assert capsys.readouterr().err == ""  # the run's options cannot change on resume
+
+
 # ----------------------------------------------------------------------------- non-finite loss
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"

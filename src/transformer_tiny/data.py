@@ -228,9 +228,10 @@ def _outputs_beyond_room(pairs: list[tuple[str, str]], task: Task, which: str) -
             f"--max-new-tokens allows more{fix}"]
 
 
-def _options_not_taken(cfg: DataConfig, task: Task) -> list[str]:
-    """A note for each option of ``cfg`` set away from its default that ``task`` takes no
+def options_not_taken(cfg: DataConfig) -> list[str]:
+    """A note for each option of ``cfg`` set away from its default that its task takes no
     notice of: saved with the run, it would say what did not happen."""
+    task = task_for(cfg)
     default, name = DataConfig(), task.name
     ignored = {  # option -> why the task ignores it
         "alphabet": "its inputs come from its files" if task.reads_files else
@@ -267,7 +268,6 @@ class DataModule:
             held = self.val_inputs + self.test_inputs  # drawn as training draws its strings
             self.notes = _outputs_beyond_room([(x, task.solve(x)) for x in held], task,
                                               "held-out")
-        self.notes = _options_not_taken(cfg, task) + self.notes
 
     def references(self, split: str) -> list[list[str]] | None:
         """The accepted outputs of each ``split`` input for pairs read from files (None for a

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .config import RunConfig, TrainConfig
-from .data import DataModule
+from .data import DataModule, options_not_taken
 from .distributed import DistContext
 from .inputs import check_input_room
 from .logs import RunLog
@@ -125,8 +125,8 @@ class Trainer:
     def _build(self, resume: bool, tensorboard: bool) -> None:
         cfg, ctx = self.cfg, self.ctx
         self.dm = DataModule(cfg.data, cfg.model.max_input_bytes)  # reads and checks pairs files
-        if ctx.is_main:
-            for note in self.dm.notes:  # ignored options, bad lines skipped, long outputs...
+        if ctx.is_main:  # options ignored (said when the run began), bad lines, long outputs...
+            for note in ([] if resume else options_not_taken(cfg.data)) + self.dm.notes:
                 print(f"warning: {note}", file=sys.stderr)
         examples = self.dm.train_size
         self.steps_per_epoch = math.ceil(examples / cfg.train.batch_size) // ctx.world
