@@ -24,7 +24,6 @@ from transformer_tiny.data import (
     hard_inputs,
     heldout_inputs,
     length_grouped_batches,
-    options_not_taken,
 )
 from transformer_tiny.heldout import HELDOUT_FRACTION, hash_fraction, is_heldout
 from transformer_tiny.tasks import TASKS, OutputRoom, Task, register_task, task_for
@@ -65,34 +64,6 @@ def test_a_task_whose_outputs_outgrow_the_decoders_room_is_a_note():
             assert DataModule(DataConfig(task=name)).notes == [], name
     finally:
         TASKS.pop("triple", None)
-
-
-def test_options_a_task_takes_no_notice_of_are_named(tmp_path):
-    def notes(**fields):
-        return options_not_taken(DataConfig(**fields))
-
-    assert notes(task="shift", shift=7, alphabet="letters", hard_share=0.5) == []  # all used
-    assert notes(task="reverse", alphabet="digits", train_samples=64) == []
-    assert notes(task="reverse", shift=7, skip_bad_lines=True) == [
-        "task reverse takes no notice of shift=7: only task shift shifts letters",
-        "task reverse takes no notice of skip_bad_lines=True: it reads no files"]
-    assert notes(task="add", alphabet="digits") == [
-        "task add takes no notice of alphabet='digits': its inputs are made of its own "
-        "characters"]
-    pairs = tmp_path / "p.tsv"
-    pairs.write_text("".join(f"{i}\t{str(i)[::-1]}\n" for i in range(300)))
-    assert notes(task="pairs", train_file=str(pairs), skip_bad_lines=True) == []
-    assert [n.split(":")[0] for n in notes(task="pairs", train_file=str(pairs), alphabet="digits",
-                                           hard_share=0.5, train_samples=10, max_len=8)] == [
-        "task pairs takes no notice of alphabet='digits'",
-        "task pairs takes no notice of hard_share=0.5",
-        "task pairs takes no notice of train_samples=10",
-        "task pairs takes no notice of max_len=8"]
-    register_task(Task("own-echo", "repeat", lambda text: text))  # a user's: it may read shift
-    try:
-        assert notes(task="own-echo", shift=7) == []
-    finally:
-        TASKS.pop("own-echo", None)
 
 
 @pytest.mark.parametrize("name", ALL_TASKS)

@@ -27,7 +27,12 @@ from transformer_tiny.brackets import (
     parens_input,
 )
 from transformer_tiny.config import DataConfig
-from transformer_tiny.inputs import check_input_room, longest_input, unseen_characters
+from transformer_tiny.inputs import (
+    check_input_room,
+    longest_input,
+    options_not_taken,
+    unseen_characters,
+)
 from transformer_tiny.tasks import (
     TASKS,
     Task,
@@ -460,3 +465,31 @@ def test_add_models_read_inputs_up_to_their_training_lengths():
     with pytest.raises(ValueError, match="max_len 13: inputs of up to 13 characters of up to 1 "
                                          "bytes need 15 positions, this model has 12"):
         check_input_room(DataConfig(task="add", max_len=13), 10)
+
+
+def test_options_a_task_takes_no_notice_of_are_named(tmp_path):
+    def notes(**fields):
+        return options_not_taken(DataConfig(**fields))
+
+    assert notes(task="shift", shift=7, alphabet="letters", hard_share=0.5) == []  # all used
+    assert notes(task="reverse", alphabet="digits", train_samples=64) == []
+    assert notes(task="reverse", shift=7, skip_bad_lines=True) == [
+        "task reverse takes no notice of shift=7: only task shift shifts letters",
+        "task reverse takes no notice of skip_bad_lines=True: it reads no files"]
+    assert notes(task="add", alphabet="digits") == [
+        "task add takes no notice of alphabet='digits': its inputs are made of its own "
+        "characters"]
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text("".join(f"{i}\t{str(i)[::-1]}\n" for i in range(300)))
+    assert notes(task="pairs", train_file=str(pairs), skip_bad_lines=True) == []
+    assert [n.split(":")[0] for n in notes(task="pairs", train_file=str(pairs), alphabet="digits",
+                                           hard_share=0.5, train_samples=10, max_len=8)] == [
+        "task pairs takes no notice of alphabet='digits'",
+        "task pairs takes no notice of hard_share=0.5",
+        "task pairs takes no notice of train_samples=10",
+        "task pairs takes no notice of max_len=8"]
+    register_task(Task("own-echo", "repeat", lambda text: text))  # a user's: it may read shift
+    try:
+        assert notes(task="own-echo", shift=7) == []
+    finally:
+        TASKS.pop("own-echo", None)

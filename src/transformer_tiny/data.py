@@ -30,7 +30,7 @@ from .heldout import is_heldout
 from .inputs import characters_changed
 from .pair_files import PairFile, changed_notes
 from .pairs import PairSplits, held_out_pairs, pair_splits
-from .tasks import BUILT_IN, Task, get_task, task_for
+from .tasks import Task, get_task, task_for
 from .tokenizer import ByteTokenizer
 
 _SPLIT_SALT = {"val": 1, "test": 2, "train": 3, "train-hard": 4}
@@ -226,27 +226,6 @@ def _outputs_beyond_room(pairs: list[tuple[str, str]], task: Task, which: str) -
     return [f"{n} {which} outputs are longer than decoding allows for their inputs "
             f"({per_token} + {room.plus}): eval.py scores them cut short; infer.py "
             f"--max-new-tokens allows more{fix}"]
-
-
-def options_not_taken(cfg: DataConfig) -> list[str]:
-    """A note for each option of ``cfg`` set away from its default that its task takes no
-    notice of: saved with the run, it would say what did not happen."""
-    task = task_for(cfg)
-    default, name = DataConfig(), task.name
-    ignored = {  # option -> why the task ignores it
-        "alphabet": "its inputs come from its files" if task.reads_files else
-                    "its inputs are made of its own characters" if task.characters else None,
-        "shift": "only task shift shifts letters" if name in BUILT_IN and name != "shift"
-                 else None,  # a task of the user's own may read it
-        "hard_share": "its inputs come from its files" if task.reads_files else None,
-        "train_samples": "it trains on every pair of its files" if task.reads_files else None,
-        "min_len": "its inputs come from its files" if task.reads_files else None,
-        "max_len": "its inputs come from its files" if task.reads_files else None,
-        "skip_bad_lines": None if task.reads_files else "it reads no files",
-    }
-    return [f"task {name} takes no notice of {option}={getattr(cfg, option)!r}: {why}"
-            for option, why in ignored.items()
-            if why and getattr(cfg, option) != getattr(default, option)]
 
 
 class DataModule:

@@ -1,6 +1,7 @@
 """What a model's inputs are made of: the characters its training inputs were drawn from, the
 bytes it therefore saw (to name the characters of a text it never saw), what a checkpoint records
-of them (to notice an alphabet that changed since), and an example input to show.
+of them (to notice an alphabet that changed since), an example input to show, and the options
+of a config that its task takes no notice of.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import random
 from typing import Any
 
 from .alphabets import ALPHABETS
-from .tasks import task_for
+from .config import DataConfig
+from .tasks import BUILT_IN, task_for
 
 OWN_CHARACTERS, FROM_FILES = "its own characters", "the pairs it was trained on"
 
@@ -133,3 +135,24 @@ def characters_changed(cfg: Any, info: dict[str, Any]) -> str | None:
     name = input_characters(cfg)[0]
     which = f"task {cfg.task}'s characters" if name == OWN_CHARACTERS else f"alphabet {name}"
     return f"{which} changed since this model was trained (its checkpoint records others)"
+
+
+def options_not_taken(cfg: DataConfig) -> list[str]:
+    """A note for each option of ``cfg`` set away from its default that its task takes no
+    notice of: saved with the run, it would say what did not happen."""
+    task = task_for(cfg)
+    default, name = DataConfig(), task.name
+    ignored = {  # option -> why the task ignores it
+        "alphabet": "its inputs come from its files" if task.reads_files else
+                    "its inputs are made of its own characters" if task.characters else None,
+        "shift": "only task shift shifts letters" if name in BUILT_IN and name != "shift"
+                 else None,  # a task of the user's own may read it
+        "hard_share": "its inputs come from its files" if task.reads_files else None,
+        "train_samples": "it trains on every pair of its files" if task.reads_files else None,
+        "min_len": "its inputs come from its files" if task.reads_files else None,
+        "max_len": "its inputs come from its files" if task.reads_files else None,
+        "skip_bad_lines": None if task.reads_files else "it reads no files",
+    }
+    return [f"task {name} takes no notice of {option}={getattr(cfg, option)!r}: {why}"
+            for option, why in ignored.items()
+            if why and getattr(cfg, option) != getattr(default, option)]

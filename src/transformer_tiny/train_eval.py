@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .config import RunConfig, TrainConfig
-from .data import DataModule, options_not_taken
+from .data import DataModule
 from .distributed import DistContext
-from .inputs import check_input_room
+from .inputs import check_input_room, options_not_taken
 from .logs import RunLog
 from .metrics import evaluate
 from .model import Seq2SeqTransformer
