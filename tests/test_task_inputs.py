@@ -485,9 +485,9 @@ def test_options_a_task_takes_no_notice_of_are_named(tmp_path):
     assert [n.split(":")[0] for n in notes(task="pairs", train_file=str(pairs), alphabet="digits",
                                            hard_share=0.5, train_samples=10, max_len=8)] == [
         "task pairs takes no notice of alphabet='digits'",
-        "task pairs takes no notice of hard_share=0.5",
+        "task pairs takes no notice of max_len=8",
         "task pairs takes no notice of train_samples=10",
-        "task pairs takes no notice of max_len=8"]
+        "task pairs takes no notice of hard_share=0.5"]
     register_task(Task("own-echo", "repeat", lambda text: text))  # a user's: it may read shift
     try:
         assert notes(task="own-echo", shift=7) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import random
+from dataclasses import fields
 from typing import Any
 
 from .alphabets import ALPHABETS
@@ -141,18 +142,17 @@ def options_not_taken(cfg: DataConfig) -> list[str]:
     """A note for each option of ``cfg`` set away from its default that its task takes no
     notice of: saved with the run, it would say what did not happen."""
     task = task_for(cfg)
-    default, name = DataConfig(), task.name
-    ignored = {  # option -> why the task ignores it
-        "alphabet": "its inputs come from its files" if task.reads_files else
-                    "its inputs are made of its own characters" if task.characters else None,
-        "shift": "only task shift shifts letters" if name in BUILT_IN and name != "shift"
-                 else None,  # a task of the user's own may read it
-        "hard_share": "its inputs come from its files" if task.reads_files else None,
-        "train_samples": "it trains on every pair of its files" if task.reads_files else None,
-        "min_len": "its inputs come from its files" if task.reads_files else None,
-        "max_len": "its inputs come from its files" if task.reads_files else None,
-        "skip_bad_lines": None if task.reads_files else "it reads no files",
-    }
-    return [f"task {name} takes no notice of {option}={getattr(cfg, option)!r}: {why}"
-            for option, why in ignored.items()
-            if why and getattr(cfg, option) != getattr(default, option)]
+    if task.reads_files:  # option -> why the task ignores it
+        why = dict.fromkeys(("alphabet", "min_len", "max_len", "hard_share"),
+                            "its inputs come from its files")
+        why["train_samples"] = "it trains on every pair of its files"
+    else:
+        why = {"skip_bad_lines": "it reads no files"}
+        if task.characters:
+            why["alphabet"] = "its inputs are made of its own characters"
+    if task.name in BUILT_IN and task.name != "shift":  # a task of the user's own may read it
+        why["shift"] = "only task shift shifts letters"
+    default = DataConfig()
+    return [f"task {task.name} takes no notice of {f.name}={getattr(cfg, f.name)!r}: {why[f.name]}"
+            for f in fields(DataConfig)
+            if f.name in why and getattr(cfg, f.name) != getattr(default, f.name)]
